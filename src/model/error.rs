@@ -1,0 +1,23 @@
+use serde::Serialize;
+
+/// A problem with user-supplied input, tied to the field that caused it.
+///
+/// `field` is a dotted path into the input (`goals.0.event_tag`); `message` says what is wrong and
+/// how to fix it, in words a marketer can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InputError {
+    pub field: String,
+    pub message: String,
+}
+
+impl InputError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+
+    /// The same error nested under a parent field (`goals.0` + `event_tag`).
+    pub fn under(self, parent: &str) -> Self {
+        Self { field: format!("{parent}.{}", self.field), message: self.message }
+    }
+}

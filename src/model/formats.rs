@@ -1,0 +1,130 @@
+//! Format checks for the ids a user types in; shared by the CLI, the store and the UI.
+//! Each returns the cleaned value or a message that says what a good value looks like.
+
+fn is_lower_alnum(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// TikTok pixel code, e.g. `CABCD1234EFGH`: upper-case letters and digits.
+pub fn tiktok_pixel_code(raw: &str) -> Result<String, String> {
+    let s = raw.trim();
+    if (8..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "'{s}' is not a TikTok pixel code; copy the code from Events Manager → Data Sources (8–32 upper-case letters and digits, e.g. CABCD1234EFGH)"
+        ))
+    }
+}
+
+/// Reddit pixel id: `a2_` followed by lower-case letters and digits, e.g. `a2_abcd1234`.
+pub fn reddit_pixel_id(raw: &str) -> Result<String, String> {
+    let s = raw.trim();
+    match s.strip_prefix("a2_") {
+        Some(rest) if is_lower_alnum(rest) => Ok(s.to_owned()),
+        _ => Err(format!(
+            "'{s}' is not a Reddit pixel id; it starts with a2_ followed by lower-case letters and digits (e.g. a2_abcd1234), as shown in Events Manager"
+        )),
+    }
+}
+
+/// X pixel id, e.g. `oka17`: lower-case letters and digits.
+pub fn x_pixel_id(raw: &str) -> Result<String, String> {
+    let s = raw.trim();
+    if (2..=16).contains(&s.len()) && is_lower_alnum(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "'{s}' is not an X pixel id; copy it from Events Manager (lower-case letters and digits, e.g. oka17)"
+        ))
+    }
+}
+
+/// X Single Event Tag id, `tw-<pixel>-<event>`, e.g. `tw-oka17-ol288`.
+pub fn x_event_tag(raw: &str) -> Result<String, String> {
+    let s = raw.trim();
+    let ok = s
+        .strip_prefix("tw-")
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(pixel, tag)| {
+            (2..=16).contains(&pixel.len()) && (2..=16).contains(&tag.len()) && is_lower_alnum(pixel) && is_lower_alnum(tag)
+        });
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "'{s}' is not an X event tag; use the Single Event Tag id from Events Manager, shaped tw-xxxxx-yyyyy (e.g. tw-oka17-ol288)"
+        ))
+    }
+}
+
+/// The pixel part of an event tag (`tw-oka17-ol288` → `oka17`), for consistency warnings.
+pub fn x_event_tag_pixel(tag: &str) -> Option<&str> {
+    tag.strip_prefix("tw-")?.split_once('-').map(|(pixel, _)| pixel)
+}
+
+/// An API base URL override (the sandbox). Plain http only on loopback: tokens must not cross a
+/// network unencrypted.
+pub fn base_url(raw: &str) -> Result<String, String> {
+    let s = raw.trim().trim_end_matches('/');
+    let host_port = if let Some(rest) = s.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = s.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        let host = if rest.starts_with('[') { rest.split(']').next().unwrap_or_default().trim_start_matches('[') } else { host };
+        if !matches!(host, "127.0.0.1" | "localhost" | "::1") && !host.starts_with("127.") {
+            return Err(format!(
+                "'{s}' uses plain http on a non-loopback host; use https, or http only for 127.0.0.1 / localhost / [::1]"
+            ));
+        }
+        rest
+    } else {
+        return Err(format!("'{s}' is not an http(s) URL; write it like https://api.example.com or http://127.0.0.1:8787"));
+    };
+    if host_port.is_empty() || host_port.contains(char::is_whitespace) {
+        return Err(format!("'{s}' has no host; write it like http://127.0.0.1:8787"));
+    }
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiktok_pixel_codes() {
+        assert_eq!(tiktok_pixel_code(" CABCD1234EFGH ").as_deref(), Ok("CABCD1234EFGH"));
+        for bad in ["", "cabcd1234efgh", "CABC D1234", "SHORT", "CABCD1234EFGH!"] {
+            assert!(tiktok_pixel_code(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reddit_pixel_ids() {
+        assert_eq!(reddit_pixel_id("  a2_abcd1234 ").as_deref(), Ok("a2_abcd1234"));
+        for bad in ["abcd1234", "a2_", "a2_ABCD", "t2_abcd", "a2_ab cd", "a2-abcd"] {
+            let err = reddit_pixel_id(bad).unwrap_err();
+            assert!(err.contains("a2_"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn x_ids_and_tags() {
+        assert_eq!(x_pixel_id("oka17").as_deref(), Ok("oka17"));
+        assert!(x_pixel_id("OKA17").is_err());
+        assert_eq!(x_event_tag(" tw-oka17-ol288").as_deref(), Ok("tw-oka17-ol288"));
+        for bad in ["tw-oka17", "oka17-ol288", "tw--ol288", "tw-oka17-", "tw-OKA17-ol288", "tw-oka17-ol288-x"] {
+            assert!(x_event_tag(bad).is_err(), "{bad}");
+        }
+        assert_eq!(x_event_tag_pixel("tw-oka17-ol288"), Some("oka17"));
+    }
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(base_url("http://127.0.0.1:8787/").as_deref(), Ok("http://127.0.0.1:8787"));
+        assert!(base_url("http://[::1]:9000").is_ok());
+        assert!(base_url("https://ads-api.x.com").is_ok());
+        assert!(base_url("http://ads-api.x.com").is_err());
+        assert!(base_url("ftp://x").is_err());
+    }
+}

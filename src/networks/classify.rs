@@ -1,0 +1,106 @@
+use std::time::Duration;
+
+/// A network's answer, as plain data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn new(status: u16, body: impl Into<String>) -> Self {
+        Self { status, headers: Vec::new(), body: body.into() }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+}
+
+/// What happened to one item of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemOutcome {
+    Success,
+    /// Refused for good; never retried. `credential` marks 401/403-class refusals that pause
+    /// the config until its credentials change.
+    Rejected { reason: String, credential: bool },
+    /// Worth another attempt later; `retry_after` is the wait the network asked for.
+    Transient { reason: String, retry_after: Option<Duration> },
+    /// Not judged on its own: the batch failed because of other items, send it again alone.
+    Resend,
+}
+
+impl ItemOutcome {
+    pub fn rejected(reason: impl Into<String>) -> Self {
+        ItemOutcome::Rejected { reason: reason.into(), credential: false }
+    }
+
+    pub fn credential(reason: impl Into<String>) -> Self {
+        ItemOutcome::Rejected { reason: reason.into(), credential: true }
+    }
+
+    pub fn transient(reason: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        ItemOutcome::Transient { reason: reason.into(), retry_after }
+    }
+}
+
+/// The reading of one answer: an outcome per item sent, plus the network's request/debug id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classification {
+    pub items: Vec<ItemOutcome>,
+    pub request_id: Option<String>,
+}
+
+impl Classification {
+    /// Every item shares one outcome.
+    pub fn all(outcome: ItemOutcome, items_sent: usize, request_id: Option<String>) -> Self {
+        Self { items: vec![outcome; items_sent], request_id }
+    }
+
+    /// A payload refusal of a whole batch: a single item is rejected, a larger batch is split
+    /// and re-sent item by item so that one bad event never fails the good ones.
+    pub fn refused_batch(reason: String, items_sent: usize, request_id: Option<String>) -> Self {
+        if items_sent <= 1 {
+            Self::all(ItemOutcome::rejected(reason), items_sent, request_id)
+        } else {
+            Self::all(ItemOutcome::Resend, items_sent, request_id)
+        }
+    }
+}
+
+/// Seconds from a `Retry-After` header (delta seconds only; dates fall back to our backoff).
+pub(super) fn retry_after(response: &HttpResponse) -> Option<Duration> {
+    response.header("retry-after")?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The generic reading of an HTTP status when the body says nothing more specific.
+pub(super) fn by_status(response: &HttpResponse, items_sent: usize, detail: String, retry: Option<Duration>) -> Classification {
+    let status = response.status;
+    let reason = if detail.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {detail}") };
+    match status {
+        200..=299 => Classification::all(ItemOutcome::Success, items_sent, None),
+        401 | 403 => Classification::all(ItemOutcome::credential(reason), items_sent, None),
+        408 | 429 | 500..=599 => Classification::all(ItemOutcome::transient(reason, retry), items_sent, None),
+        _ => Classification::refused_batch(reason, items_sent, None),
+    }
+}
+
+/// A short, single-line excerpt of a body for the delivery log (HTML error pages included).
+pub(super) fn excerpt(body: &str) -> String {
+    let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
+    }
+}

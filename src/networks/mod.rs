@@ -1,0 +1,247 @@
+//! The three ad networks: turning prepared events into HTTP requests and answers into outcomes.
+//!
+//! Everything here is pure: the request builders take plain data and return plain data, the
+//! classifiers take a status, headers and body. I/O lives in `delivery`.
+
+mod classify;
+pub mod money;
+mod reddit;
+mod request;
+mod tiktok;
+mod x;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use classify::{Classification, HttpResponse, ItemOutcome};
+pub use request::{Header, HeaderValue, Request};
+
+use crate::identity::{self, EmailRule, Identity};
+use crate::model::{Consent, ConversionEvent, Network, PostbackConfig};
+
+/// Why an event is not forwarded to a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    ConsentNone,
+    NoIdentifier,
+    EventNotTriggered,
+    NoMappedGoal,
+    PlayerErased,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::ConsentNone => "consent_none",
+            SkipReason::NoIdentifier => "no_identifier",
+            SkipReason::EventNotTriggered => "event_not_triggered",
+            SkipReason::NoMappedGoal => "no_mapped_goal",
+            SkipReason::PlayerErased => "player_erased",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skip {
+    pub reason: SkipReason,
+    pub message: String,
+}
+
+impl Skip {
+    fn new(reason: SkipReason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into() }
+    }
+}
+
+/// One event made ready for one config: the network's items (one per event for TikTok and
+/// Reddit, one per mapped Goal for X) and what weakened it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedEvent {
+    pub event_id: String,
+    pub items: Vec<Value>,
+    pub warnings: Vec<String>,
+}
+
+/// The most items one request may carry.
+pub fn batch_limit(network: Network) -> usize {
+    match network {
+        Network::TikTok => tiktok::MAX_EVENTS,
+        Network::Reddit => reddit::MAX_EVENTS,
+        Network::X => x::MAX_CONVERSIONS,
+    }
+}
+
+/// Decides whether `event` goes to `config` and builds its items.
+///
+/// Order of the checks: erasure, then routing (trigger events / goals), then consent, then the
+/// network's minimum identifier.
+pub fn prepare(config: &PostbackConfig, event: &ConversionEvent, player_erased: bool) -> Result<PreparedEvent, Skip> {
+    if player_erased {
+        return Err(Skip::new(SkipReason::PlayerErased, "this player asked to be erased; their events are never forwarded"));
+    }
+    route(config, event)?;
+    if event.consent == Consent::None {
+        return Err(Skip::new(SkipReason::ConsentNone, "the player gave no consent (consent: none); nothing is forwarded"));
+    }
+    let mut warnings = Vec::new();
+    let rule = if config.network() == Network::Reddit { EmailRule::Reddit } else { EmailRule::Plain };
+    let id = identity::resolve(event, rule, &mut warnings);
+    check_minimum_identifier(config.network(), &id, event.consent)?;
+    let money = money::resolve(event, &mut warnings);
+    let items = match config {
+        PostbackConfig::TikTok(_) => vec![tiktok::event_item(event, &id, money.as_ref())],
+        PostbackConfig::Reddit(_) => vec![reddit::event_item(event, &id, money.as_ref())],
+        PostbackConfig::X(c) => x::conversions(c, event, &id, money.as_ref(), &mut warnings),
+    };
+    Ok(PreparedEvent { event_id: event.event_id.clone(), items, warnings })
+}
+
+fn route(config: &PostbackConfig, event: &ConversionEvent) -> Result<(), Skip> {
+    let triggers = match config {
+        PostbackConfig::TikTok(c) => &c.trigger_events,
+        PostbackConfig::Reddit(c) => &c.trigger_events,
+        PostbackConfig::X(c) => {
+            return if x::mapped_goals(c, &event.name).next().is_some() {
+                Ok(())
+            } else {
+                Err(Skip::new(
+                    SkipReason::NoMappedGoal,
+                    format!("no active X Conversion Goal with an event tag counts '{}'; map a goal to it", event.name),
+                ))
+            };
+        }
+    };
+    if triggers.iter().any(|t| t == &event.name) {
+        Ok(())
+    } else {
+        Err(Skip::new(
+            SkipReason::EventNotTriggered,
+            format!("'{}' is not one of this config's trigger events ({})", event.name, triggers.join(", ")),
+        ))
+    }
+}
+
+fn check_minimum_identifier(network: Network, id: &Identity, consent: Consent) -> Result<(), Skip> {
+    let (ok, needed) = match network {
+        Network::TikTok => (id.ttclid.is_some(), "a TikTok click id (ttclid)"),
+        Network::Reddit => (id.rdt_cid.is_some() || id.email_sha256.is_some(), "a Reddit click id (rdt_cid) or an email"),
+        Network::X => (
+            id.twclid.is_some() || id.email_sha256.is_some() || id.phone_sha256.is_some(),
+            "an X click id (twclid), an email or a phone number",
+        ),
+    };
+    if ok {
+        return Ok(());
+    }
+    let consent_note = if consent == Consent::Anonymous { " (at anonymous consent only click ids count)" } else { "" };
+    Err(Skip::new(
+        SkipReason::NoIdentifier,
+        format!("{} needs {needed}{consent_note}; IP address and user agent alone are not enough", network.display_name()),
+    ))
+}
+
+/// Groups prepared events into the fewest requests within the network's batch limit.
+/// An event's items always travel together; a validation request (test code) carries one event.
+pub fn build_requests(config: &PostbackConfig, events: &[PreparedEvent]) -> Vec<Request> {
+    let limit = if has_test_code(config) { 1 } else { batch_limit(config.network()) };
+    let mut requests = Vec::new();
+    let mut items: Vec<Value> = Vec::new();
+    let mut owners: Vec<usize> = Vec::new();
+    let mut events_in_chunk = 0;
+    for (index, event) in events.iter().enumerate() {
+        let full = if has_test_code(config) { events_in_chunk >= 1 } else { items.len() + event.items.len() > limit };
+        if full && !items.is_empty() {
+            requests.push(request_for(config, std::mem::take(&mut items), std::mem::take(&mut owners)));
+            events_in_chunk = 0;
+        }
+        items.extend(event.items.iter().cloned());
+        owners.extend(std::iter::repeat_n(index, event.items.len()));
+        events_in_chunk += 1;
+    }
+    if !items.is_empty() {
+        requests.push(request_for(config, items, owners));
+    }
+    requests
+}
+
+fn has_test_code(config: &PostbackConfig) -> bool {
+    match config {
+        PostbackConfig::TikTok(c) => c.test_event_code.is_some(),
+        PostbackConfig::Reddit(c) => c.test_id.is_some(),
+        PostbackConfig::X(_) => false,
+    }
+}
+
+fn request_for(config: &PostbackConfig, items: Vec<Value>, item_events: Vec<usize>) -> Request {
+    let (url, headers, body) = match config {
+        PostbackConfig::TikTok(c) => tiktok::request(c, items),
+        PostbackConfig::Reddit(c) => reddit::request(c, items),
+        PostbackConfig::X(c) => x::request(c, items),
+    };
+    Request { method: "POST", url, headers, body, item_events }
+}
+
+/// Reads one answer of `network` to `request`: one outcome per item the request carried.
+/// `now` is the caller's clock (epoch seconds), used only to turn a reset time into a wait.
+pub fn classify(network: Network, request: &Request, response: &HttpResponse, now: i64) -> Classification {
+    let items_sent = request.item_events.len();
+    match network {
+        Network::TikTok => tiktok::classify(response, items_sent),
+        Network::Reddit => reddit::classify(&request.body, response, items_sent),
+        Network::X => x::classify(response, items_sent, now),
+    }
+}
+
+/// The outcome of a request that got no answer (connection refused, reset, timed out).
+pub fn transport_failure(message: &str, items_sent: usize) -> Classification {
+    Classification::all(ItemOutcome::transient(format!("no answer: {message}"), None), items_sent, None)
+}
+
+/// Why the network would refuse this event at send time because of its age, if it would.
+pub fn send_window_problem(network: Network, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
+    match network {
+        Network::Reddit => reddit::send_window_problem(occurred_at, now),
+        Network::TikTok | Network::X => None,
+    }
+}
+
+/// The JSON document `postback preview` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Preview {
+    Forwarded {
+        requests: Vec<Value>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
+    Skipped {
+        skipped: Skip,
+    },
+}
+
+/// What would be sent for one event, credentials redacted. `now` only adds warnings.
+pub fn preview(config: &PostbackConfig, event: &ConversionEvent, player_erased: bool, now: DateTime<Utc>) -> Preview {
+    match prepare(config, event, player_erased) {
+        Err(skipped) => Preview::Skipped { skipped },
+        Ok(prepared) => {
+            let mut warnings = prepared.warnings.clone();
+            warnings.extend(send_window_problem(config.network(), event.occurred_at, now));
+            let requests = build_requests(config, std::slice::from_ref(&prepared)).iter().map(Request::redacted_json).collect();
+            Preview::Forwarded { requests, warnings }
+        }
+    }
+}
+
+/// Joins a base URL override (or the network's real host) with an API path.
+fn endpoint(base_url: Option<&str>, default_base: &str, path: &str) -> String {
+    format!("{}{path}", base_url.unwrap_or(default_base).trim_end_matches('/'))
+}
+
+/// Inserts `key: value` into a JSON object when the value is present.
+fn put(obj: &mut serde_json::Map<String, Value>, key: &str, value: Option<impl Into<Value>>) {
+    if let Some(v) = value {
+        obj.insert(key.to_owned(), v.into());
+    }
+}

@@ -1,0 +1,262 @@
+//! Games, goals and postback configs.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::model::{
+    ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig,
+};
+
+pub const DEMO_GAME_NAME: &str = "Sandbox Game";
+
+/// A config as saved: the settings plus what the store knows about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConfig {
+    pub id: i64,
+    pub game_id: i64,
+    pub enabled: bool,
+    /// The keychain entry holding the credential (never the credential itself).
+    pub credential_ref: Option<String>,
+    pub config: PostbackConfig,
+}
+
+async fn upsert_goal(
+    conn: &mut sqlx::SqliteConnection,
+    game_id: i64,
+    goal: &Goal,
+    position: i64,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO goals (game_id, key, name, event, active, position) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (game_id, key) DO UPDATE SET name = excluded.name, event = excluded.event,
+             active = excluded.active, position = excluded.position
+         RETURNING id",
+    )
+    .bind(game_id)
+    .bind(&goal.id)
+    .bind(&goal.name)
+    .bind(&goal.event)
+    .bind(goal.active)
+    .bind(position)
+    .fetch_one(conn)
+    .await?)
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl Store {
+    pub async fn create_game(&self, name: &str) -> Result<Game, StoreError> {
+        let id: i64 = sqlx::query_scalar("INSERT INTO games (name) VALUES (?) RETURNING id")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Game { id, name: name.to_owned() })
+    }
+
+    pub async fn games(&self) -> Result<Vec<Game>, StoreError> {
+        let rows = sqlx::query("SELECT id, name FROM games ORDER BY id").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| Game { id: r.get("id"), name: r.get("name") }).collect())
+    }
+
+    /// Adds or updates a Conversion Goal of a game, keyed by its id; returns the row id.
+    pub async fn upsert_goal(&self, game_id: i64, goal: &Goal, position: i64) -> Result<i64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        upsert_goal(&mut conn, game_id, goal, position).await
+    }
+
+    /// Saves a new config. A game has at most one config per network: a second one is refused.
+    pub async fn create_config(
+        &self,
+        game_id: i64,
+        config: &PostbackConfig,
+        credential_ref: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let game_exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM games WHERE id = ?").bind(game_id).fetch_optional(&mut *tx).await?;
+        if game_exists.is_none() {
+            return Err(StoreError::GameNotFound(game_id));
+        }
+        let triggers = match config {
+            PostbackConfig::TikTok(c) => c.trigger_events.clone(),
+            PostbackConfig::Reddit(c) => c.trigger_events.clone(),
+            PostbackConfig::X(_) => Vec::new(),
+        };
+        let triggers = serde_json::to_string(&triggers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let inserted = sqlx::query_scalar(
+            "INSERT INTO configs (game_id, network, pixel, trigger_events, base_url, credential_ref)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(game_id)
+        .bind(config.network().as_str())
+        .bind(config.pixel())
+        .bind(triggers)
+        .bind(config.base_url())
+        .bind(credential_ref)
+        .fetch_one(&mut *tx)
+        .await;
+        let config_id: i64 = match inserted {
+            Ok(id) => id,
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::ConfigExists(config.network())),
+            Err(e) => return Err(e.into()),
+        };
+        if let PostbackConfig::X(x) = config {
+            for (position, goal) in x.goals.iter().enumerate() {
+                let goal_id = upsert_goal(&mut tx, game_id, goal, position as i64).await?;
+                if let Some(tag) = &goal.event_tag {
+                    sqlx::query("INSERT INTO x_goal_tags (config_id, goal_id, event_tag) VALUES (?, ?, ?)")
+                        .bind(config_id)
+                        .bind(goal_id)
+                        .bind(tag)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(config_id)
+    }
+
+    /// The game's configs, in network order.
+    pub async fn configs(&self, game_id: i64) -> Result<Vec<StoredConfig>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, network, pixel, trigger_events, base_url, enabled, credential_ref
+             FROM configs WHERE game_id = ? ORDER BY id",
+        )
+        .bind(game_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut configs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.get("id");
+            let network_name: String = row.get("network");
+            let network = Network::parse(&network_name)
+                .ok_or_else(|| StoreError::Corrupt(format!("config {id} has unknown network '{network_name}'")))?;
+            let pixel: String = row.get("pixel");
+            let base_url: Option<String> = row.get("base_url");
+            let triggers: String = row.get("trigger_events");
+            let trigger_events = || -> Result<Vec<String>, StoreError> {
+                serde_json::from_str(&triggers).map_err(|e| StoreError::Corrupt(format!("config {id} trigger events: {e}")))
+            };
+            let config = match network {
+                Network::TikTok => PostbackConfig::TikTok(TikTokConfig {
+                    pixel_code: pixel,
+                    trigger_events: trigger_events()?,
+                    test_event_code: None,
+                    base_url,
+                }),
+                Network::Reddit => PostbackConfig::Reddit(RedditConfig {
+                    pixel_id: pixel,
+                    trigger_events: trigger_events()?,
+                    test_id: None,
+                    base_url,
+                }),
+                Network::X => PostbackConfig::X(XConfig { pixel_id: pixel, goals: self.x_goals(game_id, id).await?, base_url }),
+            };
+            configs.push(StoredConfig {
+                id,
+                game_id,
+                enabled: row.get("enabled"),
+                credential_ref: row.get("credential_ref"),
+                config,
+            });
+        }
+        Ok(configs)
+    }
+
+    /// Every goal of the game, with this X config's event tag where one is mapped.
+    async fn x_goals(&self, game_id: i64, config_id: i64) -> Result<Vec<Goal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.key, g.name, g.event, g.active, t.event_tag
+             FROM goals g LEFT JOIN x_goal_tags t ON t.goal_id = g.id AND t.config_id = ?
+             WHERE g.game_id = ? ORDER BY g.position, g.id",
+        )
+        .bind(config_id)
+        .bind(game_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Goal {
+                id: r.get("key"),
+                name: r.get("name"),
+                event: r.get("event"),
+                active: r.get("active"),
+                event_tag: r.get("event_tag"),
+            })
+            .collect())
+    }
+
+    /// One row per network for Settings → Integrations.
+    pub async fn integrations(&self, game_id: i64) -> Result<Vec<ConfigSummary>, StoreError> {
+        let configs = self.configs(game_id).await?;
+        Ok(Network::ALL
+            .iter()
+            .map(|&network| {
+                let stored = configs.iter().find(|c| c.config.network() == network);
+                ConfigSummary {
+                    game_id,
+                    network,
+                    display_name: network.display_name().to_owned(),
+                    status: match stored {
+                        Some(c) if c.credential_ref.is_some() => IntegrationStatus::Connected,
+                        _ => IntegrationStatus::NotConnected,
+                    },
+                    enabled: stored.is_some_and(|c| c.enabled),
+                    pixel: stored.map(|c| c.config.pixel().to_owned()),
+                    base_url: stored.and_then(|c| c.config.base_url().map(str::to_owned)),
+                    // Deliveries arrive with the delivery engine; until then nothing has been attempted.
+                    health: Health::NoRecentActivity,
+                }
+            })
+            .collect())
+    }
+
+    /// On first start: a demo game whose three configs point at the built-in sandbox.
+    /// Does nothing when any game exists. Returns the first game.
+    pub async fn ensure_demo_game(&self, sandbox_base_url: &str) -> Result<Game, StoreError> {
+        if let Some(first) = self.games().await?.into_iter().next() {
+            return Ok(first);
+        }
+        let game = self.create_game(DEMO_GAME_NAME).await?;
+        let triggers = vec!["game_launch".to_owned(), "purchase".to_owned()];
+        let base_url = Some(sandbox_base_url.to_owned());
+        let goals = vec![
+            Goal {
+                id: "launch".into(),
+                name: "Game launch".into(),
+                event: "game_launch".into(),
+                active: true,
+                event_tag: Some("tw-sbx01-launch".into()),
+            },
+            Goal {
+                id: "purchase".into(),
+                name: "Purchase".into(),
+                event: "purchase".into(),
+                active: true,
+                event_tag: Some("tw-sbx01-buy01".into()),
+            },
+        ];
+        let demo = [
+            PostbackConfig::TikTok(TikTokConfig {
+                pixel_code: "CSANDBOX0000000000001".into(),
+                trigger_events: triggers.clone(),
+                test_event_code: None,
+                base_url: base_url.clone(),
+            }),
+            PostbackConfig::Reddit(RedditConfig {
+                pixel_id: "a2_sandbox01".into(),
+                trigger_events: triggers,
+                test_id: None,
+                base_url: base_url.clone(),
+            }),
+            PostbackConfig::X(XConfig { pixel_id: "sbx01".into(), goals, base_url }),
+        ];
+        for config in &demo {
+            self.create_config(game.id, config, Some(crate::SANDBOX_CREDENTIAL_REF)).await?;
+        }
+        Ok(game)
+    }
+}

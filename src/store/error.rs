@@ -1,0 +1,17 @@
+use crate::model::Network;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data directory {path}: {source}; set POSTBACK_DATA_DIR to a writable folder")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("the database could not be opened or upgraded: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("this game already has a {} config; edit or reconnect it instead of adding another", .0.display_name())]
+    ConfigExists(Network),
+    #[error("no game with id {0}")]
+    GameNotFound(i64),
+    #[error("stored data is damaged ({0}); re-save the config to repair it")]
+    Corrupt(String),
+}
