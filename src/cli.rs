@@ -1,25 +1,216 @@
 //! The work behind the `postback` commands, kept out of `main` so tests can call it.
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::delivery::{now_ms, Dispatcher, DispatcherOptions, SandboxAndMemoryTokens};
 use crate::model::{ConversionEvent, InputError, PostbackConfig};
 use crate::networks::{self, Preview};
+use crate::store::Store;
+
+/// What a CLI command reports when it fails: a sentence for the terminal.
+pub type CliResult = Result<(), String>;
 
 fn read_file(path: &Path, field: &str) -> Result<String, InputError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(field, format!("cannot read {}: {e}; check the path", path.display())))
+    std::fs::read_to_string(path).map_err(|e| {
+        InputError::new(
+            field,
+            format!("cannot read {}: {e}; check the path", path.display()),
+        )
+    })
 }
 
 /// `postback preview --config C --event E`: the request(s) the event would produce.
 pub fn preview_files(config_path: &Path, event_path: &Path) -> Result<Preview, InputError> {
     let config = PostbackConfig::from_json_str(&read_file(config_path, "config")?)?;
     let event = ConversionEvent::from_json_str(&read_file(event_path, "event")?)?;
-    Ok(networks::preview(&config, &event, false, chrono::Utc::now()))
+    Ok(networks::preview(
+        &config,
+        &event,
+        false,
+        chrono::Utc::now(),
+    ))
 }
 
 /// The document printed on stderr for invalid input.
 pub fn error_json(error: &InputError) -> serde_json::Value {
     json!({ "error": { "field": error.field, "message": error.message } })
+}
+
+/// Runs `preview` and prints as the contract says: JSON on stdout (exit 0) or a field error on
+/// stderr (exit 2).
+pub fn preview_command(config: &Path, event: &Path) -> ExitCode {
+    match preview_files(config, event) {
+        Ok(preview) => match serde_json::to_string_pretty(&preview) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}", error_json(&InputError::new("output", e.to_string())));
+                ExitCode::FAILURE
+            }
+        },
+        Err(error) => {
+            eprintln!("{}", error_json(&error));
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn open(data_dir: &Path) -> Result<Store, String> {
+    let store = Store::open(data_dir).await.map_err(|e| e.to_string())?;
+    store
+        .ensure_demo_game(&crate::sandbox_base_url())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
+pub async fn integrations(data_dir: &Path) -> CliResult {
+    let store = open(data_dir).await?;
+    for game in store.games().await.map_err(|e| e.to_string())? {
+        println!(
+            "{} (game {}, data in {})",
+            game.name,
+            game.id,
+            data_dir.display()
+        );
+        for r in store
+            .integrations(game.id)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            println!(
+                "  {:<11} {:<13} enabled={:<5} pixel={:<22} health={:?}",
+                r.display_name,
+                format!("{:?}", r.status),
+                r.enabled,
+                r.pixel.as_deref().unwrap_or("-"),
+                r.health
+            );
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub async fn sandbox(addr: SocketAddr) -> CliResult {
+    let running = crate::sandbox::start(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}; pick another --port"))?;
+    println!("sandbox networks at {}", running.base_url);
+    println!(
+        "  TikTok  POST {}/open_api/v1.3/event/track/",
+        running.base_url
+    );
+    println!(
+        "  Reddit  POST {}/api/v3/pixels/{{pixel_id}}/conversion_events",
+        running.base_url
+    );
+    println!(
+        "  X       POST {}/12/measurement/conversions/{{pixel_id}}",
+        running.base_url
+    );
+    println!(
+        "  faults  POST {0}/__sandbox/faults   stats GET {0}/__sandbox/stats",
+        running.base_url
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    running.stop().await;
+    Ok(())
+}
+
+pub async fn import(data_dir: &Path, file: &Path, game: Option<i64>) -> CliResult {
+    let store = open(data_dir).await?;
+    let game_id = match game {
+        Some(id) => id,
+        None => store
+            .games()
+            .await
+            .map_err(|e| e.to_string())?
+            .first()
+            .map(|g| g.id)
+            .ok_or("no game in the database")?,
+    };
+    let reader =
+        std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let report =
+        crate::ingest::import_ndjson(&store, game_id, std::io::BufReader::new(reader), now_ms())
+            .await
+            .map_err(|e| e.to_string())?;
+    for e in &report.errors {
+        eprintln!("line {}: {}: {}", e.line, e.field, e.message);
+    }
+    println!(
+        "{}",
+        serde_json::to_string(&report).map_err(|e| e.to_string())?
+    );
+    store.close().await;
+    Ok(())
+}
+
+pub async fn serve(
+    data_dir: &Path,
+    until_idle: bool,
+    with_sandbox: bool,
+    max_attempts: u32,
+) -> CliResult {
+    let store = open(data_dir).await?;
+    let sandbox = if with_sandbox {
+        let addr = SocketAddr::from(([127, 0, 0, 1], crate::SANDBOX_DEFAULT_PORT));
+        Some(
+            crate::sandbox::start(addr)
+                .await
+                .map_err(|e| format!("cannot start the sandbox on {addr}: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let mut options = DispatcherOptions::default();
+    options.retry.max_attempts = max_attempts.max(1);
+    let mut dispatcher = Dispatcher::new(
+        store.clone(),
+        Arc::new(SandboxAndMemoryTokens::default()),
+        options,
+    );
+    let report = if until_idle {
+        dispatcher.run_until_idle().await
+    } else {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(true);
+        });
+        dispatcher.run(rx).await
+    }
+    .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        json!({"success": report.success, "failed": report.failed, "retried": report.retried,
+               "dropped_erased": report.dropped_erased, "requests": report.requests})
+    );
+    if let Some(s) = sandbox {
+        s.stop().await;
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub async fn erase(data_dir: &Path, player: &str) -> CliResult {
+    let store = open(data_dir).await?;
+    let (queued, logged) = store
+        .erase_player(player.trim(), now_ms())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        json!({"player_erased": player.trim(), "queued_events_removed": queued, "log_rows_scrubbed": logged})
+    );
+    store.close().await;
+    Ok(())
 }

@@ -3,9 +3,12 @@
 //! Tauri-free: the desktop shell (`src-tauri`) and the `postback` CLI both drive this crate.
 
 pub mod cli;
+pub mod delivery;
 pub mod identity;
+pub mod ingest;
 pub mod model;
 pub mod networks;
+pub mod sandbox;
 pub mod store;
 
 /// Port of the built-in sandbox networks on loopback; the demo configs point here.

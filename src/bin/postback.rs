@@ -1,13 +1,18 @@
 //! `postback`: the headless Postback Desk engine.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use postback::store::{default_data_dir, Store};
+use postback::cli;
 
 #[derive(Parser)]
-#[command(name = "postback", version, about = "Conversion postbacks to TikTok, Reddit and X, headless")]
+#[command(
+    name = "postback",
+    version,
+    about = "Conversion postbacks to TikTok, Reddit and X, headless"
+)]
 struct Cli {
     /// Data directory (default: $POSTBACK_DATA_DIR, else the OS data directory)
     #[arg(long, global = true)]
@@ -27,66 +32,78 @@ enum Command {
     },
     /// Create the database (and the demo game on first start) and list the integrations
     Integrations,
+    /// Serve the sandbox networks (TikTok, Reddit, X) on loopback until interrupted
+    Sandbox {
+        #[arg(long, default_value_t = postback::SANDBOX_DEFAULT_PORT)]
+        port: u16,
+    },
+    /// Enqueue canonical events (one JSON object per line) for the game's configs
+    Import {
+        file: PathBuf,
+        /// Game id (default: the first game, the demo game on a fresh database)
+        #[arg(long)]
+        game: Option<i64>,
+    },
+    /// Run the dispatcher: deliver queued events
+    Serve {
+        /// Stop when nothing is waiting any more (also not after a backoff)
+        #[arg(long)]
+        until_idle: bool,
+        /// Also run the sandbox networks in this process (for the demo configs)
+        #[arg(long)]
+        with_sandbox: bool,
+        /// Attempts per event before it is marked Failed
+        #[arg(long, default_value_t = 8)]
+        max_attempts: u32,
+    },
+    /// Forget a player: remove queued events, scrub the log, skip future events
+    Erase {
+        #[arg(long)]
+        player: String,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Preview { config, event } => match postback::cli::preview_files(&config, &event) {
-            Ok(preview) => match serde_json::to_string_pretty(&preview) {
-                Ok(text) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{{\"error\": {{\"field\": \"output\", \"message\": \"{e}\"}}}}");
-                    ExitCode::FAILURE
-                }
-            },
-            Err(error) => {
-                eprintln!("{}", postback::cli::error_json(&error));
-                ExitCode::from(2)
-            }
-        },
-        Command::Integrations => {
-            let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let args = Cli::parse();
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(postback::store::default_data_dir);
+    match args.command {
+        Command::Preview { config, event } => cli::preview_command(&config, &event),
+        command => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
-                    eprintln!("cannot start: {e}");
+                    eprintln!("error: cannot start the runtime: {e}");
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(async {
-                let result = async {
-                    let store = Store::open(&data_dir).await?;
-                    let game = store.ensure_demo_game(&postback::sandbox_base_url()).await?;
-                    let rows = store.integrations(game.id).await?;
-                    store.close().await;
-                    Ok::<_, postback::store::StoreError>((game, rows))
-                }
-                .await;
-                match result {
-                    Ok((game, rows)) => {
-                        println!("{} ({})", game.name, data_dir.display());
-                        for r in rows {
-                            println!(
-                                "  {:<11} {:?} enabled={} pixel={} health={:?}",
-                                r.display_name,
-                                r.status,
-                                r.enabled,
-                                r.pixel.as_deref().unwrap_or("-"),
-                                r.health
-                            );
-                        }
-                        ExitCode::SUCCESS
+            let result = runtime.block_on(async move {
+                match command {
+                    Command::Preview { .. } => Ok(()),
+                    Command::Integrations => cli::integrations(&data_dir).await,
+                    Command::Sandbox { port } => {
+                        cli::sandbox(SocketAddr::from(([127, 0, 0, 1], port))).await
                     }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::FAILURE
-                    }
+                    Command::Import { file, game } => cli::import(&data_dir, &file, game).await,
+                    Command::Serve {
+                        until_idle,
+                        with_sandbox,
+                        max_attempts,
+                    } => cli::serve(&data_dir, until_idle, with_sandbox, max_attempts).await,
+                    Command::Erase { player } => cli::erase(&data_dir, &player).await,
                 }
-            })
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

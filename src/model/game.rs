@@ -44,3 +44,62 @@ pub struct ConfigSummary {
     pub base_url: Option<String>,
     pub health: Health,
 }
+
+/// What the window needs to know about the running app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AppInfo {
+    pub version: String,
+    /// Where the database lives (`POSTBACK_DATA_DIR` or the OS data directory).
+    pub data_dir: String,
+    /// The game the window opens on (the demo "Sandbox Game" on first start).
+    pub current_game: Game,
+}
+
+/// The outcome of one delivery attempt, as the delivery log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Success,
+    /// Refused for good, or given up after the last retry.
+    Failed,
+    /// A transient failure; another attempt is scheduled.
+    Retried,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Success => "success",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Retried => "retried",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "success" => Some(DeliveryStatus::Success),
+            "failed" => Some(DeliveryStatus::Failed),
+            "retried" => Some(DeliveryStatus::Retried),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct LogEntry {
+    pub id: i64,
+    /// Epoch milliseconds (UTC).
+    pub at: i64,
+    pub config_id: i64,
+    pub network: Network,
+    pub event_name: String,
+    pub event_id: String,
+    pub status: DeliveryStatus,
+    pub http_status: Option<i64>,
+    pub latency_ms: Option<i64>,
+    pub attempt: i64,
+    /// The network's request / debug id, when it gave one.
+    pub request_id: Option<String>,
+    pub error: Option<String>,
+}

@@ -8,7 +8,7 @@ mod game;
 mod network;
 
 pub use config::{Goal, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
-pub use error::InputError;
+pub use error::{ApiError, InputError};
 pub use event::{ClickIds, Consent, ConversionEvent, Item};
-pub use game::{ConfigSummary, Game, Health, IntegrationStatus};
+pub use game::{AppInfo, ConfigSummary, DeliveryStatus, Game, Health, IntegrationStatus, LogEntry};
 pub use network::Network;

@@ -11,16 +11,24 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn new(status: u16, body: impl Into<String>) -> Self {
-        Self { status, headers: Vec::new(), body: body.into() }
+        Self {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Option<serde_json::Value> {
@@ -34,24 +42,39 @@ pub enum ItemOutcome {
     Success,
     /// Refused for good; never retried. `credential` marks 401/403-class refusals that pause
     /// the config until its credentials change.
-    Rejected { reason: String, credential: bool },
+    Rejected {
+        reason: String,
+        credential: bool,
+    },
     /// Worth another attempt later; `retry_after` is the wait the network asked for.
-    Transient { reason: String, retry_after: Option<Duration> },
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// Not judged on its own: the batch failed because of other items, send it again alone.
     Resend,
 }
 
 impl ItemOutcome {
     pub fn rejected(reason: impl Into<String>) -> Self {
-        ItemOutcome::Rejected { reason: reason.into(), credential: false }
+        ItemOutcome::Rejected {
+            reason: reason.into(),
+            credential: false,
+        }
     }
 
     pub fn credential(reason: impl Into<String>) -> Self {
-        ItemOutcome::Rejected { reason: reason.into(), credential: true }
+        ItemOutcome::Rejected {
+            reason: reason.into(),
+            credential: true,
+        }
     }
 
     pub fn transient(reason: impl Into<String>, retry_after: Option<Duration>) -> Self {
-        ItemOutcome::Transient { reason: reason.into(), retry_after }
+        ItemOutcome::Transient {
+            reason: reason.into(),
+            retry_after,
+        }
     }
 }
 
@@ -65,7 +88,10 @@ pub struct Classification {
 impl Classification {
     /// Every item shares one outcome.
     pub fn all(outcome: ItemOutcome, items_sent: usize, request_id: Option<String>) -> Self {
-        Self { items: vec![outcome; items_sent], request_id }
+        Self {
+            items: vec![outcome; items_sent],
+            request_id,
+        }
     }
 
     /// A payload refusal of a whole batch: a single item is rejected, a larger batch is split
@@ -79,19 +105,71 @@ impl Classification {
     }
 }
 
+impl ItemOutcome {
+    /// Which of two outcomes of the same event counts: a refusal beats a retry beats a re-send
+    /// beats a success, so an event is Success only when all its items are.
+    fn severity(&self) -> u8 {
+        match self {
+            ItemOutcome::Success => 0,
+            ItemOutcome::Resend => 1,
+            ItemOutcome::Transient { .. } => 2,
+            ItemOutcome::Rejected {
+                credential: false, ..
+            } => 3,
+            ItemOutcome::Rejected {
+                credential: true, ..
+            } => 4,
+        }
+    }
+}
+
+impl Classification {
+    /// One outcome per input event, given each item's event (`Request::item_events`): an X event
+    /// with two goals has two items and one outcome.
+    pub fn per_event(&self, item_events: &[usize]) -> Vec<(usize, ItemOutcome)> {
+        let mut events: Vec<(usize, ItemOutcome)> = Vec::new();
+        for (outcome, &event) in self.items.iter().zip(item_events) {
+            match events.iter_mut().find(|(e, _)| *e == event) {
+                Some((_, worst)) if outcome.severity() > worst.severity() => {
+                    *worst = outcome.clone()
+                }
+                Some(_) => {}
+                None => events.push((event, outcome.clone())),
+            }
+        }
+        events
+    }
+}
+
 /// Seconds from a `Retry-After` header (delta seconds only; dates fall back to our backoff).
 pub(super) fn retry_after(response: &HttpResponse) -> Option<Duration> {
-    response.header("retry-after")?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    response
+        .header("retry-after")?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 /// The generic reading of an HTTP status when the body says nothing more specific.
-pub(super) fn by_status(response: &HttpResponse, items_sent: usize, detail: String, retry: Option<Duration>) -> Classification {
+pub(super) fn by_status(
+    response: &HttpResponse,
+    items_sent: usize,
+    detail: String,
+    retry: Option<Duration>,
+) -> Classification {
     let status = response.status;
-    let reason = if detail.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {detail}") };
+    let reason = if detail.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status}: {detail}")
+    };
     match status {
         200..=299 => Classification::all(ItemOutcome::Success, items_sent, None),
         401 | 403 => Classification::all(ItemOutcome::credential(reason), items_sent, None),
-        408 | 429 | 500..=599 => Classification::all(ItemOutcome::transient(reason, retry), items_sent, None),
+        408 | 429 | 500..=599 => {
+            Classification::all(ItemOutcome::transient(reason, retry), items_sent, None)
+        }
         _ => Classification::refused_batch(reason, items_sent, None),
     }
 }
@@ -102,5 +180,28 @@ pub(super) fn excerpt(body: &str) -> String {
     match flat.char_indices().nth(200) {
         Some((cut, _)) => format!("{}…", &flat[..cut]),
         None => flat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_event_takes_the_worst_item() {
+        let c = Classification {
+            items: vec![
+                ItemOutcome::Success,
+                ItemOutcome::rejected("bad tag"),
+                ItemOutcome::Success,
+                ItemOutcome::Resend,
+            ],
+            request_id: None,
+        };
+        let events = c.per_event(&[0, 0, 1, 2]);
+        assert_eq!(events.len(), 3);
+        assert!(matches!(&events[0], (0, ItemOutcome::Rejected { .. })));
+        assert_eq!(events[1], (1, ItemOutcome::Success));
+        assert_eq!(events[2], (2, ItemOutcome::Resend));
     }
 }

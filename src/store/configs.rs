@@ -4,7 +4,8 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 use crate::model::{
-    ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig,
+    ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig,
+    TikTokConfig, XConfig,
 };
 
 pub const DEMO_GAME_NAME: &str = "Sandbox Game";
@@ -17,6 +18,8 @@ pub struct StoredConfig {
     pub enabled: bool,
     /// The keychain entry holding the credential (never the credential itself).
     pub credential_ref: Option<String>,
+    /// Why delivery is paused (the network refused the credentials), if it is.
+    pub paused_reason: Option<String>,
     pub config: PostbackConfig,
 }
 
@@ -52,16 +55,44 @@ impl Store {
             .bind(name)
             .fetch_one(&self.pool)
             .await?;
-        Ok(Game { id, name: name.to_owned() })
+        Ok(Game {
+            id,
+            name: name.to_owned(),
+        })
+    }
+
+    pub async fn game(&self, game_id: i64) -> Result<Game, StoreError> {
+        let row = sqlx::query("SELECT id, name FROM games WHERE id = ?")
+            .bind(game_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Game {
+            id: r.get("id"),
+            name: r.get("name"),
+        })
+        .ok_or(StoreError::GameNotFound(game_id))
     }
 
     pub async fn games(&self) -> Result<Vec<Game>, StoreError> {
-        let rows = sqlx::query("SELECT id, name FROM games ORDER BY id").fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(|r| Game { id: r.get("id"), name: r.get("name") }).collect())
+        let rows = sqlx::query("SELECT id, name FROM games ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Game {
+                id: r.get("id"),
+                name: r.get("name"),
+            })
+            .collect())
     }
 
     /// Adds or updates a Conversion Goal of a game, keyed by its id; returns the row id.
-    pub async fn upsert_goal(&self, game_id: i64, goal: &Goal, position: i64) -> Result<i64, StoreError> {
+    pub async fn upsert_goal(
+        &self,
+        game_id: i64,
+        goal: &Goal,
+        position: i64,
+    ) -> Result<i64, StoreError> {
         let mut conn = self.pool.acquire().await?;
         upsert_goal(&mut conn, game_id, goal, position).await
     }
@@ -74,8 +105,10 @@ impl Store {
         credential_ref: Option<&str>,
     ) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let game_exists: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM games WHERE id = ?").bind(game_id).fetch_optional(&mut *tx).await?;
+        let game_exists: Option<i64> = sqlx::query_scalar("SELECT id FROM games WHERE id = ?")
+            .bind(game_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         if game_exists.is_none() {
             return Err(StoreError::GameNotFound(game_id));
         }
@@ -84,7 +117,8 @@ impl Store {
             PostbackConfig::Reddit(c) => c.trigger_events.clone(),
             PostbackConfig::X(_) => Vec::new(),
         };
-        let triggers = serde_json::to_string(&triggers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let triggers =
+            serde_json::to_string(&triggers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let inserted = sqlx::query_scalar(
             "INSERT INTO configs (game_id, network, pixel, trigger_events, base_url, credential_ref)
              VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
@@ -99,19 +133,23 @@ impl Store {
         .await;
         let config_id: i64 = match inserted {
             Ok(id) => id,
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::ConfigExists(config.network())),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::ConfigExists(config.network()))
+            }
             Err(e) => return Err(e.into()),
         };
         if let PostbackConfig::X(x) = config {
             for (position, goal) in x.goals.iter().enumerate() {
                 let goal_id = upsert_goal(&mut tx, game_id, goal, position as i64).await?;
                 if let Some(tag) = &goal.event_tag {
-                    sqlx::query("INSERT INTO x_goal_tags (config_id, goal_id, event_tag) VALUES (?, ?, ?)")
-                        .bind(config_id)
-                        .bind(goal_id)
-                        .bind(tag)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "INSERT INTO x_goal_tags (config_id, goal_id, event_tag) VALUES (?, ?, ?)",
+                    )
+                    .bind(config_id)
+                    .bind(goal_id)
+                    .bind(tag)
+                    .execute(&mut *tx)
+                    .await?;
                 }
             }
         }
@@ -122,23 +160,44 @@ impl Store {
     /// The game's configs, in network order.
     pub async fn configs(&self, game_id: i64) -> Result<Vec<StoredConfig>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, network, pixel, trigger_events, base_url, enabled, credential_ref
+            "SELECT id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason
              FROM configs WHERE game_id = ? ORDER BY id",
         )
         .bind(game_id)
         .fetch_all(&self.pool)
         .await?;
+        self.stored_configs(rows).await
+    }
+
+    /// Every enabled config of every game, paused ones included.
+    pub async fn enabled_configs(&self) -> Result<Vec<StoredConfig>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason
+             FROM configs WHERE enabled = 1 ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        self.stored_configs(rows).await
+    }
+
+    async fn stored_configs(
+        &self,
+        rows: Vec<sqlx::sqlite::SqliteRow>,
+    ) -> Result<Vec<StoredConfig>, StoreError> {
         let mut configs = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.get("id");
+            let game_id: i64 = row.get("game_id");
             let network_name: String = row.get("network");
-            let network = Network::parse(&network_name)
-                .ok_or_else(|| StoreError::Corrupt(format!("config {id} has unknown network '{network_name}'")))?;
+            let network = Network::parse(&network_name).ok_or_else(|| {
+                StoreError::Corrupt(format!("config {id} has unknown network '{network_name}'"))
+            })?;
             let pixel: String = row.get("pixel");
             let base_url: Option<String> = row.get("base_url");
             let triggers: String = row.get("trigger_events");
             let trigger_events = || -> Result<Vec<String>, StoreError> {
-                serde_json::from_str(&triggers).map_err(|e| StoreError::Corrupt(format!("config {id} trigger events: {e}")))
+                serde_json::from_str(&triggers)
+                    .map_err(|e| StoreError::Corrupt(format!("config {id} trigger events: {e}")))
             };
             let config = match network {
                 Network::TikTok => PostbackConfig::TikTok(TikTokConfig {
@@ -153,13 +212,18 @@ impl Store {
                     test_id: None,
                     base_url,
                 }),
-                Network::X => PostbackConfig::X(XConfig { pixel_id: pixel, goals: self.x_goals(game_id, id).await?, base_url }),
+                Network::X => PostbackConfig::X(XConfig {
+                    pixel_id: pixel,
+                    goals: self.x_goals(game_id, id).await?,
+                    base_url,
+                }),
             };
             configs.push(StoredConfig {
                 id,
                 game_id,
                 enabled: row.get("enabled"),
                 credential_ref: row.get("credential_ref"),
+                paused_reason: row.get("paused_reason"),
                 config,
             });
         }
@@ -189,29 +253,33 @@ impl Store {
             .collect())
     }
 
-    /// One row per network for Settings → Integrations.
+    /// One row per network for Settings → Integrations, with each config's health.
     pub async fn integrations(&self, game_id: i64) -> Result<Vec<ConfigSummary>, StoreError> {
+        self.game(game_id).await?;
         let configs = self.configs(game_id).await?;
-        Ok(Network::ALL
-            .iter()
-            .map(|&network| {
-                let stored = configs.iter().find(|c| c.config.network() == network);
-                ConfigSummary {
-                    game_id,
-                    network,
-                    display_name: network.display_name().to_owned(),
-                    status: match stored {
-                        Some(c) if c.credential_ref.is_some() => IntegrationStatus::Connected,
-                        _ => IntegrationStatus::NotConnected,
-                    },
-                    enabled: stored.is_some_and(|c| c.enabled),
-                    pixel: stored.map(|c| c.config.pixel().to_owned()),
-                    base_url: stored.and_then(|c| c.config.base_url().map(str::to_owned)),
-                    // Deliveries arrive with the delivery engine; until then nothing has been attempted.
-                    health: Health::NoRecentActivity,
-                }
-            })
-            .collect())
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut rows = Vec::with_capacity(Network::ALL.len());
+        for network in Network::ALL {
+            let stored = configs.iter().find(|c| c.config.network() == network);
+            let health = match stored {
+                Some(c) => self.health(c.id, now).await?,
+                None => Health::NoRecentActivity,
+            };
+            rows.push(ConfigSummary {
+                game_id,
+                network,
+                display_name: network.display_name().to_owned(),
+                status: match stored {
+                    Some(c) if c.credential_ref.is_some() => IntegrationStatus::Connected,
+                    _ => IntegrationStatus::NotConnected,
+                },
+                enabled: stored.is_some_and(|c| c.enabled),
+                pixel: stored.map(|c| c.config.pixel().to_owned()),
+                base_url: stored.and_then(|c| c.config.base_url().map(str::to_owned)),
+                health,
+            });
+        }
+        Ok(rows)
     }
 
     /// On first start: a demo game whose three configs point at the built-in sandbox.
@@ -252,10 +320,15 @@ impl Store {
                 test_id: None,
                 base_url: base_url.clone(),
             }),
-            PostbackConfig::X(XConfig { pixel_id: "sbx01".into(), goals, base_url }),
+            PostbackConfig::X(XConfig {
+                pixel_id: "sbx01".into(),
+                goals,
+                base_url,
+            }),
         ];
         for config in &demo {
-            self.create_config(game.id, config, Some(crate::SANDBOX_CREDENTIAL_REF)).await?;
+            self.create_config(game.id, config, Some(crate::SANDBOX_CREDENTIAL_REF))
+                .await?;
         }
         Ok(game)
     }

@@ -3,7 +3,10 @@ use crate::model::Network;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the data directory {path}: {source}; set POSTBACK_DATA_DIR to a writable folder")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the database could not be opened or upgraded: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -14,4 +17,18 @@ pub enum StoreError {
     GameNotFound(i64),
     #[error("stored data is damaged ({0}); re-save the config to repair it")]
     Corrupt(String),
+}
+
+impl From<StoreError> for crate::model::ApiError {
+    fn from(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::ConfigExists(_) => "config_exists",
+            StoreError::GameNotFound(_) => "not_found",
+            StoreError::DataDir { .. }
+            | StoreError::Migrate(_)
+            | StoreError::Sqlx(_)
+            | StoreError::Corrupt(_) => "storage",
+        };
+        crate::model::ApiError::new(code, e.to_string())
+    }
 }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Every check and test of the project, as CI runs it: formatting, lints, Rust tests (engine,
+# store on real SQLite, Tauri commands), contract cases through the CLI, UI type check and unit
+# tests, and the end-to-end test in the real window under Xvfb. Prints one summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+step() { echo; echo "== $*"; }
+
+step "setup"
+scripts/setup.sh --test
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step "ui build (embedded into the app binary)"
+(cd ui && npm run build)
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace 2>&1 | tee "$logs/cargo.log"
+
+step "contract cases through the CLI (shared/contract/check.py)"
+contract_dir=tests/conformance/cases
+[ -d ../shared/contract/cases ] && contract_dir=../shared/contract/cases
+python3 tests/conformance/check.py --bin target/debug/postback "$contract_dir" | tee "$logs/contract.log"
+
+step "ui type check and unit tests"
+(cd ui && npm run check && NO_COLOR=1 npx vitest run) 2>&1 | sed "s/\x1b\[[0-9;]*m//g" | tee "$logs/vitest.log"
+
+step "build the app binary"
+cargo build -p postback-desk
+
+step "end to end in the real window (Xvfb + tauri-driver + WebKitWebDriver)"
+xvfb-run -a --server-args="-screen 0 1280x800x24" node --test --test-reporter=tap tests/e2e/ 2>&1 | tee "$logs/e2e.log"
+
+passed=0
+failed=0
+add() { passed=$((passed + ${1:-0})); failed=$((failed + ${2:-0})); }
+while read -r p f; do add "$p" "$f"; done < <(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$logs/cargo.log")
+read -r p f < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$logs/contract.log" | tail -1) && add "$p" "$f"
+p=$(sed -n 's/.*Tests *\([0-9]*\) passed.*/\1/p' "$logs/vitest.log" | tail -1); add "${p:-0}" 0
+p=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$logs/e2e.log" | tail -1); f=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$logs/e2e.log" | tail -1); add "${p:-0}" "${f:-0}"
+echo
+echo "total: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

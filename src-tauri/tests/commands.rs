@@ -1,0 +1,78 @@
+//! The Tauri commands through real IPC on the mock runtime (no window, no display).
+
+use postback::model::{ApiError, AppInfo, ConfigSummary, Network};
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::WebviewWindowBuilder;
+
+fn invoke(
+    webview: &tauri::WebviewWindow<tauri::test::MockRuntime>,
+    cmd: &str,
+    args: Value,
+) -> Result<Value, Value> {
+    let request = InvokeRequest {
+        cmd: cmd.into(),
+        callback: CallbackFn(0),
+        error: CallbackFn(1),
+        // The app's own origin on Linux; other origins are refused by the ACL.
+        url: "tauri://localhost".parse().expect("url"),
+        body: InvokeBody::Json(args),
+        headers: Default::default(),
+        invoke_key: INVOKE_KEY.to_owned(),
+    };
+    get_ipc_response(webview, request).map(|body| body.deserialize::<Value>().expect("json body"))
+}
+
+fn app(
+    dir: &std::path::Path,
+) -> (
+    tauri::App<tauri::test::MockRuntime>,
+    tauri::WebviewWindow<tauri::test::MockRuntime>,
+) {
+    let app = postback_desk_lib::with_commands(mock_builder())
+        .build(mock_context(noop_assets()))
+        .expect("app builds");
+    postback_desk_lib::manage_state(&app, dir.to_path_buf()).expect("store opens");
+    let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("webview");
+    (app, webview)
+}
+
+#[test]
+fn the_window_gets_the_demo_games_three_integrations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let info: AppInfo =
+        serde_json::from_value(invoke(&webview, "app_info", json!({})).expect("app_info"))
+            .expect("AppInfo");
+    assert_eq!(info.current_game.name, "Sandbox Game");
+    assert_eq!(info.data_dir, dir.path().display().to_string());
+    let rows: Vec<ConfigSummary> = serde_json::from_value(
+        invoke(
+            &webview,
+            "list_integrations",
+            json!({"gameId": info.current_game.id}),
+        )
+        .expect("list_integrations"),
+    )
+    .expect("rows");
+    assert_eq!(
+        rows.iter().map(|r| r.network).collect::<Vec<_>>(),
+        Network::ALL
+    );
+    assert!(dir.path().join("postback.db").exists());
+}
+
+#[test]
+fn errors_cross_ipc_as_code_and_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let err = invoke(&webview, "list_integrations", json!({"gameId": 404}))
+        .expect_err("unknown game fails");
+    let err: ApiError = serde_json::from_value(err).expect("{code, message}");
+    assert_eq!(err.code, "not_found");
+    assert!(err.message.contains("404"), "{}", err.message);
+}

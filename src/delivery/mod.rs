@@ -1,0 +1,16 @@
+//! Delivery: the dispatcher loop that leases queued events, sends them within the networks'
+//! rate limits, classifies the answers and settles each batch; retry policy; rate limiters.
+
+mod credentials;
+mod dispatcher;
+pub mod limiter;
+pub mod retry;
+mod send;
+
+pub use credentials::{CredentialError, SandboxAndMemoryTokens, TokenSource};
+pub use dispatcher::{Dispatcher, DispatcherOptions, RateSettings, RunReport};
+
+/// Milliseconds since the Unix epoch, the engine's storage clock.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,110 @@
+//! Loopback simulators of the TikTok Events API, Reddit Conversions API v3 and X Conversions API,
+//! with fault injection. The app's demo configs point here; tests use it as the network peer.
+//!
+//! Paths are the real APIs' paths under one base URL. Control routes live under `/__sandbox/`.
+
+mod control;
+mod reddit;
+pub mod state;
+mod tiktok;
+mod x;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use state::{Faults, NetworkStats, SandboxState};
+
+/// The sandbox's public demo credentials: the only tokens it accepts.
+pub const TIKTOK_TOKEN: &str = "sandbox-tiktok-token";
+pub const REDDIT_TOKEN: &str = "sandbox-reddit-token";
+pub const X_TOKEN: &str = "sandbox-x-token";
+
+pub fn router(state: Arc<SandboxState>) -> Router {
+    Router::new()
+        .route("/open_api/v1.3/event/track/", post(tiktok::track))
+        .route(
+            "/api/v3/pixels/{pixel_id}/conversion_events",
+            post(reddit::conversion_events),
+        )
+        .route(
+            "/12/measurement/conversions/{pixel_id}",
+            post(x::conversions),
+        )
+        .route(
+            "/__sandbox/faults",
+            post(control::set_faults).get(control::get_faults),
+        )
+        .route("/__sandbox/stats", get(control::stats))
+        .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+        .with_state(state)
+}
+
+/// A sandbox serving in the background until [`RunningSandbox::stop`] or drop.
+pub struct RunningSandbox {
+    pub base_url: String,
+    pub addr: SocketAddr,
+    pub state: Arc<SandboxState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningSandbox {
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+impl Drop for RunningSandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Binds `addr` (loopback; port 0 picks a free one) and serves in a background task.
+pub async fn start(addr: SocketAddr) -> std::io::Result<RunningSandbox> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(SandboxState::default());
+    let app = router(state.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(RunningSandbox {
+        base_url: format!("http://{addr}"),
+        addr,
+        state,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
+/// The common start of every network route: injected latency, the request count, and an
+/// injected failure if one is drawn.
+async fn before_request(state: &SandboxState, network: crate::model::Network) -> Option<u16> {
+    let latency = state.faults().latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    state.count_request(network);
+    state.draw_fault()
+}

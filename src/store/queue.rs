@@ -1,0 +1,350 @@
+//! The durable delivery queue: enqueue with 48 h dedup, atomic batch claims with leases, and
+//! settling a batch's outcomes in one transaction.
+
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{Store, StoreError};
+use crate::model::{ConversionEvent, DeliveryStatus, Network};
+
+/// How long a (config, event id) pair is remembered for dedup.
+pub const DEDUP_WINDOW_MS: i64 = 48 * 3600 * 1000;
+/// Rows per multi-row statement (bound variables stay far below SQLite's limit).
+const CHUNK: usize = 500;
+
+/// What `enqueue` did with the offered events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EnqueueReport {
+    pub enqueued: u64,
+    /// Same (config, event id) already enqueued within 48 h.
+    pub duplicates: u64,
+}
+
+/// A claimed queue row.
+#[derive(Debug, Clone)]
+pub struct Leased {
+    pub id: i64,
+    pub event_id: String,
+    pub event_name: String,
+    pub player_id: String,
+    pub payload: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// One attempt to record in the delivery log.
+#[derive(Debug, Clone)]
+pub struct NewLogEntry {
+    pub at: i64,
+    pub config_id: i64,
+    pub network: Network,
+    pub event_name: String,
+    pub event_id: String,
+    pub player_id: String,
+    pub status: DeliveryStatus,
+    pub http_status: Option<u16>,
+    pub latency_ms: Option<i64>,
+    pub attempt: i64,
+    pub request_id: Option<String>,
+    pub credential_failure: bool,
+    pub error: Option<String>,
+}
+
+/// Everything one dispatched batch changes, applied atomically.
+#[derive(Debug, Default)]
+pub struct Settlement {
+    /// Delivered, or dropped for good without a log row (erased player): removed from the queue.
+    pub remove: Vec<i64>,
+    /// Transient failure: attempts + 1, back to the queue at `run_at`.
+    pub retry: Vec<(i64, i64)>,
+    /// Not attempted (paused config): back to the queue unchanged.
+    pub release: Vec<i64>,
+    /// Given up or refused: kept as 'dead' for replay.
+    pub dead: Vec<i64>,
+    pub log: Vec<NewLogEntry>,
+    /// Pause the config with this reason (credential failure).
+    pub pause: Option<(i64, String)>,
+}
+
+fn ids_json(ids: &[i64]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+impl Store {
+    /// Enqueues events for configs, skipping (config, event id) pairs seen within 48 h.
+    /// All or nothing: one transaction.
+    pub async fn enqueue(
+        &self,
+        items: &[(i64, &ConversionEvent)],
+        now_ms: i64,
+    ) -> Result<EnqueueReport, StoreError> {
+        let mut report = EnqueueReport::default();
+        let mut tx = self.pool.begin().await?;
+        for chunk in items.chunks(CHUNK) {
+            let mut dedup: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO dedup (config_id, event_id, enqueued_at) ");
+            dedup.push_values(chunk, |mut b, (config_id, event)| {
+                b.push_bind(*config_id)
+                    .push_bind(&event.event_id)
+                    .push_bind(now_ms);
+            });
+            dedup.push(
+                " ON CONFLICT (config_id, event_id) DO UPDATE SET enqueued_at = excluded.enqueued_at
+                  WHERE dedup.enqueued_at < excluded.enqueued_at - ",
+            );
+            dedup.push_bind(DEDUP_WINDOW_MS);
+            dedup.push(" RETURNING config_id, event_id");
+            let fresh: Vec<(i64, String)> = dedup
+                .build()
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            report.duplicates += (chunk.len() - fresh.len()) as u64;
+            // Within one chunk an event id may repeat for a config: keep its first occurrence.
+            let mut accepted: Vec<&(i64, &ConversionEvent)> = Vec::with_capacity(fresh.len());
+            let mut remaining: std::collections::HashSet<(i64, &str)> =
+                fresh.iter().map(|(c, e)| (*c, e.as_str())).collect();
+            for item in chunk {
+                if remaining.remove(&(item.0, item.1.event_id.as_str())) {
+                    accepted.push(item);
+                }
+            }
+            if accepted.is_empty() {
+                continue;
+            }
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO queue (config_id, event_id, event_name, player_id, payload, run_at, enqueued_at) ",
+            );
+            let mut failed: Option<serde_json::Error> = None;
+            insert.push_values(&accepted, |mut b, (config_id, event)| {
+                let payload = serde_json::to_string(event).unwrap_or_else(|e| {
+                    failed = Some(e);
+                    String::new()
+                });
+                b.push_bind(*config_id)
+                    .push_bind(&event.event_id)
+                    .push_bind(&event.name)
+                    .push_bind(&event.player_id)
+                    .push_bind(payload)
+                    .push_bind(now_ms)
+                    .push_bind(now_ms);
+            });
+            if let Some(e) = failed {
+                return Err(StoreError::Corrupt(format!(
+                    "event could not be serialised: {e}"
+                )));
+            }
+            insert.build().execute(&mut *tx).await?;
+            report.enqueued += accepted.len() as u64;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Returns expired leases (a dispatcher died mid-batch) to the queue.
+    pub async fn reclaim_expired_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("UPDATE queue SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL AND lease_until < ?")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Atomically claims up to `limit` ready rows of a config for `owner` until `now + lease_ms`.
+    pub async fn claim(
+        &self,
+        config_id: i64,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Leased>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE queue SET lease_owner = ?1, lease_until = ?2
+             WHERE id IN (SELECT id FROM queue
+                          WHERE config_id = ?3 AND state = 'ready' AND lease_owner IS NULL AND run_at <= ?4
+                          ORDER BY run_at, id LIMIT ?5)
+             RETURNING id, event_id, event_name, player_id, payload, attempts",
+        )
+        .bind(owner)
+        .bind(now_ms + lease_ms)
+        .bind(config_id)
+        .bind(now_ms)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut leased: Vec<Leased> = rows
+            .iter()
+            .map(|r| Leased {
+                id: r.get("id"),
+                event_id: r.get("event_id"),
+                event_name: r.get("event_name"),
+                player_id: r.get("player_id"),
+                payload: r.get("payload"),
+                attempts: r.get("attempts"),
+            })
+            .collect();
+        leased.sort_by_key(|l| l.id);
+        Ok(leased)
+    }
+
+    /// Applies one batch's outcomes in one transaction: a crash leaves all or none of it.
+    pub async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !s.remove.is_empty() {
+            sqlx::query("DELETE FROM queue WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(ids_json(&s.remove))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !s.retry.is_empty() {
+            let pairs =
+                serde_json::to_string(&s.retry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "UPDATE queue SET attempts = attempts + 1, lease_owner = NULL, lease_until = NULL,
+                     run_at = (SELECT json_extract(j.value, '$[1]') FROM json_each(?1) j WHERE json_extract(j.value, '$[0]') = queue.id)
+                 WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(?1))",
+            )
+            .bind(pairs)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !s.release.is_empty() {
+            sqlx::query("UPDATE queue SET lease_owner = NULL, lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(ids_json(&s.release))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !s.dead.is_empty() {
+            sqlx::query(
+                "UPDATE queue SET state = 'dead', attempts = attempts + 1, lease_owner = NULL, lease_until = NULL
+                 WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(ids_json(&s.dead))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for chunk in s.log.chunks(CHUNK) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO delivery_log (at, config_id, network, event_name, event_id, player_id, status, http_status,
+                     latency_ms, attempt, request_id, credential_failure, error) ",
+            );
+            insert.push_values(chunk, |mut b, e| {
+                b.push_bind(e.at)
+                    .push_bind(e.config_id)
+                    .push_bind(e.network.as_str())
+                    .push_bind(&e.event_name)
+                    .push_bind(&e.event_id)
+                    .push_bind(&e.player_id)
+                    .push_bind(e.status.as_str())
+                    .push_bind(e.http_status.map(i64::from))
+                    .push_bind(e.latency_ms)
+                    .push_bind(e.attempt)
+                    .push_bind(&e.request_id)
+                    .push_bind(e.credential_failure)
+                    .push_bind(&e.error);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        if let Some((config_id, reason)) = &s.pause {
+            sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ?")
+                .bind(reason)
+                .bind(config_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Queue size: (ready, leased, dead).
+    pub async fn queue_counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(state = 'ready' AND lease_owner IS NULL), 0),
+                    COALESCE(SUM(state = 'ready' AND lease_owner IS NOT NULL), 0),
+                    COALESCE(SUM(state = 'dead'), 0) FROM queue",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.get::<i64, _>(0) as u64,
+            row.get::<i64, _>(1) as u64,
+            row.get::<i64, _>(2) as u64,
+        ))
+    }
+
+    /// The earliest time any ready row of these configs may run, if any is waiting.
+    pub async fn next_run_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(q.run_at) FROM queue q JOIN configs c ON c.id = q.config_id
+             WHERE q.state = 'ready' AND q.lease_owner IS NULL AND c.enabled = 1 AND c.paused_reason IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Puts a config's dead rows back into the queue (after fixing what made them fail).
+    pub async fn replay_dead(&self, config_id: i64, now_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("UPDATE queue SET state = 'ready', attempts = 0, run_at = ? WHERE config_id = ? AND state = 'dead'")
+            .bind(now_ms)
+            .bind(config_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Lets a paused config deliver again (its credentials changed).
+    pub async fn unpause(&self, config_id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE configs SET paused_reason = NULL WHERE id = ?")
+            .bind(config_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a player: future events are skipped, queued ones removed, the log scrubbed.
+    /// Returns (queued events removed, log rows scrubbed).
+    pub async fn erase_player(
+        &self,
+        player_id: &str,
+        now_ms: i64,
+    ) -> Result<(u64, u64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT OR IGNORE INTO erased_players (player_id, erased_at) VALUES (?, ?)")
+            .bind(player_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        let queued = sqlx::query("DELETE FROM queue WHERE player_id = ?")
+            .bind(player_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let logged = sqlx::query("UPDATE delivery_log SET player_id = NULL WHERE player_id = ?")
+            .bind(player_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok((queued, logged))
+    }
+
+    /// Which of these players were erased.
+    pub async fn erased_among(
+        &self,
+        players: &[&str],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        if players.is_empty() {
+            return Ok(Default::default());
+        }
+        let list =
+            serde_json::to_string(players).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT player_id FROM erased_players WHERE player_id IN (SELECT value FROM json_each(?))")
+                .bind(list)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+}

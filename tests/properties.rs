@@ -1,0 +1,75 @@
+//! No input panics the parser or the builders: arbitrary strings, huge numbers, odd unicode.
+
+use chrono::Utc;
+use postback::model::{ConversionEvent, PostbackConfig};
+use postback::networks::{build_requests, prepare, preview};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn configs() -> Vec<PostbackConfig> {
+    [
+        json!({"network": "tiktok", "pixel_code": "CABCD1234EFGH", "trigger_events": ["purchase", "game_launch"]}),
+        json!({"network": "reddit", "pixel_id": "a2_abcd1234", "trigger_events": ["purchase", "game_launch"]}),
+        json!({"network": "x", "pixel_id": "oka17", "goals": [{"id": "g", "event": "purchase", "event_tag": "tw-oka17-ol288"}]}),
+    ]
+    .iter()
+    .map(|d| PostbackConfig::from_json(d).expect("config"))
+    .collect()
+}
+
+fn json_scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<String>().prop_map(Value::from),
+        "\\PC{0,40}".prop_map(Value::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        Just(Value::Null),
+        Just(json!("9".repeat(400))),
+        Just(json!("1e400")),
+        Just(json!(["a"])),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn arbitrary_field_values_never_panic(
+        field in prop::sample::select(vec!["event_id", "name", "occurred_at", "player_id", "consent", "email", "email_sha256",
+            "phone", "phone_sha256", "ip", "user_agent", "value", "currency", "page_url", "click_ids", "items"]),
+        value in json_scalar(),
+        phone in "\\PC{0,30}",
+        email in "\\PC{0,30}",
+    ) {
+        let mut doc = json!({"event_id": "e", "name": "purchase", "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p",
+            "consent": "full", "click_ids": {"ttclid": "t", "twclid": "w", "rdt_cid": "r"}, "phone": phone, "email": email,
+            "value": "1", "currency": "USD"});
+        doc[field] = value;
+        if let Ok(event) = ConversionEvent::from_json(&doc) {
+            for config in configs() {
+                let _ = preview(&config, &event, false, Utc::now());
+                if let Ok(p) = prepare(&config, &event, false) {
+                    let requests = build_requests(&config, &[p]);
+                    prop_assert_eq!(requests.len(), 1);
+                    prop_assert!(serde_json::to_string(&requests[0].body).is_ok());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_config_text_never_panics(text in "\\PC{0,200}") {
+        let _ = PostbackConfig::from_json_str(&text);
+        let _ = ConversionEvent::from_json_str(&text);
+    }
+
+    #[test]
+    fn arbitrary_ids_in_configs_never_panic(pixel in "\\PC{0,30}", tag in "\\PC{0,30}", network in "tiktok|reddit|x") {
+        let doc = json!({"network": network, "pixel_code": pixel, "pixel_id": pixel, "trigger_events": [tag.clone()],
+            "goals": [{"id": "g", "event": "purchase", "event_tag": tag}]});
+        let _ = PostbackConfig::from_json(&doc);
+    }
+}

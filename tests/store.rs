@@ -1,0 +1,206 @@
+//! The store against a real SQLite file in a temporary directory.
+
+use postback::model::{ApiError, Goal, IntegrationStatus, Network, PostbackConfig, XConfig};
+use postback::store::{Store, StoreError, DB_FILE, DEMO_GAME_NAME};
+use serde_json::json;
+
+fn x_config(pixel: &str) -> PostbackConfig {
+    PostbackConfig::X(XConfig {
+        pixel_id: pixel.into(),
+        goals: vec![Goal {
+            id: "buy".into(),
+            name: "Purchase".into(),
+            event: "purchase".into(),
+            active: true,
+            event_tag: Some(format!("tw-{pixel}-buy01")),
+        }],
+        base_url: None,
+    })
+}
+
+#[tokio::test]
+async fn migrations_apply_and_the_file_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    assert!(dir.path().join(DB_FILE).exists());
+    assert!(store.games().await.unwrap().is_empty());
+    store.close().await;
+    // Reopening applies nothing new and keeps the data.
+    let store = Store::open(dir.path()).await.unwrap();
+    store.create_game("Space Miner").await.unwrap();
+    store.close().await;
+    let store = Store::open(dir.path()).await.unwrap();
+    assert_eq!(store.games().await.unwrap()[0].name, "Space Miner");
+    assert!(
+        dir.path().join(format!("{DB_FILE}-wal")).exists(),
+        "WAL journal expected"
+    );
+}
+
+#[tokio::test]
+async fn configs_round_trip_without_test_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game = store.create_game("Space Miner").await.unwrap();
+    let tiktok = PostbackConfig::from_json(&json!({"network": "tiktok", "pixel_code": "CABCD1234EFGH",
+        "trigger_events": ["purchase"], "test_event_code": "TEST42", "base_url": "http://127.0.0.1:9"}))
+    .unwrap();
+    let reddit = PostbackConfig::from_json(&json!({"network": "reddit", "pixel_id": "a2_abcd1234",
+        "trigger_events": ["game_launch", "purchase"], "test_id": "T-1"}))
+    .unwrap();
+    store
+        .create_config(game.id, &tiktok, Some("postback-desk/tiktok/1"))
+        .await
+        .unwrap();
+    store.create_config(game.id, &reddit, None).await.unwrap();
+    store
+        .create_config(game.id, &x_config("oka17"), Some("postback-desk/x/1"))
+        .await
+        .unwrap();
+
+    let stored = store.configs(game.id).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    match &stored[0].config {
+        PostbackConfig::TikTok(c) => {
+            assert_eq!(
+                (c.pixel_code.as_str(), c.trigger_events.as_slice()),
+                ("CABCD1234EFGH", ["purchase".to_owned()].as_slice())
+            );
+            assert_eq!(c.base_url.as_deref(), Some("http://127.0.0.1:9"));
+            assert_eq!(c.test_event_code, None, "test codes are never stored");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(&stored[1].config, PostbackConfig::Reddit(c) if c.test_id.is_none() && c.trigger_events.len() == 2)
+    );
+    assert_eq!(stored[2].config, x_config("oka17"));
+    assert_eq!(
+        stored[0].credential_ref.as_deref(),
+        Some("postback-desk/tiktok/1")
+    );
+
+    // The test codes never reached the file.
+    store.close().await;
+    let bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+    let wal = std::fs::read(dir.path().join(format!("{DB_FILE}-wal"))).unwrap_or_default();
+    for needle in ["TEST42", "T-1"] {
+        let found = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(
+            !found(&bytes) && !found(&wal),
+            "{needle} found in the database"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_game_has_at_most_one_x_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game = store.create_game("Space Miner").await.unwrap();
+    store
+        .create_config(game.id, &x_config("oka17"), None)
+        .await
+        .unwrap();
+    let err = store
+        .create_config(game.id, &x_config("zzz99"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::ConfigExists(Network::X)),
+        "{err:?}"
+    );
+    let api: ApiError = err.into();
+    assert_eq!(api.code, "config_exists");
+    assert!(api.message.contains("X Ads"), "{}", api.message);
+    // The first config is untouched and another game may have its own.
+    assert_eq!(
+        store.configs(game.id).await.unwrap()[0].config,
+        x_config("oka17")
+    );
+    let other = store.create_game("Other").await.unwrap();
+    store
+        .create_config(other.id, &x_config("zzz99"), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unknown_game_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let err = store
+        .create_config(404, &x_config("oka17"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::GameNotFound(404)));
+}
+
+#[tokio::test]
+async fn first_start_creates_the_sandbox_game_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game = store
+        .ensure_demo_game("http://127.0.0.1:47811")
+        .await
+        .unwrap();
+    assert_eq!(game.name, DEMO_GAME_NAME);
+    let again = store
+        .ensure_demo_game("http://127.0.0.1:47811")
+        .await
+        .unwrap();
+    assert_eq!(again, game);
+    assert_eq!(store.games().await.unwrap().len(), 1);
+    let rows = store.integrations(game.id).await.unwrap();
+    let networks: Vec<_> = rows
+        .iter()
+        .map(|r| (r.network, r.display_name.as_str()))
+        .collect();
+    assert_eq!(
+        networks,
+        [
+            (Network::TikTok, "TikTok Ads"),
+            (Network::Reddit, "Reddit Ads"),
+            (Network::X, "X Ads")
+        ]
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r.status == IntegrationStatus::Connected && r.enabled));
+    assert!(rows
+        .iter()
+        .all(|r| r.base_url.as_deref() == Some("http://127.0.0.1:47811")));
+}
+
+#[tokio::test]
+async fn a_missing_network_shows_as_not_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game = store.create_game("Space Miner").await.unwrap();
+    store
+        .create_config(game.id, &x_config("oka17"), None)
+        .await
+        .unwrap();
+    let rows = store.integrations(game.id).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].status, IntegrationStatus::NotConnected);
+    assert_eq!(rows[0].pixel, None);
+    assert_eq!(rows[2].pixel.as_deref(), Some("oka17"));
+}
+
+#[tokio::test]
+async fn an_unwritable_data_dir_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let err = Store::open(&file.join("sub")).await.unwrap_err();
+    assert!(err.to_string().contains("POSTBACK_DATA_DIR"), "{err}");
+}
+
+#[tokio::test]
+async fn integrations_of_an_unknown_game_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let err = store.integrations(99).await.unwrap_err();
+    assert_eq!(ApiError::from(err).code, "not_found");
+}

@@ -1,0 +1,60 @@
+//! The TypeScript types in `ui/src/lib/bindings/` are generated from the Rust types that cross
+//! IPC. This test fails when they are stale; `UPDATE_BINDINGS=1 cargo test --test ts_bindings`
+//! rewrites them.
+
+use std::path::{Path, PathBuf};
+
+use postback::model::{
+    ApiError, AppInfo, ConfigSummary, Game, Goal, Health, IntegrationStatus, Network,
+    PostbackConfig, RedditConfig, TikTokConfig, XConfig,
+};
+use ts_rs::{Config, TS};
+
+fn bindings_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/src/lib/bindings")
+}
+
+/// Compares (or, when updating, writes) one type's file; returns a complaint when stale.
+fn check<T: TS + 'static>(cfg: &Config, update: bool) -> Option<String> {
+    let text = T::export_to_string(cfg).expect("type exports");
+    let path = bindings_dir().join(format!("{}.ts", T::name(cfg)));
+    if update {
+        std::fs::create_dir_all(bindings_dir()).expect("bindings dir");
+        std::fs::write(&path, &text).expect("write binding");
+        return None;
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == text => None,
+        Ok(_) => Some(format!("{} is stale", path.display())),
+        Err(_) => Some(format!("{} is missing", path.display())),
+    }
+}
+
+#[test]
+fn typescript_bindings_are_fresh() {
+    // i64 ids are far below 2^53: JSON numbers, not bigint.
+    let cfg = Config::new().with_large_int("number");
+    let update = std::env::var_os("UPDATE_BINDINGS").is_some();
+    let stale: Vec<String> = [
+        check::<ApiError>(&cfg, update),
+        check::<AppInfo>(&cfg, update),
+        check::<ConfigSummary>(&cfg, update),
+        check::<Game>(&cfg, update),
+        check::<Goal>(&cfg, update),
+        check::<Health>(&cfg, update),
+        check::<IntegrationStatus>(&cfg, update),
+        check::<Network>(&cfg, update),
+        check::<PostbackConfig>(&cfg, update),
+        check::<RedditConfig>(&cfg, update),
+        check::<TikTokConfig>(&cfg, update),
+        check::<XConfig>(&cfg, update),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(
+        stale.is_empty(),
+        "TypeScript bindings out of date:\n{}\nrun: UPDATE_BINDINGS=1 cargo test --test ts_bindings",
+        stale.join("\n")
+    );
+}
