@@ -41,20 +41,13 @@ fn main() {
             .filter_map(|e| prepare(&config, &e, false).ok())
             .collect();
         let requests = build_requests(&config, &prepared);
-        let bytes: usize = requests
-            .iter()
-            .map(|r| serde_json::to_vec(&r.body).map(|b| b.len()).unwrap_or(0))
-            .sum();
+        let bytes: usize = requests.iter().map(|r| serde_json::to_vec(&r.body).map(|b| b.len()).unwrap_or(0)).sum();
         let batched = start.elapsed();
         // One-by-one path (`postback preview`): a full preview document per event.
         let start = Instant::now();
         for d in docs.iter().take(EVENTS / 5) {
             let event = ConversionEvent::from_json(d).expect("event");
-            black_box(
-                serde_json::to_vec(&preview(&config, &event, false, chrono::Utc::now()))
-                    .map(|v| v.len())
-                    .ok(),
-            );
+            black_box(serde_json::to_vec(&preview(&config, &event, false, chrono::Utc::now())).map(|v| v.len()).ok());
         }
         let single = start.elapsed();
         println!(

@@ -16,24 +16,31 @@ use crate::store::Store;
 pub type CliResult = Result<(), String>;
 
 fn read_file(path: &Path, field: &str) -> Result<String, InputError> {
-    std::fs::read_to_string(path).map_err(|e| {
-        InputError::new(
-            field,
-            format!("cannot read {}: {e}; check the path", path.display()),
-        )
-    })
+    std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(field, format!("cannot read {}: {e}; check the path", path.display())))
 }
 
 /// `postback preview --config C --event E`: the request(s) the event would produce.
-pub fn preview_files(config_path: &Path, event_path: &Path) -> Result<Preview, InputError> {
+/// When `data_dir` holds a database, a player erased there previews as `player_erased`;
+/// preview never creates a database.
+pub fn preview_files(config_path: &Path, event_path: &Path, data_dir: Option<&Path>) -> Result<Preview, InputError> {
     let config = PostbackConfig::from_json_str(&read_file(config_path, "config")?)?;
     let event = ConversionEvent::from_json_str(&read_file(event_path, "event")?)?;
-    Ok(networks::preview(
-        &config,
-        &event,
-        false,
-        chrono::Utc::now(),
-    ))
+    let erased = data_dir.is_some_and(|dir| is_erased(dir, &event.player_id));
+    Ok(networks::preview(&config, &event, erased, chrono::Utc::now()))
+}
+
+fn is_erased(data_dir: &Path, player_id: &str) -> bool {
+    if !data_dir.join(crate::store::DB_FILE).exists() {
+        return false;
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return false };
+    runtime.block_on(async {
+        let Ok(store) = Store::open(data_dir).await else { return false };
+        let erased = store.erased_among(&[player_id]).await.map(|set| !set.is_empty()).unwrap_or(false);
+        store.close().await;
+        erased
+    })
 }
 
 /// The document printed on stderr for invalid input.
@@ -43,8 +50,8 @@ pub fn error_json(error: &InputError) -> serde_json::Value {
 
 /// Runs `preview` and prints as the contract says: JSON on stdout (exit 0) or a field error on
 /// stderr (exit 2).
-pub fn preview_command(config: &Path, event: &Path) -> ExitCode {
-    match preview_files(config, event) {
+pub fn preview_command(config: &Path, event: &Path, data_dir: Option<&Path>) -> ExitCode {
+    match preview_files(config, event, data_dir) {
         Ok(preview) => match serde_json::to_string_pretty(&preview) {
             Ok(text) => {
                 println!("{text}");
@@ -64,27 +71,15 @@ pub fn preview_command(config: &Path, event: &Path) -> ExitCode {
 
 async fn open(data_dir: &Path) -> Result<Store, String> {
     let store = Store::open(data_dir).await.map_err(|e| e.to_string())?;
-    store
-        .ensure_demo_game(&crate::sandbox_base_url())
-        .await
-        .map_err(|e| e.to_string())?;
+    store.ensure_demo_game(&crate::sandbox_base_url()).await.map_err(|e| e.to_string())?;
     Ok(store)
 }
 
 pub async fn integrations(data_dir: &Path) -> CliResult {
     let store = open(data_dir).await?;
     for game in store.games().await.map_err(|e| e.to_string())? {
-        println!(
-            "{} (game {}, data in {})",
-            game.name,
-            game.id,
-            data_dir.display()
-        );
-        for r in store
-            .integrations(game.id)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        println!("{} (game {}, data in {})", game.name, game.id, data_dir.display());
+        for r in store.integrations(game.id).await.map_err(|e| e.to_string())? {
             println!(
                 "  {:<11} {:<13} enabled={:<5} pixel={:<22} health={:?}",
                 r.display_name,
@@ -100,26 +95,13 @@ pub async fn integrations(data_dir: &Path) -> CliResult {
 }
 
 pub async fn sandbox(addr: SocketAddr) -> CliResult {
-    let running = crate::sandbox::start(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}; pick another --port"))?;
+    let running =
+        crate::sandbox::start(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}; pick another --port"))?;
     println!("sandbox networks at {}", running.base_url);
-    println!(
-        "  TikTok  POST {}/open_api/v1.3/event/track/",
-        running.base_url
-    );
-    println!(
-        "  Reddit  POST {}/api/v3/pixels/{{pixel_id}}/conversion_events",
-        running.base_url
-    );
-    println!(
-        "  X       POST {}/12/measurement/conversions/{{pixel_id}}",
-        running.base_url
-    );
-    println!(
-        "  faults  POST {0}/__sandbox/faults   stats GET {0}/__sandbox/stats",
-        running.base_url
-    );
+    println!("  TikTok  POST {}/open_api/v1.3/event/track/", running.base_url);
+    println!("  Reddit  POST {}/api/v3/pixels/{{pixel_id}}/conversion_events", running.base_url);
+    println!("  X       POST {}/12/measurement/conversions/{{pixel_id}}", running.base_url);
+    println!("  faults  POST {0}/__sandbox/faults   stats GET {0}/__sandbox/stats", running.base_url);
     let _ = tokio::signal::ctrl_c().await;
     running.stop().await;
     Ok(())
@@ -129,55 +111,53 @@ pub async fn import(data_dir: &Path, file: &Path, game: Option<i64>) -> CliResul
     let store = open(data_dir).await?;
     let game_id = match game {
         Some(id) => id,
-        None => store
-            .games()
-            .await
-            .map_err(|e| e.to_string())?
-            .first()
-            .map(|g| g.id)
-            .ok_or("no game in the database")?,
+        None => {
+            store.games().await.map_err(|e| e.to_string())?.first().map(|g| g.id).ok_or("no game in the database")?
+        }
     };
-    let reader =
-        std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let report =
-        crate::ingest::import_ndjson(&store, game_id, std::io::BufReader::new(reader), now_ms())
-            .await
-            .map_err(|e| e.to_string())?;
+    let reader = std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let report = crate::ingest::import_ndjson(&store, game_id, std::io::BufReader::new(reader), now_ms())
+        .await
+        .map_err(|e| e.to_string())?;
     for e in &report.errors {
         eprintln!("line {}: {}: {}", e.line, e.field, e.message);
     }
-    println!(
-        "{}",
-        serde_json::to_string(&report).map_err(|e| e.to_string())?
-    );
+    println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
     store.close().await;
     Ok(())
 }
 
-pub async fn serve(
-    data_dir: &Path,
-    until_idle: bool,
-    with_sandbox: bool,
-    max_attempts: u32,
-) -> CliResult {
+/// `postback serve` settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    pub until_idle: bool,
+    pub with_sandbox: bool,
+    pub max_attempts: u32,
+    pub lease_secs: u64,
+    pub rps: f64,
+    pub burst: u32,
+    pub x_events_per_window: u64,
+}
+
+pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
+    let ServeOptions { until_idle, with_sandbox, max_attempts, lease_secs, .. } = opts;
+    if !(opts.rps > 0.0 && opts.rps.is_finite()) || opts.burst == 0 || opts.x_events_per_window == 0 {
+        return Err("--rps, --burst and --x-events-per-window must be greater than zero".into());
+    }
     let store = open(data_dir).await?;
     let sandbox = if with_sandbox {
         let addr = SocketAddr::from(([127, 0, 0, 1], crate::SANDBOX_DEFAULT_PORT));
-        Some(
-            crate::sandbox::start(addr)
-                .await
-                .map_err(|e| format!("cannot start the sandbox on {addr}: {e}"))?,
-        )
+        Some(crate::sandbox::start(addr).await.map_err(|e| format!("cannot start the sandbox on {addr}: {e}"))?)
     } else {
         None
     };
     let mut options = DispatcherOptions::default();
     options.retry.max_attempts = max_attempts.max(1);
-    let mut dispatcher = Dispatcher::new(
-        store.clone(),
-        Arc::new(SandboxAndMemoryTokens::default()),
-        options,
-    );
+    options.lease = std::time::Duration::from_secs(lease_secs.max(1));
+    options.rates.requests_per_second = opts.rps;
+    options.rates.request_burst = opts.burst;
+    options.rates.x_events_per_window = opts.x_events_per_window;
+    let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(SandboxAndMemoryTokens::default()), options);
     let report = if until_idle {
         dispatcher.run_until_idle().await
     } else {
@@ -203,10 +183,7 @@ pub async fn serve(
 
 pub async fn erase(data_dir: &Path, player: &str) -> CliResult {
     let store = open(data_dir).await?;
-    let (queued, logged) = store
-        .erase_player(player.trim(), now_ms())
-        .await
-        .map_err(|e| e.to_string())?;
+    let (queued, logged) = store.erase_player(player.trim(), now_ms()).await.map_err(|e| e.to_string())?;
     println!(
         "{}",
         json!({"player_erased": player.trim(), "queued_events_removed": queued, "log_rows_scrubbed": logged})

@@ -16,11 +16,8 @@ pub fn sha256_hex(text: &str) -> String {
 pub fn normalize_email(raw: &str) -> Option<String> {
     let email = raw.trim().to_lowercase();
     let (local, domain) = email.split_once('@')?;
-    (!local.is_empty()
-        && !domain.is_empty()
-        && !domain.contains('@')
-        && !email.contains(char::is_whitespace))
-    .then_some(email)
+    (!local.is_empty() && !domain.is_empty() && !domain.contains('@') && !email.contains(char::is_whitespace))
+        .then_some(email)
 }
 
 /// Reddit's advanced-matching normalisation: on top of [`normalize_email`], drop a `+tag` from
@@ -47,10 +44,8 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
     let parsed = phonenumber::parse(None, &international).ok()?;
     let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
     let digits = e164.len().saturating_sub(1);
-    (e164.starts_with('+')
-        && (8..=15).contains(&digits)
-        && e164[1..].bytes().all(|b| b.is_ascii_digit()))
-    .then_some(e164)
+    (e164.starts_with('+') && (8..=15).contains(&digits) && e164[1..].bytes().all(|b| b.is_ascii_digit()))
+        .then_some(e164)
 }
 
 /// Which email normalisation a network asks for before hashing.
@@ -101,8 +96,7 @@ pub fn resolve(event: &ConversionEvent, rule: EmailRule, warnings: &mut Vec<Stri
             match normalised {
                 Some(email) => Some(sha256_hex(&email)),
                 None => {
-                    warnings
-                        .push("email is not an address (name@domain); it was not sent".to_owned());
+                    warnings.push("email is not an address (name@domain); it was not sent".to_owned());
                     pre.clone()
                 }
             }
@@ -136,22 +130,13 @@ mod tests {
     fn hash_vectors_from_the_network_docs() {
         let cases = [
             // X guide: phone in E.164.
-            (
-                "+11234567890",
-                "1fa6b8d986d9b9cd01bf36951815158bbde9f520c0567c835dfe34783d0a4231",
-            ),
+            ("+11234567890", "1fa6b8d986d9b9cd01bf36951815158bbde9f520c0567c835dfe34783d0a4231"),
             // X guide's mislabelled example: the hash is of test@twitter.com …
             ("test@twitter.com", "d360d510"),
             // … and this is test@x.com.
-            (
-                "test@x.com",
-                "5806dc6b2f04fb728708a8f7b81c14edcd4fba36f77914cf0c9368d9a3a25f76",
-            ),
+            ("test@x.com", "5806dc6b2f04fb728708a8f7b81c14edcd4fba36f77914cf0c9368d9a3a25f76"),
             // Reddit advanced matching example, after normalisation.
-            (
-                "alice@example.com",
-                "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976",
-            ),
+            ("alice@example.com", "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976"),
         ];
         for (input, want) in cases {
             assert!(sha256_hex(input).starts_with(want), "{input}");
@@ -162,16 +147,8 @@ mod tests {
     fn email_normalisation_table() {
         let cases = [
             ("  Test@X.com ", Some("test@x.com"), Some("test@x.com")),
-            (
-                "Al.ice$+Apple@Example.Com",
-                Some("al.ice$+apple@example.com"),
-                Some("alice@example.com"),
-            ),
-            (
-                "first.last+promo@mail.co",
-                Some("first.last+promo@mail.co"),
-                Some("firstlast@mail.co"),
-            ),
+            ("Al.ice$+Apple@Example.Com", Some("al.ice$+apple@example.com"), Some("alice@example.com")),
+            ("first.last+promo@mail.co", Some("first.last+promo@mail.co"), Some("firstlast@mail.co")),
             ("no-at-sign", None, None),
             ("@domain.com", None, None),
             ("a@b@c", None, None),
@@ -179,11 +156,7 @@ mod tests {
         ];
         for (raw, plain, reddit) in cases {
             assert_eq!(normalize_email(raw).as_deref(), plain, "plain {raw}");
-            assert_eq!(
-                normalize_email_reddit(raw).as_deref(),
-                reddit,
-                "reddit {raw}"
-            );
+            assert_eq!(normalize_email_reddit(raw).as_deref(), reddit, "reddit {raw}");
         }
     }
 

@@ -19,9 +19,7 @@ fn get<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
@@ -46,9 +44,7 @@ fn run_case(case: &Value) -> Vec<String> {
     match (&out, expect.get("skipped").and_then(Value::as_str)) {
         (Preview::Skipped { skipped }, Some(want)) if skipped.reason.as_str() == want => {}
         (_, Some(want)) => errors.push(format!("expected skipped={want}, got {out:?}")),
-        (Preview::Skipped { skipped }, None) => {
-            errors.push(format!("expected a request, got skip {skipped:?}"))
-        }
+        (Preview::Skipped { skipped }, None) => errors.push(format!("expected a request, got skip {skipped:?}")),
         (Preview::Forwarded { requests, .. }, None) => {
             let request = &requests[0];
             let body = &request["body"];
@@ -62,37 +58,21 @@ fn run_case(case: &Value) -> Vec<String> {
                     errors.push(format!("expected {n} item(s), got {:?}", item_count(body)));
                 }
             }
-            for (path, want) in expect
-                .get("body")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-            {
+            for (path, want) in expect.get("body").and_then(Value::as_object).into_iter().flatten() {
                 match get(body, path) {
                     Some(got) if same(got, want) => {}
                     got => errors.push(format!("{path}: got {got:?}, want {want}")),
                 }
             }
-            for path in expect
-                .get("absent")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for path in expect.get("absent").and_then(Value::as_array).into_iter().flatten() {
                 if let Some(p) = path.as_str().filter(|p| get(body, p).is_some()) {
                     errors.push(format!("{p} should be absent"));
                 }
             }
-            for name in expect
-                .get("headers_present")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for name in expect.get("headers_present").and_then(Value::as_array).into_iter().flatten() {
                 let name = name.as_str().unwrap_or_default().to_ascii_lowercase();
-                let present = request["headers"]
-                    .as_object()
-                    .is_some_and(|h| h.keys().any(|k| k.to_ascii_lowercase() == name));
+                let present =
+                    request["headers"].as_object().is_some_and(|h| h.keys().any(|k| k.to_ascii_lowercase() == name));
                 if !present {
                     errors.push(format!("header {name} missing"));
                 }
@@ -105,30 +85,17 @@ fn run_case(case: &Value) -> Vec<String> {
 #[test]
 fn every_conformance_case_passes() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/cases");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("cases dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("cases dir").flatten().map(|e| e.path()).collect();
     files.sort();
-    assert!(
-        files.len() >= 12,
-        "expected the conformance cases in {}",
-        dir.display()
-    );
+    assert!(files.len() >= 12, "expected the conformance cases in {}", dir.display());
     let failures: Vec<String> = files
         .iter()
         .filter_map(|path| {
             let case: Value =
-                serde_json::from_str(&std::fs::read_to_string(path).expect("read case"))
-                    .expect("case is JSON");
+                serde_json::from_str(&std::fs::read_to_string(path).expect("read case")).expect("case is JSON");
             let errors = run_case(&case);
             (!errors.is_empty()).then(|| format!("{}: {}", case["name"], errors.join("; ")))
         })
         .collect();
-    assert!(
-        failures.is_empty(),
-        "failing cases:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "failing cases:\n{}", failures.join("\n"));
 }

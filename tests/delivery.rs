@@ -5,13 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postback::delivery::{
-    now_ms, Dispatcher, DispatcherOptions, RunReport, SandboxAndMemoryTokens,
-};
+use postback::delivery::{now_ms, Dispatcher, DispatcherOptions, RunReport, SandboxAndMemoryTokens};
 use postback::ingest::import_ndjson;
-use postback::model::{
-    DeliveryStatus, Goal, Health, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig,
-};
+use postback::model::{DeliveryStatus, Goal, Health, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
 use postback::sandbox::{self, Faults, RunningSandbox};
 use postback::store::{LogFilter, Store};
 use serde_json::json;
@@ -48,9 +44,7 @@ fn x_goals() -> Vec<Goal> {
 async fn rig(credential_ref: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    let sandbox = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
+    let sandbox = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let base_url = Some(sandbox.base_url.clone());
     let game = store.create_game("Test Game").await.unwrap();
     let triggers = vec!["game_launch".to_owned(), "purchase".to_owned()];
@@ -67,29 +61,13 @@ async fn rig(credential_ref: &str) -> Rig {
             test_id: None,
             base_url: base_url.clone(),
         }),
-        PostbackConfig::X(XConfig {
-            pixel_id: "sbx01".into(),
-            goals: x_goals(),
-            base_url,
-        }),
+        PostbackConfig::X(XConfig { pixel_id: "sbx01".into(), goals: x_goals(), base_url }),
     ];
     let mut config_ids = Vec::new();
     for c in &configs {
-        config_ids.push(
-            store
-                .create_config(game.id, c, Some(credential_ref))
-                .await
-                .unwrap(),
-        );
+        config_ids.push(store.create_config(game.id, c, Some(credential_ref)).await.unwrap());
     }
-    Rig {
-        _dir: dir,
-        store,
-        sandbox,
-        game_id: game.id,
-        tokens: Arc::new(SandboxAndMemoryTokens::default()),
-        config_ids,
-    }
+    Rig { _dir: dir, store, sandbox, game_id: game.id, tokens: Arc::new(SandboxAndMemoryTokens::default()), config_ids }
 }
 
 fn events(n: usize, name: &str, player: &str) -> String {
@@ -115,17 +93,12 @@ fn fast_options() -> DispatcherOptions {
 
 impl Rig {
     async fn import(&self, text: &str) -> postback::ingest::ImportReport {
-        import_ndjson(&self.store, self.game_id, text.as_bytes(), now_ms())
-            .await
-            .unwrap()
+        import_ndjson(&self.store, self.game_id, text.as_bytes(), now_ms()).await.unwrap()
     }
 
     async fn dispatch(&self, options: DispatcherOptions) -> RunReport {
         let mut d = Dispatcher::new(self.store.clone(), self.tokens.clone(), options);
-        tokio::time::timeout(Duration::from_secs(60), d.run_until_idle())
-            .await
-            .expect("dispatcher finishes")
-            .unwrap()
+        tokio::time::timeout(Duration::from_secs(60), d.run_until_idle()).await.expect("dispatcher finishes").unwrap()
     }
 
     fn faults(&self, f: Faults) {
@@ -133,24 +106,12 @@ impl Rig {
     }
 
     fn stats(&self, network: Network) -> postback::sandbox::NetworkStats {
-        self.sandbox
-            .state
-            .stats()
-            .remove(&network)
-            .unwrap_or_default()
+        self.sandbox.state.stats().remove(&network).unwrap_or_default()
     }
 
-    async fn log(
-        &self,
-        config: usize,
-        status: Option<DeliveryStatus>,
-    ) -> Vec<postback::model::LogEntry> {
-        let filter = LogFilter {
-            config_id: Some(self.config_ids[config]),
-            status,
-            limit: 1000,
-            ..LogFilter::default()
-        };
+    async fn log(&self, config: usize, status: Option<DeliveryStatus>) -> Vec<postback::model::LogEntry> {
+        let filter =
+            LogFilter { config_id: Some(self.config_ids[config]), status, limit: 1000, ..LogFilter::default() };
         self.store.log_page(&filter).await.unwrap()
     }
 }
@@ -159,76 +120,34 @@ impl Rig {
 async fn happy_path_for_all_three_networks() {
     let rig = rig("sandbox").await;
     let report = rig.import(&events(250, "game_launch", "p1")).await;
-    assert_eq!(
-        (report.events, report.enqueued, report.duplicates),
-        (250, 750, 0)
-    );
+    assert_eq!((report.events, report.enqueued, report.duplicates), (250, 750, 0));
     let run = rig.dispatch(fast_options()).await;
     assert_eq!((run.success, run.failed, run.retried), (750, 0, 0));
     for network in Network::ALL {
         let s = rig.stats(network);
-        assert_eq!(
-            (s.accepted, s.distinct_event_ids, s.duplicates, s.rejected),
-            (250, 250, 0, 0),
-            "{network}"
-        );
+        assert_eq!((s.accepted, s.distinct_event_ids, s.duplicates, s.rejected), (250, 250, 0, 0), "{network}");
     }
-    assert_eq!(
-        rig.stats(Network::TikTok).requests,
-        1,
-        "250 events fit in one TikTok request"
-    );
+    assert_eq!(rig.stats(Network::TikTok).requests, 1, "250 events fit in one TikTok request");
     let log = rig.log(0, Some(DeliveryStatus::Success)).await;
     assert_eq!(log.len(), 250);
-    assert!(log
-        .iter()
-        .all(|e| e.http_status == Some(200) && e.attempt == 1 && e.request_id.is_some()));
+    assert!(log.iter().all(|e| e.http_status == Some(200) && e.attempt == 1 && e.request_id.is_some()));
     assert_eq!(rig.store.queue_counts().await.unwrap(), (0, 0, 0));
-    assert_eq!(
-        rig.store.health(rig.config_ids[0], now_ms()).await.unwrap(),
-        Health::Normal
-    );
+    assert_eq!(rig.store.health(rig.config_ids[0], now_ms()).await.unwrap(), Health::Normal);
 }
 
 #[tokio::test]
 async fn server_errors_are_retried_then_failed() {
     let rig = rig("sandbox").await;
     rig.import(&events(5, "game_launch", "p1")).await;
-    rig.faults(Faults {
-        error_rate: 1.0,
-        status: 503,
-        ..Faults::default()
-    });
+    rig.faults(Faults { error_rate: 1.0, status: 503, ..Faults::default() });
     let run = rig.dispatch(fast_options()).await;
-    assert_eq!(
-        (run.success, run.retried, run.failed),
-        (0, 30, 15),
-        "3 attempts of 5 events on 3 networks"
-    );
+    assert_eq!((run.success, run.retried, run.failed), (0, 30, 15), "3 attempts of 5 events on 3 networks");
     let tiktok = rig.log(0, None).await;
-    let attempts: Vec<(i64, DeliveryStatus)> = tiktok
-        .iter()
-        .filter(|e| e.event_id.ends_with("-0"))
-        .map(|e| (e.attempt, e.status))
-        .collect();
-    assert_eq!(
-        attempts,
-        [
-            (3, DeliveryStatus::Failed),
-            (2, DeliveryStatus::Retried),
-            (1, DeliveryStatus::Retried)
-        ]
-    );
-    assert!(tiktok[0]
-        .error
-        .as_deref()
-        .unwrap_or_default()
-        .contains("gave up after 3 attempts"));
-    assert_eq!(
-        rig.store.queue_counts().await.unwrap().2,
-        15,
-        "given-up events wait for replay"
-    );
+    let attempts: Vec<(i64, DeliveryStatus)> =
+        tiktok.iter().filter(|e| e.event_id.ends_with("-0")).map(|e| (e.attempt, e.status)).collect();
+    assert_eq!(attempts, [(3, DeliveryStatus::Failed), (2, DeliveryStatus::Retried), (1, DeliveryStatus::Retried)]);
+    assert!(tiktok[0].error.as_deref().unwrap_or_default().contains("gave up after 3 attempts"));
+    assert_eq!(rig.store.queue_counts().await.unwrap().2, 15, "given-up events wait for replay");
     // After the outage, replay delivers them.
     rig.faults(Faults::default());
     for id in &rig.config_ids {
@@ -242,46 +161,23 @@ async fn tiktok_errors_inside_http_200_are_read_from_the_code() {
     let rig = rig("sandbox").await;
     rig.import(&events(3, "game_launch", "p1")).await;
     // 429 is answered by TikTok as HTTP 200 with code 40100.
-    rig.faults(Faults {
-        error_rate: 1.0,
-        status: 429,
-        ..Faults::default()
-    });
+    rig.faults(Faults { error_rate: 1.0, status: 429, ..Faults::default() });
     rig.dispatch(DispatcherOptions {
-        retry: postback::delivery::retry::RetryPolicy {
-            max_attempts: 1,
-            ..Default::default()
-        },
+        retry: postback::delivery::retry::RetryPolicy { max_attempts: 1, ..Default::default() },
         ..fast_options()
     })
     .await;
     let log = rig.log(0, None).await;
     assert_eq!(log.len(), 3);
-    assert!(
-        log.iter()
-            .all(|e| e.http_status == Some(200) && e.status == DeliveryStatus::Failed),
-        "{log:?}"
-    );
-    assert!(
-        log[0]
-            .error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("40100"),
-        "{:?}",
-        log[0].error
-    );
+    assert!(log.iter().all(|e| e.http_status == Some(200) && e.status == DeliveryStatus::Failed), "{log:?}");
+    assert!(log[0].error.as_deref().unwrap_or_default().contains("40100"), "{:?}", log[0].error);
 }
 
 #[tokio::test]
 async fn x_rate_limit_answer_waits_for_the_reset() {
     let rig = rig("sandbox").await;
     rig.import(&events(2, "game_launch", "p1")).await;
-    rig.faults(Faults {
-        error_rate: 1.0,
-        status: 429,
-        ..Faults::default()
-    });
+    rig.faults(Faults { error_rate: 1.0, status: 429, ..Faults::default() });
     let started = now_ms();
     let mut d = Dispatcher::new(rig.store.clone(), rig.tokens.clone(), fast_options());
     // One turn only: the retry is scheduled, not yet due.
@@ -294,41 +190,27 @@ async fn x_rate_limit_answer_waits_for_the_reset() {
     let delivered = rig.log(2, Some(DeliveryStatus::Success)).await;
     assert_eq!(delivered.len(), 2);
     // x-rate-limit-reset is at least the next second: nothing was re-sent before it.
-    assert!(
-        delivered.iter().all(|e| e.at >= started + 900),
-        "re-sent too early"
-    );
+    assert!(delivered.iter().all(|e| e.at >= started + 900), "re-sent too early");
 }
 
 #[tokio::test]
 async fn x_partial_rejections_fail_only_the_bad_conversions() {
     for partial in [false, true] {
         let rig = rig("sandbox").await;
-        rig.faults(Faults {
-            x_partial_success: partial,
-            ..Faults::default()
-        });
-        rig.import(&format!(
-            "{}\n{}",
-            events(4, "game_launch", "p1"),
-            events(3, "purchase", "p1")
-        ))
-        .await;
+        rig.faults(Faults { x_partial_success: partial, ..Faults::default() });
+        rig.import(&format!("{}\n{}", events(4, "game_launch", "p1"), events(3, "purchase", "p1"))).await;
         rig.dispatch(fast_options()).await;
         let ok = rig.log(2, Some(DeliveryStatus::Success)).await;
         let failed = rig.log(2, Some(DeliveryStatus::Failed)).await;
         assert_eq!((ok.len(), failed.len()), (4, 3), "partial={partial}");
-        assert!(failed.iter().all(|e| e.event_name == "purchase"
-            && e.error
-                .as_deref()
-                .unwrap_or_default()
-                .contains("single event tag")));
-        assert_eq!(rig.stats(Network::X).distinct_event_ids, 4);
-        assert_eq!(
-            rig.store.queue_counts().await.unwrap().2,
-            3,
-            "refused conversions are not retried"
+        assert!(
+            failed
+                .iter()
+                .all(|e| e.event_name == "purchase"
+                    && e.error.as_deref().unwrap_or_default().contains("single event tag"))
         );
+        assert_eq!(rig.stats(Network::X).distinct_event_ids, 4);
+        assert_eq!(rig.store.queue_counts().await.unwrap().2, 3, "refused conversions are not retried");
     }
 }
 
@@ -344,15 +226,9 @@ async fn a_credential_failure_pauses_the_config_until_rotation() {
     let (ready, leased, dead) = rig.store.queue_counts().await.unwrap();
     assert_eq!((ready, leased, dead), (60, 0, 0));
     for (i, id) in rig.config_ids.iter().enumerate() {
+        assert_eq!(rig.store.health(*id, now_ms()).await.unwrap(), Health::CredentialFailures, "config {i}");
         assert_eq!(
-            rig.store.health(*id, now_ms()).await.unwrap(),
-            Health::CredentialFailures,
-            "config {i}"
-        );
-        assert_eq!(
-            rig.log(i, Some(DeliveryStatus::Failed)).await[0]
-                .http_status
-                .map(|s| s == 401 || s == 200),
+            rig.log(i, Some(DeliveryStatus::Failed)).await[0].http_status.map(|s| s == 401 || s == 200),
             Some(true)
         );
     }
@@ -369,10 +245,7 @@ async fn a_credential_failure_pauses_the_config_until_rotation() {
         let run = rig.dispatch(fast_options()).await;
         assert_eq!(run.success, 20, "{network}");
     }
-    assert_eq!(
-        rig.store.health(rig.config_ids[0], now_ms()).await.unwrap(),
-        Health::Normal
-    );
+    assert_eq!(rig.store.health(rig.config_ids[0], now_ms()).await.unwrap(), Health::Normal);
 }
 
 #[tokio::test]
@@ -391,30 +264,17 @@ async fn the_same_event_is_never_enqueued_twice() {
 #[tokio::test]
 async fn erased_players_are_never_forwarded_again() {
     let rig = rig("sandbox").await;
-    rig.import(&format!(
-        "{}\n{}",
-        events(5, "game_launch", "alice"),
-        events(5, "game_launch", "bob")
-    ))
-    .await;
+    rig.import(&format!("{}\n{}", events(5, "game_launch", "alice"), events(5, "game_launch", "bob"))).await;
     rig.dispatch(fast_options()).await;
     rig.import(&events(3, "purchase", "alice")).await;
     let (queued, scrubbed) = rig.store.erase_player("alice", now_ms()).await.unwrap();
-    assert_eq!(
-        queued,
-        3 * 3,
-        "alice's purchases queued for all three configs"
-    );
+    assert_eq!(queued, 3 * 3, "alice's purchases queued for all three configs");
     assert!(scrubbed >= 15);
     let later = rig.import(&events(2, "game_launch", "alice")).await;
     assert_eq!(later.enqueued, 0);
     assert_eq!(later.skipped.get("player_erased"), Some(&6));
     rig.dispatch(fast_options()).await;
-    assert_eq!(
-        rig.stats(Network::TikTok).accepted,
-        10,
-        "only the events delivered before the erasure"
-    );
+    assert_eq!(rig.stats(Network::TikTok).accepted, 10, "only the events delivered before the erasure");
 }
 
 #[tokio::test]
@@ -428,10 +288,39 @@ async fn bad_lines_are_reported_and_never_stop_the_good_ones() {
     );
     let report = rig.import(&text).await;
     assert_eq!(report.events, 2);
-    let lines: Vec<(u64, &str)> = report
-        .errors
-        .iter()
-        .map(|e| (e.line, e.field.as_str()))
-        .collect();
+    let lines: Vec<(u64, &str)> = report.errors.iter().map(|e| (e.line, e.field.as_str())).collect();
     assert_eq!(lines, [(2, "event"), (4, "occurred_at")]);
+}
+
+#[tokio::test]
+async fn no_answer_is_transient_timeouts_and_refused_connections() {
+    let slow = rig("sandbox").await;
+    slow.import(&events(2, "game_launch", "p1")).await;
+    slow.faults(Faults { latency_ms: 1500, ..Faults::default() });
+    let mut options = fast_options();
+    options.request_timeout = Duration::from_millis(200);
+    options.retry.max_attempts = 1;
+    let run = slow.dispatch(options).await;
+    assert_eq!(run.failed, 6);
+    let log = slow.log(1, None).await;
+    assert!(
+        log.iter().all(|e| e.http_status.is_none() && e.error.as_deref().unwrap_or_default().contains("timed out")),
+        "{log:?}"
+    );
+
+    // A network that is not there at all: connection refused, a transient failure.
+    let rig = rig("sandbox").await;
+    rig.import(&events(1, "game_launch", "p1")).await;
+    let Rig { sandbox, store, tokens, config_ids, _dir, .. } = rig;
+    sandbox.stop().await;
+    let mut options = fast_options();
+    options.retry.max_attempts = 1;
+    let mut dispatcher = Dispatcher::new(store.clone(), tokens, options);
+    assert_eq!(dispatcher.run_until_idle().await.unwrap().failed, 3);
+    let filter = LogFilter { config_id: Some(config_ids[0]), limit: 10, ..LogFilter::default() };
+    let log = store.log_page(&filter).await.unwrap();
+    assert!(
+        log[0].http_status.is_none() && log[0].error.as_deref().unwrap_or_default().contains("no answer"),
+        "{log:?}"
+    );
 }

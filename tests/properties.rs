@@ -21,9 +21,7 @@ fn json_scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
         any::<String>().prop_map(Value::from),
         "\\PC{0,40}".prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
         Just(Value::Null),

@@ -20,14 +20,10 @@ fn config(doc: Value) -> PostbackConfig {
 }
 
 fn tiktok() -> PostbackConfig {
-    config(
-        json!({"network": "tiktok", "pixel_code": "CABCD1234EFGH", "trigger_events": ["game_launch", "purchase"]}),
-    )
+    config(json!({"network": "tiktok", "pixel_code": "CABCD1234EFGH", "trigger_events": ["game_launch", "purchase"]}))
 }
 fn reddit() -> PostbackConfig {
-    config(
-        json!({"network": "reddit", "pixel_id": "a2_abcd1234", "trigger_events": ["game_launch", "purchase"]}),
-    )
+    config(json!({"network": "reddit", "pixel_id": "a2_abcd1234", "trigger_events": ["game_launch", "purchase"]}))
 }
 fn x() -> PostbackConfig {
     config(json!({"network": "x", "pixel_id": "oka17", "goals": [
@@ -49,20 +45,15 @@ fn skip_reason(config: &PostbackConfig, event: &ConversionEvent) -> Option<SkipR
 
 #[test]
 fn anonymous_consent_sends_click_ids_only() {
-    let e = event(
-        json!({"consent": "anonymous", "click_ids": {"ttclid": "t", "twclid": "w", "rdt_cid": "r"},
-                         "email": "a@b.co", "phone": "+11234567890", "ip": "1.2.3.4", "user_agent": "UA"}),
-    );
+    let e = event(json!({"consent": "anonymous", "click_ids": {"ttclid": "t", "twclid": "w", "rdt_cid": "r"},
+                         "email": "a@b.co", "phone": "+11234567890", "ip": "1.2.3.4", "user_agent": "UA"}));
     let t = body(&tiktok(), &e);
     assert_eq!(t["data"][0]["user"], json!({"ttclid": "t"}));
     let r = body(&reddit(), &e);
     assert_eq!(r["data"]["events"][0]["click_id"], "r");
     assert!(r["data"]["events"][0].get("user").is_none());
     let xb = body(&x(), &e);
-    assert_eq!(
-        xb["conversions"][0]["identifiers"],
-        json!([{"twclid": "w"}])
-    );
+    assert_eq!(xb["conversions"][0]["identifiers"], json!([{"twclid": "w"}]));
 }
 
 #[test]
@@ -78,23 +69,12 @@ fn full_consent_adds_hashed_identity_and_device() {
         json!({"click_ids": {"ttclid": "t"}, "phone": "+1 (123) 456-7890", "ip": " 8.25.197.25 ", "user_agent": "UA"}),
     );
     let user = &body(&tiktok(), &e)["data"][0]["user"];
-    assert_eq!(
-        user["phone"],
-        "1fa6b8d986d9b9cd01bf36951815158bbde9f520c0567c835dfe34783d0a4231"
-    );
+    assert_eq!(user["phone"], "1fa6b8d986d9b9cd01bf36951815158bbde9f520c0567c835dfe34783d0a4231");
     assert_eq!(user["ip"], "8.25.197.25");
-    assert_eq!(
-        user["external_id"],
-        postback::identity::sha256_hex("player_42")
-    );
-    let reddit_user = &body(
-        &reddit(),
-        &event(json!({"email": "a@b.co", "ip": "8.25.197.25"})),
-    )["data"]["events"][0]["user"];
-    assert_eq!(
-        reddit_user["ip_address"],
-        postback::identity::sha256_hex("8.25.197.25")
-    );
+    assert_eq!(user["external_id"], postback::identity::sha256_hex("player_42"));
+    let reddit_user =
+        &body(&reddit(), &event(json!({"email": "a@b.co", "ip": "8.25.197.25"})))["data"]["events"][0]["user"];
+    assert_eq!(reddit_user["ip_address"], postback::identity::sha256_hex("8.25.197.25"));
 }
 
 #[test]
@@ -112,15 +92,9 @@ fn unreadable_phone_is_dropped_with_a_warning_not_the_event() {
     let e = event(json!({"click_ids": {"twclid": "w"}, "phone": "not a phone"}));
     match preview(&x(), &e, false, Utc::now()) {
         Preview::Forwarded { requests, warnings } => {
-            assert_eq!(
-                requests[0]["body"]["conversions"][0]["identifiers"],
-                json!([{"twclid": "w"}])
-            );
+            assert_eq!(requests[0]["body"]["conversions"][0]["identifiers"], json!([{"twclid": "w"}]));
             assert!(warnings.iter().any(|w| w.contains("phone")), "{warnings:?}");
-            assert!(
-                !warnings.iter().any(|w| w.contains("not a phone")),
-                "warnings must not echo PII"
-            );
+            assert!(!warnings.iter().any(|w| w.contains("not a phone")), "warnings must not echo PII");
         }
         other => panic!("{other:?}"),
     }
@@ -130,42 +104,23 @@ fn unreadable_phone_is_dropped_with_a_warning_not_the_event() {
 fn prehashed_email_is_sent_lower_cased() {
     let hash = "5806DC6B2F04FB728708A8F7B81C14EDCD4FBA36F77914CF0C9368D9A3A25F76";
     let e = event(json!({"email_sha256": hash}));
-    assert_eq!(
-        body(&reddit(), &e)["data"]["events"][0]["user"]["email"],
-        hash.to_ascii_lowercase()
-    );
+    assert_eq!(body(&reddit(), &e)["data"]["events"][0]["user"]["email"], hash.to_ascii_lowercase());
     let bad = json!({"event_id": "e", "name": "purchase", "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p",
                      "consent": "full", "email_sha256": "abc"});
-    assert_eq!(
-        ConversionEvent::from_json(&bad).unwrap_err().field,
-        "email_sha256"
-    );
+    assert_eq!(ConversionEvent::from_json(&bad).unwrap_err().field, "email_sha256");
 }
 
 #[test]
 fn money_forwarded_only_together_and_in_each_networks_form() {
-    let e = event(
-        json!({"click_ids": {"ttclid": "t", "twclid": "w", "rdt_cid": "r"}, "value": 20, "currency": "usd"}),
-    );
+    let e = event(json!({"click_ids": {"ttclid": "t", "twclid": "w", "rdt_cid": "r"}, "value": 20, "currency": "usd"}));
     assert_eq!(body(&x(), &e)["conversions"][0]["value"], "20.00");
     assert_eq!(body(&x(), &e)["conversions"][0]["price_currency"], "USD");
-    assert_eq!(
-        body(&tiktok(), &e)["data"][0]["properties"]["value"].as_f64(),
-        Some(20.0)
-    );
-    assert_eq!(
-        body(&reddit(), &e)["data"]["events"][0]["metadata"]["value"].as_f64(),
-        Some(20.0)
-    );
+    assert_eq!(body(&tiktok(), &e)["data"][0]["properties"]["value"].as_f64(), Some(20.0));
+    assert_eq!(body(&reddit(), &e)["data"]["events"][0]["metadata"]["value"].as_f64(), Some(20.0));
     let no_currency = event(json!({"click_ids": {"twclid": "w"}, "value": "5"}));
-    assert!(body(&x(), &no_currency)["conversions"][0]
-        .get("value")
-        .is_none());
-    let bad_currency =
-        event(json!({"click_ids": {"ttclid": "t"}, "value": "5", "currency": "BTC"}));
-    assert!(body(&tiktok(), &bad_currency)["data"][0]
-        .get("properties")
-        .is_none());
+    assert!(body(&x(), &no_currency)["conversions"][0].get("value").is_none());
+    let bad_currency = event(json!({"click_ids": {"ttclid": "t"}, "value": "5", "currency": "BTC"}));
+    assert!(body(&tiktok(), &bad_currency)["data"][0].get("properties").is_none());
 }
 
 #[test]
@@ -173,24 +128,15 @@ fn times_in_each_networks_format() {
     let e = event(
         json!({"occurred_at": "2026-11-20T12:15:30.250123+02:00", "click_ids": {"ttclid": "t", "twclid": "w", "rdt_cid": "r"}}),
     );
-    assert_eq!(
-        body(&x(), &e)["conversions"][0]["conversion_time"],
-        "2026-11-20T10:15:30.250Z"
-    );
+    assert_eq!(body(&x(), &e)["conversions"][0]["conversion_time"], "2026-11-20T10:15:30.250Z");
     assert_eq!(body(&tiktok(), &e)["data"][0]["event_time"], 1795169730);
-    assert_eq!(
-        body(&reddit(), &e)["data"]["events"][0]["event_at"],
-        1795169730250_i64
-    );
+    assert_eq!(body(&reddit(), &e)["data"]["events"][0]["event_at"], 1795169730250_i64);
 }
 
 #[test]
 fn x_sends_only_active_mapped_goals() {
     let e = event(json!({"click_ids": {"twclid": "w"}}));
-    let conversions = body(&x(), &e)["conversions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let conversions = body(&x(), &e)["conversions"].as_array().cloned().unwrap_or_default();
     assert_eq!(conversions.len(), 1);
     assert_eq!(conversions[0]["event_id"], "tw-oka17-ol288");
     let launch = event(json!({"name": "game_launch", "click_ids": {"twclid": "w"}}));
@@ -200,20 +146,11 @@ fn x_sends_only_active_mapped_goals() {
 #[test]
 fn skip_reasons_and_their_order() {
     let untriggered = event(json!({"name": "level_up", "consent": "none"}));
-    assert_eq!(
-        skip_reason(&tiktok(), &untriggered),
-        Some(SkipReason::EventNotTriggered)
-    );
+    assert_eq!(skip_reason(&tiktok(), &untriggered), Some(SkipReason::EventNotTriggered));
     let no_consent = event(json!({"consent": "none", "click_ids": {"ttclid": "t"}}));
-    assert_eq!(
-        skip_reason(&tiktok(), &no_consent),
-        Some(SkipReason::ConsentNone)
-    );
+    assert_eq!(skip_reason(&tiktok(), &no_consent), Some(SkipReason::ConsentNone));
     let e = event(json!({"click_ids": {"ttclid": "t"}}));
-    assert_eq!(
-        prepare(&tiktok(), &e, true).unwrap_err().reason,
-        SkipReason::PlayerErased
-    );
+    assert_eq!(prepare(&tiktok(), &e, true).unwrap_err().reason, SkipReason::PlayerErased);
 }
 
 #[test]
@@ -228,7 +165,9 @@ fn reddit_custom_and_standard_event_types() {
 fn prepared_many(config: &PostbackConfig, n: usize) -> Vec<postback::networks::PreparedEvent> {
     (0..n)
         .map(|i| {
-            let e = event(json!({"event_id": format!("e{i}"), "click_ids": {"ttclid": "t", "twclid": "w", "rdt_cid": "r"}}));
+            let e = event(
+                json!({"event_id": format!("e{i}"), "click_ids": {"ttclid": "t", "twclid": "w", "rdt_cid": "r"}}),
+            );
             prepare(config, &e, false).expect("prepared")
         })
         .collect()
@@ -240,24 +179,13 @@ fn batching_fills_requests_up_to_each_limit() {
         let limit = batch_limit(config.network());
         for (n, want_requests) in [(1, 1), (limit, 1), (limit + 1, 2), (2 * limit + 1, 3)] {
             let requests = build_requests(&config, &prepared_many(&config, n));
-            assert_eq!(
-                requests.len(),
-                want_requests,
-                "{:?} with {n} events",
-                config.network()
-            );
+            assert_eq!(requests.len(), want_requests, "{:?} with {n} events", config.network());
             let carried: usize = requests.iter().map(|r| r.item_events.len()).sum();
             assert_eq!(carried, n);
             assert!(requests.iter().all(|r| r.item_events.len() <= limit));
         }
     }
-    assert_eq!(
-        (
-            batch_limit(postback::model::Network::TikTok),
-            batch_limit(postback::model::Network::X)
-        ),
-        (1000, 500)
-    );
+    assert_eq!((batch_limit(postback::model::Network::TikTok), batch_limit(postback::model::Network::X)), (1000, 500));
 }
 
 #[test]
@@ -278,9 +206,7 @@ fn a_validation_request_carries_one_event() {
     );
     let requests = build_requests(&with_code, &prepared_many(&with_code, 3));
     assert_eq!(requests.len(), 3);
-    assert!(requests
-        .iter()
-        .all(|r| r.body["test_event_code"] == "TEST1"));
+    assert!(requests.iter().all(|r| r.body["test_event_code"] == "TEST1"));
 }
 
 #[test]
@@ -302,10 +228,7 @@ fn event_errors_name_the_field() {
     }
     let mut doc = base.clone();
     doc["items"] = json!([{"id": "a", "quantity": 0}]);
-    assert_eq!(
-        ConversionEvent::from_json(&doc).unwrap_err().field,
-        "items.0.quantity"
-    );
+    assert_eq!(ConversionEvent::from_json(&doc).unwrap_err().field, "items.0.quantity");
 }
 
 #[test]
@@ -313,10 +236,7 @@ fn reddit_warns_about_events_outside_its_window_without_changing_the_request() {
     let old = event(json!({"occurred_at": "2020-01-01T00:00:00Z", "click_ids": {"rdt_cid": "r"}}));
     match preview(&reddit(), &old, false, Utc::now()) {
         Preview::Forwarded { requests, warnings } => {
-            assert_eq!(
-                requests[0]["body"]["data"]["events"][0]["event_at"],
-                1577836800000_i64
-            );
+            assert_eq!(requests[0]["body"]["data"]["events"][0]["event_at"], 1577836800000_i64);
             assert!(warnings.iter().any(|w| w.contains("7 days")));
         }
         other => panic!("{other:?}"),

@@ -31,10 +31,7 @@ async fn migrations_apply_and_the_file_uses_wal() {
     store.close().await;
     let store = Store::open(dir.path()).await.unwrap();
     assert_eq!(store.games().await.unwrap()[0].name, "Space Miner");
-    assert!(
-        dir.path().join(format!("{DB_FILE}-wal")).exists(),
-        "WAL journal expected"
-    );
+    assert!(dir.path().join(format!("{DB_FILE}-wal")).exists(), "WAL journal expected");
 }
 
 #[tokio::test]
@@ -48,15 +45,9 @@ async fn configs_round_trip_without_test_codes() {
     let reddit = PostbackConfig::from_json(&json!({"network": "reddit", "pixel_id": "a2_abcd1234",
         "trigger_events": ["game_launch", "purchase"], "test_id": "T-1"}))
     .unwrap();
-    store
-        .create_config(game.id, &tiktok, Some("postback-desk/tiktok/1"))
-        .await
-        .unwrap();
+    store.create_config(game.id, &tiktok, Some("postback-desk/tiktok/1")).await.unwrap();
     store.create_config(game.id, &reddit, None).await.unwrap();
-    store
-        .create_config(game.id, &x_config("oka17"), Some("postback-desk/x/1"))
-        .await
-        .unwrap();
+    store.create_config(game.id, &x_config("oka17"), Some("postback-desk/x/1")).await.unwrap();
 
     let stored = store.configs(game.id).await.unwrap();
     assert_eq!(stored.len(), 3);
@@ -75,10 +66,7 @@ async fn configs_round_trip_without_test_codes() {
         matches!(&stored[1].config, PostbackConfig::Reddit(c) if c.test_id.is_none() && c.trigger_events.len() == 2)
     );
     assert_eq!(stored[2].config, x_config("oka17"));
-    assert_eq!(
-        stored[0].credential_ref.as_deref(),
-        Some("postback-desk/tiktok/1")
-    );
+    assert_eq!(stored[0].credential_ref.as_deref(), Some("postback-desk/tiktok/1"));
 
     // The test codes never reached the file.
     store.close().await;
@@ -86,10 +74,7 @@ async fn configs_round_trip_without_test_codes() {
     let wal = std::fs::read(dir.path().join(format!("{DB_FILE}-wal"))).unwrap_or_default();
     for needle in ["TEST42", "T-1"] {
         let found = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
-        assert!(
-            !found(&bytes) && !found(&wal),
-            "{needle} found in the database"
-        );
+        assert!(!found(&bytes) && !found(&wal), "{needle} found in the database");
     }
 }
 
@@ -98,41 +83,23 @@ async fn a_game_has_at_most_one_x_config() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let game = store.create_game("Space Miner").await.unwrap();
-    store
-        .create_config(game.id, &x_config("oka17"), None)
-        .await
-        .unwrap();
-    let err = store
-        .create_config(game.id, &x_config("zzz99"), None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::ConfigExists(Network::X)),
-        "{err:?}"
-    );
+    store.create_config(game.id, &x_config("oka17"), None).await.unwrap();
+    let err = store.create_config(game.id, &x_config("zzz99"), None).await.unwrap_err();
+    assert!(matches!(err, StoreError::ConfigExists(Network::X)), "{err:?}");
     let api: ApiError = err.into();
     assert_eq!(api.code, "config_exists");
     assert!(api.message.contains("X Ads"), "{}", api.message);
     // The first config is untouched and another game may have its own.
-    assert_eq!(
-        store.configs(game.id).await.unwrap()[0].config,
-        x_config("oka17")
-    );
+    assert_eq!(store.configs(game.id).await.unwrap()[0].config, x_config("oka17"));
     let other = store.create_game("Other").await.unwrap();
-    store
-        .create_config(other.id, &x_config("zzz99"), None)
-        .await
-        .unwrap();
+    store.create_config(other.id, &x_config("zzz99"), None).await.unwrap();
 }
 
 #[tokio::test]
 async fn unknown_game_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    let err = store
-        .create_config(404, &x_config("oka17"), None)
-        .await
-        .unwrap_err();
+    let err = store.create_config(404, &x_config("oka17"), None).await.unwrap_err();
     assert!(matches!(err, StoreError::GameNotFound(404)));
 }
 
@@ -140,36 +107,16 @@ async fn unknown_game_is_a_clear_error() {
 async fn first_start_creates_the_sandbox_game_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    let game = store
-        .ensure_demo_game("http://127.0.0.1:47811")
-        .await
-        .unwrap();
+    let game = store.ensure_demo_game("http://127.0.0.1:47811").await.unwrap();
     assert_eq!(game.name, DEMO_GAME_NAME);
-    let again = store
-        .ensure_demo_game("http://127.0.0.1:47811")
-        .await
-        .unwrap();
+    let again = store.ensure_demo_game("http://127.0.0.1:47811").await.unwrap();
     assert_eq!(again, game);
     assert_eq!(store.games().await.unwrap().len(), 1);
     let rows = store.integrations(game.id).await.unwrap();
-    let networks: Vec<_> = rows
-        .iter()
-        .map(|r| (r.network, r.display_name.as_str()))
-        .collect();
-    assert_eq!(
-        networks,
-        [
-            (Network::TikTok, "TikTok Ads"),
-            (Network::Reddit, "Reddit Ads"),
-            (Network::X, "X Ads")
-        ]
-    );
-    assert!(rows
-        .iter()
-        .all(|r| r.status == IntegrationStatus::Connected && r.enabled));
-    assert!(rows
-        .iter()
-        .all(|r| r.base_url.as_deref() == Some("http://127.0.0.1:47811")));
+    let networks: Vec<_> = rows.iter().map(|r| (r.network, r.display_name.as_str())).collect();
+    assert_eq!(networks, [(Network::TikTok, "TikTok Ads"), (Network::Reddit, "Reddit Ads"), (Network::X, "X Ads")]);
+    assert!(rows.iter().all(|r| r.status == IntegrationStatus::Connected && r.enabled));
+    assert!(rows.iter().all(|r| r.base_url.as_deref() == Some("http://127.0.0.1:47811")));
 }
 
 #[tokio::test]
@@ -177,10 +124,7 @@ async fn a_missing_network_shows_as_not_connected() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let game = store.create_game("Space Miner").await.unwrap();
-    store
-        .create_config(game.id, &x_config("oka17"), None)
-        .await
-        .unwrap();
+    store.create_config(game.id, &x_config("oka17"), None).await.unwrap();
     let rows = store.integrations(game.id).await.unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0].status, IntegrationStatus::NotConnected);

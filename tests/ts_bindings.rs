@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use postback::model::formats::IdKind;
 use postback::model::{
-    ApiError, AppInfo, ConfigSummary, Game, Goal, Health, IntegrationStatus, Network,
-    PostbackConfig, RedditConfig, TikTokConfig, XConfig,
+    ApiError, AppInfo, ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig,
+    TikTokConfig, XConfig,
 };
+use postback::model::{DeliveryStatus, LogEntry};
 use ts_rs::{Config, TS};
 
 fn bindings_dir() -> PathBuf {
@@ -41,7 +43,10 @@ fn typescript_bindings_are_fresh() {
         check::<ConfigSummary>(&cfg, update),
         check::<Game>(&cfg, update),
         check::<Goal>(&cfg, update),
+        check::<DeliveryStatus>(&cfg, update),
         check::<Health>(&cfg, update),
+        check::<IdKind>(&cfg, update),
+        check::<LogEntry>(&cfg, update),
         check::<IntegrationStatus>(&cfg, update),
         check::<Network>(&cfg, update),
         check::<PostbackConfig>(&cfg, update),

@@ -1,5 +1,6 @@
 //! Postback Desk desktop shell: opens the engine's store, exposes thin commands to the UI.
 
+pub mod background;
 pub mod commands;
 pub mod state;
 
@@ -12,15 +13,13 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
     builder.invoke_handler(tauri::generate_handler![
         commands::integrations::app_info,
         commands::integrations::list_games,
-        commands::integrations::list_integrations
+        commands::integrations::list_integrations,
+        commands::formats::check_id_format
     ])
 }
 
 /// Opens the store in `data_dir` and makes it available to the commands.
-pub fn manage_state<R: Runtime, M: Manager<R>>(
-    app: &M,
-    data_dir: PathBuf,
-) -> Result<(), postback::store::StoreError> {
+pub fn manage_state<R: Runtime, M: Manager<R>>(app: &M, data_dir: PathBuf) -> Result<(), postback::store::StoreError> {
     let state = tauri::async_runtime::block_on(state::AppState::open(data_dir))?;
     app.manage(state);
     Ok(())
@@ -33,6 +32,9 @@ pub fn run() {
         .setup(move |app| {
             manage_state(app, data_dir.clone())
                 .map_err(|e| format!("cannot open the database in {}: {e}", data_dir.display()))?;
+            let store = app.state::<state::AppState>().store.clone();
+            let background = tauri::async_runtime::block_on(background::start(store));
+            app.manage(background);
             Ok(())
         })
         .run(tauri::generate_context!());

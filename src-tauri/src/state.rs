@@ -14,13 +14,7 @@ impl AppState {
     /// Opens the database (creating it and the demo game on first start).
     pub async fn open(data_dir: PathBuf) -> Result<Self, postback::store::StoreError> {
         let store = Store::open(&data_dir).await?;
-        let game = store
-            .ensure_demo_game(&postback::sandbox_base_url())
-            .await?;
-        Ok(Self {
-            store,
-            game,
-            data_dir,
-        })
+        let game = store.ensure_demo_game(&postback::sandbox_base_url()).await?;
+        Ok(Self { store, game, data_dir })
     }
 }

@@ -7,11 +7,7 @@ use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INV
 use tauri::webview::InvokeRequest;
 use tauri::WebviewWindowBuilder;
 
-fn invoke(
-    webview: &tauri::WebviewWindow<tauri::test::MockRuntime>,
-    cmd: &str,
-    args: Value,
-) -> Result<Value, Value> {
+fn invoke(webview: &tauri::WebviewWindow<tauri::test::MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
     let request = InvokeRequest {
         cmd: cmd.into(),
         callback: CallbackFn(0),
@@ -27,17 +23,10 @@ fn invoke(
 
 fn app(
     dir: &std::path::Path,
-) -> (
-    tauri::App<tauri::test::MockRuntime>,
-    tauri::WebviewWindow<tauri::test::MockRuntime>,
-) {
-    let app = postback_desk_lib::with_commands(mock_builder())
-        .build(mock_context(noop_assets()))
-        .expect("app builds");
+) -> (tauri::App<tauri::test::MockRuntime>, tauri::WebviewWindow<tauri::test::MockRuntime>) {
+    let app = postback_desk_lib::with_commands(mock_builder()).build(mock_context(noop_assets())).expect("app builds");
     postback_desk_lib::manage_state(&app, dir.to_path_buf()).expect("store opens");
-    let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .expect("webview");
+    let webview = WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("webview");
     (app, webview)
 }
 
@@ -46,23 +35,14 @@ fn the_window_gets_the_demo_games_three_integrations() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_app, webview) = app(dir.path());
     let info: AppInfo =
-        serde_json::from_value(invoke(&webview, "app_info", json!({})).expect("app_info"))
-            .expect("AppInfo");
+        serde_json::from_value(invoke(&webview, "app_info", json!({})).expect("app_info")).expect("AppInfo");
     assert_eq!(info.current_game.name, "Sandbox Game");
     assert_eq!(info.data_dir, dir.path().display().to_string());
     let rows: Vec<ConfigSummary> = serde_json::from_value(
-        invoke(
-            &webview,
-            "list_integrations",
-            json!({"gameId": info.current_game.id}),
-        )
-        .expect("list_integrations"),
+        invoke(&webview, "list_integrations", json!({"gameId": info.current_game.id})).expect("list_integrations"),
     )
     .expect("rows");
-    assert_eq!(
-        rows.iter().map(|r| r.network).collect::<Vec<_>>(),
-        Network::ALL
-    );
+    assert_eq!(rows.iter().map(|r| r.network).collect::<Vec<_>>(), Network::ALL);
     assert!(dir.path().join("postback.db").exists());
 }
 
@@ -70,9 +50,21 @@ fn the_window_gets_the_demo_games_three_integrations() {
 fn errors_cross_ipc_as_code_and_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_app, webview) = app(dir.path());
-    let err = invoke(&webview, "list_integrations", json!({"gameId": 404}))
-        .expect_err("unknown game fails");
+    let err = invoke(&webview, "list_integrations", json!({"gameId": 404})).expect_err("unknown game fails");
     let err: ApiError = serde_json::from_value(err).expect("{code, message}");
     assert_eq!(err.code, "not_found");
     assert!(err.message.contains("404"), "{}", err.message);
+}
+
+#[test]
+fn id_formats_are_checked_by_the_engine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let ok = invoke(&webview, "check_id_format", json!({"kind": "reddit_pixel_id", "value": "  a2_abcd1234 "}));
+    assert_eq!(ok, Ok(json!("a2_abcd1234")));
+    let err =
+        invoke(&webview, "check_id_format", json!({"kind": "x_event_tag", "value": "tw-oka17"})).expect_err("bad tag");
+    let err: ApiError = serde_json::from_value(err).expect("{code, message}");
+    assert_eq!(err.code, "invalid_input");
+    assert!(err.message.starts_with("event_tag:") && err.message.contains("tw-xxxxx-yyyyy"), "{}", err.message);
 }

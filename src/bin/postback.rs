@@ -8,11 +8,7 @@ use clap::{Parser, Subcommand};
 use postback::cli;
 
 #[derive(Parser)]
-#[command(
-    name = "postback",
-    version,
-    about = "Conversion postbacks to TikTok, Reddit and X, headless"
-)]
+#[command(name = "postback", version, about = "Conversion postbacks to TikTok, Reddit and X, headless")]
 struct Cli {
     /// Data directory (default: $POSTBACK_DATA_DIR, else the OS data directory)
     #[arg(long, global = true)]
@@ -55,6 +51,18 @@ enum Command {
         /// Attempts per event before it is marked Failed
         #[arg(long, default_value_t = 8)]
         max_attempts: u32,
+        /// Seconds a claimed batch stays leased; after a crash it returns to the queue then
+        #[arg(long, default_value_t = 120)]
+        lease_secs: u64,
+        /// TikTok and Reddit: requests per second per account
+        #[arg(long, default_value_t = 50.0)]
+        rps: f64,
+        /// TikTok and Reddit: burst of requests per account
+        #[arg(long, default_value_t = 100)]
+        burst: u32,
+        /// X: events per 15-minute window per account
+        #[arg(long, default_value_t = 60_000)]
+        x_events_per_window: u64,
     },
     /// Forget a player: remove queued events, scrub the log, skip future events
     Erase {
@@ -65,16 +73,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    let data_dir = args
-        .data_dir
-        .unwrap_or_else(postback::store::default_data_dir);
+    let data_dir = args.data_dir.unwrap_or_else(postback::store::default_data_dir);
     match args.command {
-        Command::Preview { config, event } => cli::preview_command(&config, &event),
+        Command::Preview { config, event } => cli::preview_command(&config, &event, Some(&data_dir)),
         command => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the runtime: {e}");
@@ -85,15 +88,28 @@ fn main() -> ExitCode {
                 match command {
                     Command::Preview { .. } => Ok(()),
                     Command::Integrations => cli::integrations(&data_dir).await,
-                    Command::Sandbox { port } => {
-                        cli::sandbox(SocketAddr::from(([127, 0, 0, 1], port))).await
-                    }
+                    Command::Sandbox { port } => cli::sandbox(SocketAddr::from(([127, 0, 0, 1], port))).await,
                     Command::Import { file, game } => cli::import(&data_dir, &file, game).await,
                     Command::Serve {
                         until_idle,
                         with_sandbox,
                         max_attempts,
-                    } => cli::serve(&data_dir, until_idle, with_sandbox, max_attempts).await,
+                        lease_secs,
+                        rps,
+                        burst,
+                        x_events_per_window,
+                    } => {
+                        let options = cli::ServeOptions {
+                            until_idle,
+                            with_sandbox,
+                            max_attempts,
+                            lease_secs,
+                            rps,
+                            burst,
+                            x_events_per_window,
+                        };
+                        cli::serve(&data_dir, options).await
+                    }
                     Command::Erase { player } => cli::erase(&data_dir, &player).await,
                 }
             });

@@ -16,11 +16,7 @@ pub enum CredentialError {
 
 /// Gives the secret behind a credential reference. Implementations must never log it.
 pub trait TokenSource: Send + Sync {
-    fn token(
-        &self,
-        network: Network,
-        credential_ref: Option<&str>,
-    ) -> Result<String, CredentialError>;
+    fn token(&self, network: Network, credential_ref: Option<&str>) -> Result<String, CredentialError>;
 }
 
 /// The sandbox's public demo tokens for `credential_ref = 'sandbox'`, plus tokens held in
@@ -32,26 +28,14 @@ pub struct SandboxAndMemoryTokens {
 
 impl SandboxAndMemoryTokens {
     pub fn set(&self, credential_ref: &str, token: &str) {
-        self.tokens
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(credential_ref.to_owned(), token.to_owned());
+        self.tokens.write().unwrap_or_else(|p| p.into_inner()).insert(credential_ref.to_owned(), token.to_owned());
     }
 }
 
 impl TokenSource for SandboxAndMemoryTokens {
-    fn token(
-        &self,
-        network: Network,
-        credential_ref: Option<&str>,
-    ) -> Result<String, CredentialError> {
+    fn token(&self, network: Network, credential_ref: Option<&str>) -> Result<String, CredentialError> {
         let reference = credential_ref.ok_or(CredentialError::NotConnected)?;
-        if let Some(token) = self
-            .tokens
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(reference)
-        {
+        if let Some(token) = self.tokens.read().unwrap_or_else(|p| p.into_inner()).get(reference) {
             return Ok(token.clone());
         }
         if reference == crate::SANDBOX_CREDENTIAL_REF {

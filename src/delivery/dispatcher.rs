@@ -48,6 +48,8 @@ pub struct DispatcherOptions {
     pub request_timeout: Duration,
     /// Batches claimed per config and turn, in multiples of the network's request limit.
     pub requests_per_claim: usize,
+    /// Delivery log rows older than this are pruned (hourly, while running).
+    pub retention: Duration,
 }
 
 impl Default for DispatcherOptions {
@@ -59,6 +61,7 @@ impl Default for DispatcherOptions {
             rates: RateSettings::default(),
             request_timeout: Duration::from_secs(30),
             requests_per_claim: 2,
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -85,14 +88,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(store: Store, tokens: Arc<dyn TokenSource>, options: DispatcherOptions) -> Self {
         let http = client(options.request_timeout);
-        Self {
-            store,
-            tokens,
-            options,
-            http,
-            limiters: HashMap::new(),
-            rng: fastrand::Rng::new(),
-        }
+        Self { store, tokens, options, http, limiters: HashMap::new(), rng: fastrand::Rng::new() }
     }
 
     /// Runs until no event of an active config is waiting (now or after a backoff).
@@ -105,21 +101,20 @@ impl Dispatcher {
             }
             match self.store.next_run_at().await? {
                 None => return Ok(report),
-                Some(at) => {
-                    tokio::time::sleep(Duration::from_millis((at - now_ms()).clamp(5, 1000) as u64))
-                        .await
-                }
+                Some(at) => tokio::time::sleep(Duration::from_millis((at - now_ms()).clamp(5, 1000) as u64)).await,
             }
         }
     }
 
     /// Runs until `stop` turns true.
-    pub async fn run(
-        &mut self,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<RunReport, StoreError> {
+    pub async fn run(&mut self, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<RunReport, StoreError> {
         let mut report = RunReport::default();
+        let mut last_prune: Option<std::time::Instant> = None;
         while !*stop.borrow() {
+            if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                self.store.prune(now_ms(), self.options.retention.as_millis() as i64).await?;
+                last_prune = Some(std::time::Instant::now());
+            }
             if !self.turn(&mut report).await? {
                 let wait = match self.store.next_run_at().await? {
                     Some(at) => Duration::from_millis((at - now_ms()).clamp(5, 500) as u64),
@@ -142,17 +137,10 @@ impl Dispatcher {
             if stored.paused_reason.is_some() {
                 continue;
             }
-            let limit = networks::batch_limit(stored.config.network())
-                * self.options.requests_per_claim.max(1);
+            let limit = networks::batch_limit(stored.config.network()) * self.options.requests_per_claim.max(1);
             let leased = self
                 .store
-                .claim(
-                    stored.id,
-                    &self.options.owner,
-                    now_ms(),
-                    self.options.lease.as_millis() as i64,
-                    limit,
-                )
+                .claim(stored.id, &self.options.owner, now_ms(), self.options.lease.as_millis() as i64, limit)
                 .await?;
             if leased.is_empty() {
                 continue;
@@ -216,105 +204,60 @@ impl Dispatcher {
             let event: ConversionEvent = match serde_json::from_str(&row.payload) {
                 Ok(e) => e,
                 Err(e) => {
-                    self.fail(
-                        &mut settlement,
-                        stored,
-                        row,
-                        None,
-                        format!("queued event is unreadable: {e}"),
-                        report,
-                    );
+                    self.fail(&mut settlement, stored, row, None, format!("queued event is unreadable: {e}"), report);
                     continue;
                 }
             };
-            if let Some(problem) =
-                networks::send_window_problem(network, event.occurred_at, chrono::Utc::now())
-            {
+            if let Some(problem) = networks::send_window_problem(network, event.occurred_at, chrono::Utc::now()) {
                 self.fail(&mut settlement, stored, row, None, problem, report);
                 continue;
             }
             match networks::prepare(&stored.config, &event, false) {
                 Ok(p) => ready.push((row, p)),
-                Err(skip) => self.fail(
-                    &mut settlement,
-                    stored,
-                    row,
-                    None,
-                    format!("not sent: {}", skip.message),
-                    report,
-                ),
+                Err(skip) => {
+                    self.fail(&mut settlement, stored, row, None, format!("not sent: {}", skip.message), report)
+                }
             }
         }
 
-        let token = self
-            .tokens
-            .token(network, stored.credential_ref.as_deref())
-            .map_err(|e| e.to_string());
+        let token = self.tokens.token(network, stored.credential_ref.as_deref()).map_err(|e| e.to_string());
         let prepared: Vec<PreparedEvent> = ready.iter().map(|(_, p)| p.clone()).collect();
-        let mut queue: Vec<(Vec<usize>, networks::Request)> =
-            networks::build_requests(&stored.config, &prepared)
-                .into_iter()
-                .map(|r| {
-                    let owners = dedup_owners(&r.item_events);
-                    (owners, r)
-                })
-                .collect();
+        let mut queue: Vec<(Vec<usize>, networks::Request)> = networks::build_requests(&stored.config, &prepared)
+            .into_iter()
+            .map(|r| {
+                let owners = dedup_owners(&r.item_events);
+                (owners, r)
+            })
+            .collect();
         let mut paused = false;
         while let Some((owners, request)) = queue.pop() {
             if paused {
-                settlement
-                    .release
-                    .extend(owners.iter().map(|&i| ready[i].0.id));
+                settlement.release.extend(owners.iter().map(|&i| ready[i].0.id));
                 continue;
             }
             // X counts events (not conversions) per window; TikTok and Reddit count requests.
-            let units = if network == Network::X {
-                owners.len() as u64
-            } else {
-                1
-            };
+            let units = if network == Network::X { owners.len() as u64 } else { 1 };
             self.limiter_wait(stored, units).await?;
             report.requests += 1;
-            let Exchange {
-                classification,
-                http_status,
-                latency_ms,
-            } = exchange(
-                &self.http,
-                network,
-                &request,
-                token.as_deref().map_err(Clone::clone),
-            )
-            .await;
+            let Exchange { classification, http_status, latency_ms } =
+                exchange(&self.http, network, &request, token.as_deref().map_err(Clone::clone)).await;
             for (index, outcome) in classification.per_event(&request.item_events) {
                 let (row, _) = ready[index];
                 let attempt = row.attempts + 1;
-                let mut entry = log_entry(
-                    stored,
-                    row,
-                    attempt,
-                    http_status,
-                    Some(latency_ms),
-                    classification.request_id.clone(),
-                );
+                let mut entry =
+                    log_entry(stored, row, attempt, http_status, Some(latency_ms), classification.request_id.clone());
                 match outcome {
                     ItemOutcome::Success => {
                         settlement.remove.push(row.id);
                         entry.status = DeliveryStatus::Success;
                         report.success += 1;
                     }
-                    ItemOutcome::Rejected {
-                        reason,
-                        credential: false,
-                    } => {
+                    ItemOutcome::Rejected { reason, credential: false } => {
                         settlement.dead.push(row.id);
                         entry.error = Some(reason);
                         report.failed += 1;
                     }
-                    ItemOutcome::Rejected {
-                        reason,
-                        credential: true,
-                    } => {
+                    ItemOutcome::Rejected { reason, credential: true } => {
                         // Nothing is burned: the event waits for new credentials.
                         settlement.release.push(row.id);
                         entry.credential_failure = true;
@@ -323,24 +266,14 @@ impl Dispatcher {
                         paused = true;
                         report.failed += 1;
                     }
-                    ItemOutcome::Transient {
-                        reason,
-                        retry_after,
-                    } => {
+                    ItemOutcome::Transient { reason, retry_after } => {
                         if attempt >= i64::from(self.options.retry.max_attempts) {
                             settlement.dead.push(row.id);
-                            entry.error =
-                                Some(format!("gave up after {attempt} attempts: {reason}"));
+                            entry.error = Some(format!("gave up after {attempt} attempts: {reason}"));
                             report.failed += 1;
                         } else {
-                            let delay = self.options.retry.delay(
-                                attempt as u32,
-                                retry_after,
-                                self.rng.f64(),
-                            );
-                            settlement
-                                .retry
-                                .push((row.id, now + delay.as_millis() as i64));
+                            let delay = self.options.retry.delay(attempt as u32, retry_after, self.rng.f64());
+                            settlement.retry.push((row.id, now + delay.as_millis() as i64));
                             entry.status = DeliveryStatus::Retried;
                             entry.error = Some(reason);
                             report.retried += 1;
@@ -348,10 +281,7 @@ impl Dispatcher {
                     }
                     ItemOutcome::Resend => {
                         // Send this event again alone: its batch failed because of others.
-                        let single = networks::build_requests(
-                            &stored.config,
-                            std::slice::from_ref(&ready[index].1),
-                        );
+                        let single = networks::build_requests(&stored.config, std::slice::from_ref(&ready[index].1));
                         for mut r in single {
                             r.item_events = vec![index; r.item_events.len()];
                             queue.push((vec![index], r));

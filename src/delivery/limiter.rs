@@ -13,18 +13,9 @@ pub type Millis = i64;
 #[derive(Debug, Clone)]
 pub enum Limiter {
     /// Generic cell rate algorithm: `interval` ms per unit, up to `burst` units at once.
-    Bucket {
-        interval: f64,
-        tolerance: f64,
-        tat: f64,
-    },
+    Bucket { interval: f64, tolerance: f64, tat: f64 },
     /// At most `limit` units in any `window` ms.
-    Window {
-        limit: u64,
-        window: Millis,
-        sent: VecDeque<(Millis, u64)>,
-        total: u64,
-    },
+    Window { limit: u64, window: Millis, sent: VecDeque<(Millis, u64)>, total: u64 },
 }
 
 impl Limiter {
@@ -33,39 +24,22 @@ impl Limiter {
     pub fn bucket(per_second: f64, burst: u32, now: Millis) -> Self {
         let interval = 1000.0 / per_second.max(0.001);
         let tolerance = interval * f64::from(burst.max(1) - 1);
-        Limiter::Bucket {
-            interval,
-            tolerance,
-            tat: now as f64 + tolerance + interval,
-        }
+        Limiter::Bucket { interval, tolerance, tat: now as f64 + tolerance + interval }
     }
 
     /// A sliding window, seeded with recent sends `(time, units)`.
-    pub fn window(
-        limit: u64,
-        window: Duration,
-        recent: impl IntoIterator<Item = (Millis, u64)>,
-    ) -> Self {
+    pub fn window(limit: u64, window: Duration, recent: impl IntoIterator<Item = (Millis, u64)>) -> Self {
         let mut sent: VecDeque<(Millis, u64)> = recent.into_iter().collect();
         sent.make_contiguous().sort_by_key(|(t, _)| *t);
         let total = sent.iter().map(|(_, n)| n).sum();
-        Limiter::Window {
-            limit: limit.max(1),
-            window: window.as_millis() as Millis,
-            sent,
-            total,
-        }
+        Limiter::Window { limit: limit.max(1), window: window.as_millis() as Millis, sent, total }
     }
 
     /// How long to wait from `now` until `units` may go. Zero means they were taken now.
     /// Units larger than the limiter can ever allow are clamped to its capacity.
     pub fn try_take(&mut self, units: u64, now: Millis) -> Duration {
         match self {
-            Limiter::Bucket {
-                interval,
-                tolerance,
-                tat,
-            } => {
+            Limiter::Bucket { interval, tolerance, tat } => {
                 let units = units.max(1) as f64;
                 let arrival = (*tat).max(now as f64);
                 let new_tat = arrival + *interval * units;
@@ -77,12 +51,7 @@ impl Limiter {
                     Duration::from_millis((allowed_at - now as f64).ceil() as u64)
                 }
             }
-            Limiter::Window {
-                limit,
-                window,
-                sent,
-                total,
-            } => {
+            Limiter::Window { limit, window, sent, total } => {
                 let units = units.min(*limit);
                 while sent.front().is_some_and(|(t, _)| *t <= now - *window) {
                     if let Some((_, n)) = sent.pop_front() {
@@ -153,12 +122,8 @@ mod tests {
         }
         assert_eq!(sends.len(), 4 * 120, "four full windows in an hour");
         for (i, t) in sends.iter().enumerate() {
-            let in_window =
-                sends[i..].iter().take_while(|u| **u < t + 900_000).count() as u64 * 500;
-            assert!(
-                in_window <= 60_000,
-                "{in_window} events in the window from {t}"
-            );
+            let in_window = sends[i..].iter().take_while(|u| **u < t + 900_000).count() as u64 * 500;
+            assert!(in_window <= 60_000, "{in_window} events in the window from {t}");
         }
     }
 
@@ -167,10 +132,6 @@ mod tests {
         let mut limiter = Limiter::window(60_000, Duration::from_secs(900), [(-60_000, 59_500)]);
         assert!(limiter.try_take(500, 0).is_zero());
         let wait = limiter.try_take(500, 0);
-        assert_eq!(
-            wait.as_millis(),
-            840_001,
-            "waits until the seeded sends leave the window"
-        );
+        assert_eq!(wait.as_millis(), 840_001, "waits until the seeded sends leave the window");
     }
 }

@@ -13,11 +13,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            base: Duration::from_secs(2),
-            cap: Duration::from_secs(15 * 60),
-        }
+        Self { max_attempts: 8, base: Duration::from_secs(2), cap: Duration::from_secs(15 * 60) }
     }
 }
 
@@ -52,10 +48,7 @@ mod tests {
     #[test]
     fn the_networks_wait_is_honoured() {
         let p = RetryPolicy::default();
-        assert_eq!(
-            p.delay(1, Some(Duration::from_secs(60)), 0.5),
-            Duration::from_secs(60)
-        );
+        assert_eq!(p.delay(1, Some(Duration::from_secs(60)), 0.5), Duration::from_secs(60));
         assert!(p.delay(5, Some(Duration::from_secs(1)), 0.5) >= Duration::from_secs(1));
     }
 }

@@ -72,43 +72,22 @@ pub async fn exchange(
         let headers = response
             .headers()
             .iter()
-            .filter_map(|(n, v)| {
-                v.to_str()
-                    .ok()
-                    .map(|v| (n.as_str().to_owned(), v.to_owned()))
-            })
+            .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
             .collect();
         let text = response.text().await?;
-        Ok::<_, reqwest::Error>(HttpResponse {
-            status,
-            headers,
-            body: text,
-        })
+        Ok::<_, reqwest::Error>(HttpResponse { status, headers, body: text })
     }
     .await;
     let latency_ms = started.elapsed().as_millis() as i64;
     match result {
         Ok(response) => Exchange {
-            classification: networks::classify(
-                network,
-                request,
-                &response,
-                chrono::Utc::now().timestamp(),
-            ),
+            classification: networks::classify(network, request, &response, chrono::Utc::now().timestamp()),
             http_status: Some(response.status),
             latency_ms,
         },
         Err(e) => {
-            let what = if e.is_timeout() {
-                "timed out".to_owned()
-            } else {
-                without_url(&e)
-            };
-            Exchange {
-                classification: networks::transport_failure(&what, items),
-                http_status: None,
-                latency_ms,
-            }
+            let what = if e.is_timeout() { "timed out".to_owned() } else { without_url(&e) };
+            Exchange { classification: networks::transport_failure(&what, items), http_status: None, latency_ms }
         }
     }
 }

@@ -43,12 +43,7 @@ pub async fn import_ndjson(
     now_ms: i64,
 ) -> Result<ImportReport, StoreError> {
     store.game(game_id).await?;
-    let configs: Vec<_> = store
-        .configs(game_id)
-        .await?
-        .into_iter()
-        .filter(|c| c.enabled)
-        .collect();
+    let configs: Vec<_> = store.configs(game_id).await?.into_iter().filter(|c| c.enabled).collect();
     let mut report = ImportReport::default();
     let mut chunk: Vec<ConversionEvent> = Vec::with_capacity(CHUNK_LINES);
     for (index, line) in input.lines().enumerate() {
@@ -70,11 +65,7 @@ pub async fn import_ndjson(
         report.lines += 1;
         match ConversionEvent::from_json_str(&line) {
             Ok(event) => chunk.push(event),
-            Err(InputError { field, message }) => report.errors.push(LineError {
-                line: number,
-                field,
-                message,
-            }),
+            Err(InputError { field, message }) => report.errors.push(LineError { line: number, field, message }),
         }
         if chunk.len() >= CHUNK_LINES {
             enqueue_chunk(store, &configs, &mut chunk, &mut report, now_ms).await?;
@@ -102,12 +93,7 @@ async fn enqueue_chunk(
         for stored in configs {
             match networks::prepare(&stored.config, event, erased.contains(&event.player_id)) {
                 Ok(_) => wanted.push((stored.id, event)),
-                Err(skip) => {
-                    *report
-                        .skipped
-                        .entry(skip.reason.as_str().to_owned())
-                        .or_default() += 1
-                }
+                Err(skip) => *report.skipped.entry(skip.reason.as_str().to_owned()).or_default() += 1,
             }
         }
     }

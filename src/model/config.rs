@@ -58,14 +58,8 @@ pub enum PostbackConfig {
 }
 
 /// Field names that would mean a secret was put into a config file.
-const SECRET_FIELDS: [&str; 6] = [
-    "access_token",
-    "token",
-    "conversion_access_token",
-    "consumer_secret",
-    "oauth_token_secret",
-    "api_key",
-];
+const SECRET_FIELDS: [&str; 6] =
+    ["access_token", "token", "conversion_access_token", "consumer_secret", "oauth_token_secret", "api_key"];
 
 impl PostbackConfig {
     pub fn network(&self) -> Network {
@@ -95,9 +89,9 @@ impl PostbackConfig {
 
     /// Parses and validates a config document, naming the first bad field.
     pub fn from_json(doc: &Value) -> Result<Self, InputError> {
-        let obj = doc.as_object().ok_or_else(|| {
-            InputError::new("config", "expected a JSON object with a \"network\" field")
-        })?;
+        let obj = doc
+            .as_object()
+            .ok_or_else(|| InputError::new("config", "expected a JSON object with a \"network\" field"))?;
         if let Some(field) = SECRET_FIELDS.iter().find(|f| obj.contains_key(**f)) {
             return Err(InputError::new(
                 *field,
@@ -106,10 +100,7 @@ impl PostbackConfig {
         }
         let network_raw = required_str(obj, "network")?;
         let network = Network::parse(&network_raw).ok_or_else(|| {
-            InputError::new(
-                "network",
-                format!("'{network_raw}' is not a supported network; use tiktok, reddit or x"),
-            )
+            InputError::new("network", format!("'{network_raw}' is not a supported network; use tiktok, reddit or x"))
         })?;
         let base_url = optional_str(obj, "base_url")?
             .map(|u| formats::base_url(&u).map_err(|m| InputError::new("base_url", m)))
@@ -136,12 +127,8 @@ impl PostbackConfig {
     }
 
     pub fn from_json_str(text: &str) -> Result<Self, InputError> {
-        let doc: Value = serde_json::from_str(text).map_err(|e| {
-            InputError::new(
-                "config",
-                format!("not valid JSON ({e}); fix the syntax and try again"),
-            )
-        })?;
+        let doc: Value = serde_json::from_str(text)
+            .map_err(|e| InputError::new("config", format!("not valid JSON ({e}); fix the syntax and try again")))?;
         Self::from_json(&doc)
     }
 }
@@ -155,20 +142,13 @@ fn checked(
 }
 
 fn string_list(v: &Value, field: &str) -> Result<Vec<String>, InputError> {
-    let list = v.as_array().ok_or_else(|| {
-        InputError::new(
-            field,
-            "must be an array of event names, e.g. [\"purchase\"]",
-        )
-    })?;
+    let list =
+        v.as_array().ok_or_else(|| InputError::new(field, "must be an array of event names, e.g. [\"purchase\"]"))?;
     list.iter()
         .enumerate()
         .map(|(i, e)| match e.as_str().map(str::trim) {
             Some(s) if !s.is_empty() => Ok(s.to_owned()),
-            _ => Err(InputError::new(
-                format!("{field}.{i}"),
-                "must be a non-empty event name",
-            )),
+            _ => Err(InputError::new(format!("{field}.{i}"), "must be a non-empty event name")),
         })
         .collect()
 }
@@ -187,17 +167,9 @@ fn goals(obj: &Map<String, Value>) -> Result<Vec<Goal>, InputError> {
     let list = match obj.get("goals") {
         Some(Value::Array(list)) => list,
         None | Some(Value::Null) => {
-            return Err(InputError::new(
-                "goals",
-                "is required for X; map each Conversion Goal to its event tag",
-            ))
+            return Err(InputError::new("goals", "is required for X; map each Conversion Goal to its event tag"))
         }
-        Some(_) => {
-            return Err(InputError::new(
-                "goals",
-                "must be an array of {id, name, event, active, event_tag}",
-            ))
-        }
+        Some(_) => return Err(InputError::new("goals", "must be an array of {id, name, event, active, event_tag}")),
     };
     let mut goals: Vec<Goal> = Vec::with_capacity(list.len());
     for (i, g) in list.iter().enumerate() {
@@ -205,10 +177,7 @@ fn goals(obj: &Map<String, Value>) -> Result<Vec<Goal>, InputError> {
         if goals.iter().any(|other| other.id == goal.id) {
             return Err(InputError::new(
                 format!("goals.{i}.id"),
-                format!(
-                    "'{}' is used by two goals; give each goal its own id",
-                    goal.id
-                ),
+                format!("'{}' is used by two goals; give each goal its own id", goal.id),
             ));
         }
         goals.push(goal);
@@ -217,12 +186,9 @@ fn goals(obj: &Map<String, Value>) -> Result<Vec<Goal>, InputError> {
 }
 
 fn goal(v: &Value) -> Result<Goal, InputError> {
-    let obj = v.as_object().ok_or_else(|| {
-        InputError::new(
-            "goal",
-            "must be an object {id, name, event, active, event_tag}",
-        )
-    })?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| InputError::new("goal", "must be an object {id, name, event, active, event_tag}"))?;
     let id = required_str(obj, "id")?;
     let active = match obj.get("active") {
         None | Some(Value::Null) => true,
@@ -249,13 +215,10 @@ mod tests {
     #[test]
     fn parses_each_network() {
         let t = PostbackConfig::from_json(&json!({"network": "tiktok", "pixel_code": "CABCD1234EFGH", "trigger_events": ["purchase"], "test_event_code": "T1"})).unwrap();
-        assert!(
-            matches!(&t, PostbackConfig::TikTok(c) if c.test_event_code.as_deref() == Some("T1"))
-        );
-        let r = PostbackConfig::from_json(
-            &json!({"network": "reddit", "pixel_id": " a2_abcd1234 ", "trigger_events": []}),
-        )
-        .unwrap();
+        assert!(matches!(&t, PostbackConfig::TikTok(c) if c.test_event_code.as_deref() == Some("T1")));
+        let r =
+            PostbackConfig::from_json(&json!({"network": "reddit", "pixel_id": " a2_abcd1234 ", "trigger_events": []}))
+                .unwrap();
         assert_eq!(r.pixel(), "a2_abcd1234");
         let x = PostbackConfig::from_json(&json!({"network": "x", "pixel_id": "oka17", "goals": [{"id": "g1", "event": "purchase", "event_tag": "tw-oka17-ol288"}]})).unwrap();
         assert!(matches!(&x, PostbackConfig::X(c) if c.goals[0].active && c.goals[0].name == "g1"));
@@ -263,7 +226,10 @@ mod tests {
 
     #[test]
     fn test_codes_are_never_serialised() {
-        let t = PostbackConfig::from_json(&json!({"network": "reddit", "pixel_id": "a2_abc", "trigger_events": [], "test_id": "secret-test"})).unwrap();
+        let t = PostbackConfig::from_json(
+            &json!({"network": "reddit", "pixel_id": "a2_abc", "trigger_events": [], "test_id": "secret-test"}),
+        )
+        .unwrap();
         let text = serde_json::to_string(&t).unwrap();
         assert!(!text.contains("secret-test"), "{text}");
     }
@@ -272,14 +238,8 @@ mod tests {
     fn errors_name_the_field() {
         let cases = [
             (json!({"network": "myspace"}), "network"),
-            (
-                json!({"network": "reddit", "pixel_id": "abcd", "trigger_events": []}),
-                "pixel_id",
-            ),
-            (
-                json!({"network": "tiktok", "pixel_code": "CABCD1234EFGH"}),
-                "trigger_events",
-            ),
+            (json!({"network": "reddit", "pixel_id": "abcd", "trigger_events": []}), "pixel_id"),
+            (json!({"network": "tiktok", "pixel_code": "CABCD1234EFGH"}), "trigger_events"),
             (
                 json!({"network": "x", "pixel_id": "oka17", "goals": [{"id": "g", "event": "p", "event_tag": "tw-bad"}]}),
                 "goals.0.event_tag",

@@ -79,10 +79,7 @@ impl ConversionEvent {
     /// Parses and validates one canonical event, naming the first bad field.
     pub fn from_json(doc: &Value) -> Result<Self, InputError> {
         let obj = doc.as_object().ok_or_else(|| {
-            InputError::new(
-                "event",
-                "expected a JSON object with event_id, name, occurred_at, player_id and consent",
-            )
+            InputError::new("event", "expected a JSON object with event_id, name, occurred_at, player_id and consent")
         })?;
         let occurred_raw = required_str(obj, "occurred_at")?;
         let occurred_at = DateTime::parse_from_rfc3339(&occurred_raw)
@@ -133,12 +130,8 @@ impl ConversionEvent {
 
     /// Parses a canonical event from JSON text.
     pub fn from_json_str(text: &str) -> Result<Self, InputError> {
-        let doc: Value = serde_json::from_str(text).map_err(|e| {
-            InputError::new(
-                "event",
-                format!("not valid JSON ({e}); fix the syntax and try again"),
-            )
-        })?;
+        let doc: Value = serde_json::from_str(text)
+            .map_err(|e| InputError::new("event", format!("not valid JSON ({e}); fix the syntax and try again")))?;
         Self::from_json(&doc)
     }
 }
@@ -160,19 +153,13 @@ pub(crate) fn required_str(obj: &Map<String, Value>, field: &str) -> Result<Stri
         None | Some(Value::Null) => Err(InputError::new(field, "is required but missing; add it")),
         Some(v) => match text_of(v) {
             Some(s) if !s.is_empty() => Ok(s),
-            Some(_) => Err(InputError::new(
-                field,
-                "is required but empty; give it a value",
-            )),
+            Some(_) => Err(InputError::new(field, "is required but empty; give it a value")),
             None => Err(InputError::new(field, "must be a string")),
         },
     }
 }
 
-pub(crate) fn optional_str(
-    obj: &Map<String, Value>,
-    field: &str,
-) -> Result<Option<String>, InputError> {
+pub(crate) fn optional_str(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, InputError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match text_of(v) {
@@ -200,10 +187,7 @@ fn parse_click_ids(v: Option<&Value>) -> Result<ClickIds, InputError> {
             twclid: optional_str(map, "twclid").map_err(|e| e.under("click_ids"))?,
             rdt_cid: optional_str(map, "rdt_cid").map_err(|e| e.under("click_ids"))?,
         }),
-        Some(_) => Err(InputError::new(
-            "click_ids",
-            "must be an object like {\"ttclid\": \"…\"}",
-        )),
+        Some(_) => Err(InputError::new("click_ids", "must be an object like {\"ttclid\": \"…\"}")),
     }
 }
 
@@ -212,10 +196,7 @@ fn parse_value(v: Option<&Value>) -> Result<Option<Value>, InputError> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(v @ (Value::Number(_) | Value::String(_))) => Ok(Some(v.clone())),
-        Some(_) => Err(InputError::new(
-            "value",
-            "must be a number or a decimal string such as \"19.99\"",
-        )),
+        Some(_) => Err(InputError::new("value", "must be a number or a decimal string such as \"19.99\"")),
     }
 }
 
@@ -223,23 +204,13 @@ fn parse_items(v: Option<&Value>) -> Result<Vec<Item>, InputError> {
     let list = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err(InputError::new(
-                "items",
-                "must be an array of {id, name, price, quantity}",
-            ))
-        }
+        Some(_) => return Err(InputError::new("items", "must be an array of {id, name, price, quantity}")),
     };
-    list.iter()
-        .enumerate()
-        .map(|(i, item)| parse_item(item).map_err(|e| e.under(&format!("items.{i}"))))
-        .collect()
+    list.iter().enumerate().map(|(i, item)| parse_item(item).map_err(|e| e.under(&format!("items.{i}")))).collect()
 }
 
 fn parse_item(v: &Value) -> Result<Item, InputError> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| InputError::new("item", "must be an object {id, name, price, quantity}"))?;
+    let obj = v.as_object().ok_or_else(|| InputError::new("item", "must be an object {id, name, price, quantity}"))?;
     let price = match obj.get("price") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => n.as_f64(),
@@ -263,10 +234,5 @@ fn parse_item(v: &Value) -> Result<Item, InputError> {
             .filter(|q| *q > 0)
             .ok_or_else(|| InputError::new("quantity", "must be a whole number of 1 or more"))?,
     };
-    Ok(Item {
-        id: required_str(obj, "id")?,
-        name: optional_str(obj, "name")?,
-        price,
-        quantity,
-    })
+    Ok(Item { id: required_str(obj, "id")?, name: optional_str(obj, "name")?, price, quantity })
 }

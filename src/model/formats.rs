@@ -2,18 +2,13 @@
 //! Each returns the cleaned value or a message that says what a good value looks like.
 
 fn is_lower_alnum(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// TikTok pixel code, e.g. `CABCD1234EFGH`: upper-case letters and digits.
 pub fn tiktok_pixel_code(raw: &str) -> Result<String, String> {
     let s = raw.trim();
-    if (8..=32).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    {
+    if (8..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
         Ok(s.to_owned())
     } else {
         Err(format!(
@@ -48,15 +43,9 @@ pub fn x_pixel_id(raw: &str) -> Result<String, String> {
 /// X Single Event Tag id, `tw-<pixel>-<event>`, e.g. `tw-oka17-ol288`.
 pub fn x_event_tag(raw: &str) -> Result<String, String> {
     let s = raw.trim();
-    let ok = s
-        .strip_prefix("tw-")
-        .and_then(|rest| rest.split_once('-'))
-        .is_some_and(|(pixel, tag)| {
-            (2..=16).contains(&pixel.len())
-                && (2..=16).contains(&tag.len())
-                && is_lower_alnum(pixel)
-                && is_lower_alnum(tag)
-        });
+    let ok = s.strip_prefix("tw-").and_then(|rest| rest.split_once('-')).is_some_and(|(pixel, tag)| {
+        (2..=16).contains(&pixel.len()) && (2..=16).contains(&tag.len()) && is_lower_alnum(pixel) && is_lower_alnum(tag)
+    });
     if ok {
         Ok(s.to_owned())
     } else {
@@ -68,9 +57,7 @@ pub fn x_event_tag(raw: &str) -> Result<String, String> {
 
 /// The pixel part of an event tag (`tw-oka17-ol288` → `oka17`), for consistency warnings.
 pub fn x_event_tag_pixel(tag: &str) -> Option<&str> {
-    tag.strip_prefix("tw-")?
-        .split_once('-')
-        .map(|(pixel, _)| pixel)
+    tag.strip_prefix("tw-")?.split_once('-').map(|(pixel, _)| pixel)
 }
 
 /// An API base URL override (the sandbox). Plain http only on loopback: tokens must not cross a
@@ -82,10 +69,7 @@ pub fn base_url(raw: &str) -> Result<String, String> {
     } else if let Some(rest) = s.strip_prefix("http://") {
         let host = rest.split(['/', ':']).next().unwrap_or_default();
         let host = if rest.starts_with('[') {
-            rest.split(']')
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches('[')
+            rest.split(']').next().unwrap_or_default().trim_start_matches('[')
         } else {
             host
         };
@@ -96,12 +80,12 @@ pub fn base_url(raw: &str) -> Result<String, String> {
         }
         rest
     } else {
-        return Err(format!("'{s}' is not an http(s) URL; write it like https://api.example.com or http://127.0.0.1:8787"));
+        return Err(format!(
+            "'{s}' is not an http(s) URL; write it like https://api.example.com or http://127.0.0.1:8787"
+        ));
     };
     if host_port.is_empty() || host_port.contains(char::is_whitespace) {
-        return Err(format!(
-            "'{s}' has no host; write it like http://127.0.0.1:8787"
-        ));
+        return Err(format!("'{s}' has no host; write it like http://127.0.0.1:8787"));
     }
     Ok(s.to_owned())
 }
@@ -112,10 +96,7 @@ mod tests {
 
     #[test]
     fn tiktok_pixel_codes() {
-        assert_eq!(
-            tiktok_pixel_code(" CABCD1234EFGH ").as_deref(),
-            Ok("CABCD1234EFGH")
-        );
+        assert_eq!(tiktok_pixel_code(" CABCD1234EFGH ").as_deref(), Ok("CABCD1234EFGH"));
         for bad in ["", "cabcd1234efgh", "CABC D1234", "SHORT", "CABCD1234EFGH!"] {
             assert!(tiktok_pixel_code(bad).is_err(), "{bad}");
         }
@@ -123,13 +104,8 @@ mod tests {
 
     #[test]
     fn reddit_pixel_ids() {
-        assert_eq!(
-            reddit_pixel_id("  a2_abcd1234 ").as_deref(),
-            Ok("a2_abcd1234")
-        );
-        for bad in [
-            "abcd1234", "a2_", "a2_ABCD", "t2_abcd", "a2_ab cd", "a2-abcd",
-        ] {
+        assert_eq!(reddit_pixel_id("  a2_abcd1234 ").as_deref(), Ok("a2_abcd1234"));
+        for bad in ["abcd1234", "a2_", "a2_ABCD", "t2_abcd", "a2_ab cd", "a2-abcd"] {
             let err = reddit_pixel_id(bad).unwrap_err();
             assert!(err.contains("a2_"), "{bad}: {err}");
         }
@@ -139,18 +115,8 @@ mod tests {
     fn x_ids_and_tags() {
         assert_eq!(x_pixel_id("oka17").as_deref(), Ok("oka17"));
         assert!(x_pixel_id("OKA17").is_err());
-        assert_eq!(
-            x_event_tag(" tw-oka17-ol288").as_deref(),
-            Ok("tw-oka17-ol288")
-        );
-        for bad in [
-            "tw-oka17",
-            "oka17-ol288",
-            "tw--ol288",
-            "tw-oka17-",
-            "tw-OKA17-ol288",
-            "tw-oka17-ol288-x",
-        ] {
+        assert_eq!(x_event_tag(" tw-oka17-ol288").as_deref(), Ok("tw-oka17-ol288"));
+        for bad in ["tw-oka17", "oka17-ol288", "tw--ol288", "tw-oka17-", "tw-OKA17-ol288", "tw-oka17-ol288-x"] {
             assert!(x_event_tag(bad).is_err(), "{bad}");
         }
         assert_eq!(x_event_tag_pixel("tw-oka17-ol288"), Some("oka17"));
@@ -158,13 +124,31 @@ mod tests {
 
     #[test]
     fn base_urls() {
-        assert_eq!(
-            base_url("http://127.0.0.1:8787/").as_deref(),
-            Ok("http://127.0.0.1:8787")
-        );
+        assert_eq!(base_url("http://127.0.0.1:8787/").as_deref(), Ok("http://127.0.0.1:8787"));
         assert!(base_url("http://[::1]:9000").is_ok());
         assert!(base_url("https://ads-api.x.com").is_ok());
         assert!(base_url("http://ads-api.x.com").is_err());
         assert!(base_url("ftp://x").is_err());
     }
+}
+
+/// Which id a person is typing, for the UI's as-you-type check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum IdKind {
+    TiktokPixelCode,
+    RedditPixelId,
+    XPixelId,
+    XEventTag,
+}
+
+/// Checks one id of the given kind: the cleaned value, or an error naming the field and the fix.
+pub fn check(kind: IdKind, raw: &str) -> Result<String, super::InputError> {
+    let (field, result) = match kind {
+        IdKind::TiktokPixelCode => ("pixel_code", tiktok_pixel_code(raw)),
+        IdKind::RedditPixelId => ("pixel_id", reddit_pixel_id(raw)),
+        IdKind::XPixelId => ("pixel_id", x_pixel_id(raw)),
+        IdKind::XEventTag => ("event_tag", x_event_tag(raw)),
+    };
+    result.map_err(|message| super::InputError::new(field, message))
 }

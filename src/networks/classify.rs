@@ -11,24 +11,16 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn new(status: u16, body: impl Into<String>) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: body.into(),
-        }
+        Self { status, headers: Vec::new(), body: body.into() }
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        self.headers
-            .push((name.to_ascii_lowercase(), value.to_owned()));
+        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Option<serde_json::Value> {
@@ -57,24 +49,15 @@ pub enum ItemOutcome {
 
 impl ItemOutcome {
     pub fn rejected(reason: impl Into<String>) -> Self {
-        ItemOutcome::Rejected {
-            reason: reason.into(),
-            credential: false,
-        }
+        ItemOutcome::Rejected { reason: reason.into(), credential: false }
     }
 
     pub fn credential(reason: impl Into<String>) -> Self {
-        ItemOutcome::Rejected {
-            reason: reason.into(),
-            credential: true,
-        }
+        ItemOutcome::Rejected { reason: reason.into(), credential: true }
     }
 
     pub fn transient(reason: impl Into<String>, retry_after: Option<Duration>) -> Self {
-        ItemOutcome::Transient {
-            reason: reason.into(),
-            retry_after,
-        }
+        ItemOutcome::Transient { reason: reason.into(), retry_after }
     }
 }
 
@@ -88,10 +71,7 @@ pub struct Classification {
 impl Classification {
     /// Every item shares one outcome.
     pub fn all(outcome: ItemOutcome, items_sent: usize, request_id: Option<String>) -> Self {
-        Self {
-            items: vec![outcome; items_sent],
-            request_id,
-        }
+        Self { items: vec![outcome; items_sent], request_id }
     }
 
     /// A payload refusal of a whole batch: a single item is rejected, a larger batch is split
@@ -113,12 +93,8 @@ impl ItemOutcome {
             ItemOutcome::Success => 0,
             ItemOutcome::Resend => 1,
             ItemOutcome::Transient { .. } => 2,
-            ItemOutcome::Rejected {
-                credential: false, ..
-            } => 3,
-            ItemOutcome::Rejected {
-                credential: true, ..
-            } => 4,
+            ItemOutcome::Rejected { credential: false, .. } => 3,
+            ItemOutcome::Rejected { credential: true, .. } => 4,
         }
     }
 }
@@ -130,9 +106,7 @@ impl Classification {
         let mut events: Vec<(usize, ItemOutcome)> = Vec::new();
         for (outcome, &event) in self.items.iter().zip(item_events) {
             match events.iter_mut().find(|(e, _)| *e == event) {
-                Some((_, worst)) if outcome.severity() > worst.severity() => {
-                    *worst = outcome.clone()
-                }
+                Some((_, worst)) if outcome.severity() > worst.severity() => *worst = outcome.clone(),
                 Some(_) => {}
                 None => events.push((event, outcome.clone())),
             }
@@ -143,12 +117,7 @@ impl Classification {
 
 /// Seconds from a `Retry-After` header (delta seconds only; dates fall back to our backoff).
 pub(super) fn retry_after(response: &HttpResponse) -> Option<Duration> {
-    response
-        .header("retry-after")?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    response.header("retry-after")?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// The generic reading of an HTTP status when the body says nothing more specific.
@@ -159,17 +128,11 @@ pub(super) fn by_status(
     retry: Option<Duration>,
 ) -> Classification {
     let status = response.status;
-    let reason = if detail.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        format!("HTTP {status}: {detail}")
-    };
+    let reason = if detail.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {detail}") };
     match status {
         200..=299 => Classification::all(ItemOutcome::Success, items_sent, None),
         401 | 403 => Classification::all(ItemOutcome::credential(reason), items_sent, None),
-        408 | 429 | 500..=599 => {
-            Classification::all(ItemOutcome::transient(reason, retry), items_sent, None)
-        }
+        408 | 429 | 500..=599 => Classification::all(ItemOutcome::transient(reason, retry), items_sent, None),
         _ => Classification::refused_batch(reason, items_sent, None),
     }
 }

@@ -51,10 +51,7 @@ pub struct Skip {
 
 impl Skip {
     fn new(reason: SkipReason, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-        }
+        Self { reason, message: message.into() }
     }
 }
 
@@ -80,11 +77,7 @@ pub fn batch_limit(network: Network) -> usize {
 ///
 /// Order of the checks: erasure, then routing (trigger events / goals), then consent, then the
 /// network's minimum identifier.
-pub fn prepare(
-    config: &PostbackConfig,
-    event: &ConversionEvent,
-    player_erased: bool,
-) -> Result<PreparedEvent, Skip> {
+pub fn prepare(config: &PostbackConfig, event: &ConversionEvent, player_erased: bool) -> Result<PreparedEvent, Skip> {
     if player_erased {
         return Err(Skip::new(
             SkipReason::PlayerErased,
@@ -99,11 +92,7 @@ pub fn prepare(
         ));
     }
     let mut warnings = Vec::new();
-    let rule = if config.network() == Network::Reddit {
-        EmailRule::Reddit
-    } else {
-        EmailRule::Plain
-    };
+    let rule = if config.network() == Network::Reddit { EmailRule::Reddit } else { EmailRule::Plain };
     let id = identity::resolve(event, rule, &mut warnings);
     check_minimum_identifier(config.network(), &id, event.consent)?;
     let money = money::resolve(event, &mut warnings);
@@ -112,11 +101,7 @@ pub fn prepare(
         PostbackConfig::Reddit(_) => vec![reddit::event_item(event, &id, money.as_ref())],
         PostbackConfig::X(c) => x::conversions(c, event, &id, money.as_ref(), &mut warnings),
     };
-    Ok(PreparedEvent {
-        event_id: event.event_id.clone(),
-        items,
-        warnings,
-    })
+    Ok(PreparedEvent { event_id: event.event_id.clone(), items, warnings })
 }
 
 fn route(config: &PostbackConfig, event: &ConversionEvent) -> Result<(), Skip> {
@@ -139,11 +124,7 @@ fn route(config: &PostbackConfig, event: &ConversionEvent) -> Result<(), Skip> {
     } else {
         Err(Skip::new(
             SkipReason::EventNotTriggered,
-            format!(
-                "'{}' is not one of this config's trigger events ({})",
-                event.name,
-                triggers.join(", ")
-            ),
+            format!("'{}' is not one of this config's trigger events ({})", event.name, triggers.join(", ")),
         ))
     }
 }
@@ -151,10 +132,9 @@ fn route(config: &PostbackConfig, event: &ConversionEvent) -> Result<(), Skip> {
 fn check_minimum_identifier(network: Network, id: &Identity, consent: Consent) -> Result<(), Skip> {
     let (ok, needed) = match network {
         Network::TikTok => (id.ttclid.is_some(), "a TikTok click id (ttclid)"),
-        Network::Reddit => (
-            id.rdt_cid.is_some() || id.email_sha256.is_some(),
-            "a Reddit click id (rdt_cid) or an email",
-        ),
+        Network::Reddit => {
+            (id.rdt_cid.is_some() || id.email_sha256.is_some(), "a Reddit click id (rdt_cid) or an email")
+        }
         Network::X => (
             id.twclid.is_some() || id.email_sha256.is_some() || id.phone_sha256.is_some(),
             "an X click id (twclid), an email or a phone number",
@@ -163,11 +143,7 @@ fn check_minimum_identifier(network: Network, id: &Identity, consent: Consent) -
     if ok {
         return Ok(());
     }
-    let consent_note = if consent == Consent::Anonymous {
-        " (at anonymous consent only click ids count)"
-    } else {
-        ""
-    };
+    let consent_note = if consent == Consent::Anonymous { " (at anonymous consent only click ids count)" } else { "" };
     Err(Skip::new(
         SkipReason::NoIdentifier,
         format!(
@@ -180,27 +156,15 @@ fn check_minimum_identifier(network: Network, id: &Identity, consent: Consent) -
 /// Groups prepared events into the fewest requests within the network's batch limit.
 /// An event's items always travel together; a validation request (test code) carries one event.
 pub fn build_requests(config: &PostbackConfig, events: &[PreparedEvent]) -> Vec<Request> {
-    let limit = if has_test_code(config) {
-        1
-    } else {
-        batch_limit(config.network())
-    };
+    let limit = if has_test_code(config) { 1 } else { batch_limit(config.network()) };
     let mut requests = Vec::new();
     let mut items: Vec<Value> = Vec::new();
     let mut owners: Vec<usize> = Vec::new();
     let mut events_in_chunk = 0;
     for (index, event) in events.iter().enumerate() {
-        let full = if has_test_code(config) {
-            events_in_chunk >= 1
-        } else {
-            items.len() + event.items.len() > limit
-        };
+        let full = if has_test_code(config) { events_in_chunk >= 1 } else { items.len() + event.items.len() > limit };
         if full && !items.is_empty() {
-            requests.push(request_for(
-                config,
-                std::mem::take(&mut items),
-                std::mem::take(&mut owners),
-            ));
+            requests.push(request_for(config, std::mem::take(&mut items), std::mem::take(&mut owners)));
             events_in_chunk = 0;
         }
         items.extend(event.items.iter().cloned());
@@ -227,23 +191,12 @@ fn request_for(config: &PostbackConfig, items: Vec<Value>, item_events: Vec<usiz
         PostbackConfig::Reddit(c) => reddit::request(c, items),
         PostbackConfig::X(c) => x::request(c, items),
     };
-    Request {
-        method: "POST",
-        url,
-        headers,
-        body,
-        item_events,
-    }
+    Request { method: "POST", url, headers, body, item_events }
 }
 
 /// Reads one answer of `network` to `request`: one outcome per item the request carried.
 /// `now` is the caller's clock (epoch seconds), used only to turn a reset time into a wait.
-pub fn classify(
-    network: Network,
-    request: &Request,
-    response: &HttpResponse,
-    now: i64,
-) -> Classification {
+pub fn classify(network: Network, request: &Request, response: &HttpResponse, now: i64) -> Classification {
     let items_sent = request.item_events.len();
     match network {
         Network::TikTok => tiktok::classify(response, items_sent),
@@ -254,19 +207,11 @@ pub fn classify(
 
 /// The outcome of a request that got no answer (connection refused, reset, timed out).
 pub fn transport_failure(message: &str, items_sent: usize) -> Classification {
-    Classification::all(
-        ItemOutcome::transient(format!("no answer: {message}"), None),
-        items_sent,
-        None,
-    )
+    Classification::all(ItemOutcome::transient(format!("no answer: {message}"), None), items_sent, None)
 }
 
 /// Why the network would refuse this event at send time because of its age, if it would.
-pub fn send_window_problem(
-    network: Network,
-    occurred_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Option<String> {
+pub fn send_window_problem(network: Network, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
     match network {
         Network::Reddit => reddit::send_window_problem(occurred_at, now),
         Network::TikTok | Network::X => None,
@@ -288,25 +233,14 @@ pub enum Preview {
 }
 
 /// What would be sent for one event, credentials redacted. `now` only adds warnings.
-pub fn preview(
-    config: &PostbackConfig,
-    event: &ConversionEvent,
-    player_erased: bool,
-    now: DateTime<Utc>,
-) -> Preview {
+pub fn preview(config: &PostbackConfig, event: &ConversionEvent, player_erased: bool, now: DateTime<Utc>) -> Preview {
     match prepare(config, event, player_erased) {
         Err(skipped) => Preview::Skipped { skipped },
         Ok(prepared) => {
             let mut warnings = prepared.warnings.clone();
-            warnings.extend(send_window_problem(
-                config.network(),
-                event.occurred_at,
-                now,
-            ));
-            let requests = build_requests(config, std::slice::from_ref(&prepared))
-                .iter()
-                .map(Request::redacted_json)
-                .collect();
+            warnings.extend(send_window_problem(config.network(), event.occurred_at, now));
+            let requests =
+                build_requests(config, std::slice::from_ref(&prepared)).iter().map(Request::redacted_json).collect();
             Preview::Forwarded { requests, warnings }
         }
     }
@@ -314,10 +248,7 @@ pub fn preview(
 
 /// Joins a base URL override (or the network's real host) with an API path.
 fn endpoint(base_url: Option<&str>, default_base: &str, path: &str) -> String {
-    format!(
-        "{}{path}",
-        base_url.unwrap_or(default_base).trim_end_matches('/')
-    )
+    format!("{}{path}", base_url.unwrap_or(default_base).trim_end_matches('/'))
 }
 
 /// Inserts `key: value` into a JSON object when the value is present.

@@ -18,20 +18,12 @@ pub struct Money {
 impl Money {
     /// The amount as a JSON number (TikTok, Reddit).
     pub fn json_number(&self) -> Value {
-        self.amount
-            .to_f64()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)
+        self.amount.to_f64().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
     }
 
     /// The amount as a string with two decimals (X), rounded half away from zero.
     pub fn two_decimals(&self) -> String {
-        format!(
-            "{:.2}",
-            self.amount
-                .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
-        )
+        format!("{:.2}", self.amount.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero))
     }
 }
 
@@ -41,9 +33,7 @@ fn parse_amount(v: &Value) -> Option<Decimal> {
         Value::String(s) => s.trim().to_owned(),
         _ => return None,
     };
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .ok()
+    Decimal::from_str(&text).or_else(|_| Decimal::from_scientific(&text)).ok()
 }
 
 /// The event's money, or `None` with a warning saying why it is left out.
@@ -51,10 +41,7 @@ pub fn resolve(event: &ConversionEvent, warnings: &mut Vec<String>) -> Option<Mo
     match (&event.value, &event.currency) {
         (None, None) => None,
         (Some(_), None) => {
-            warnings.push(
-                "value has no currency; add an ISO 4217 currency (e.g. USD) to send the value"
-                    .to_owned(),
-            );
+            warnings.push("value has no currency; add an ISO 4217 currency (e.g. USD) to send the value".to_owned());
             None
         }
         (None, Some(_)) => {
@@ -64,7 +51,9 @@ pub fn resolve(event: &ConversionEvent, warnings: &mut Vec<String>) -> Option<Mo
         (Some(value), Some(currency)) => {
             let code = currency.trim().to_ascii_uppercase();
             if iso_currency::Currency::from_code(&code).is_none() {
-                warnings.push(format!("currency '{currency}' is not an ISO 4217 code (e.g. USD, EUR); value and currency were not sent"));
+                warnings.push(format!(
+                    "currency '{currency}' is not an ISO 4217 code (e.g. USD, EUR); value and currency were not sent"
+                ));
                 return None;
             }
             match parse_amount(value) {
@@ -72,12 +61,11 @@ pub fn resolve(event: &ConversionEvent, warnings: &mut Vec<String>) -> Option<Mo
                     warnings.push("value is negative; value and currency were not sent".to_owned());
                     None
                 }
-                Some(amount) => Some(Money {
-                    amount,
-                    currency: code,
-                }),
+                Some(amount) => Some(Money { amount, currency: code }),
                 None => {
-                    warnings.push(format!("value {value} is not a decimal number (e.g. \"19.99\"); value and currency were not sent"));
+                    warnings.push(format!(
+                        "value {value} is not a decimal number (e.g. \"19.99\"); value and currency were not sent"
+                    ));
                     None
                 }
             }
@@ -105,29 +93,14 @@ mod tests {
     fn value_and_currency_table() {
         let (m, _) = money(json!(20), "usd");
         let m = m.unwrap();
-        assert_eq!(
-            (m.two_decimals().as_str(), m.currency.as_str()),
-            ("20.00", "USD")
-        );
+        assert_eq!((m.two_decimals().as_str(), m.currency.as_str()), ("20.00", "USD"));
         assert_eq!(m.json_number(), json!(20.0));
-        assert_eq!(
-            money(json!("19.99"), "EUR").0.unwrap().json_number(),
-            json!(19.99)
-        );
-        assert_eq!(
-            money(json!("0.125"), "EUR").0.unwrap().two_decimals(),
-            "0.13"
-        );
-        assert_eq!(
-            money(json!(1e3), "JPY").0.unwrap().two_decimals(),
-            "1000.00"
-        );
-        for (bad_value, bad_currency) in [
-            (json!("abc"), "USD"),
-            (json!("5"), "XYZ"),
-            (json!("5"), "dollars"),
-            (json!(-1), "USD"),
-        ] {
+        assert_eq!(money(json!("19.99"), "EUR").0.unwrap().json_number(), json!(19.99));
+        assert_eq!(money(json!("0.125"), "EUR").0.unwrap().two_decimals(), "0.13");
+        assert_eq!(money(json!(1e3), "JPY").0.unwrap().two_decimals(), "1000.00");
+        for (bad_value, bad_currency) in
+            [(json!("abc"), "USD"), (json!("5"), "XYZ"), (json!("5"), "dollars"), (json!(-1), "USD")]
+        {
             let (m, warnings) = money(bad_value, bad_currency);
             assert!(m.is_none() && warnings.len() == 1);
         }

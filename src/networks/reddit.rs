@@ -14,16 +14,8 @@ pub const MAX_EVENTS: usize = 1000;
 const DEFAULT_BASE: &str = "https://ads-api.reddit.com";
 
 /// Reddit's standard tracking types, spelled as our canonical (snake_case) event names.
-const STANDARD_TYPES: [&str; 8] = [
-    "page_visit",
-    "view_content",
-    "search",
-    "add_to_cart",
-    "add_to_wishlist",
-    "purchase",
-    "lead",
-    "sign_up",
-];
+const STANDARD_TYPES: [&str; 8] =
+    ["page_visit", "view_content", "search", "add_to_cart", "add_to_wishlist", "purchase", "lead", "sign_up"];
 
 fn tracking_type(name: &str) -> Value {
     if STANDARD_TYPES.contains(&name) {
@@ -64,10 +56,7 @@ pub fn event_item(event: &ConversionEvent, id: &Identity, money: Option<&Money>)
     put(&mut user, "user_agent", id.user_agent.clone());
 
     let mut item = Map::new();
-    item.insert(
-        "event_at".into(),
-        event.occurred_at.timestamp_millis().into(),
-    );
+    item.insert("event_at".into(), event.occurred_at.timestamp_millis().into());
     item.insert("action_source".into(), "WEBSITE".into());
     item.insert("type".into(), tracking_type(&event.name));
     put(&mut item, "click_id", id.rdt_cid.clone());
@@ -93,9 +82,15 @@ pub fn request(config: &RedditConfig, items: Vec<Value>) -> (String, Vec<Header>
 /// Reddit refuses events older than 168 hours or more than 5 minutes in the future.
 pub fn send_window_problem(occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
     if occurred_at < now - Duration::hours(168) {
-        Some("event is older than 7 days (168 h); Reddit refuses it, so it will be marked Failed instead of sent".to_owned())
+        Some(
+            "event is older than 7 days (168 h); Reddit refuses it, so it will be marked Failed instead of sent"
+                .to_owned(),
+        )
     } else if occurred_at > now + Duration::minutes(5) {
-        Some("event time is more than 5 minutes in the future; Reddit refuses it — check the clock of the event source".to_owned())
+        Some(
+            "event time is more than 5 minutes in the future; Reddit refuses it — check the clock of the event source"
+                .to_owned(),
+        )
     } else {
         None
     }
@@ -106,17 +101,10 @@ fn conversion_id(event: &Value) -> Option<&str> {
 }
 
 /// A 400 lists the invalid events; the others were not processed and go again on their own.
-pub fn classify(
-    request_body: &Value,
-    response: &HttpResponse,
-    items_sent: usize,
-) -> Classification {
+pub fn classify(request_body: &Value, response: &HttpResponse, items_sent: usize) -> Classification {
     let body = response.json();
     if response.status == 400 {
-        let invalid = body
-            .as_ref()
-            .and_then(|b| b.get("invalid_events"))
-            .and_then(Value::as_array);
+        let invalid = body.as_ref().and_then(|b| b.get("invalid_events")).and_then(Value::as_array);
         let sent: Vec<Option<&str>> = request_body
             .pointer("/data/events")
             .and_then(Value::as_array)
@@ -126,10 +114,7 @@ pub fn classify(
             let mut items = vec![ItemOutcome::Resend; items_sent];
             let mut matched = false;
             for bad in invalid {
-                let reason = bad
-                    .get("error_message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("invalid event");
+                let reason = bad.get("error_message").and_then(Value::as_str).unwrap_or("invalid event");
                 if let Some(id) = bad.get("event").and_then(conversion_id) {
                     for (slot, sent_id) in items.iter_mut().zip(&sent) {
                         if *sent_id == Some(id) {
@@ -140,10 +125,7 @@ pub fn classify(
                 }
             }
             if matched {
-                return Classification {
-                    items,
-                    request_id: None,
-                };
+                return Classification { items, request_id: None };
             }
         }
     }
@@ -172,66 +154,28 @@ mod tests {
     #[test]
     fn every_answer_class() {
         let b = body(&["a"]);
-        let one = |status, text: &str| {
-            classify(&b, &HttpResponse::new(status, text), 1)
-                .items
-                .remove(0)
-        };
+        let one = |status, text: &str| classify(&b, &HttpResponse::new(status, text), 1).items.remove(0);
         assert_eq!(one(200, r#"{"message":"ok"}"#), ItemOutcome::Success);
         assert!(
             matches!(one(400, r#"{"error":{"code":400,"message":"invalid action_source"}}"#), ItemOutcome::Rejected { credential: false, reason } if reason.contains("action_source"))
         );
-        assert!(matches!(
-            one(401, "Authorization Required"),
-            ItemOutcome::Rejected {
-                credential: true,
-                ..
-            }
-        ));
-        assert!(matches!(
-            one(403, "{}"),
-            ItemOutcome::Rejected {
-                credential: true,
-                ..
-            }
-        ));
-        assert!(matches!(
-            one(500, "{}"),
-            ItemOutcome::Transient {
-                retry_after: None,
-                ..
-            }
-        ));
-        let limited = classify(
-            &b,
-            &HttpResponse::new(429, "").with_header("Retry-After", "7"),
-            1,
-        );
-        assert!(
-            matches!(&limited.items[0], ItemOutcome::Transient { retry_after: Some(d), .. } if d.as_secs() == 7)
-        );
+        assert!(matches!(one(401, "Authorization Required"), ItemOutcome::Rejected { credential: true, .. }));
+        assert!(matches!(one(403, "{}"), ItemOutcome::Rejected { credential: true, .. }));
+        assert!(matches!(one(500, "{}"), ItemOutcome::Transient { retry_after: None, .. }));
+        let limited = classify(&b, &HttpResponse::new(429, "").with_header("Retry-After", "7"), 1);
+        assert!(matches!(&limited.items[0], ItemOutcome::Transient { retry_after: Some(d), .. } if d.as_secs() == 7));
     }
 
     #[test]
     fn a_bad_event_in_a_batch_is_singled_out() {
         let answer = json!({"message": "There were 1 invalid conversion events. None were processed.",
             "invalid_events": [{"error_message": "event_at too old", "event": {"metadata": {"conversion_id": "b"}}}]});
-        let c = classify(
-            &body(&["a", "b", "c"]),
-            &HttpResponse::new(400, answer.to_string()),
-            3,
-        );
+        let c = classify(&body(&["a", "b", "c"]), &HttpResponse::new(400, answer.to_string()), 3);
         assert_eq!(c.items[0], ItemOutcome::Resend);
-        assert!(
-            matches!(&c.items[1], ItemOutcome::Rejected { reason, .. } if reason.contains("too old"))
-        );
+        assert!(matches!(&c.items[1], ItemOutcome::Rejected { reason, .. } if reason.contains("too old")));
         assert_eq!(c.items[2], ItemOutcome::Resend);
         // Without a list the batch is split and each event tried alone.
-        let c = classify(
-            &body(&["a", "b"]),
-            &HttpResponse::new(400, r#"{"message":"bad"}"#),
-            2,
-        );
+        let c = classify(&body(&["a", "b"]), &HttpResponse::new(400, r#"{"message":"bad"}"#), 2);
         assert_eq!(c.items, vec![ItemOutcome::Resend; 2]);
     }
 

@@ -38,9 +38,7 @@ impl Request {
             .map(|h| {
                 let value = match h.value {
                     HeaderValue::Plain(v) => v,
-                    HeaderValue::AccessToken
-                    | HeaderValue::BearerToken
-                    | HeaderValue::XAuthorization => "<redacted>",
+                    HeaderValue::AccessToken | HeaderValue::BearerToken | HeaderValue::XAuthorization => "<redacted>",
                 };
                 (h.name.to_owned(), Value::from(value))
             })
@@ -49,18 +47,9 @@ impl Request {
     }
 }
 
-pub(super) fn json_headers(
-    credential_header: &'static str,
-    credential: HeaderValue,
-) -> Vec<Header> {
+pub(super) fn json_headers(credential_header: &'static str, credential: HeaderValue) -> Vec<Header> {
     vec![
-        Header {
-            name: "content-type",
-            value: HeaderValue::Plain("application/json"),
-        },
-        Header {
-            name: credential_header,
-            value: credential,
-        },
+        Header { name: "content-type", value: HeaderValue::Plain("application/json") },
+        Header { name: credential_header, value: credential },
     ]
 }

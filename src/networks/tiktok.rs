@@ -83,60 +83,32 @@ pub fn request(config: &TikTokConfig, items: Vec<Value>) -> (String, Vec<Header>
 /// TikTok answers errors as HTTP 200 with a non-zero `code`: the body decides, not the status.
 pub fn classify(response: &HttpResponse, items_sent: usize) -> Classification {
     let body = response.json();
-    let request_id = body
-        .as_ref()
-        .and_then(|b| b.get("request_id"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let code = body
-        .as_ref()
-        .and_then(|b| b.get("code"))
-        .and_then(Value::as_i64);
-    let message = body
-        .as_ref()
-        .and_then(|b| b.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let request_id = body.as_ref().and_then(|b| b.get("request_id")).and_then(Value::as_str).map(str::to_owned);
+    let code = body.as_ref().and_then(|b| b.get("code")).and_then(Value::as_i64);
+    let message = body.as_ref().and_then(|b| b.get("message")).and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut classified = match (response.status, code) {
         (200, Some(0 | 20001)) => Classification::all(ItemOutcome::Success, items_sent, None),
         (200, Some(code)) => {
             let reason = format!("TikTok code {code}: {message}");
             match code {
-                40001 | 40105 => Classification::all(
-                    ItemOutcome::credential(credential_hint(code, reason)),
-                    items_sent,
-                    None,
-                ),
-                40100 => {
-                    Classification::all(ItemOutcome::transient(reason, None), items_sent, None)
+                40001 | 40105 => {
+                    Classification::all(ItemOutcome::credential(credential_hint(code, reason)), items_sent, None)
                 }
+                40100 => Classification::all(ItemOutcome::transient(reason, None), items_sent, None),
                 40000..=49999 => Classification::refused_batch(reason, items_sent, None),
-                50000..=59999 => {
-                    Classification::all(ItemOutcome::transient(reason, None), items_sent, None)
-                }
+                50000..=59999 => Classification::all(ItemOutcome::transient(reason, None), items_sent, None),
                 _ => Classification::refused_batch(reason, items_sent, None),
             }
         }
         (200, None) => Classification::all(
-            ItemOutcome::transient(
-                format!(
-                    "HTTP 200 without a TikTok result code: {}",
-                    excerpt(&response.body)
-                ),
-                None,
-            ),
+            ItemOutcome::transient(format!("HTTP 200 without a TikTok result code: {}", excerpt(&response.body)), None),
             items_sent,
             None,
         ),
         _ => by_status(
             response,
             items_sent,
-            if message.is_empty() {
-                excerpt(&response.body)
-            } else {
-                message
-            },
+            if message.is_empty() { excerpt(&response.body) } else { message },
             super::classify::retry_after(response),
         ),
     };
@@ -161,27 +133,15 @@ mod tests {
 
     #[test]
     fn every_answer_class() {
-        assert_eq!(
-            outcome(200, r#"{"code":0,"message":"OK","request_id":"r1"}"#, 2),
-            vec![ItemOutcome::Success; 2]
-        );
-        assert_eq!(
-            outcome(200, r#"{"code":20001,"message":"partial"}"#, 1),
-            vec![ItemOutcome::Success]
-        );
+        assert_eq!(outcome(200, r#"{"code":0,"message":"OK","request_id":"r1"}"#, 2), vec![ItemOutcome::Success; 2]);
+        assert_eq!(outcome(200, r#"{"code":20001,"message":"partial"}"#, 1), vec![ItemOutcome::Success]);
         assert!(matches!(
             &outcome(200, r#"{"code":40001,"message":"No permission"}"#, 1)[0],
-            ItemOutcome::Rejected {
-                credential: true,
-                ..
-            }
+            ItemOutcome::Rejected { credential: true, .. }
         ));
         assert!(matches!(
             &outcome(200, r#"{"code":40105,"message":"bad token"}"#, 1)[0],
-            ItemOutcome::Rejected {
-                credential: true,
-                ..
-            }
+            ItemOutcome::Rejected { credential: true, .. }
         ));
         assert!(matches!(
             &outcome(200, r#"{"code":40100,"message":"Too many requests"}"#, 1)[0],
@@ -189,49 +149,16 @@ mod tests {
         ));
         assert!(matches!(
             &outcome(200, r#"{"code":40002,"message":"invalid"}"#, 1)[0],
-            ItemOutcome::Rejected {
-                credential: false,
-                ..
-            }
+            ItemOutcome::Rejected { credential: false, .. }
         ));
-        assert_eq!(
-            outcome(200, r#"{"code":40002,"message":"invalid"}"#, 3),
-            vec![ItemOutcome::Resend; 3]
-        );
-        assert!(matches!(
-            &outcome(200, r#"{"code":50002,"message":"busy"}"#, 1)[0],
-            ItemOutcome::Transient { .. }
-        ));
-        assert!(matches!(
-            &outcome(200, "<html>oops</html>", 1)[0],
-            ItemOutcome::Transient { .. }
-        ));
-        assert!(matches!(
-            &outcome(502, "<html>Bad gateway</html>", 1)[0],
-            ItemOutcome::Transient { .. }
-        ));
-        assert!(matches!(
-            &outcome(429, "", 1)[0],
-            ItemOutcome::Transient { .. }
-        ));
-        assert!(matches!(
-            &outcome(401, "", 1)[0],
-            ItemOutcome::Rejected {
-                credential: true,
-                ..
-            }
-        ));
-        assert!(matches!(
-            &outcome(404, "", 1)[0],
-            ItemOutcome::Rejected {
-                credential: false,
-                ..
-            }
-        ));
-        let c = classify(
-            &HttpResponse::new(200, r#"{"code":0,"request_id":"abc"}"#),
-            1,
-        );
+        assert_eq!(outcome(200, r#"{"code":40002,"message":"invalid"}"#, 3), vec![ItemOutcome::Resend; 3]);
+        assert!(matches!(&outcome(200, r#"{"code":50002,"message":"busy"}"#, 1)[0], ItemOutcome::Transient { .. }));
+        assert!(matches!(&outcome(200, "<html>oops</html>", 1)[0], ItemOutcome::Transient { .. }));
+        assert!(matches!(&outcome(502, "<html>Bad gateway</html>", 1)[0], ItemOutcome::Transient { .. }));
+        assert!(matches!(&outcome(429, "", 1)[0], ItemOutcome::Transient { .. }));
+        assert!(matches!(&outcome(401, "", 1)[0], ItemOutcome::Rejected { credential: true, .. }));
+        assert!(matches!(&outcome(404, "", 1)[0], ItemOutcome::Rejected { credential: false, .. }));
+        let c = classify(&HttpResponse::new(200, r#"{"code":0,"request_id":"abc"}"#), 1);
         assert_eq!(c.request_id.as_deref(), Some("abc"));
     }
 }

@@ -15,14 +15,8 @@ pub const MAX_CONVERSIONS: usize = 500;
 const DEFAULT_BASE: &str = "https://ads-api.x.com";
 
 /// Active goals with an event tag that count this event name, in the config's order.
-pub fn mapped_goals<'a>(
-    config: &'a XConfig,
-    event_name: &'a str,
-) -> impl Iterator<Item = &'a Goal> + 'a {
-    config
-        .goals
-        .iter()
-        .filter(move |g| g.active && g.event == event_name && g.event_tag.is_some())
+pub fn mapped_goals<'a>(config: &'a XConfig, event_name: &'a str) -> impl Iterator<Item = &'a Goal> + 'a {
+    config.goals.iter().filter(move |g| g.active && g.event == event_name && g.event_tag.is_some())
 }
 
 fn identifiers(id: &Identity) -> Vec<Value> {
@@ -55,10 +49,7 @@ pub fn conversions(
     warnings: &mut Vec<String>,
 ) -> Vec<Value> {
     let identifiers = identifiers(id);
-    let time = event
-        .occurred_at
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
+    let time = event.occurred_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     mapped_goals(config, &event.name)
         .filter_map(|goal| goal.event_tag.as_deref().map(|tag| (goal, tag)))
         .map(|(goal, tag)| {
@@ -121,17 +112,8 @@ fn error_messages(body: &Value) -> Vec<(Option<usize>, String)> {
             errors
                 .iter()
                 .map(|e| {
-                    let message = e
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("invalid conversion")
-                        .to_owned();
-                    (
-                        e.get("parameter")
-                            .and_then(Value::as_str)
-                            .and_then(parameter_index),
-                        message,
-                    )
+                    let message = e.get("message").and_then(Value::as_str).unwrap_or("invalid conversion").to_owned();
+                    (e.get("parameter").and_then(Value::as_str).and_then(parameter_index), message)
                 })
                 .collect()
         })
@@ -140,64 +122,45 @@ fn error_messages(body: &Value) -> Vec<(Option<usize>, String)> {
 
 pub fn classify(response: &HttpResponse, items_sent: usize, now: i64) -> Classification {
     let body = response.json();
-    let debug_id = body
-        .as_ref()
-        .and_then(|b| b.pointer("/data/debug_id"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let debug_id = body.as_ref().and_then(|b| b.pointer("/data/debug_id")).and_then(Value::as_str).map(str::to_owned);
     let errors = body.as_ref().map(error_messages).unwrap_or_default();
     let mut classified = match response.status {
         200..=299 => {
-            let processed = body
-                .as_ref()
-                .and_then(|b| b.pointer("/data/conversions_processed"))
-                .and_then(Value::as_u64);
-            let named: Vec<(usize, &String)> = errors
-                .iter()
-                .filter_map(|(i, m)| i.filter(|i| *i < items_sent).map(|i| (i, m)))
-                .collect();
+            let processed =
+                body.as_ref().and_then(|b| b.pointer("/data/conversions_processed")).and_then(Value::as_u64);
+            let named: Vec<(usize, &String)> =
+                errors.iter().filter_map(|(i, m)| i.filter(|i| *i < items_sent).map(|i| (i, m))).collect();
             match processed {
                 Some(n) if (n as usize) < items_sent && !named.is_empty() => {
                     // The answer names the refused conversions: only those fail.
                     let mut items = vec![ItemOutcome::Success; items_sent];
                     for (i, message) in named {
-                        items[i] =
-                            ItemOutcome::rejected(format!("X refused the conversion: {message}"));
+                        items[i] = ItemOutcome::rejected(format!("X refused the conversion: {message}"));
                     }
-                    Classification {
-                        items,
-                        request_id: None,
-                    }
+                    Classification { items, request_id: None }
                 }
                 Some(n) if (n as usize) < items_sent => {
                     // X does not say which were refused; re-sending the batch item by item is
                     // safe because X deduplicates on conversion_id.
-                    let reason = format!("X processed {n} of {items_sent} conversions (wrong event tag or unmatched identifiers)");
+                    let reason = format!(
+                        "X processed {n} of {items_sent} conversions (wrong event tag or unmatched identifiers)"
+                    );
                     Classification::refused_batch(reason, items_sent, None)
                 }
                 _ => Classification::all(ItemOutcome::Success, items_sent, None),
             }
         }
-        400 if errors
-            .iter()
-            .any(|(i, _)| i.is_some_and(|i| i < items_sent)) =>
-        {
+        400 if errors.iter().any(|(i, _)| i.is_some_and(|i| i < items_sent)) => {
             let mut items = vec![ItemOutcome::Resend; items_sent];
             for (index, message) in &errors {
                 if let Some(slot) = index.and_then(|i| items.get_mut(i)) {
                     *slot = ItemOutcome::rejected(format!("HTTP 400: {message}"));
                 }
             }
-            Classification {
-                items,
-                request_id: None,
-            }
+            Classification { items, request_id: None }
         }
         status => {
-            let message = errors
-                .first()
-                .map(|(_, m)| m.clone())
-                .unwrap_or_else(|| excerpt(&response.body));
+            let message = errors.first().map(|(_, m)| m.clone()).unwrap_or_else(|| excerpt(&response.body));
             let detail = match status {
                 401 => format!("{message} — the X authorisation was revoked or is invalid; reconnect X"),
                 403 => format!("{message} — the connected X user needs Ads API access and the AD_MANAGER or ACCOUNT_ADMIN role on the ad account"),
@@ -228,67 +191,30 @@ mod tests {
     fn every_answer_class() {
         let ok = r#"{"request":{"params":{"account_id":"a"}},"data":{"conversions_processed":1,"debug_id":"d1"}}"#;
         let c = classify(&HttpResponse::new(200, ok), 1, 0);
-        assert_eq!(
-            (c.items[0].clone(), c.request_id.as_deref()),
-            (ItemOutcome::Success, Some("d1"))
-        );
+        assert_eq!((c.items[0].clone(), c.request_id.as_deref()), (ItemOutcome::Success, Some("d1")));
         let none = r#"{"data":{"conversions_processed":0,"debug_id":"d2"}}"#;
-        assert!(matches!(
-            one(HttpResponse::new(200, none)),
-            ItemOutcome::Rejected {
-                credential: false,
-                ..
-            }
-        ));
+        assert!(matches!(one(HttpResponse::new(200, none)), ItemOutcome::Rejected { credential: false, .. }));
         assert!(
             matches!(one(HttpResponse::new(400, r#"{"errors":[{"code":"INVALID","message":"At least one user identifier must be provided"}]}"#)), ItemOutcome::Rejected { credential: false, reason } if reason.contains("identifier"))
         );
-        assert!(matches!(
-            one(HttpResponse::new(401, "{}")),
-            ItemOutcome::Rejected {
-                credential: true,
-                ..
-            }
-        ));
-        assert!(matches!(
-            one(HttpResponse::new(403, "{}")),
-            ItemOutcome::Rejected {
-                credential: true,
-                ..
-            }
-        ));
-        assert!(matches!(
-            one(HttpResponse::new(503, "")),
-            ItemOutcome::Transient { .. }
-        ));
+        assert!(matches!(one(HttpResponse::new(401, "{}")), ItemOutcome::Rejected { credential: true, .. }));
+        assert!(matches!(one(HttpResponse::new(403, "{}")), ItemOutcome::Rejected { credential: true, .. }));
+        assert!(matches!(one(HttpResponse::new(503, "")), ItemOutcome::Transient { .. }));
         let limited = HttpResponse::new(429, "").with_header("x-rate-limit-reset", "1060");
-        assert!(
-            matches!(one(limited), ItemOutcome::Transient { retry_after: Some(d), .. } if d.as_secs() == 60)
-        );
+        assert!(matches!(one(limited), ItemOutcome::Transient { retry_after: Some(d), .. } if d.as_secs() == 60));
     }
 
     #[test]
     fn partial_rejections() {
         let some = r#"{"data":{"conversions_processed":2,"debug_id":"d"}}"#;
-        assert_eq!(
-            classify(&HttpResponse::new(200, some), 3, 0).items,
-            vec![ItemOutcome::Resend; 3]
-        );
+        assert_eq!(classify(&HttpResponse::new(200, some), 3, 0).items, vec![ItemOutcome::Resend; 3]);
         let named = r#"{"data":{"conversions_processed":1},"errors":[{"message":"Hashed_email is not a valid SHA-256 hash","parameter":"conversions[0].identifiers"}]}"#;
         let c = classify(&HttpResponse::new(200, named), 2, 0);
-        assert!(matches!(
-            &c.items[0],
-            ItemOutcome::Rejected {
-                credential: false,
-                ..
-            }
-        ));
+        assert!(matches!(&c.items[0], ItemOutcome::Rejected { credential: false, .. }));
         assert_eq!(c.items[1], ItemOutcome::Success);
         let listed = r#"{"errors":[{"code":"INVALID","message":"Event_id (tw-a-b) is not a single event tag (SET)","parameter":"conversions[1].event_id"}]}"#;
         let c = classify(&HttpResponse::new(400, listed), 3, 0);
         assert_eq!(c.items[0], ItemOutcome::Resend);
-        assert!(
-            matches!(&c.items[1], ItemOutcome::Rejected { reason, .. } if reason.contains("SET"))
-        );
+        assert!(matches!(&c.items[1], ItemOutcome::Rejected { reason, .. } if reason.contains("SET")));
     }
 }

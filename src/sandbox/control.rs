@@ -23,25 +23,13 @@ pub async fn set_faults(State(state): State<Arc<SandboxState>>, body: Bytes) -> 
             state.set_faults(faults.clone());
             Json(faults).into_response()
         }
-        Ok(_) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "error_rate must be between 0.0 and 1.0"})),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": format!("invalid faults: {e}")})),
-        )
-            .into_response(),
+        Ok(_) => {
+            (StatusCode::BAD_REQUEST, Json(json!({"error": "error_rate must be between 0.0 and 1.0"}))).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": format!("invalid faults: {e}")}))).into_response(),
     }
 }
 
 pub async fn stats(State(state): State<Arc<SandboxState>>) -> Json<BTreeMap<String, NetworkStats>> {
-    Json(
-        state
-            .stats()
-            .into_iter()
-            .map(|(n, s)| (n.as_str().to_owned(), s))
-            .collect(),
-    )
+    Json(state.stats().into_iter().map(|(n, s)| (n.as_str().to_owned(), s)).collect())
 }

@@ -30,18 +30,9 @@ pub const X_TOKEN: &str = "sandbox-x-token";
 pub fn router(state: Arc<SandboxState>) -> Router {
     Router::new()
         .route("/open_api/v1.3/event/track/", post(tiktok::track))
-        .route(
-            "/api/v3/pixels/{pixel_id}/conversion_events",
-            post(reddit::conversion_events),
-        )
-        .route(
-            "/12/measurement/conversions/{pixel_id}",
-            post(x::conversions),
-        )
-        .route(
-            "/__sandbox/faults",
-            post(control::set_faults).get(control::get_faults),
-        )
+        .route("/api/v3/pixels/{pixel_id}/conversion_events", post(reddit::conversion_events))
+        .route("/12/measurement/conversions/{pixel_id}", post(x::conversions))
+        .route("/__sandbox/faults", post(control::set_faults).get(control::get_faults))
         .route("/__sandbox/stats", get(control::stats))
         .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
         .with_state(state)
@@ -89,13 +80,7 @@ pub async fn start(addr: SocketAddr) -> std::io::Result<RunningSandbox> {
             })
             .await;
     });
-    Ok(RunningSandbox {
-        base_url: format!("http://{addr}"),
-        addr,
-        state,
-        shutdown: Some(tx),
-        task: Some(task),
-    })
+    Ok(RunningSandbox { base_url: format!("http://{addr}"), addr, state, shutdown: Some(tx), task: Some(task) })
 }
 
 /// The common start of every network route: injected latency, the request count, and an

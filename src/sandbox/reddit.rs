@@ -13,24 +13,11 @@ use super::state::{now_secs, SandboxState};
 use super::{before_request, REDDIT_TOKEN};
 use crate::model::{formats, Network};
 
-const TRACKING_TYPES: [&str; 9] = [
-    "PAGE_VISIT",
-    "VIEW_CONTENT",
-    "SEARCH",
-    "ADD_TO_CART",
-    "ADD_TO_WISHLIST",
-    "PURCHASE",
-    "LEAD",
-    "SIGN_UP",
-    "CUSTOM",
-];
+const TRACKING_TYPES: [&str; 9] =
+    ["PAGE_VISIT", "VIEW_CONTENT", "SEARCH", "ADD_TO_CART", "ADD_TO_WISHLIST", "PURCHASE", "LEAD", "SIGN_UP", "CUSTOM"];
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": status.as_u16(), "message": message}})),
-    )
-        .into_response()
+    (status, Json(json!({"error": {"code": status.as_u16(), "message": message}}))).into_response()
 }
 
 fn event_problem(event: &Value, now_ms: i64) -> Option<String> {
@@ -46,32 +33,17 @@ fn event_problem(event: &Value, now_ms: i64) -> Option<String> {
     if event.get("action_source").and_then(Value::as_str) != Some("WEBSITE") {
         return Some("invalid action_source".into());
     }
-    let kind = event
-        .pointer("/type/tracking_type")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let kind = event.pointer("/type/tracking_type").and_then(Value::as_str).unwrap_or_default();
     if !TRACKING_TYPES.contains(&kind) {
         return Some(format!("invalid tracking_type '{kind}'"));
     }
-    if kind == "CUSTOM"
-        && event
-            .pointer("/type/custom_event_name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-    {
+    if kind == "CUSTOM" && event.pointer("/type/custom_event_name").and_then(Value::as_str).is_none_or(str::is_empty) {
         return Some("custom_event_name is required for CUSTOM events".into());
     }
-    if event
-        .pointer("/metadata/conversion_id")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
+    if event.pointer("/metadata/conversion_id").and_then(Value::as_str).is_none_or(str::is_empty) {
         return Some("metadata.conversion_id is required".into());
     }
-    if event
-        .pointer("/metadata/value")
-        .is_some_and(|v| !v.is_number())
-    {
+    if event.pointer("/metadata/value").is_some_and(|v| !v.is_number()) {
         return Some("metadata.value must be a number".into());
     }
     if event.get("click_id").is_none() && event.pointer("/user/email").is_none() {
@@ -92,45 +64,28 @@ pub async fn conversion_events(
             401 => (StatusCode::UNAUTHORIZED, "Authorization Required").into_response(),
             429 => {
                 let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
                 r
             }
-            s => error(
-                StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                "Service unavailable",
-            ),
+            s => error(StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), "Service unavailable"),
         };
     }
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let token = token.strip_prefix("Bearer ").unwrap_or_default();
     if token != REDDIT_TOKEN || state.is_revoked(token) {
         state.count_rejected(Network::Reddit, 1);
         return (StatusCode::UNAUTHORIZED, "Authorization Required").into_response();
     }
     if formats::reddit_pixel_id(&pixel_id).is_err() {
-        return error(
-            StatusCode::FORBIDDEN,
-            "The token has no access to this pixel",
-        );
+        return error(StatusCode::FORBIDDEN, "The token has no access to this pixel");
     }
     let Ok(doc) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "invalid JSON");
     };
-    let events = doc
-        .pointer("/data/events")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let events = doc.pointer("/data/events").and_then(Value::as_array).cloned().unwrap_or_default();
     if events.is_empty() || events.len() > 1000 {
         state.count_rejected(Network::Reddit, events.len() as u64);
-        return error(
-            StatusCode::BAD_REQUEST,
-            "data.events must hold 1 to 1000 events",
-        );
+        return error(StatusCode::BAD_REQUEST, "data.events must hold 1 to 1000 events");
     }
     let now_ms = (now_secs() * 1000) as i64;
     let invalid: Vec<Value> = events
@@ -139,26 +94,16 @@ pub async fn conversion_events(
         .collect();
     if !invalid.is_empty() {
         state.count_rejected(Network::Reddit, events.len() as u64);
-        let message = format!(
-            "There were {} invalid conversion events. None were processed.",
-            invalid.len()
-        );
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"message": message, "invalid_events": invalid})),
-        )
-            .into_response();
+        let message = format!("There were {} invalid conversion events. None were processed.", invalid.len());
+        return (StatusCode::BAD_REQUEST, Json(json!({"message": message, "invalid_events": invalid}))).into_response();
     }
     if doc.pointer("/data/test_id").is_some() {
         state.count_test_events(Network::Reddit, events.len() as u64);
     } else {
         state.accept(
             Network::Reddit,
-            events
-                .iter()
-                .filter_map(|e| e.pointer("/metadata/conversion_id").and_then(Value::as_str)),
+            events.iter().filter_map(|e| e.pointer("/metadata/conversion_id").and_then(Value::as_str)),
         );
     }
-    Json(json!({"message": format!("Successfully processed {} conversion events.", events.len())}))
-        .into_response()
+    Json(json!({"message": format!("Successfully processed {} conversion events.", events.len())})).into_response()
 }

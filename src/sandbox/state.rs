@@ -71,26 +71,18 @@ pub struct SandboxState {
 
 impl Default for SandboxState {
     fn default() -> Self {
-        Self {
-            inner: Mutex::new(Inner::default()),
-            rng: Mutex::new(fastrand::Rng::with_seed(0x5eed)),
-        }
+        Self { inner: Mutex::new(Inner::default()), rng: Mutex::new(fastrand::Rng::with_seed(0x5eed)) }
     }
 }
 
 pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 impl SandboxState {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panicking handler must not take the sandbox down with it.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn faults(&self) -> Faults {
@@ -103,10 +95,7 @@ impl SandboxState {
 
     pub fn stats(&self) -> HashMap<Network, NetworkStats> {
         let inner = self.lock();
-        Network::ALL
-            .iter()
-            .map(|n| (*n, inner.stats.get(n).cloned().unwrap_or_default()))
-            .collect()
+        Network::ALL.iter().map(|n| (*n, inner.stats.get(n).cloned().unwrap_or_default())).collect()
     }
 
     pub fn is_revoked(&self, token: &str) -> bool {

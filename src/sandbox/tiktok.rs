@@ -15,44 +15,26 @@ use crate::model::{formats, Network};
 
 fn answer(code: i64, message: &str) -> Response {
     let request_id = format!("sbx-{}", fastrand::u64(..));
-    Json(json!({"code": code, "message": message, "request_id": request_id, "data": {}}))
-        .into_response()
+    Json(json!({"code": code, "message": message, "request_id": request_id, "data": {}})).into_response()
 }
 
 /// The first problem of one event, named by its path in the body.
 fn event_problem(i: usize, event: &Value) -> Option<String> {
     let at = |field: &str| format!("data[{i}].{field}");
-    if event
-        .get("event")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
+    if event.get("event").and_then(Value::as_str).is_none_or(str::is_empty) {
         return Some(format!("{} is required", at("event")));
     }
     if !event.get("event_time").is_some_and(Value::is_i64) {
-        return Some(format!(
-            "{} must be an integer (Unix seconds)",
-            at("event_time")
-        ));
+        return Some(format!("{} must be an integer (Unix seconds)", at("event_time")));
     }
-    if event
-        .get("event_id")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
+    if event.get("event_id").and_then(Value::as_str).is_none_or(str::is_empty) {
         return Some(format!("{} is required", at("event_id")));
     }
     let user = event.get("user").and_then(Value::as_object)?;
     for hashed in ["email", "phone", "external_id"] {
         if let Some(v) = user.get(hashed) {
-            if !v
-                .as_str()
-                .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-            {
-                return Some(format!(
-                    "{} must be a SHA-256 hash",
-                    at(&format!("user.{hashed}"))
-                ));
+            if !v.as_str().is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())) {
+                return Some(format!("{} must be a SHA-256 hash", at(&format!("user.{hashed}"))));
             }
         }
     }
@@ -61,20 +43,13 @@ fn event_problem(i: usize, event: &Value) -> Option<String> {
             return Some(format!("{} must be a number", at("properties.value")));
         }
         if props.get("value").is_some() != props.get("currency").is_some() {
-            return Some(format!(
-                "{} and currency go together",
-                at("properties.value")
-            ));
+            return Some(format!("{} and currency go together", at("properties.value")));
         }
     }
     None
 }
 
-pub async fn track(
-    State(state): State<Arc<SandboxState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn track(State(state): State<Arc<SandboxState>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(status) = before_request(&state, Network::TikTok).await {
         state.count_rejected(Network::TikTok, 0);
         return match status {
@@ -88,21 +63,11 @@ pub async fn track(
                 .into_response(),
         };
     }
-    let token = headers
-        .get("access-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let token = headers.get("access-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if token != TIKTOK_TOKEN || state.is_revoked(token) {
-        let hint = if token.starts_with("Bearer ") {
-            " (no Bearer prefix)"
-        } else {
-            ""
-        };
+        let hint = if token.starts_with("Bearer ") { " (no Bearer prefix)" } else { "" };
         state.count_rejected(Network::TikTok, 1);
-        return answer(
-            40105,
-            &format!("Access token is incorrect or has been revoked.{hint}"),
-        );
+        return answer(40105, &format!("Access token is incorrect or has been revoked.{hint}"));
     }
     let Ok(doc) = serde_json::from_slice::<Value>(&body) else {
         state.count_rejected(Network::TikTok, 1);
@@ -112,40 +77,24 @@ pub async fn track(
         state.count_rejected(Network::TikTok, 1);
         return answer(40002, "event_source: must be web.");
     }
-    let pixel = doc
-        .get("event_source_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let pixel = doc.get("event_source_id").and_then(Value::as_str).unwrap_or_default();
     if formats::tiktok_pixel_code(pixel).is_err() {
         return answer(40001, "No permission to operate pixel code.");
     }
-    let events = doc
-        .get("data")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let events = doc.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
     if events.is_empty() || events.len() > 1000 {
         state.count_rejected(Network::TikTok, events.len() as u64);
         return answer(40002, "data: must hold 1 to 1000 events.");
     }
     // One invalid event fails the whole request, as on the real API.
-    if let Some(problem) = events
-        .iter()
-        .enumerate()
-        .find_map(|(i, e)| event_problem(i, e))
-    {
+    if let Some(problem) = events.iter().enumerate().find_map(|(i, e)| event_problem(i, e)) {
         state.count_rejected(Network::TikTok, events.len() as u64);
         return answer(40002, &format!("Invalid parameter: {problem}"));
     }
     if doc.get("test_event_code").is_some() {
         state.count_test_events(Network::TikTok, events.len() as u64);
     } else {
-        state.accept(
-            Network::TikTok,
-            events
-                .iter()
-                .filter_map(|e| e.get("event_id").and_then(Value::as_str)),
-        );
+        state.accept(Network::TikTok, events.iter().filter_map(|e| e.get("event_id").and_then(Value::as_str)));
     }
     answer(0, "OK")
 }

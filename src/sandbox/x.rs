@@ -15,11 +15,7 @@ use super::{before_request, X_TOKEN};
 use crate::model::{formats, Network};
 
 fn errors(status: StatusCode, list: Vec<Value>) -> Response {
-    (
-        status,
-        Json(json!({"errors": list, "request": {"params": {}}})),
-    )
-        .into_response()
+    (status, Json(json!({"errors": list, "request": {"params": {}}}))).into_response()
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -28,11 +24,9 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 
 fn rate_headers(response: &mut Response, limit: u64, remaining: u64, reset: u64) {
     let h = response.headers_mut();
-    for (name, value) in [
-        ("x-rate-limit-limit", limit),
-        ("x-rate-limit-remaining", remaining),
-        ("x-rate-limit-reset", reset),
-    ] {
+    for (name, value) in
+        [("x-rate-limit-limit", limit), ("x-rate-limit-remaining", remaining), ("x-rate-limit-reset", reset)]
+    {
         if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
             h.insert(name, v);
         }
@@ -45,67 +39,33 @@ fn token_of(authorization: &str) -> Option<&str> {
         return Some(bearer.trim());
     }
     let params = authorization.strip_prefix("OAuth ")?;
-    params
-        .split(',')
-        .map(str::trim)
-        .find_map(|p| p.strip_prefix("oauth_token=\"")?.strip_suffix('"'))
+    params.split(',').map(str::trim).find_map(|p| p.strip_prefix("oauth_token=\"")?.strip_suffix('"'))
 }
 
 fn is_sha256(v: &Value) -> bool {
-    v.as_str()
-        .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    v.as_str().is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn conversion_problem(c: &Value, pixel_id: &str) -> Option<(&'static str, String)> {
-    let time = c
-        .get("conversion_time")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let time = c.get("conversion_time").and_then(Value::as_str).unwrap_or_default();
     if chrono::DateTime::parse_from_rfc3339(time).is_err() || !time.ends_with('Z') {
-        return Some((
-            "conversion_time",
-            "Conversion_time must be ISO 8601 in UTC".into(),
-        ));
+        return Some(("conversion_time", "Conversion_time must be ISO 8601 in UTC".into()));
     }
-    let tag = c
-        .get("event_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let tag = c.get("event_id").and_then(Value::as_str).unwrap_or_default();
     if formats::x_event_tag(tag).is_err() || formats::x_event_tag_pixel(tag) != Some(pixel_id) {
-        return Some((
-            "event_id",
-            format!("Event_id ({tag}) is not a single event tag (SET)"),
-        ));
+        return Some(("event_id", format!("Event_id ({tag}) is not a single event tag (SET)")));
     }
-    let identifiers = c
-        .get("identifiers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let identifiers = c.get("identifiers").and_then(Value::as_array).cloned().unwrap_or_default();
     let has_match = identifiers.iter().any(|i| {
-        i.get("twclid").is_some()
-            || i.get("hashed_email").is_some()
-            || i.get("hashed_phone_number").is_some()
+        i.get("twclid").is_some() || i.get("hashed_email").is_some() || i.get("hashed_phone_number").is_some()
     });
     if !has_match {
-        return Some((
-            "identifiers",
-            "At least one user identifier must be provided".into(),
-        ));
+        return Some(("identifiers", "At least one user identifier must be provided".into()));
     }
-    if identifiers
-        .iter()
-        .filter_map(|i| i.get("hashed_email"))
-        .any(|v| !is_sha256(v))
-    {
-        return Some((
-            "identifiers",
-            "Hashed_email is not a valid SHA-256 hash".into(),
-        ));
+    if identifiers.iter().filter_map(|i| i.get("hashed_email")).any(|v| !is_sha256(v)) {
+        return Some(("identifiers", "Hashed_email is not a valid SHA-256 hash".into()));
     }
-    if c.get("value")
-        .is_some_and(|v| !v.is_string() && !v.is_number())
-    {
+    if c.get("value").is_some_and(|v| !v.is_string() && !v.is_number()) {
         return Some(("value", "Value must be a number".into()));
     }
     None
@@ -126,10 +86,7 @@ pub async fn conversions(
         }
         return response;
     }
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
     match token_of(authorization) {
         Some(token) if token == X_TOKEN && !state.is_revoked(token) => {}
         _ => {
@@ -142,47 +99,23 @@ pub async fn conversions(
         }
     }
     if formats::x_pixel_id(&pixel_id).is_err() {
-        return error(
-            StatusCode::FORBIDDEN,
-            "UNAUTHORIZED_ACCESS",
-            "The user has no access to this pixel",
-        );
+        return error(StatusCode::FORBIDDEN, "UNAUTHORIZED_ACCESS", "The user has no access to this pixel");
     }
     let Ok(doc) = serde_json::from_slice::<Value>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PARAMETER",
-            "Invalid JSON body",
-        );
+        return error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER", "Invalid JSON body");
     };
-    let list = doc
-        .get("conversions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let list = doc.get("conversions").and_then(Value::as_array).cloned().unwrap_or_default();
     if list.len() > 500 {
         state.count_rejected(Network::X, list.len() as u64);
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PARAMETER",
-            "Conversion count limit is 500",
-        );
+        return error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER", "Conversion count limit is 500");
     }
     if list.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PARAMETER",
-            "At least one conversion is required",
-        );
+        return error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER", "At least one conversion is required");
     }
     let (limit, remaining, reset) = match state.x_take(list.len() as u64) {
         Ok(window) => window,
         Err((limit, reset)) => {
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TOO_MANY_REQUESTS",
-                "Rate limit exceeded",
-            );
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", "Rate limit exceeded");
             rate_headers(&mut response, limit, 0, reset);
             return response;
         }
@@ -209,14 +142,8 @@ pub async fn conversions(
         .enumerate()
         .filter(|(i, _)| !problems.iter().any(|(p, _, _)| p == i))
         .map(|(_, c)| {
-            let id = c
-                .get("conversion_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let tag = c
-                .get("event_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let id = c.get("conversion_id").and_then(Value::as_str).unwrap_or_default();
+            let tag = c.get("event_id").and_then(Value::as_str).unwrap_or_default();
             format!("{id}/{tag}")
         })
         .collect();

@@ -4,8 +4,7 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 use crate::model::{
-    ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig,
-    TikTokConfig, XConfig,
+    ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig,
 };
 
 pub const DEMO_GAME_NAME: &str = "Sandbox Game";
@@ -55,44 +54,22 @@ impl Store {
             .bind(name)
             .fetch_one(&self.pool)
             .await?;
-        Ok(Game {
-            id,
-            name: name.to_owned(),
-        })
+        Ok(Game { id, name: name.to_owned() })
     }
 
     pub async fn game(&self, game_id: i64) -> Result<Game, StoreError> {
-        let row = sqlx::query("SELECT id, name FROM games WHERE id = ?")
-            .bind(game_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Game {
-            id: r.get("id"),
-            name: r.get("name"),
-        })
-        .ok_or(StoreError::GameNotFound(game_id))
+        let row =
+            sqlx::query("SELECT id, name FROM games WHERE id = ?").bind(game_id).fetch_optional(&self.pool).await?;
+        row.map(|r| Game { id: r.get("id"), name: r.get("name") }).ok_or(StoreError::GameNotFound(game_id))
     }
 
     pub async fn games(&self) -> Result<Vec<Game>, StoreError> {
-        let rows = sqlx::query("SELECT id, name FROM games ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Game {
-                id: r.get("id"),
-                name: r.get("name"),
-            })
-            .collect())
+        let rows = sqlx::query("SELECT id, name FROM games ORDER BY id").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| Game { id: r.get("id"), name: r.get("name") }).collect())
     }
 
     /// Adds or updates a Conversion Goal of a game, keyed by its id; returns the row id.
-    pub async fn upsert_goal(
-        &self,
-        game_id: i64,
-        goal: &Goal,
-        position: i64,
-    ) -> Result<i64, StoreError> {
+    pub async fn upsert_goal(&self, game_id: i64, goal: &Goal, position: i64) -> Result<i64, StoreError> {
         let mut conn = self.pool.acquire().await?;
         upsert_goal(&mut conn, game_id, goal, position).await
     }
@@ -105,10 +82,8 @@ impl Store {
         credential_ref: Option<&str>,
     ) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let game_exists: Option<i64> = sqlx::query_scalar("SELECT id FROM games WHERE id = ?")
-            .bind(game_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let game_exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM games WHERE id = ?").bind(game_id).fetch_optional(&mut *tx).await?;
         if game_exists.is_none() {
             return Err(StoreError::GameNotFound(game_id));
         }
@@ -117,8 +92,7 @@ impl Store {
             PostbackConfig::Reddit(c) => c.trigger_events.clone(),
             PostbackConfig::X(_) => Vec::new(),
         };
-        let triggers =
-            serde_json::to_string(&triggers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let triggers = serde_json::to_string(&triggers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let inserted = sqlx::query_scalar(
             "INSERT INTO configs (game_id, network, pixel, trigger_events, base_url, credential_ref)
              VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
@@ -133,23 +107,19 @@ impl Store {
         .await;
         let config_id: i64 = match inserted {
             Ok(id) => id,
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::ConfigExists(config.network()))
-            }
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::ConfigExists(config.network())),
             Err(e) => return Err(e.into()),
         };
         if let PostbackConfig::X(x) = config {
             for (position, goal) in x.goals.iter().enumerate() {
                 let goal_id = upsert_goal(&mut tx, game_id, goal, position as i64).await?;
                 if let Some(tag) = &goal.event_tag {
-                    sqlx::query(
-                        "INSERT INTO x_goal_tags (config_id, goal_id, event_tag) VALUES (?, ?, ?)",
-                    )
-                    .bind(config_id)
-                    .bind(goal_id)
-                    .bind(tag)
-                    .execute(&mut *tx)
-                    .await?;
+                    sqlx::query("INSERT INTO x_goal_tags (config_id, goal_id, event_tag) VALUES (?, ?, ?)")
+                        .bind(config_id)
+                        .bind(goal_id)
+                        .bind(tag)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
         }
@@ -180,18 +150,14 @@ impl Store {
         self.stored_configs(rows).await
     }
 
-    async fn stored_configs(
-        &self,
-        rows: Vec<sqlx::sqlite::SqliteRow>,
-    ) -> Result<Vec<StoredConfig>, StoreError> {
+    async fn stored_configs(&self, rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<StoredConfig>, StoreError> {
         let mut configs = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.get("id");
             let game_id: i64 = row.get("game_id");
             let network_name: String = row.get("network");
-            let network = Network::parse(&network_name).ok_or_else(|| {
-                StoreError::Corrupt(format!("config {id} has unknown network '{network_name}'"))
-            })?;
+            let network = Network::parse(&network_name)
+                .ok_or_else(|| StoreError::Corrupt(format!("config {id} has unknown network '{network_name}'")))?;
             let pixel: String = row.get("pixel");
             let base_url: Option<String> = row.get("base_url");
             let triggers: String = row.get("trigger_events");
@@ -212,11 +178,9 @@ impl Store {
                     test_id: None,
                     base_url,
                 }),
-                Network::X => PostbackConfig::X(XConfig {
-                    pixel_id: pixel,
-                    goals: self.x_goals(game_id, id).await?,
-                    base_url,
-                }),
+                Network::X => {
+                    PostbackConfig::X(XConfig { pixel_id: pixel, goals: self.x_goals(game_id, id).await?, base_url })
+                }
             };
             configs.push(StoredConfig {
                 id,
@@ -320,15 +284,10 @@ impl Store {
                 test_id: None,
                 base_url: base_url.clone(),
             }),
-            PostbackConfig::X(XConfig {
-                pixel_id: "sbx01".into(),
-                goals,
-                base_url,
-            }),
+            PostbackConfig::X(XConfig { pixel_id: "sbx01".into(), goals, base_url }),
         ];
         for config in &demo {
-            self.create_config(game.id, config, Some(crate::SANDBOX_CREDENTIAL_REF))
-                .await?;
+            self.create_config(game.id, config, Some(crate::SANDBOX_CREDENTIAL_REF)).await?;
         }
         Ok(game)
     }

@@ -3,10 +3,7 @@ use crate::model::Network;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the data directory {path}: {source}; set POSTBACK_DATA_DIR to a writable folder")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error("the database could not be opened or upgraded: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -24,10 +21,9 @@ impl From<StoreError> for crate::model::ApiError {
         let code = match &e {
             StoreError::ConfigExists(_) => "config_exists",
             StoreError::GameNotFound(_) => "not_found",
-            StoreError::DataDir { .. }
-            | StoreError::Migrate(_)
-            | StoreError::Sqlx(_)
-            | StoreError::Corrupt(_) => "storage",
+            StoreError::DataDir { .. } | StoreError::Migrate(_) | StoreError::Sqlx(_) | StoreError::Corrupt(_) => {
+                "storage"
+            }
         };
         crate::model::ApiError::new(code, e.to_string())
     }

@@ -37,14 +37,9 @@ impl Store {
             q.push(" AND config_id = ").push_bind(config);
         }
         if let Some((at, id)) = filter.before {
-            q.push(" AND (at, id) < (")
-                .push_bind(at)
-                .push(", ")
-                .push_bind(id)
-                .push(")");
+            q.push(" AND (at, id) < (").push_bind(at).push(", ").push_bind(id).push(")");
         }
-        q.push(" ORDER BY at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(filter.limit.clamp(1, 1000)));
+        q.push(" ORDER BY at DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit.clamp(1, 1000)));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
@@ -72,15 +67,11 @@ impl Store {
 
     /// Attempts per status since a time.
     pub async fn log_counts(&self, since_ms: i64) -> Result<BTreeMap<String, u64>, StoreError> {
-        let rows =
-            sqlx::query("SELECT status, COUNT(*) FROM delivery_log WHERE at >= ? GROUP BY status")
-                .bind(since_ms)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1) as u64))
-            .collect())
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM delivery_log WHERE at >= ? GROUP BY status")
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1) as u64)).collect())
     }
 
     /// Attempts per hour and status since a time, for a chart: (hour start ms, status, count).
@@ -92,16 +83,7 @@ impl Store {
         .bind(since_ms)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get::<i64, _>(0),
-                    r.get::<String, _>(1),
-                    r.get::<i64, _>(2) as u64,
-                )
-            })
-            .collect())
+        Ok(rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1), r.get::<i64, _>(2) as u64)).collect())
     }
 
     /// Credential failures (a 401/403 with no success since), no recent activity (no attempt in
@@ -129,11 +111,13 @@ impl Store {
         let older_than_ms = now_ms - retention_ms;
         let mut total = 0;
         loop {
-            let n = sqlx::query("DELETE FROM delivery_log WHERE id IN (SELECT id FROM delivery_log WHERE at < ? LIMIT 5000)")
-                .bind(older_than_ms)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+            let n = sqlx::query(
+                "DELETE FROM delivery_log WHERE id IN (SELECT id FROM delivery_log WHERE at < ? LIMIT 5000)",
+            )
+            .bind(older_than_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
             total += n;
             if n < 5000 {
                 sqlx::query("DELETE FROM dedup WHERE enqueued_at < ?")
@@ -147,11 +131,7 @@ impl Store {
 
     /// Events actually sent (an HTTP answer came) for a config since a time, per second:
     /// seeds the X window limiter after a restart so the window is never exceeded.
-    pub async fn sent_per_second(
-        &self,
-        config_id: i64,
-        since_ms: i64,
-    ) -> Result<Vec<(i64, u64)>, StoreError> {
+    pub async fn sent_per_second(&self, config_id: i64, since_ms: i64) -> Result<Vec<(i64, u64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT (at / 1000) * 1000 AS second, COUNT(*) FROM delivery_log
              WHERE config_id = ? AND at >= ? AND http_status IS NOT NULL GROUP BY second",
@@ -160,9 +140,44 @@ impl Store {
         .bind(since_ms)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1) as u64))
-            .collect())
+        Ok(rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1) as u64)).collect())
+    }
+}
+
+impl Store {
+    /// Benchmarks and demos only: `rows` synthetic attempts of a config, spread evenly over the
+    /// `span_ms` before `now_ms` (1 in 10 failed, 1 in 10 retried), inserted set-wise in SQL.
+    pub async fn fill_synthetic_log(
+        &self,
+        config_id: i64,
+        rows: u64,
+        now_ms: i64,
+        span_ms: i64,
+    ) -> Result<(), StoreError> {
+        const PER_STATEMENT: u64 = 250_000;
+        let step = (span_ms / rows.max(1) as i64).max(1);
+        let mut start = 0;
+        while start < rows {
+            let end = (start + PER_STATEMENT).min(rows);
+            sqlx::query(
+                "WITH RECURSIVE seq(n) AS (SELECT ?1 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < ?2)
+                 INSERT INTO delivery_log (at, config_id, network, event_name, event_id, player_id, status, http_status,
+                                           latency_ms, attempt, request_id, credential_failure, error)
+                 SELECT ?3 - n * ?4, ?5, 'tiktok', 'purchase', 'evt-' || n, 'player-' || (n % 1000),
+                        CASE n % 10 WHEN 0 THEN 'failed' WHEN 1 THEN 'retried' ELSE 'success' END,
+                        CASE n % 10 WHEN 0 THEN 400 WHEN 1 THEN 503 ELSE 200 END, 40 + n % 50, 1, NULL, 0,
+                        CASE n % 10 WHEN 0 THEN 'HTTP 400: invalid' WHEN 1 THEN 'HTTP 503' END
+                 FROM seq",
+            )
+            .bind(start as i64)
+            .bind(end as i64)
+            .bind(now_ms)
+            .bind(step)
+            .bind(config_id)
+            .execute(&self.pool)
+            .await?;
+            start = end;
+        }
+        Ok(())
     }
 }

@@ -72,20 +72,14 @@ fn ids_json(ids: &[i64]) -> String {
 impl Store {
     /// Enqueues events for configs, skipping (config, event id) pairs seen within 48 h.
     /// All or nothing: one transaction.
-    pub async fn enqueue(
-        &self,
-        items: &[(i64, &ConversionEvent)],
-        now_ms: i64,
-    ) -> Result<EnqueueReport, StoreError> {
+    pub async fn enqueue(&self, items: &[(i64, &ConversionEvent)], now_ms: i64) -> Result<EnqueueReport, StoreError> {
         let mut report = EnqueueReport::default();
         let mut tx = self.pool.begin().await?;
         for chunk in items.chunks(CHUNK) {
             let mut dedup: QueryBuilder<Sqlite> =
                 QueryBuilder::new("INSERT INTO dedup (config_id, event_id, enqueued_at) ");
             dedup.push_values(chunk, |mut b, (config_id, event)| {
-                b.push_bind(*config_id)
-                    .push_bind(&event.event_id)
-                    .push_bind(now_ms);
+                b.push_bind(*config_id).push_bind(&event.event_id).push_bind(now_ms);
             });
             dedup.push(
                 " ON CONFLICT (config_id, event_id) DO UPDATE SET enqueued_at = excluded.enqueued_at
@@ -93,13 +87,8 @@ impl Store {
             );
             dedup.push_bind(DEDUP_WINDOW_MS);
             dedup.push(" RETURNING config_id, event_id");
-            let fresh: Vec<(i64, String)> = dedup
-                .build()
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
+            let fresh: Vec<(i64, String)> =
+                dedup.build().fetch_all(&mut *tx).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
             report.duplicates += (chunk.len() - fresh.len()) as u64;
             // Within one chunk an event id may repeat for a config: keep its first occurrence.
             let mut accepted: Vec<&(i64, &ConversionEvent)> = Vec::with_capacity(fresh.len());
@@ -131,9 +120,7 @@ impl Store {
                     .push_bind(now_ms);
             });
             if let Some(e) = failed {
-                return Err(StoreError::Corrupt(format!(
-                    "event could not be serialised: {e}"
-                )));
+                return Err(StoreError::Corrupt(format!("event could not be serialised: {e}")));
             }
             insert.build().execute(&mut *tx).await?;
             report.enqueued += accepted.len() as u64;
@@ -144,11 +131,13 @@ impl Store {
 
     /// Returns expired leases (a dispatcher died mid-batch) to the queue.
     pub async fn reclaim_expired_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("UPDATE queue SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL AND lease_until < ?")
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        Ok(sqlx::query(
+            "UPDATE queue SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL AND lease_until < ?",
+        )
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Atomically claims up to `limit` ready rows of a config for `owner` until `now + lease_ms`.
@@ -199,8 +188,7 @@ impl Store {
                 .await?;
         }
         if !s.retry.is_empty() {
-            let pairs =
-                serde_json::to_string(&s.retry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let pairs = serde_json::to_string(&s.retry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sqlx::query(
                 "UPDATE queue SET attempts = attempts + 1, lease_owner = NULL, lease_until = NULL,
                      run_at = (SELECT json_extract(j.value, '$[1]') FROM json_each(?1) j WHERE json_extract(j.value, '$[0]') = queue.id)
@@ -211,10 +199,12 @@ impl Store {
             .await?;
         }
         if !s.release.is_empty() {
-            sqlx::query("UPDATE queue SET lease_owner = NULL, lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))")
-                .bind(ids_json(&s.release))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE queue SET lease_owner = NULL, lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(ids_json(&s.release))
+            .execute(&mut *tx)
+            .await?;
         }
         if !s.dead.is_empty() {
             sqlx::query(
@@ -267,11 +257,7 @@ impl Store {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok((
-            row.get::<i64, _>(0) as u64,
-            row.get::<i64, _>(1) as u64,
-            row.get::<i64, _>(2) as u64,
-        ))
+        Ok((row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64, row.get::<i64, _>(2) as u64))
     }
 
     /// The earliest time any ready row of these configs may run, if any is waiting.
@@ -286,30 +272,25 @@ impl Store {
 
     /// Puts a config's dead rows back into the queue (after fixing what made them fail).
     pub async fn replay_dead(&self, config_id: i64, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("UPDATE queue SET state = 'ready', attempts = 0, run_at = ? WHERE config_id = ? AND state = 'dead'")
-            .bind(now_ms)
-            .bind(config_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        Ok(sqlx::query(
+            "UPDATE queue SET state = 'ready', attempts = 0, run_at = ? WHERE config_id = ? AND state = 'dead'",
+        )
+        .bind(now_ms)
+        .bind(config_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Lets a paused config deliver again (its credentials changed).
     pub async fn unpause(&self, config_id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE configs SET paused_reason = NULL WHERE id = ?")
-            .bind(config_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("UPDATE configs SET paused_reason = NULL WHERE id = ?").bind(config_id).execute(&self.pool).await?;
         Ok(())
     }
 
     /// Forgets a player: future events are skipped, queued ones removed, the log scrubbed.
     /// Returns (queued events removed, log rows scrubbed).
-    pub async fn erase_player(
-        &self,
-        player_id: &str,
-        now_ms: i64,
-    ) -> Result<(u64, u64), StoreError> {
+    pub async fn erase_player(&self, player_id: &str, now_ms: i64) -> Result<(u64, u64), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT OR IGNORE INTO erased_players (player_id, erased_at) VALUES (?, ?)")
             .bind(player_id)
@@ -331,20 +312,17 @@ impl Store {
     }
 
     /// Which of these players were erased.
-    pub async fn erased_among(
-        &self,
-        players: &[&str],
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
+    pub async fn erased_among(&self, players: &[&str]) -> Result<std::collections::HashSet<String>, StoreError> {
         if players.is_empty() {
             return Ok(Default::default());
         }
-        let list =
-            serde_json::to_string(players).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let rows: Vec<String> =
-            sqlx::query_scalar("SELECT player_id FROM erased_players WHERE player_id IN (SELECT value FROM json_each(?))")
-                .bind(list)
-                .fetch_all(&self.pool)
-                .await?;
+        let list = serde_json::to_string(players).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT player_id FROM erased_players WHERE player_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().collect())
     }
 }

@@ -18,9 +18,6 @@ pub async fn list_games(state: State<'_, AppState>) -> Result<Vec<Game>, ApiErro
 }
 
 #[tauri::command]
-pub async fn list_integrations(
-    state: State<'_, AppState>,
-    game_id: i64,
-) -> Result<Vec<ConfigSummary>, ApiError> {
+pub async fn list_integrations(state: State<'_, AppState>, game_id: i64) -> Result<Vec<ConfigSummary>, ApiError> {
     Ok(state.store.integrations(game_id).await?)
 }

@@ -4,6 +4,7 @@ import type { ApiError } from './bindings/ApiError';
 import type { AppInfo } from './bindings/AppInfo';
 import type { ConfigSummary } from './bindings/ConfigSummary';
 import type { Game } from './bindings/Game';
+import type { IdKind } from './bindings/IdKind';
 
 /** An error from the backend, with the stable code the UI can branch on. */
 export class BackendError extends Error {
@@ -45,4 +46,6 @@ export const backend = {
   appInfo: () => call<AppInfo>('app_info'),
   listGames: () => call<Game[]>('list_games'),
   listIntegrations: (gameId: number) => call<ConfigSummary[]>('list_integrations', { gameId }),
+  /** The cleaned id, or a BackendError('invalid_input') that says what a good one looks like. */
+  checkIdFormat: (kind: IdKind, value: string) => call<string>('check_id_format', { kind, value }),
 };

@@ -1,0 +1,211 @@
+//! Delivery engine figures on this machine: enqueue rate, end-to-end durable delivery to the
+//! sandbox (separate process, no rate limit), filtered log page latency on a 5 M-row log, and
+//! the dispatcher's memory over 1 M events. Run with `cargo bench --bench delivery`
+//! (`BENCH_SCALE=0.1` for a quick pass).
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postback::delivery::{now_ms, Dispatcher, DispatcherOptions, SandboxAndMemoryTokens};
+use postback::model::{ConversionEvent, DeliveryStatus, PostbackConfig, RedditConfig, TikTokConfig};
+use postback::store::{LogFilter, Store};
+use serde_json::json;
+
+fn scale(n: u64) -> u64 {
+    let factor: f64 = std::env::var("BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    ((n as f64) * factor).max(1000.0) as u64
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn event(i: u64) -> ConversionEvent {
+    ConversionEvent::from_json(&json!({"event_id": format!("bench-{i}"), "name": "purchase",
+        "occurred_at": chrono::Utc::now().to_rfc3339(), "player_id": format!("p{}", i % 10_000), "consent": "full",
+        "click_ids": {"ttclid": "E.C.P.abc", "rdt_cid": "rdt-1"}, "email": format!("player{i}@example.com"),
+        "value": "4.99", "currency": "USD"}))
+    .expect("event")
+}
+
+struct SandboxProcess(Child);
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sandbox_process() -> (SandboxProcess, String) {
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+    let child = Command::new(env!("CARGO_BIN_EXE_postback"))
+        .args(["sandbox", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sandbox starts");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if TcpStream::connect(addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (SandboxProcess(child), format!("http://{addr}"))
+}
+
+async fn setup(dir: &std::path::Path, base_url: &str) -> (Store, i64, Vec<i64>) {
+    let store = Store::open(dir).await.expect("store");
+    let game = store.create_game("Bench").await.expect("game");
+    let triggers = vec!["purchase".to_owned()];
+    let url = Some(base_url.to_owned());
+    let tiktok = PostbackConfig::TikTok(TikTokConfig {
+        pixel_code: "CBENCH000001".into(),
+        trigger_events: triggers.clone(),
+        test_event_code: None,
+        base_url: url.clone(),
+    });
+    let reddit = PostbackConfig::Reddit(RedditConfig {
+        pixel_id: "a2_bench01".into(),
+        trigger_events: triggers,
+        test_id: None,
+        base_url: url,
+    });
+    let t = store.create_config(game.id, &tiktok, Some("sandbox")).await.expect("config");
+    let r = store.create_config(game.id, &reddit, Some("sandbox")).await.expect("config");
+    (store, game.id, vec![t, r])
+}
+
+async fn enqueue_all(store: &Store, configs: &[i64], n: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    let batch = 10_000;
+    let mut i = 0;
+    while i < n {
+        let events: Vec<ConversionEvent> = (i..(i + batch).min(n)).map(event).collect();
+        let items: Vec<(i64, &ConversionEvent)> =
+            events.iter().flat_map(|e| configs.iter().map(move |c| (*c, e))).collect();
+        let started = Instant::now();
+        store.enqueue(&items, now_ms()).await.expect("enqueue");
+        total += started.elapsed();
+        i += batch;
+    }
+    total
+}
+
+fn unlimited() -> DispatcherOptions {
+    let mut o = DispatcherOptions::default();
+    o.rates.enabled = false;
+    o.requests_per_claim = 4;
+    o
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let (_sandbox, base_url) = sandbox_process();
+
+    // 1. Enqueue + 2. end-to-end delivery.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _, configs) = setup(dir.path(), &base_url).await;
+    let n = scale(200_000);
+    let took = enqueue_all(&store, &configs[..1], n).await;
+    println!(
+        "enqueue: {n} events in {:.2} s = {:.0} events/s (batches of 10,000, dedup included)",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    let took = enqueue_all(&store, &configs[1..], n).await;
+    println!(
+        "enqueue: {n} more for a second config in {:.2} s = {:.0} events/s",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    let started = Instant::now();
+    let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(SandboxAndMemoryTokens::default()), unlimited());
+    let report = dispatcher.run_until_idle().await.expect("dispatch");
+    let took = started.elapsed();
+    println!(
+        "end-to-end: {} deliveries ({} requests) to the sandbox in {:.2} s = {:.0} events/s durable (WAL, logged, acked)",
+        report.success,
+        report.requests,
+        took.as_secs_f64(),
+        report.success as f64 / took.as_secs_f64()
+    );
+    store.close().await;
+
+    // 3. Filtered log page on a 5 M-row log.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _, configs) = setup(dir.path(), &base_url).await;
+    let rows = scale(5_000_000);
+    let started = Instant::now();
+    let now = now_ms();
+    store.fill_synthetic_log(configs[0], rows, now, 30 * 24 * 3600 * 1000).await.expect("fill");
+    println!("log: {rows} rows written in {:.1} s", started.elapsed().as_secs_f64());
+    let mut timings = Vec::new();
+    for round in 0..200 {
+        let status = [DeliveryStatus::Failed, DeliveryStatus::Success, DeliveryStatus::Retried][round % 3];
+        let since = now - [3_600_000, 86_400_000, 7 * 86_400_000, 30 * 86_400_000][round % 4];
+        let mut filter = LogFilter { since_ms: Some(since), status: Some(status), limit: 100, ..LogFilter::default() };
+        let started = Instant::now();
+        let page = store.log_page(&filter).await.expect("page");
+        // And the next page by keyset.
+        filter.before = page.last().map(|e| (e.at, e.id));
+        store.log_page(&filter).await.expect("page 2");
+        timings.push(started.elapsed().as_secs_f64() * 1000.0 / 2.0);
+    }
+    timings.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "log page (time range × status, newest 100, keyset): p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms over 400 queries",
+        timings[timings.len() / 2],
+        timings[timings.len() * 95 / 100],
+        timings[timings.len() - 1]
+    );
+    let started = Instant::now();
+    let counts = store.log_counts(now - 86_400_000).await.expect("counts");
+    println!("log counts per status, last 24 h: {:.1} ms {counts:?}", started.elapsed().as_secs_f64() * 1000.0);
+    store.close().await;
+
+    // 4. Dispatcher memory over 1 M events.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _, configs) = setup(dir.path(), &base_url).await;
+    let n = scale(1_000_000);
+    enqueue_all(&store, &configs[..1], n).await;
+    let samples = Arc::new(std::sync::Mutex::new(Vec::<(f64, f64)>::new()));
+    let sampler = {
+        let samples = samples.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            loop {
+                samples.lock().expect("samples").push((started.elapsed().as_secs_f64(), rss_mb()));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(SandboxAndMemoryTokens::default()), unlimited());
+    let report = dispatcher.run_until_idle().await.expect("dispatch");
+    sampler.abort();
+    let samples = samples.lock().expect("samples").clone();
+    let tenth = samples.len() / 10;
+    let early: Vec<f64> = samples.iter().skip(tenth).take(tenth.max(1)).map(|s| s.1).collect();
+    let late: Vec<f64> = samples.iter().rev().take(tenth.max(1)).map(|s| s.1).collect();
+    let avg = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let peak = samples.iter().map(|s| s.1).fold(0.0, f64::max);
+    println!(
+        "memory: {} events in {:.1} s; RSS {:.0} MB at 10–20 % of the run, {:.0} MB in the last 10 %, peak {:.0} MB",
+        report.success,
+        started.elapsed().as_secs_f64(),
+        avg(&early),
+        avg(&late),
+        peak
+    );
+    store.close().await;
+}

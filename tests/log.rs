@@ -1,0 +1,100 @@
+//! Delivery log queries, health and retention on a real SQLite file.
+
+use postback::model::{DeliveryStatus, Health, Network, PostbackConfig, TikTokConfig};
+use postback::store::{LogFilter, NewLogEntry, Settlement, Store};
+
+const HOUR: i64 = 3_600_000;
+const NOW: i64 = 1_795_169_730_000;
+
+async fn store_with_config() -> (tempfile::TempDir, Store, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game = store.create_game("Log Game").await.unwrap();
+    let config = PostbackConfig::TikTok(TikTokConfig {
+        pixel_code: "CLOG00000001".into(),
+        trigger_events: vec!["purchase".into()],
+        test_event_code: None,
+        base_url: None,
+    });
+    let id = store.create_config(game.id, &config, None).await.unwrap();
+    (dir, store, id)
+}
+
+fn entry(config_id: i64, at: i64, status: DeliveryStatus, http: Option<u16>, credential: bool) -> NewLogEntry {
+    NewLogEntry {
+        at,
+        config_id,
+        network: Network::TikTok,
+        event_name: "purchase".into(),
+        event_id: format!("e{at}"),
+        player_id: "p".into(),
+        status,
+        http_status: http,
+        latency_ms: Some(12),
+        attempt: 1,
+        request_id: None,
+        credential_failure: credential,
+        error: None,
+    }
+}
+
+async fn write(store: &Store, entries: Vec<NewLogEntry>) {
+    store.settle(&Settlement { log: entries, ..Settlement::default() }).await.unwrap();
+}
+
+#[tokio::test]
+async fn pages_filter_by_time_and_status_and_continue_by_keyset() {
+    let (_dir, store, config) = store_with_config().await;
+    store.fill_synthetic_log(config, 10_000, NOW, 10 * 24 * HOUR).await.unwrap();
+    let mut filter = LogFilter {
+        since_ms: Some(NOW - 24 * HOUR),
+        status: Some(DeliveryStatus::Failed),
+        limit: 37,
+        ..LogFilter::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.log_page(&filter).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.iter().all(|e| e.status == DeliveryStatus::Failed && e.at >= NOW - 24 * HOUR));
+        filter.before = page.last().map(|e| (e.at, e.id));
+        seen.extend(page);
+    }
+    // One day of ten, one in ten failed.
+    assert!((95..=105).contains(&seen.len()), "{}", seen.len());
+    assert!(seen.windows(2).all(|w| (w[0].at, w[0].id) > (w[1].at, w[1].id)), "newest first, no repeats");
+    let counts = store.log_counts(NOW - 24 * HOUR).await.unwrap();
+    assert_eq!(counts.get("failed").copied(), Some(seen.len() as u64));
+    assert!(counts["success"] > counts["failed"] * 7);
+    let hourly = store.log_hourly(NOW - 24 * HOUR).await.unwrap();
+    let per_hour_total: u64 = hourly.iter().map(|(_, _, n)| n).sum();
+    assert_eq!(per_hour_total, counts.values().sum::<u64>());
+    assert!(hourly.iter().all(|(hour, _, _)| hour % HOUR == 0));
+}
+
+#[tokio::test]
+async fn health_follows_the_recent_attempts() {
+    let (_dir, store, config) = store_with_config().await;
+    assert_eq!(store.health(config, NOW).await.unwrap(), Health::NoRecentActivity);
+    write(&store, vec![entry(config, NOW - 2 * HOUR, DeliveryStatus::Success, Some(200), false)]).await;
+    assert_eq!(store.health(config, NOW).await.unwrap(), Health::Normal);
+    write(&store, vec![entry(config, NOW - HOUR, DeliveryStatus::Failed, Some(401), true)]).await;
+    assert_eq!(store.health(config, NOW).await.unwrap(), Health::CredentialFailures);
+    write(&store, vec![entry(config, NOW - 1000, DeliveryStatus::Success, Some(200), false)]).await;
+    assert_eq!(store.health(config, NOW).await.unwrap(), Health::Normal);
+    assert_eq!(store.health(config, NOW + 25 * HOUR).await.unwrap(), Health::NoRecentActivity);
+}
+
+#[tokio::test]
+async fn retention_prunes_rows_older_than_30_days() {
+    let (_dir, store, config) = store_with_config().await;
+    store.fill_synthetic_log(config, 12_000, NOW, 60 * 24 * HOUR).await.unwrap();
+    let removed = store.prune(NOW, 30 * 24 * HOUR).await.unwrap();
+    assert!((5_900..=6_100).contains(&removed), "{removed}");
+    let oldest = LogFilter { limit: 1000, ..LogFilter::default() };
+    let all = store.log_counts(0).await.unwrap().values().sum::<u64>();
+    assert_eq!(all, 12_000 - removed);
+    assert!(store.log_page(&oldest).await.unwrap().iter().all(|e| e.at >= NOW - 30 * 24 * HOUR));
+}
