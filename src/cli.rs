@@ -128,14 +128,28 @@ pub async fn import(data_dir: &Path, file: &Path, game: Option<i64>) -> CliResul
 }
 
 /// `postback serve` settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct ServeOptions {
+    /// Stop when nothing is waiting any more (also not after a backoff)
+    #[arg(long)]
     pub until_idle: bool,
+    /// Also run the sandbox networks in this process (for the demo configs)
+    #[arg(long)]
     pub with_sandbox: bool,
+    /// Attempts per event before it is marked Failed
+    #[arg(long, default_value_t = 8)]
     pub max_attempts: u32,
+    /// Seconds a claimed batch stays leased; after a crash it returns to the queue then
+    #[arg(long, default_value_t = 120)]
     pub lease_secs: u64,
+    /// TikTok and Reddit: requests per second per account
+    #[arg(long, default_value_t = 50.0)]
     pub rps: f64,
+    /// TikTok and Reddit: burst of requests per account
+    #[arg(long, default_value_t = 100)]
     pub burst: u32,
+    /// X: events per 15-minute window per account
+    #[arg(long, default_value_t = 60_000)]
     pub x_events_per_window: u64,
 }
 

@@ -1,36 +1,42 @@
 //! The `postback` binary as a user runs it.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use serde_json::Value;
+
+const PURCHASE: &str = r#"{"event_id": "e1", "name": "purchase", "occurred_at": "2026-11-20T10:15:30Z",
+    "player_id": "p", "consent": "full", "click_ids": {"ttclid": "t"}}"#;
+const TIKTOK: &str = r#"{"network": "tiktok", "pixel_code": "CABCD1234EFGH", "trigger_events": ["purchase"]}"#;
 
 fn postback() -> Command {
     Command::new(env!("CARGO_BIN_EXE_postback"))
 }
 
-fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+/// `postback --data-dir DIR/data preview` over the given config and event texts.
+fn preview(dir: &Path, config: &str, event: &str) -> Output {
+    std::fs::write(dir.join("c.json"), config).unwrap();
+    std::fs::write(dir.join("e.json"), event).unwrap();
+    postback()
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["preview", "--config"])
+        .arg(dir.join("c.json"))
+        .arg("--event")
+        .arg(dir.join("e.json"))
+        .output()
+        .unwrap()
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn preview_prints_the_request_with_credentials_redacted() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "c.json",
-        r#"{"network": "tiktok", "pixel_code": "CABCD1234EFGH", "trigger_events": ["purchase"]}"#,
-    );
-    let event = write(
-        dir.path(),
-        "e.json",
-        r#"{"event_id": "e1", "name": "purchase", "occurred_at": "2026-11-20T10:15:30Z",
-        "player_id": "p", "consent": "full", "click_ids": {"ttclid": "t"}}"#,
-    );
-    let out = postback().args(["preview", "--config"]).arg(&config).arg("--event").arg(&event).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = stdout_json(&preview(dir.path(), TIKTOK, PURCHASE));
     let request = &doc["requests"][0];
     assert_eq!(request["method"], "POST");
     assert_eq!(request["headers"]["access-token"], "<redacted>");
@@ -41,20 +47,8 @@ fn preview_prints_the_request_with_credentials_redacted() {
 #[test]
 fn preview_reports_a_skip_with_reason_and_message() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "c.json",
-        r#"{"network": "reddit", "pixel_id": "a2_abc", "trigger_events": ["game_launch"]}"#,
-    );
-    let event = write(
-        dir.path(),
-        "e.json",
-        r#"{"event_id": "e1", "name": "purchase", "occurred_at": "2026-11-20T10:15:30Z",
-        "player_id": "p", "consent": "full"}"#,
-    );
-    let out = postback().args(["preview", "--config"]).arg(&config).arg("--event").arg(&event).output().unwrap();
-    assert!(out.status.success());
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let config = r#"{"network": "reddit", "pixel_id": "a2_abc", "trigger_events": ["game_launch"]}"#;
+    let doc = stdout_json(&preview(dir.path(), config, PURCHASE));
     assert_eq!(doc["skipped"]["reason"], "event_not_triggered");
     assert!(doc["skipped"]["message"].as_str().unwrap().contains("purchase"));
 }
@@ -62,32 +56,27 @@ fn preview_reports_a_skip_with_reason_and_message() {
 #[test]
 fn invalid_input_exits_2_with_a_field_error_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
-    let event = write(
-        dir.path(),
-        "e.json",
-        r#"{"event_id": "e1", "name": "purchase", "occurred_at": "2026-11-20T10:15:30Z",
-        "player_id": "p", "consent": "full"}"#,
-    );
     let cases = [
-        (r#"{"network": "reddit", "pixel_id": "abcd", "trigger_events": []}"#, "pixel_id"),
-        (r#"{"network": "snapchat"}"#, "network"),
+        (r#"{"network": "reddit", "pixel_id": "abcd", "trigger_events": []}"#, PURCHASE, "pixel_id"),
+        (r#"{"network": "snapchat"}"#, PURCHASE, "network"),
         (
             r#"{"network": "x", "pixel_id": "oka17", "goals": [{"id": "g", "event": "purchase", "event_tag": "tw-x"}]}"#,
+            PURCHASE,
             "goals.0.event_tag",
         ),
-        ("{not json", "config"),
+        ("{not json", PURCHASE, "config"),
+        (TIKTOK, r#"{"event_id": "e1", "name": "purchase"}"#, "occurred_at"),
     ];
-    for (config_text, field) in cases {
-        let config = write(dir.path(), "c.json", config_text);
-        let out = postback().args(["preview", "--config"]).arg(&config).arg("--event").arg(&event).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{config_text}");
+    for (config, event, field) in cases {
+        let out = preview(dir.path(), config, event);
+        assert_eq!(out.status.code(), Some(2), "{config}");
         assert!(out.stdout.is_empty());
         let doc: Value = serde_json::from_slice(&out.stderr).unwrap();
-        assert_eq!(doc["error"]["field"], field, "{config_text}");
+        assert_eq!(doc["error"]["field"], field, "{config}");
         assert!(!doc["error"]["message"].as_str().unwrap().is_empty());
     }
     let missing =
-        postback().args(["preview", "--config", "/nonexistent.json", "--event"]).arg(&event).output().unwrap();
+        postback().args(["preview", "--config", "/nonexistent.json", "--event", "/nonexistent.json"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }
 
@@ -106,34 +95,35 @@ fn integrations_creates_the_demo_game_in_the_data_dir() {
 #[test]
 fn preview_knows_players_erased_in_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "c.json",
-        r#"{"network": "tiktok", "pixel_code": "CABCD1234EFGH", "trigger_events": ["purchase"]}"#,
-    );
-    let event = write(
-        dir.path(),
-        "e.json",
-        r#"{"event_id": "e1", "name": "purchase", "occurred_at": "2026-11-20T10:15:30Z",
-        "player_id": "gone", "consent": "full", "click_ids": {"ttclid": "t"}}"#,
-    );
-    let data = dir.path().join("data");
-    let preview = |data: &std::path::Path| {
-        let out = postback()
-            .arg("--data-dir")
-            .arg(data)
-            .args(["preview", "--config"])
-            .arg(&config)
-            .arg("--event")
-            .arg(&event)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
-    assert!(preview(&data)["requests"].is_array());
-    assert!(!data.join("postback.db").exists(), "preview never creates a database");
-    let erase = postback().arg("--data-dir").arg(&data).args(["erase", "--player", "gone"]).output().unwrap();
+    assert!(stdout_json(&preview(dir.path(), TIKTOK, PURCHASE))["requests"].is_array());
+    assert!(!dir.path().join("data/postback.db").exists(), "preview never creates a database");
+    let erase =
+        postback().arg("--data-dir").arg(dir.path().join("data")).args(["erase", "--player", "p"]).output().unwrap();
     assert!(erase.status.success(), "{}", String::from_utf8_lossy(&erase.stderr));
-    assert_eq!(preview(&data)["skipped"]["reason"], "player_erased");
+    assert_eq!(stdout_json(&preview(dir.path(), TIKTOK, PURCHASE))["skipped"]["reason"], "player_erased");
+}
+
+#[test]
+fn import_reports_bad_lines_and_serve_delivers_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let lines = format!(
+        "{}\nnot json\n{}",
+        PURCHASE.replace('\n', " "),
+        PURCHASE.replace("\"e1\"", "\"e2\"").replace('\n', " ")
+    );
+    std::fs::write(dir.path().join("events.ndjson"), lines).unwrap();
+    let out =
+        postback().arg("--data-dir").arg(&data).arg("import").arg(dir.path().join("events.ndjson")).output().unwrap();
+    let report = stdout_json(&out);
+    assert_eq!(report["events"], 2);
+    // The demo game: TikTok and Reddit trigger on purchase, X has a purchase goal; Reddit needs
+    // an rdt_cid or email and X a twclid/email/phone, which these events lack.
+    assert_eq!(report["enqueued"], 2);
+    assert_eq!(report["skipped"]["no_identifier"], 4);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 2: event:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use postback::delivery::now_ms;
-use postback::model::{Goal, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
+use postback::model::{Goal, Network};
 use postback::sandbox::{self, Faults};
 use postback::store::Store;
 use serde_json::json;
@@ -33,30 +33,8 @@ async fn a_killed_dispatcher_loses_nothing() {
 
     let store = Store::open(dir.path()).await.unwrap();
     let game = store.create_game("Crash Test").await.unwrap();
-    let base_url = Some(sandbox.base_url.clone());
-    let triggers = vec!["purchase".to_owned()];
-    let goal = Goal {
-        id: "buy".into(),
-        name: "Buy".into(),
-        event: "purchase".into(),
-        active: true,
-        event_tag: Some("tw-sbx01-buy01".into()),
-    };
-    for config in [
-        PostbackConfig::TikTok(TikTokConfig {
-            pixel_code: "CSANDBOX0001".into(),
-            trigger_events: triggers.clone(),
-            test_event_code: None,
-            base_url: base_url.clone(),
-        }),
-        PostbackConfig::Reddit(RedditConfig {
-            pixel_id: "a2_sandbox01".into(),
-            trigger_events: triggers,
-            test_id: None,
-            base_url: base_url.clone(),
-        }),
-        PostbackConfig::X(XConfig { pixel_id: "sbx01".into(), goals: vec![goal], base_url }),
-    ] {
+    let goal = Goal::mapped("buy", "Buy", "purchase", "tw-sbx01-buy01");
+    for config in sandbox::demo_configs(&sandbox.base_url, &["purchase"], vec![goal]) {
         store.create_config(game.id, &config, Some("sandbox")).await.unwrap();
     }
     let lines: String = (0..EVENTS)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use postback::delivery::{now_ms, Dispatcher, DispatcherOptions, RunReport, SandboxAndMemoryTokens};
 use postback::ingest::import_ndjson;
-use postback::model::{DeliveryStatus, Goal, Health, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
+use postback::model::{DeliveryStatus, Goal, Health, Network};
 use postback::sandbox::{self, Faults, RunningSandbox};
 use postback::store::{LogFilter, Store};
 use serde_json::json;
@@ -23,21 +23,9 @@ struct Rig {
 
 fn x_goals() -> Vec<Goal> {
     vec![
-        Goal {
-            id: "launch".into(),
-            name: "Launch".into(),
-            event: "game_launch".into(),
-            active: true,
-            event_tag: Some("tw-sbx01-launch".into()),
-        },
+        Goal::mapped("launch", "Launch", "game_launch", "tw-sbx01-launch"),
         // Belongs to another pixel: the sandbox refuses it as X does.
-        Goal {
-            id: "buy".into(),
-            name: "Purchase".into(),
-            event: "purchase".into(),
-            active: true,
-            event_tag: Some("tw-other-buy01".into()),
-        },
+        Goal::mapped("buy", "Purchase", "purchase", "tw-other-buy01"),
     ]
 }
 
@@ -45,24 +33,8 @@ async fn rig(credential_ref: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let sandbox = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
-    let base_url = Some(sandbox.base_url.clone());
     let game = store.create_game("Test Game").await.unwrap();
-    let triggers = vec!["game_launch".to_owned(), "purchase".to_owned()];
-    let configs = [
-        PostbackConfig::TikTok(TikTokConfig {
-            pixel_code: "CSANDBOX0001".into(),
-            trigger_events: triggers.clone(),
-            test_event_code: None,
-            base_url: base_url.clone(),
-        }),
-        PostbackConfig::Reddit(RedditConfig {
-            pixel_id: "a2_sandbox01".into(),
-            trigger_events: triggers,
-            test_id: None,
-            base_url: base_url.clone(),
-        }),
-        PostbackConfig::X(XConfig { pixel_id: "sbx01".into(), goals: x_goals(), base_url }),
-    ];
+    let configs = sandbox::demo_configs(&sandbox.base_url, &["game_launch", "purchase"], x_goals());
     let mut config_ids = Vec::new();
     for c in &configs {
         config_ids.push(store.create_config(game.id, c, Some(credential_ref)).await.unwrap());

@@ -148,3 +148,25 @@ async fn integrations_of_an_unknown_game_is_not_found() {
     let err = store.integrations(99).await.unwrap_err();
     assert_eq!(ApiError::from(err).code, "not_found");
 }
+
+#[tokio::test]
+async fn an_event_id_is_remembered_for_48_hours_and_then_forgotten() {
+    use postback::model::ConversionEvent;
+    use postback::store::{Settlement, DEDUP_WINDOW_MS};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
+    let config = store.configs(game.id).await.unwrap()[0].id;
+    let event = ConversionEvent::from_json(&json!({"event_id": "e1", "name": "purchase",
+        "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}))
+    .unwrap();
+    let t0 = 1_795_000_000_000;
+    assert_eq!(store.enqueue(&[(config, &event), (config, &event)], t0).await.unwrap().enqueued, 1);
+    // Delivered: the row stays as dedup memory.
+    let leased = store.claim(config, "test", t0, 1000, 10).await.unwrap();
+    store.settle(&Settlement { done: vec![leased[0].id], ..Settlement::default() }).await.unwrap();
+    assert_eq!(store.queue_counts().await.unwrap(), (0, 0, 0));
+    assert_eq!(store.enqueue(&[(config, &event)], t0 + DEDUP_WINDOW_MS - 1).await.unwrap().duplicates, 1);
+    assert_eq!(store.enqueue(&[(config, &event)], t0 + DEDUP_WINDOW_MS + 1).await.unwrap().enqueued, 1);
+    assert_eq!(store.queue_counts().await.unwrap().0, 1);
+}

@@ -41,29 +41,7 @@ enum Command {
         game: Option<i64>,
     },
     /// Run the dispatcher: deliver queued events
-    Serve {
-        /// Stop when nothing is waiting any more (also not after a backoff)
-        #[arg(long)]
-        until_idle: bool,
-        /// Also run the sandbox networks in this process (for the demo configs)
-        #[arg(long)]
-        with_sandbox: bool,
-        /// Attempts per event before it is marked Failed
-        #[arg(long, default_value_t = 8)]
-        max_attempts: u32,
-        /// Seconds a claimed batch stays leased; after a crash it returns to the queue then
-        #[arg(long, default_value_t = 120)]
-        lease_secs: u64,
-        /// TikTok and Reddit: requests per second per account
-        #[arg(long, default_value_t = 50.0)]
-        rps: f64,
-        /// TikTok and Reddit: burst of requests per account
-        #[arg(long, default_value_t = 100)]
-        burst: u32,
-        /// X: events per 15-minute window per account
-        #[arg(long, default_value_t = 60_000)]
-        x_events_per_window: u64,
-    },
+    Serve(cli::ServeOptions),
     /// Forget a player: remove queued events, scrub the log, skip future events
     Erase {
         #[arg(long)]
@@ -90,26 +68,7 @@ fn main() -> ExitCode {
                     Command::Integrations => cli::integrations(&data_dir).await,
                     Command::Sandbox { port } => cli::sandbox(SocketAddr::from(([127, 0, 0, 1], port))).await,
                     Command::Import { file, game } => cli::import(&data_dir, &file, game).await,
-                    Command::Serve {
-                        until_idle,
-                        with_sandbox,
-                        max_attempts,
-                        lease_secs,
-                        rps,
-                        burst,
-                        x_events_per_window,
-                    } => {
-                        let options = cli::ServeOptions {
-                            until_idle,
-                            with_sandbox,
-                            max_attempts,
-                            lease_secs,
-                            rps,
-                            burst,
-                            x_events_per_window,
-                        };
-                        cli::serve(&data_dir, options).await
-                    }
+                    Command::Serve(options) => cli::serve(&data_dir, options).await,
                     Command::Erase { player } => cli::erase(&data_dir, &player).await,
                 }
             });

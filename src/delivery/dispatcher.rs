@@ -76,30 +76,54 @@ pub struct RunReport {
     pub requests: u64,
 }
 
-pub struct Dispatcher {
+impl RunReport {
+    fn add(&mut self, other: &RunReport) {
+        self.success += other.success;
+        self.failed += other.failed;
+        self.retried += other.retried;
+        self.dropped_erased += other.dropped_erased;
+        self.requests += other.requests;
+    }
+}
+
+/// Why the dispatcher stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a delivery task failed: {0}")]
+    Task(String),
+}
+
+/// What every config's turn needs; cloned into its task.
+#[derive(Clone)]
+struct Shared {
     store: Store,
     tokens: Arc<dyn TokenSource>,
     options: DispatcherOptions,
     http: reqwest::Client,
+}
+
+pub struct Dispatcher {
+    shared: Shared,
     limiters: HashMap<i64, Limiter>,
-    rng: fastrand::Rng,
 }
 
 impl Dispatcher {
     pub fn new(store: Store, tokens: Arc<dyn TokenSource>, options: DispatcherOptions) -> Self {
         let http = client(options.request_timeout);
-        Self { store, tokens, options, http, limiters: HashMap::new(), rng: fastrand::Rng::new() }
+        Self { shared: Shared { store, tokens, options, http }, limiters: HashMap::new() }
     }
 
     /// Runs until no event of an active config is waiting (now or after a backoff).
-    pub async fn run_until_idle(&mut self) -> Result<RunReport, StoreError> {
+    pub async fn run_until_idle(&mut self) -> Result<RunReport, DeliveryError> {
         let mut report = RunReport::default();
         loop {
             let worked = self.turn(&mut report).await?;
             if worked {
                 continue;
             }
-            match self.store.next_run_at().await? {
+            match self.shared.store.next_run_at().await? {
                 None => return Ok(report),
                 Some(at) => tokio::time::sleep(Duration::from_millis((at - now_ms()).clamp(5, 1000) as u64)).await,
             }
@@ -107,16 +131,16 @@ impl Dispatcher {
     }
 
     /// Runs until `stop` turns true.
-    pub async fn run(&mut self, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<RunReport, StoreError> {
+    pub async fn run(&mut self, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<RunReport, DeliveryError> {
         let mut report = RunReport::default();
         let mut last_prune: Option<std::time::Instant> = None;
         while !*stop.borrow() {
             if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
-                self.store.prune(now_ms(), self.options.retention.as_millis() as i64).await?;
+                self.shared.store.prune(now_ms(), self.shared.options.retention.as_millis() as i64).await?;
                 last_prune = Some(std::time::Instant::now());
             }
             if !self.turn(&mut report).await? {
-                let wait = match self.store.next_run_at().await? {
+                let wait = match self.shared.store.next_run_at().await? {
                     Some(at) => Duration::from_millis((at - now_ms()).clamp(5, 500) as u64),
                     None => Duration::from_millis(500),
                 };
@@ -129,47 +153,92 @@ impl Dispatcher {
         Ok(report)
     }
 
-    /// One pass over the active configs; true when any event was handled.
-    async fn turn(&mut self, report: &mut RunReport) -> Result<bool, StoreError> {
-        self.store.reclaim_expired_leases(now_ms()).await?;
-        let mut worked = false;
-        for stored in self.store.enabled_configs().await? {
+    /// One pass over the active configs, each in its own task so that one config's network
+    /// round trip overlaps another's database work; true when any event was handled.
+    async fn turn(&mut self, report: &mut RunReport) -> Result<bool, DeliveryError> {
+        self.shared.store.reclaim_expired_leases(now_ms()).await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for stored in self.shared.store.enabled_configs().await? {
             if stored.paused_reason.is_some() {
                 continue;
             }
-            let limit = networks::batch_limit(stored.config.network()) * self.options.requests_per_claim.max(1);
-            let leased = self
-                .store
-                .claim(stored.id, &self.options.owner, now_ms(), self.options.lease.as_millis() as i64, limit)
-                .await?;
-            if leased.is_empty() {
-                continue;
-            }
-            worked = true;
-            let settlement = self.deliver(&stored, &leased, report).await?;
-            self.store.settle(&settlement).await?;
+            let mut turn = ConfigTurn {
+                shared: self.shared.clone(),
+                limiter: self.limiters.remove(&stored.id),
+                report: RunReport::default(),
+                rng: fastrand::Rng::new(),
+            };
+            tasks.spawn(async move {
+                let worked = turn.run(&stored).await;
+                (stored.id, turn.limiter, turn.report, worked)
+            });
         }
-        Ok(worked)
+        let mut worked = false;
+        let mut failure = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((id, limiter, r, result)) => {
+                    if let Some(limiter) = limiter {
+                        self.limiters.insert(id, limiter);
+                    }
+                    report.add(&r);
+                    match result {
+                        Ok(w) => worked |= w,
+                        Err(e) => failure = Some(DeliveryError::Store(e)),
+                    }
+                }
+                Err(e) => failure = Some(DeliveryError::Task(e.to_string())),
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(worked),
+        }
+    }
+}
+
+/// One config's share of a turn: claim a batch, deliver it, settle it.
+struct ConfigTurn {
+    shared: Shared,
+    limiter: Option<Limiter>,
+    report: RunReport,
+    rng: fastrand::Rng,
+}
+
+impl ConfigTurn {
+    async fn run(&mut self, stored: &StoredConfig) -> Result<bool, StoreError> {
+        let options = &self.shared.options;
+        let limit = networks::batch_limit(stored.config.network()) * options.requests_per_claim.max(1);
+        let leased = self
+            .shared
+            .store
+            .claim(stored.id, &options.owner, now_ms(), options.lease.as_millis() as i64, limit)
+            .await?;
+        if leased.is_empty() {
+            return Ok(false);
+        }
+        let settlement = self.deliver(stored, &leased).await?;
+        self.shared.store.settle(&settlement).await?;
+        Ok(true)
     }
 
     async fn limiter_wait(&mut self, stored: &StoredConfig, units: u64) -> Result<(), StoreError> {
-        let rates = self.options.rates;
+        let rates = self.shared.options.rates;
         if !rates.enabled {
             return Ok(());
         }
-        if !self.limiters.contains_key(&stored.id) {
-            let limiter = match stored.config.network() {
+        if self.limiter.is_none() {
+            self.limiter = Some(match stored.config.network() {
                 Network::X => {
                     let since = now_ms() - rates.x_window.as_millis() as i64;
-                    let recent = self.store.sent_per_second(stored.id, since).await?;
+                    let recent = self.shared.store.sent_per_second(stored.id, since).await?;
                     Limiter::window(rates.x_events_per_window, rates.x_window, recent)
                 }
                 _ => Limiter::bucket(rates.requests_per_second, rates.request_burst, now_ms()),
-            };
-            self.limiters.insert(stored.id, limiter);
+            });
         }
         loop {
-            let Some(limiter) = self.limiters.get_mut(&stored.id) else {
+            let Some(limiter) = self.limiter.as_mut() else {
                 return Ok(());
             };
             let wait = limiter.try_take(units, now_ms());
@@ -181,46 +250,41 @@ impl Dispatcher {
     }
 
     /// Delivers one leased batch and says what to write back.
-    async fn deliver(
-        &mut self,
-        stored: &StoredConfig,
-        leased: &[Leased],
-        report: &mut RunReport,
-    ) -> Result<Settlement, StoreError> {
+    async fn deliver(&mut self, stored: &StoredConfig, leased: &[Leased]) -> Result<Settlement, StoreError> {
         let network = stored.config.network();
         let now = now_ms();
         let mut settlement = Settlement::default();
-        let players: Vec<&str> = leased.iter().map(|l| l.player_id.as_str()).collect();
-        let erased = self.store.erased_among(&players).await?;
+        let mut players: Vec<&str> = leased.iter().map(|l| l.player_id.as_str()).collect();
+        players.sort_unstable();
+        players.dedup();
+        let erased = self.shared.store.erased_among(&players).await?;
 
         // Decide per event: send, drop (erased), or fail without sending.
         let mut ready: Vec<(&Leased, PreparedEvent)> = Vec::with_capacity(leased.len());
         for row in leased {
             if erased.contains(&row.player_id) {
                 settlement.remove.push(row.id);
-                report.dropped_erased += 1;
+                self.report.dropped_erased += 1;
                 continue;
             }
             let event: ConversionEvent = match serde_json::from_str(&row.payload) {
                 Ok(e) => e,
                 Err(e) => {
-                    self.fail(&mut settlement, stored, row, None, format!("queued event is unreadable: {e}"), report);
+                    self.fail(&mut settlement, stored, row, None, format!("queued event is unreadable: {e}"));
                     continue;
                 }
             };
             if let Some(problem) = networks::send_window_problem(network, event.occurred_at, chrono::Utc::now()) {
-                self.fail(&mut settlement, stored, row, None, problem, report);
+                self.fail(&mut settlement, stored, row, None, problem);
                 continue;
             }
             match networks::prepare(&stored.config, &event, false) {
                 Ok(p) => ready.push((row, p)),
-                Err(skip) => {
-                    self.fail(&mut settlement, stored, row, None, format!("not sent: {}", skip.message), report)
-                }
+                Err(skip) => self.fail(&mut settlement, stored, row, None, format!("not sent: {}", skip.message)),
             }
         }
 
-        let token = self.tokens.token(network, stored.credential_ref.as_deref()).map_err(|e| e.to_string());
+        let token = self.shared.tokens.token(network, stored.credential_ref.as_deref()).map_err(|e| e.to_string());
         let prepared: Vec<PreparedEvent> = ready.iter().map(|(_, p)| p.clone()).collect();
         let mut queue: Vec<(Vec<usize>, networks::Request)> = networks::build_requests(&stored.config, &prepared)
             .into_iter()
@@ -238,24 +302,28 @@ impl Dispatcher {
             // X counts events (not conversions) per window; TikTok and Reddit count requests.
             let units = if network == Network::X { owners.len() as u64 } else { 1 };
             self.limiter_wait(stored, units).await?;
-            report.requests += 1;
+            self.report.requests += 1;
             let Exchange { classification, http_status, latency_ms } =
-                exchange(&self.http, network, &request, token.as_deref().map_err(Clone::clone)).await;
-            for (index, outcome) in classification.per_event(&request.item_events) {
+                exchange(&self.shared.http, network, &request, token.as_deref().map_err(Clone::clone)).await;
+            for (index, mut outcome) in classification.per_event(&request.item_events) {
+                if outcome == ItemOutcome::Resend && owners.len() == 1 {
+                    // Already alone in its request: the refusal is this event's own.
+                    outcome = ItemOutcome::rejected("the network refused this event without naming a reason");
+                }
                 let (row, _) = ready[index];
                 let attempt = row.attempts + 1;
                 let mut entry =
                     log_entry(stored, row, attempt, http_status, Some(latency_ms), classification.request_id.clone());
                 match outcome {
                     ItemOutcome::Success => {
-                        settlement.remove.push(row.id);
+                        settlement.done.push(row.id);
                         entry.status = DeliveryStatus::Success;
-                        report.success += 1;
+                        self.report.success += 1;
                     }
                     ItemOutcome::Rejected { reason, credential: false } => {
                         settlement.dead.push(row.id);
                         entry.error = Some(reason);
-                        report.failed += 1;
+                        self.report.failed += 1;
                     }
                     ItemOutcome::Rejected { reason, credential: true } => {
                         // Nothing is burned: the event waits for new credentials.
@@ -264,19 +332,19 @@ impl Dispatcher {
                         entry.error = Some(reason.clone());
                         settlement.pause = Some((stored.id, reason));
                         paused = true;
-                        report.failed += 1;
+                        self.report.failed += 1;
                     }
                     ItemOutcome::Transient { reason, retry_after } => {
-                        if attempt >= i64::from(self.options.retry.max_attempts) {
+                        if attempt >= i64::from(self.shared.options.retry.max_attempts) {
                             settlement.dead.push(row.id);
                             entry.error = Some(format!("gave up after {attempt} attempts: {reason}"));
-                            report.failed += 1;
+                            self.report.failed += 1;
                         } else {
-                            let delay = self.options.retry.delay(attempt as u32, retry_after, self.rng.f64());
+                            let delay = self.shared.options.retry.delay(attempt as u32, retry_after, self.rng.f64());
                             settlement.retry.push((row.id, now + delay.as_millis() as i64));
                             entry.status = DeliveryStatus::Retried;
                             entry.error = Some(reason);
-                            report.retried += 1;
+                            self.report.retried += 1;
                         }
                     }
                     ItemOutcome::Resend => {
@@ -296,19 +364,18 @@ impl Dispatcher {
     }
 
     fn fail(
-        &self,
+        &mut self,
         settlement: &mut Settlement,
         stored: &StoredConfig,
         row: &Leased,
         http_status: Option<u16>,
         reason: String,
-        report: &mut RunReport,
     ) {
         settlement.dead.push(row.id);
         let mut entry = log_entry(stored, row, row.attempts + 1, http_status, None, None);
         entry.error = Some(reason);
         settlement.log.push(entry);
-        report.failed += 1;
+        self.report.failed += 1;
     }
 }
 

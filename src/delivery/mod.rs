@@ -8,7 +8,7 @@ pub mod retry;
 mod send;
 
 pub use credentials::{CredentialError, SandboxAndMemoryTokens, TokenSource};
-pub use dispatcher::{Dispatcher, DispatcherOptions, RateSettings, RunReport};
+pub use dispatcher::{DeliveryError, Dispatcher, DispatcherOptions, RateSettings, RunReport};
 
 /// Milliseconds since the Unix epoch, the engine's storage clock.
 pub fn now_ms() -> i64 {

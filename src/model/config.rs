@@ -17,6 +17,13 @@ pub struct Goal {
     pub event_tag: Option<String>,
 }
 
+impl Goal {
+    /// An active goal counting `event`, reported to X under `event_tag`.
+    pub fn mapped(id: &str, name: &str, event: &str, event_tag: &str) -> Self {
+        Goal { id: id.into(), name: name.into(), event: event.into(), active: true, event_tag: Some(event_tag.into()) }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct TikTokConfig {
     pub pixel_code: String,

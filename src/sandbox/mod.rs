@@ -22,10 +22,33 @@ use tokio::task::JoinHandle;
 
 pub use state::{Faults, NetworkStats, SandboxState};
 
+use crate::model::{Goal, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
+
 /// The sandbox's public demo credentials: the only tokens it accepts.
 pub const TIKTOK_TOKEN: &str = "sandbox-tiktok-token";
 pub const REDDIT_TOKEN: &str = "sandbox-reddit-token";
 pub const X_TOKEN: &str = "sandbox-x-token";
+
+/// One config per network pointing at a sandbox: the demo game's, and the tests'.
+pub fn demo_configs(base_url: &str, trigger_events: &[&str], x_goals: Vec<Goal>) -> [PostbackConfig; 3] {
+    let triggers: Vec<String> = trigger_events.iter().map(|t| (*t).to_owned()).collect();
+    let base_url = Some(base_url.to_owned());
+    [
+        PostbackConfig::TikTok(TikTokConfig {
+            pixel_code: "CSANDBOX0000000000001".into(),
+            trigger_events: triggers.clone(),
+            test_event_code: None,
+            base_url: base_url.clone(),
+        }),
+        PostbackConfig::Reddit(RedditConfig {
+            pixel_id: "a2_sandbox01".into(),
+            trigger_events: triggers,
+            test_id: None,
+            base_url: base_url.clone(),
+        }),
+        PostbackConfig::X(XConfig { pixel_id: "sbx01".into(), goals: x_goals, base_url }),
+    ]
+}
 
 pub fn router(state: Arc<SandboxState>) -> Router {
     Router::new()

@@ -253,39 +253,11 @@ impl Store {
             return Ok(first);
         }
         let game = self.create_game(DEMO_GAME_NAME).await?;
-        let triggers = vec!["game_launch".to_owned(), "purchase".to_owned()];
-        let base_url = Some(sandbox_base_url.to_owned());
         let goals = vec![
-            Goal {
-                id: "launch".into(),
-                name: "Game launch".into(),
-                event: "game_launch".into(),
-                active: true,
-                event_tag: Some("tw-sbx01-launch".into()),
-            },
-            Goal {
-                id: "purchase".into(),
-                name: "Purchase".into(),
-                event: "purchase".into(),
-                active: true,
-                event_tag: Some("tw-sbx01-buy01".into()),
-            },
+            Goal::mapped("launch", "Game launch", "game_launch", "tw-sbx01-launch"),
+            Goal::mapped("purchase", "Purchase", "purchase", "tw-sbx01-buy01"),
         ];
-        let demo = [
-            PostbackConfig::TikTok(TikTokConfig {
-                pixel_code: "CSANDBOX0000000000001".into(),
-                trigger_events: triggers.clone(),
-                test_event_code: None,
-                base_url: base_url.clone(),
-            }),
-            PostbackConfig::Reddit(RedditConfig {
-                pixel_id: "a2_sandbox01".into(),
-                trigger_events: triggers,
-                test_id: None,
-                base_url: base_url.clone(),
-            }),
-            PostbackConfig::X(XConfig { pixel_id: "sbx01".into(), goals, base_url }),
-        ];
+        let demo = crate::sandbox::demo_configs(sandbox_base_url, &["game_launch", "purchase"], goals);
         for config in &demo {
             self.create_config(game.id, config, Some(crate::SANDBOX_CREDENTIAL_REF)).await?;
         }

@@ -65,25 +65,40 @@ impl Store {
             .collect()
     }
 
-    /// Attempts per status since a time.
+    /// Attempts per status since a time. One index-only count per status on (status, at, id).
     pub async fn log_counts(&self, since_ms: i64) -> Result<BTreeMap<String, u64>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) FROM delivery_log WHERE at >= ? GROUP BY status")
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1) as u64)).collect())
+        let mut counts = BTreeMap::new();
+        for status in [DeliveryStatus::Success, DeliveryStatus::Failed, DeliveryStatus::Retried] {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_log WHERE status = ? AND at >= ?")
+                .bind(status.as_str())
+                .bind(since_ms)
+                .fetch_one(&self.pool)
+                .await?;
+            if n > 0 {
+                counts.insert(status.as_str().to_owned(), n as u64);
+            }
+        }
+        Ok(counts)
     }
 
     /// Attempts per hour and status since a time, for a chart: (hour start ms, status, count).
     pub async fn log_hourly(&self, since_ms: i64) -> Result<Vec<(i64, String, u64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT (at / 3600000) * 3600000 AS hour, status, COUNT(*) FROM delivery_log WHERE at >= ?
-             GROUP BY hour, status ORDER BY hour",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1), r.get::<i64, _>(2) as u64)).collect())
+        let mut buckets = Vec::new();
+        for status in [DeliveryStatus::Success, DeliveryStatus::Failed, DeliveryStatus::Retried] {
+            let rows = sqlx::query(
+                "SELECT (at / 3600000) * 3600000 AS hour, COUNT(*) FROM delivery_log WHERE status = ? AND at >= ?
+                 GROUP BY hour",
+            )
+            .bind(status.as_str())
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+            buckets.extend(
+                rows.iter().map(|r| (r.get::<i64, _>(0), status.as_str().to_owned(), r.get::<i64, _>(1) as u64)),
+            );
+        }
+        buckets.sort();
+        Ok(buckets)
     }
 
     /// Credential failures (a 401/403 with no success since), no recent activity (no attempt in
@@ -120,7 +135,8 @@ impl Store {
             .rows_affected();
             total += n;
             if n < 5000 {
-                sqlx::query("DELETE FROM dedup WHERE enqueued_at < ?")
+                // Delivered events are remembered for dedup for 48 h only.
+                sqlx::query("DELETE FROM queue WHERE state = 'done' AND enqueued_at < ?")
                     .bind(now_ms - super::DEDUP_WINDOW_MS)
                     .execute(&self.pool)
                     .await?;

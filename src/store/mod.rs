@@ -48,6 +48,9 @@ impl Store {
             // NORMAL in WAL mode survives a process crash; only power loss can drop the last commits.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // A larger page cache keeps the queue and log indexes in memory on the hot path.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("src/store/migrations").run(&pool).await?;

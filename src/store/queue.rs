@@ -1,6 +1,8 @@
 //! The durable delivery queue: enqueue with 48 h dedup, atomic batch claims with leases, and
 //! settling a batch's outcomes in one transaction.
 
+use std::collections::HashSet;
+
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreError};
@@ -9,7 +11,7 @@ use crate::model::{ConversionEvent, DeliveryStatus, Network};
 /// How long a (config, event id) pair is remembered for dedup.
 pub const DEDUP_WINDOW_MS: i64 = 48 * 3600 * 1000;
 /// Rows per multi-row statement (bound variables stay far below SQLite's limit).
-const CHUNK: usize = 500;
+const CHUNK: usize = 1000;
 
 /// What `enqueue` did with the offered events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,7 +54,9 @@ pub struct NewLogEntry {
 /// Everything one dispatched batch changes, applied atomically.
 #[derive(Debug, Default)]
 pub struct Settlement {
-    /// Delivered, or dropped for good without a log row (erased player): removed from the queue.
+    /// Delivered: kept 48 h as 'done' (payload cleared) to remember the event id.
+    pub done: Vec<i64>,
+    /// Dropped for good without a log row (erased player): deleted.
     pub remove: Vec<i64>,
     /// Transient failure: attempts + 1, back to the queue at `run_at`.
     pub retry: Vec<(i64, i64)>,
@@ -73,44 +77,21 @@ impl Store {
     /// Enqueues events for configs, skipping (config, event id) pairs seen within 48 h.
     /// All or nothing: one transaction.
     pub async fn enqueue(&self, items: &[(i64, &ConversionEvent)], now_ms: i64) -> Result<EnqueueReport, StoreError> {
-        let mut report = EnqueueReport::default();
+        // Repeats within this call are duplicates too; SQL then sees each pair once.
+        let mut seen: HashSet<(i64, &str)> = HashSet::with_capacity(items.len());
+        let unique: Vec<&(i64, &ConversionEvent)> =
+            items.iter().filter(|(config, event)| seen.insert((*config, event.event_id.as_str()))).collect();
+        let mut report = EnqueueReport { enqueued: 0, duplicates: (items.len() - unique.len()) as u64 };
         let mut tx = self.pool.begin().await?;
-        for chunk in items.chunks(CHUNK) {
-            let mut dedup: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO dedup (config_id, event_id, enqueued_at) ");
-            dedup.push_values(chunk, |mut b, (config_id, event)| {
-                b.push_bind(*config_id).push_bind(&event.event_id).push_bind(now_ms);
-            });
-            dedup.push(
-                " ON CONFLICT (config_id, event_id) DO UPDATE SET enqueued_at = excluded.enqueued_at
-                  WHERE dedup.enqueued_at < excluded.enqueued_at - ",
-            );
-            dedup.push_bind(DEDUP_WINDOW_MS);
-            dedup.push(" RETURNING config_id, event_id");
-            let fresh: Vec<(i64, String)> =
-                dedup.build().fetch_all(&mut *tx).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
-            report.duplicates += (chunk.len() - fresh.len()) as u64;
-            // Within one chunk an event id may repeat for a config: keep its first occurrence.
-            let mut accepted: Vec<&(i64, &ConversionEvent)> = Vec::with_capacity(fresh.len());
-            let mut remaining: std::collections::HashSet<(i64, &str)> =
-                fresh.iter().map(|(c, e)| (*c, e.as_str())).collect();
-            for item in chunk {
-                if remaining.remove(&(item.0, item.1.event_id.as_str())) {
-                    accepted.push(item);
-                }
-            }
-            if accepted.is_empty() {
-                continue;
+        for chunk in unique.chunks(CHUNK) {
+            let mut payloads = Vec::with_capacity(chunk.len());
+            for (_, event) in chunk {
+                payloads.push(serde_json::to_string(event).map_err(|e| StoreError::Corrupt(format!("event: {e}")))?);
             }
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO queue (config_id, event_id, event_name, player_id, payload, run_at, enqueued_at) ",
             );
-            let mut failed: Option<serde_json::Error> = None;
-            insert.push_values(&accepted, |mut b, (config_id, event)| {
-                let payload = serde_json::to_string(event).unwrap_or_else(|e| {
-                    failed = Some(e);
-                    String::new()
-                });
+            insert.push_values(chunk.iter().zip(&payloads), |mut b, ((config_id, event), payload)| {
                 b.push_bind(*config_id)
                     .push_bind(&event.event_id)
                     .push_bind(&event.name)
@@ -119,11 +100,17 @@ impl Store {
                     .push_bind(now_ms)
                     .push_bind(now_ms);
             });
-            if let Some(e) = failed {
-                return Err(StoreError::Corrupt(format!("event could not be serialised: {e}")));
-            }
-            insert.build().execute(&mut *tx).await?;
-            report.enqueued += accepted.len() as u64;
+            // A pair last enqueued more than 48 h ago starts afresh; a newer one is a duplicate.
+            insert.push(
+                " ON CONFLICT (config_id, event_id) DO UPDATE SET event_name = excluded.event_name,
+                     player_id = excluded.player_id, payload = excluded.payload, state = 'ready', attempts = 0,
+                     run_at = excluded.run_at, lease_owner = NULL, lease_until = NULL, enqueued_at = excluded.enqueued_at
+                 WHERE queue.enqueued_at < ",
+            );
+            insert.push_bind(now_ms - DEDUP_WINDOW_MS);
+            let inserted = insert.build().execute(&mut *tx).await?.rows_affected();
+            report.enqueued += inserted;
+            report.duplicates += chunk.len() as u64 - inserted;
         }
         tx.commit().await?;
         Ok(report)
@@ -181,6 +168,15 @@ impl Store {
     /// Applies one batch's outcomes in one transaction: a crash leaves all or none of it.
     pub async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        if !s.done.is_empty() {
+            sqlx::query(
+                "UPDATE queue SET state = 'done', payload = '', lease_owner = NULL, lease_until = NULL
+                 WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(ids_json(&s.done))
+            .execute(&mut *tx)
+            .await?;
+        }
         if !s.remove.is_empty() {
             sqlx::query("DELETE FROM queue WHERE id IN (SELECT value FROM json_each(?))")
                 .bind(ids_json(&s.remove))
@@ -215,7 +211,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for chunk in s.log.chunks(CHUNK) {
+        for chunk in s.log.chunks(CHUNK / 2) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO delivery_log (at, config_id, network, event_name, event_id, player_id, status, http_status,
                      latency_ms, attempt, request_id, credential_failure, error) ",
@@ -260,11 +256,13 @@ impl Store {
         Ok((row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64, row.get::<i64, _>(2) as u64))
     }
 
-    /// The earliest time any ready row of these configs may run, if any is waiting.
+    /// The earliest time a waiting row of an active config may run: its backoff time, or for a
+    /// leased row (perhaps of a dispatcher that died) the end of its lease. `None`: nothing waits.
     pub async fn next_run_at(&self) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT MIN(q.run_at) FROM queue q JOIN configs c ON c.id = q.config_id
-             WHERE q.state = 'ready' AND q.lease_owner IS NULL AND c.enabled = 1 AND c.paused_reason IS NULL",
+            "SELECT MIN(CASE WHEN q.lease_owner IS NULL THEN q.run_at ELSE q.lease_until END)
+             FROM queue q JOIN configs c ON c.id = q.config_id
+             WHERE q.state = 'ready' AND c.enabled = 1 AND c.paused_reason IS NULL",
         )
         .fetch_one(&self.pool)
         .await?)
@@ -297,11 +295,13 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-        let queued = sqlx::query("DELETE FROM queue WHERE player_id = ?")
+        let queued = sqlx::query("DELETE FROM queue WHERE player_id = ? AND state != 'done'")
             .bind(player_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        // Delivered rows only remember event ids for dedup; they go too (they name the player).
+        sqlx::query("DELETE FROM queue WHERE player_id = ?").bind(player_id).execute(&mut *tx).await?;
         let logged = sqlx::query("UPDATE delivery_log SET player_id = NULL WHERE player_id = ?")
             .bind(player_id)
             .execute(&mut *tx)

@@ -1,7 +1,9 @@
 -- The durable delivery queue, dedup memory, delivery log and erasure list.
 -- Times are epoch milliseconds (UTC) so that ordering and windows are plain integer compares.
 
--- One row per (config, event) waiting to be delivered; 'dead' rows gave up and wait for replay.
+-- One row per (config, event id). 'ready' rows wait to be delivered, 'dead' rows gave up and
+-- wait for replay, 'done' rows were delivered and are kept 48 h (payload cleared) as the dedup
+-- memory: the same (config, event id) is never enqueued twice within 48 h.
 CREATE TABLE queue (
     id           INTEGER PRIMARY KEY,
     config_id    INTEGER NOT NULL REFERENCES configs(id) ON DELETE CASCADE,
@@ -9,24 +11,17 @@ CREATE TABLE queue (
     event_name   TEXT NOT NULL,
     player_id    TEXT NOT NULL,
     payload      TEXT NOT NULL,                 -- the canonical event, JSON
-    state        TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'dead')),
+    state        TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'dead', 'done')),
     attempts     INTEGER NOT NULL DEFAULT 0,
     run_at       INTEGER NOT NULL,              -- not before (backoff)
     lease_owner  TEXT,                          -- dispatcher that claimed it
     lease_until  INTEGER,                       -- claim expires; then it returns to the queue
-    enqueued_at  INTEGER NOT NULL
+    enqueued_at  INTEGER NOT NULL,
+    UNIQUE (config_id, event_id)
 );
 CREATE INDEX queue_ready ON queue (config_id, run_at, id) WHERE state = 'ready' AND lease_owner IS NULL;
 CREATE INDEX queue_leased ON queue (lease_until) WHERE lease_owner IS NOT NULL;
-CREATE INDEX queue_player ON queue (player_id);
-
--- (config, event id) pairs enqueued in the last 48 h: the same pair is never enqueued twice.
-CREATE TABLE dedup (
-    config_id    INTEGER NOT NULL,
-    event_id     TEXT NOT NULL,
-    enqueued_at  INTEGER NOT NULL,
-    PRIMARY KEY (config_id, event_id)
-) WITHOUT ROWID;
+CREATE INDEX queue_done ON queue (enqueued_at) WHERE state = 'done';
 
 -- One row per delivery attempt of one event.
 CREATE TABLE delivery_log (
@@ -48,7 +43,6 @@ CREATE TABLE delivery_log (
 CREATE INDEX log_status_at ON delivery_log (status, at, id);
 CREATE INDEX log_at ON delivery_log (at, id);
 CREATE INDEX log_config_at ON delivery_log (config_id, at);
-CREATE INDEX log_player ON delivery_log (player_id) WHERE player_id IS NOT NULL;
 
 CREATE TABLE erased_players (
     player_id    TEXT PRIMARY KEY,
