@@ -59,7 +59,6 @@ pub async fn conversion_events(
     body: Bytes,
 ) -> Response {
     if let Some(status) = before_request(&state, Network::Reddit).await {
-        state.count_rejected(Network::Reddit, 0);
         return match status {
             401 => (StatusCode::UNAUTHORIZED, "Authorization Required").into_response(),
             429 => {

@@ -49,7 +49,7 @@ pub struct NetworkStats {
     pub distinct_event_ids: u64,
     /// Accepted events whose id had been accepted before.
     pub duplicates: u64,
-    /// Events refused for their payload or credentials, and requests failed by injected faults.
+    /// Events refused for their payload or credentials (injected failures are not counted).
     pub rejected: u64,
     /// Events accepted with a test code (not counted above).
     pub test_events: u64,

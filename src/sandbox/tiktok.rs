@@ -51,7 +51,6 @@ fn event_problem(i: usize, event: &Value) -> Option<String> {
 
 pub async fn track(State(state): State<Arc<SandboxState>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(status) = before_request(&state, Network::TikTok).await {
-        state.count_rejected(Network::TikTok, 0);
         return match status {
             429 => answer(40100, "Too many requests. Please retry in some time."),
             401 => answer(40105, "Access token is incorrect or has been revoked."),

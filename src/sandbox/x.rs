@@ -78,7 +78,6 @@ pub async fn conversions(
     body: Bytes,
 ) -> Response {
     if let Some(status) = before_request(&state, Network::X).await {
-        state.count_rejected(Network::X, 0);
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let mut response = error(status, "SERVICE_UNAVAILABLE", "Injected failure");
         if status == StatusCode::TOO_MANY_REQUESTS {
