@@ -296,3 +296,32 @@ async fn no_answer_is_transient_timeouts_and_refused_connections() {
         "{log:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_rate_limit_wait_keeps_the_batch_leased() {
+    let rig = rig("sandbox").await;
+    let mut limited = fast_options();
+    limited.owner = "limited".into();
+    limited.lease = Duration::from_secs(1);
+    limited.rates.x_events_per_window = 2;
+    limited.rates.x_window = Duration::from_secs(3);
+    // Fill X's window, then queue one more event.
+    rig.import(&events(2, "game_launch", "a")).await;
+    rig.dispatch(limited.clone()).await;
+    rig.import(&events(1, "game_launch", "b")).await;
+
+    let started = std::time::Instant::now();
+    let mut waiting = Dispatcher::new(rig.store.clone(), rig.tokens.clone(), limited);
+    let first = tokio::spawn(async move { waiting.run_until_idle().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A second dispatcher without limits must not take the batch while the first one waits.
+    let mut other = fast_options();
+    other.owner = "other".into();
+    other.rates.enabled = false;
+    rig.dispatch(other).await;
+    first.await.unwrap().unwrap();
+
+    assert!(started.elapsed() >= Duration::from_millis(1500), "the window was respected");
+    let x = rig.stats(Network::X);
+    assert_eq!((x.accepted, x.duplicates), (3, 0), "sent once, by the dispatcher that held the lease");
+}

@@ -222,7 +222,9 @@ impl ConfigTurn {
         Ok(true)
     }
 
-    async fn limiter_wait(&mut self, stored: &StoredConfig, units: u64) -> Result<(), StoreError> {
+    /// Waits until the config's limiter lets `units` go. A long wait (X's window spent) first
+    /// extends the lease of the batch, so that it is not re-queued while this dispatcher waits.
+    async fn limiter_wait(&mut self, stored: &StoredConfig, units: u64, leased: &[i64]) -> Result<(), StoreError> {
         let rates = self.shared.options.rates;
         if !rates.enabled {
             return Ok(());
@@ -244,6 +246,11 @@ impl ConfigTurn {
             let wait = limiter.try_take(units, now_ms());
             if wait.is_zero() {
                 return Ok(());
+            }
+            let lease = self.shared.options.lease;
+            if wait > lease / 2 {
+                let until = now_ms() + (wait + lease).as_millis() as i64;
+                self.shared.store.extend_lease(leased, &self.shared.options.owner, until).await?;
             }
             tokio::time::sleep(wait).await;
         }
@@ -293,6 +300,7 @@ impl ConfigTurn {
                 (owners, r)
             })
             .collect();
+        let leased_ids: Vec<i64> = leased.iter().map(|l| l.id).collect();
         let mut paused = false;
         while let Some((owners, request)) = queue.pop() {
             if paused {
@@ -301,7 +309,7 @@ impl ConfigTurn {
             }
             // X counts events (not conversions) per window; TikTok and Reddit count requests.
             let units = if network == Network::X { owners.len() as u64 } else { 1 };
-            self.limiter_wait(stored, units).await?;
+            self.limiter_wait(stored, units, &leased_ids).await?;
             self.report.requests += 1;
             let Exchange { classification, http_status, latency_ms } =
                 exchange(&self.shared.http, network, &request, token.as_deref().map_err(Clone::clone)).await;

@@ -127,6 +127,19 @@ impl Store {
         .rows_affected())
     }
 
+    /// Keeps `owner`'s claim on these rows until `until` (a long rate-limit wait).
+    pub async fn extend_lease(&self, ids: &[i64], owner: &str, until: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE queue SET lease_until = ? WHERE lease_owner = ? AND id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(until)
+        .bind(owner)
+        .bind(ids_json(ids))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Atomically claims up to `limit` ready rows of a config for `owner` until `now + lease_ms`.
     pub async fn claim(
         &self,
