@@ -115,9 +115,15 @@ impl Classification {
     }
 }
 
-/// Seconds from a `Retry-After` header (delta seconds only; dates fall back to our backoff).
-pub(super) fn retry_after(response: &HttpResponse) -> Option<Duration> {
-    response.header("retry-after")?.trim().parse::<u64>().ok().map(Duration::from_secs)
+/// The wait a `Retry-After` header asks for: delta seconds, or an HTTP date measured against
+/// `now` (epoch seconds).
+pub(super) fn retry_after(response: &HttpResponse, now: i64) -> Option<Duration> {
+    let value = response.header("retry-after")?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?.timestamp();
+    Some(Duration::from_secs(at.saturating_sub(now).max(0) as u64))
 }
 
 /// The generic reading of an HTTP status when the body says nothing more specific.
@@ -149,6 +155,16 @@ pub(super) fn excerpt(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_an_http_date() {
+        let secs = HttpResponse::new(429, "").with_header("Retry-After", "30");
+        assert_eq!(retry_after(&secs, 0), Some(Duration::from_secs(30)));
+        let date = HttpResponse::new(503, "").with_header("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(retry_after(&date, 1_445_412_420), Some(Duration::from_secs(60)));
+        assert_eq!(retry_after(&date, 1_445_412_600), Some(Duration::ZERO), "a date in the past: no wait");
+        assert_eq!(retry_after(&HttpResponse::new(429, "").with_header("Retry-After", "soon"), 0), None);
+    }
 
     #[test]
     fn per_event_takes_the_worst_item() {

@@ -199,8 +199,8 @@ fn request_for(config: &PostbackConfig, items: Vec<Value>, item_events: Vec<usiz
 pub fn classify(network: Network, request: &Request, response: &HttpResponse, now: i64) -> Classification {
     let items_sent = request.item_events.len();
     match network {
-        Network::TikTok => tiktok::classify(response, items_sent),
-        Network::Reddit => reddit::classify(&request.body, response, items_sent),
+        Network::TikTok => tiktok::classify(response, items_sent, now),
+        Network::Reddit => reddit::classify(&request.body, response, items_sent, now),
         Network::X => x::classify(response, items_sent, now),
     }
 }

@@ -101,7 +101,7 @@ fn conversion_id(event: &Value) -> Option<&str> {
 }
 
 /// A 400 lists the invalid events; the others were not processed and go again on their own.
-pub fn classify(request_body: &Value, response: &HttpResponse, items_sent: usize) -> Classification {
+pub fn classify(request_body: &Value, response: &HttpResponse, items_sent: usize, now: i64) -> Classification {
     let body = response.json();
     if response.status == 400 {
         let invalid = body.as_ref().and_then(|b| b.get("invalid_events")).and_then(Value::as_array);
@@ -140,7 +140,7 @@ pub fn classify(request_body: &Value, response: &HttpResponse, items_sent: usize
         403 => format!("{message} — the token has no access to this pixel; check the pixel id (a2_…) and the token's pixel"),
         _ => message,
     };
-    by_status(response, items_sent, detail, retry_after(response))
+    by_status(response, items_sent, detail, retry_after(response, now))
 }
 
 #[cfg(test)]
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn every_answer_class() {
         let b = body(&["a"]);
-        let one = |status, text: &str| classify(&b, &HttpResponse::new(status, text), 1).items.remove(0);
+        let one = |status, text: &str| classify(&b, &HttpResponse::new(status, text), 1, 0).items.remove(0);
         assert_eq!(one(200, r#"{"message":"ok"}"#), ItemOutcome::Success);
         assert!(
             matches!(one(400, r#"{"error":{"code":400,"message":"invalid action_source"}}"#), ItemOutcome::Rejected { credential: false, reason } if reason.contains("action_source"))
@@ -162,7 +162,7 @@ mod tests {
         assert!(matches!(one(401, "Authorization Required"), ItemOutcome::Rejected { credential: true, .. }));
         assert!(matches!(one(403, "{}"), ItemOutcome::Rejected { credential: true, .. }));
         assert!(matches!(one(500, "{}"), ItemOutcome::Transient { retry_after: None, .. }));
-        let limited = classify(&b, &HttpResponse::new(429, "").with_header("Retry-After", "7"), 1);
+        let limited = classify(&b, &HttpResponse::new(429, "").with_header("Retry-After", "7"), 1, 0);
         assert!(matches!(&limited.items[0], ItemOutcome::Transient { retry_after: Some(d), .. } if d.as_secs() == 7));
     }
 
@@ -170,12 +170,12 @@ mod tests {
     fn a_bad_event_in_a_batch_is_singled_out() {
         let answer = json!({"message": "There were 1 invalid conversion events. None were processed.",
             "invalid_events": [{"error_message": "event_at too old", "event": {"metadata": {"conversion_id": "b"}}}]});
-        let c = classify(&body(&["a", "b", "c"]), &HttpResponse::new(400, answer.to_string()), 3);
+        let c = classify(&body(&["a", "b", "c"]), &HttpResponse::new(400, answer.to_string()), 3, 0);
         assert_eq!(c.items[0], ItemOutcome::Resend);
         assert!(matches!(&c.items[1], ItemOutcome::Rejected { reason, .. } if reason.contains("too old")));
         assert_eq!(c.items[2], ItemOutcome::Resend);
         // Without a list the batch is split and each event tried alone.
-        let c = classify(&body(&["a", "b"]), &HttpResponse::new(400, r#"{"message":"bad"}"#), 2);
+        let c = classify(&body(&["a", "b"]), &HttpResponse::new(400, r#"{"message":"bad"}"#), 2, 0);
         assert_eq!(c.items, vec![ItemOutcome::Resend; 2]);
     }
 

@@ -81,7 +81,7 @@ pub fn request(config: &TikTokConfig, items: Vec<Value>) -> (String, Vec<Header>
 }
 
 /// TikTok answers errors as HTTP 200 with a non-zero `code`: the body decides, not the status.
-pub fn classify(response: &HttpResponse, items_sent: usize) -> Classification {
+pub fn classify(response: &HttpResponse, items_sent: usize, now: i64) -> Classification {
     let body = response.json();
     let request_id = body.as_ref().and_then(|b| b.get("request_id")).and_then(Value::as_str).map(str::to_owned);
     let code = body.as_ref().and_then(|b| b.get("code")).and_then(Value::as_i64);
@@ -109,7 +109,7 @@ pub fn classify(response: &HttpResponse, items_sent: usize) -> Classification {
             response,
             items_sent,
             if message.is_empty() { excerpt(&response.body) } else { message },
-            super::classify::retry_after(response),
+            super::classify::retry_after(response, now),
         ),
     };
     classified.request_id = request_id;
@@ -128,7 +128,7 @@ mod tests {
     use super::*;
 
     fn outcome(status: u16, body: &str, n: usize) -> Vec<ItemOutcome> {
-        classify(&HttpResponse::new(status, body), n).items
+        classify(&HttpResponse::new(status, body), n, 0).items
     }
 
     #[test]
@@ -158,7 +158,7 @@ mod tests {
         assert!(matches!(&outcome(429, "", 1)[0], ItemOutcome::Transient { .. }));
         assert!(matches!(&outcome(401, "", 1)[0], ItemOutcome::Rejected { credential: true, .. }));
         assert!(matches!(&outcome(404, "", 1)[0], ItemOutcome::Rejected { credential: false, .. }));
-        let c = classify(&HttpResponse::new(200, r#"{"code":0,"request_id":"abc"}"#), 1);
+        let c = classify(&HttpResponse::new(200, r#"{"code":0,"request_id":"abc"}"#), 1, 0);
         assert_eq!(c.request_id.as_deref(), Some("abc"));
     }
 }
