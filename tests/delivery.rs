@@ -210,7 +210,6 @@ async fn a_credential_failure_pauses_the_config_until_rotation() {
         (Network::Reddit, sandbox::REDDIT_TOKEN),
         (Network::X, sandbox::X_TOKEN),
     ] {
-        let _ = network;
         rig.tokens.set("studio-token", token);
         let index = Network::ALL.iter().position(|n| *n == network).unwrap();
         rig.store.unpause(rig.config_ids[index]).await.unwrap();

@@ -267,7 +267,9 @@ impl ConfigTurn {
         let erased = self.shared.store.erased_among(&players).await?;
 
         // Decide per event: send, drop (erased), or fail without sending.
-        let mut ready: Vec<(&Leased, PreparedEvent)> = Vec::with_capacity(leased.len());
+        // `rows[i]` is the queue row of `prepared[i]`; kept apart so the prepared events need no copy.
+        let mut rows: Vec<&Leased> = Vec::with_capacity(leased.len());
+        let mut prepared: Vec<PreparedEvent> = Vec::with_capacity(leased.len());
         for row in leased {
             if erased.contains(&row.player_id) {
                 settlement.remove.push(row.id);
@@ -286,13 +288,15 @@ impl ConfigTurn {
                 continue;
             }
             match networks::prepare(&stored.config, &event, false) {
-                Ok(p) => ready.push((row, p)),
+                Ok(p) => {
+                    rows.push(row);
+                    prepared.push(p);
+                }
                 Err(skip) => self.fail(&mut settlement, stored, row, None, format!("not sent: {}", skip.message)),
             }
         }
 
         let token = self.shared.tokens.token(network, stored.credential_ref.as_deref()).map_err(|e| e.to_string());
-        let prepared: Vec<PreparedEvent> = ready.iter().map(|(_, p)| p.clone()).collect();
         let mut queue: Vec<(Vec<usize>, networks::Request)> = networks::build_requests(&stored.config, &prepared)
             .into_iter()
             .map(|r| {
@@ -304,7 +308,7 @@ impl ConfigTurn {
         let mut paused = false;
         while let Some((owners, request)) = queue.pop() {
             if paused {
-                settlement.release.extend(owners.iter().map(|&i| ready[i].0.id));
+                settlement.release.extend(owners.iter().map(|&i| rows[i].id));
                 continue;
             }
             // X counts events (not conversions) per window; TikTok and Reddit count requests.
@@ -318,7 +322,7 @@ impl ConfigTurn {
                     // Already alone in its request: the refusal is this event's own.
                     outcome = ItemOutcome::rejected("the network refused this event without naming a reason");
                 }
-                let (row, _) = ready[index];
+                let row = rows[index];
                 let attempt = row.attempts + 1;
                 let mut entry =
                     log_entry(stored, row, attempt, http_status, Some(latency_ms), classification.request_id.clone());
@@ -357,7 +361,7 @@ impl ConfigTurn {
                     }
                     ItemOutcome::Resend => {
                         // Send this event again alone: its batch failed because of others.
-                        let single = networks::build_requests(&stored.config, std::slice::from_ref(&ready[index].1));
+                        let single = networks::build_requests(&stored.config, std::slice::from_ref(&prepared[index]));
                         for mut r in single {
                             r.item_events = vec![index; r.item_events.len()];
                             queue.push((vec![index], r));
