@@ -8,7 +8,9 @@ pub mod identity;
 pub mod ingest;
 pub mod model;
 pub mod networks;
+pub mod oauth;
 pub mod sandbox;
+pub mod secrets;
 pub mod store;
 
 /// Port of the built-in sandbox networks on loopback; the demo configs point here.

@@ -1,0 +1,27 @@
+use crate::model::ApiError;
+
+/// Why the OS keychain could not be used. Messages never contain a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretsError {
+    #[error(
+        "the OS keychain is not available ({0}). Start and unlock a Secret Service keyring \
+         (GNOME Keyring or KWallet) and try again; Postback Desk never stores tokens in plain text"
+    )]
+    Unavailable(String),
+    #[error("the OS keychain is locked or refused access ({0}); unlock it and try again")]
+    Locked(String),
+    #[error("the OS keychain failed: {0}")]
+    Failed(String),
+    #[error("the keychain entry '{0}' does not hold a Postback Desk credential; reconnect the account")]
+    Unreadable(String),
+}
+
+impl From<SecretsError> for ApiError {
+    fn from(e: SecretsError) -> Self {
+        let code = match e {
+            SecretsError::Unavailable(_) | SecretsError::Locked(_) => "keychain_unavailable",
+            _ => "keychain",
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
