@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postback::delivery::{now_ms, Dispatcher, DispatcherOptions, SandboxAndMemoryTokens};
+use postback::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions};
 use postback::model::{ConversionEvent, DeliveryStatus, PostbackConfig, RedditConfig, TikTokConfig};
 use postback::store::{LogFilter, Store};
 use serde_json::json;
@@ -129,7 +129,7 @@ async fn main() {
         n as f64 / took.as_secs_f64()
     );
     let started = Instant::now();
-    let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(SandboxAndMemoryTokens::default()), unlimited());
+    let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(Credentials::without_keychain()), unlimited());
     let report = dispatcher.run_until_idle().await.expect("dispatch");
     let took = started.elapsed();
     println!(
@@ -190,7 +190,7 @@ async fn main() {
         })
     };
     let started = Instant::now();
-    let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(SandboxAndMemoryTokens::default()), unlimited());
+    let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(Credentials::without_keychain()), unlimited());
     let report = dispatcher.run_until_idle().await.expect("dispatch");
     sampler.abort();
     let samples = samples.lock().expect("samples").clone();

@@ -3,6 +3,7 @@
 //! Tauri-free: the desktop shell (`src-tauri`) and the `postback` CLI both drive this crate.
 
 pub mod cli;
+pub mod connect;
 pub mod delivery;
 pub mod identity;
 pub mod ingest;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postback::delivery::{now_ms, Dispatcher, DispatcherOptions, RunReport, SandboxAndMemoryTokens};
+use postback::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions, RunReport};
 use postback::ingest::import_ndjson;
 use postback::model::{DeliveryStatus, Goal, Health, Network};
 use postback::sandbox::{self, Faults, RunningSandbox};
@@ -17,7 +17,7 @@ struct Rig {
     store: Store,
     sandbox: RunningSandbox,
     game_id: i64,
-    tokens: Arc<SandboxAndMemoryTokens>,
+    tokens: Arc<Credentials>,
     config_ids: Vec<i64>,
 }
 
@@ -39,7 +39,7 @@ async fn rig(credential_ref: &str) -> Rig {
     for c in &configs {
         config_ids.push(store.create_config(game.id, c, Some(credential_ref)).await.unwrap());
     }
-    Rig { _dir: dir, store, sandbox, game_id: game.id, tokens: Arc::new(SandboxAndMemoryTokens::default()), config_ids }
+    Rig { _dir: dir, store, sandbox, game_id: game.id, tokens: Arc::new(Credentials::without_keychain()), config_ids }
 }
 
 fn events(n: usize, name: &str, player: &str) -> String {
@@ -189,7 +189,7 @@ async fn x_partial_rejections_fail_only_the_bad_conversions() {
 #[tokio::test]
 async fn a_credential_failure_pauses_the_config_until_rotation() {
     let rig = rig("studio-token").await;
-    rig.tokens.set("studio-token", "wrong-token");
+    rig.tokens.set_token("studio-token", "wrong-token");
     rig.import(&events(20, "game_launch", "p1")).await;
     let run = rig.dispatch(fast_options()).await;
     assert_eq!(run.success, 0);
@@ -210,7 +210,7 @@ async fn a_credential_failure_pauses_the_config_until_rotation() {
         (Network::Reddit, sandbox::REDDIT_TOKEN),
         (Network::X, sandbox::X_TOKEN),
     ] {
-        rig.tokens.set("studio-token", token);
+        rig.tokens.set_token("studio-token", token);
         let index = Network::ALL.iter().position(|n| *n == network).unwrap();
         rig.store.unpause(rig.config_ids[index]).await.unwrap();
         let run = rig.dispatch(fast_options()).await;

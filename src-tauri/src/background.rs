@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use postback::delivery::{Dispatcher, DispatcherOptions, SandboxAndMemoryTokens};
+use postback::delivery::{Credentials, Dispatcher, DispatcherOptions};
 use postback::sandbox::RunningSandbox;
 use postback::store::Store;
 use tokio::sync::watch;
@@ -27,7 +27,7 @@ pub async fn start(store: Store) -> Background {
     };
     let (stop, stop_rx) = watch::channel(false);
     let mut dispatcher =
-        Dispatcher::new(store, Arc::new(SandboxAndMemoryTokens::default()), DispatcherOptions::default());
+        Dispatcher::new(store, Arc::new(Credentials::without_keychain()), DispatcherOptions::default());
     tauri::async_runtime::spawn(async move {
         if let Err(e) = dispatcher.run(stop_rx).await {
             eprintln!("dispatcher stopped: {e}");

@@ -42,6 +42,15 @@ enum Command {
     },
     /// Run the dispatcher: deliver queued events
     Serve(cli::ServeOptions),
+    /// Check credentials with one test event (TikTok, Reddit) or an account check (X); saves nothing
+    Validate(cli::ValidateArgs),
+    /// Validate, then store the token in the OS keychain and save the config
+    Connect(cli::ConnectArgs),
+    /// Remove a config's credential from the keychain, then the config
+    Disconnect {
+        #[arg(long)]
+        config: i64,
+    },
     /// Forget a player: remove queued events, scrub the log, skip future events
     Erase {
         #[arg(long)]
@@ -54,6 +63,9 @@ fn main() -> ExitCode {
     let data_dir = args.data_dir.unwrap_or_else(postback::store::default_data_dir);
     match args.command {
         Command::Preview { config, event } => cli::preview_command(&config, &event, Some(&data_dir)),
+        Command::Validate(args) => with_runtime(|| cli::validate_command(args)),
+        Command::Connect(args) => with_runtime(|| cli::connect_command(&data_dir, args)),
+        Command::Disconnect { config } => with_runtime(|| cli::disconnect(&data_dir, config)),
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -64,7 +76,10 @@ fn main() -> ExitCode {
             };
             let result = runtime.block_on(async move {
                 match command {
-                    Command::Preview { .. } => Ok(()),
+                    Command::Preview { .. }
+                    | Command::Validate(_)
+                    | Command::Connect(_)
+                    | Command::Disconnect { .. } => Ok(()),
                     Command::Integrations => cli::integrations(&data_dir).await,
                     Command::Sandbox { port } => cli::sandbox(SocketAddr::from(([127, 0, 0, 1], port))).await,
                     Command::Import { file, game } => cli::import(&data_dir, &file, game).await,
@@ -79,6 +94,17 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Runs an async command that reports its own outcome and exit code.
+fn with_runtime<F: std::future::Future<Output = ExitCode>>(command: impl FnOnce() -> F) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(command()),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::limiter::Limiter;
 use super::retry::RetryPolicy;
 use super::send::{client, exchange, Exchange};
-use super::{now_ms, TokenSource};
+use super::{now_ms, Credentials};
 use crate::model::{ConversionEvent, DeliveryStatus, Network};
 use crate::networks::{self, ItemOutcome, PreparedEvent};
 use crate::store::{Leased, NewLogEntry, Settlement, Store, StoreError, StoredConfig};
@@ -99,7 +99,7 @@ pub enum DeliveryError {
 #[derive(Clone)]
 struct Shared {
     store: Store,
-    tokens: Arc<dyn TokenSource>,
+    tokens: Arc<Credentials>,
     options: DispatcherOptions,
     http: reqwest::Client,
 }
@@ -110,7 +110,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, tokens: Arc<dyn TokenSource>, options: DispatcherOptions) -> Self {
+    pub fn new(store: Store, tokens: Arc<Credentials>, options: DispatcherOptions) -> Self {
         let http = client(options.request_timeout);
         Self { shared: Shared { store, tokens, options, http }, limiters: HashMap::new() }
     }
@@ -296,7 +296,8 @@ impl ConfigTurn {
             }
         }
 
-        let token = self.shared.tokens.token(network, stored.credential_ref.as_deref()).map_err(|e| e.to_string());
+        let credential =
+            self.shared.tokens.credential(network, stored.credential_ref.as_deref()).await.map_err(|e| e.to_string());
         let mut queue: Vec<(Vec<usize>, networks::Request)> = networks::build_requests(&stored.config, &prepared)
             .into_iter()
             .map(|r| {
@@ -316,7 +317,7 @@ impl ConfigTurn {
             self.limiter_wait(stored, units, &leased_ids).await?;
             self.report.requests += 1;
             let Exchange { classification, http_status, latency_ms } =
-                exchange(&self.shared.http, network, &request, token.as_deref().map_err(Clone::clone)).await;
+                exchange(&self.shared.http, network, &request, credential.as_ref().map_err(Clone::clone)).await;
             for (index, mut outcome) in classification.per_event(&request.item_events) {
                 if outcome == ItemOutcome::Resend && owners.len() == 1 {
                     // Already alone in its request: the refusal is this event's own.

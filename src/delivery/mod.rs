@@ -5,9 +5,9 @@ mod credentials;
 mod dispatcher;
 pub mod limiter;
 pub mod retry;
-mod send;
+pub(crate) mod send;
 
-pub use credentials::{CredentialError, SandboxAndMemoryTokens, TokenSource};
+pub use credentials::{Credential, CredentialError, Credentials};
 pub use dispatcher::{DeliveryError, Dispatcher, DispatcherOptions, RateSettings, RunReport};
 
 /// Milliseconds since the Unix epoch, the engine's storage clock.

@@ -2,8 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::Credential;
 use crate::model::Network;
 use crate::networks::{self, Classification, HeaderValue, HttpResponse, ItemOutcome, Request};
+use crate::oauth::signature::Signer;
 
 /// What one request produced.
 pub struct Exchange {
@@ -29,10 +31,10 @@ pub async fn exchange(
     client: &reqwest::Client,
     network: Network,
     request: &Request,
-    token: Result<&str, String>,
+    credential: Result<&Credential, String>,
 ) -> Exchange {
     let items = request.item_events.len();
-    let token = match token {
+    let credential = match credential {
         Ok(t) => t,
         Err(reason) => {
             return Exchange {
@@ -44,10 +46,15 @@ pub async fn exchange(
     };
     let mut builder = client.post(&request.url);
     for header in &request.headers {
-        let value = match header.value {
-            HeaderValue::Plain(v) => v.to_owned(),
-            HeaderValue::AccessToken => token.to_owned(),
-            HeaderValue::BearerToken | HeaderValue::XAuthorization => format!("Bearer {token}"),
+        let value = match header_value(header.value, credential, "POST", &request.url) {
+            Ok(v) => v,
+            Err(reason) => {
+                return Exchange {
+                    classification: Classification::all(ItemOutcome::credential(reason), items, None),
+                    http_status: None,
+                    latency_ms: 0,
+                }
+            }
         };
         builder = builder.header(header.name, value);
     }
@@ -89,6 +96,26 @@ pub async fn exchange(
             let what = if e.is_timeout() { "timed out".to_owned() } else { without_url(&e) };
             Exchange { classification: networks::transport_failure(&what, items), http_status: None, latency_ms }
         }
+    }
+}
+
+/// A header slot filled from the credential. OAuth 1.0a signs the method, URL and query (a
+/// JSON body is not part of the signature).
+pub fn header_value(slot: HeaderValue, credential: &Credential, method: &str, url: &str) -> Result<String, String> {
+    match (slot, credential) {
+        (HeaderValue::Plain(v), _) => Ok(v.to_owned()),
+        (HeaderValue::AccessToken, Credential::Token(token)) => Ok(token.expose().to_owned()),
+        (HeaderValue::BearerToken | HeaderValue::XAuthorization, Credential::Token(token)) => {
+            Ok(format!("Bearer {}", token.expose()))
+        }
+        (HeaderValue::XAuthorization, Credential::XOAuth1(keys)) => Signer {
+            consumer_key: &keys.consumer_key,
+            consumer_secret: keys.consumer_secret.expose(),
+            token: Some((&keys.token, keys.token_secret.expose())),
+        }
+        .header_now(method, url, &[], &[])
+        .map_err(|e| e.to_string()),
+        (_, Credential::XOAuth1(_)) => Err("an X OAuth credential cannot authorise this network; reconnect".into()),
     }
 }
 

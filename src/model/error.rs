@@ -28,16 +28,26 @@ impl InputError {
 pub struct ApiError {
     pub code: String,
     pub message: String,
+    /// The form field to fix, when one is to blame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub field: Option<String>,
 }
 
 impl ApiError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self { code: code.to_owned(), message: message.into() }
+        Self { code: code.to_owned(), message: message.into(), field: None }
+    }
+
+    pub fn on_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
     }
 }
 
 impl From<InputError> for ApiError {
     fn from(e: InputError) -> Self {
-        ApiError::new("invalid_input", e.to_string())
+        let field = e.field.clone();
+        ApiError::new("invalid_input", e.to_string()).on_field(&field)
     }
 }

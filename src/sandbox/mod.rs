@@ -4,6 +4,7 @@
 //! Paths are the real APIs' paths under one base URL. Control routes live under `/__sandbox/`.
 
 mod control;
+pub mod oauth;
 mod reddit;
 pub mod state;
 mod tiktok;
@@ -55,6 +56,15 @@ pub fn router(state: Arc<SandboxState>) -> Router {
         .route("/open_api/v1.3/event/track/", post(tiktok::track))
         .route("/api/v3/pixels/{pixel_id}/conversion_events", post(reddit::conversion_events))
         .route("/12/measurement/conversions/{pixel_id}", post(x::conversions))
+        .route("/12/accounts", get(x::accounts))
+        .route("/12/accounts/{account_id}/authenticated_user_access", get(x::user_access))
+        .route("/oauth/request_token", post(oauth::request_token))
+        .route("/oauth/authorize", get(oauth::authorize))
+        .route("/oauth/authorize/decide", get(oauth::authorize_decide))
+        .route("/oauth/access_token", post(oauth::access_token))
+        .route("/i/oauth2/authorize", get(oauth::oauth2_authorize))
+        .route("/i/oauth2/authorize/decide", get(oauth::oauth2_decide))
+        .route("/2/oauth2/token", post(oauth::oauth2_token))
         .route("/__sandbox/faults", post(control::set_faults).get(control::get_faults))
         .route("/__sandbox/stats", get(control::stats))
         .layer(DefaultBodyLimit::max(32 * 1024 * 1024))

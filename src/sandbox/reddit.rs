@@ -75,7 +75,8 @@ pub async fn conversion_events(
         state.count_rejected(Network::Reddit, 1);
         return (StatusCode::UNAUTHORIZED, "Authorization Required").into_response();
     }
-    if formats::reddit_pixel_id(&pixel_id).is_err() {
+    // Pixel ids starting with a2_noaccess play a pixel the token was not made for.
+    if formats::reddit_pixel_id(&pixel_id).is_err() || pixel_id.starts_with("a2_noaccess") {
         return error(StatusCode::FORBIDDEN, "The token has no access to this pixel");
     }
     let Ok(doc) = serde_json::from_slice::<Value>(&body) else {

@@ -67,11 +67,17 @@ struct Inner {
 pub struct SandboxState {
     inner: Mutex<Inner>,
     rng: Mutex<fastrand::Rng>,
+    /// The X authorisation servers' tokens and codes.
+    pub oauth: super::oauth::OAuthServer,
 }
 
 impl Default for SandboxState {
     fn default() -> Self {
-        Self { inner: Mutex::new(Inner::default()), rng: Mutex::new(fastrand::Rng::with_seed(0x5eed)) }
+        Self {
+            inner: Mutex::new(Inner::default()),
+            rng: Mutex::new(fastrand::Rng::with_seed(0x5eed)),
+            oauth: Default::default(),
+        }
     }
 }
 

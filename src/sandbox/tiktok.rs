@@ -77,7 +77,8 @@ pub async fn track(State(state): State<Arc<SandboxState>>, headers: HeaderMap, b
         return answer(40002, "event_source: must be web.");
     }
     let pixel = doc.get("event_source_id").and_then(Value::as_str).unwrap_or_default();
-    if formats::tiktok_pixel_code(pixel).is_err() {
+    // Pixel codes starting with CNOACCESS play a pixel the token cannot operate.
+    if formats::tiktok_pixel_code(pixel).is_err() || pixel.starts_with("CNOACCESS") {
         return answer(40001, "No permission to operate pixel code.");
     }
     let events = doc.get("data").and_then(Value::as_array).cloned().unwrap_or_default();

@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::state::{now_secs, SandboxState};
-use super::{before_request, X_TOKEN};
+use super::{before_request, oauth};
 use crate::model::{formats, Network};
 
 fn errors(status: StatusCode, list: Vec<Value>) -> Response {
@@ -33,13 +33,56 @@ fn rate_headers(response: &mut Response, limit: u64, remaining: u64, reset: u64)
     }
 }
 
-/// The token of a `Bearer` header or the `oauth_token` of an OAuth 1.0a header.
-fn token_of(authorization: &str) -> Option<&str> {
-    if let Some(bearer) = authorization.strip_prefix("Bearer ") {
-        return Some(bearer.trim());
+/// The demo bearer token, an issued OAuth 2.0 token, or a valid OAuth 1.0a signature.
+fn authenticate(state: &SandboxState, headers: &HeaderMap, path: &str) -> Result<(), &'static str> {
+    authenticate_method(state, headers, "POST", path)
+}
+
+fn authenticate_method(
+    state: &SandboxState,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+) -> Result<(), &'static str> {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let bearer = authorization.strip_prefix("Bearer ").map(str::trim);
+    if bearer.is_some_and(|t| state.is_revoked(t)) {
+        return Err("Invalid or expired token.");
     }
-    let params = authorization.strip_prefix("OAuth ")?;
-    params.split(',').map(str::trim).find_map(|p| p.strip_prefix("oauth_token=\"")?.strip_suffix('"'))
+    state.oauth.authenticate(authorization, method, &oauth::request_url(headers, path))
+}
+
+/// The sandbox ad account every sandbox token can reach.
+pub const SANDBOX_ACCOUNT_ID: &str = "18ce54sbx01";
+
+pub async fn accounts(State(state): State<Arc<SandboxState>>, headers: HeaderMap) -> Response {
+    if let Err(message) = authenticate_get(&state, &headers, "/12/accounts") {
+        return error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED_ACCESS", message);
+    }
+    Json(json!({"data": [{"id": SANDBOX_ACCOUNT_ID, "name": "Sandbox Studio", "approval_status": "ACCEPTED"}],
+                "request": {"params": {}}}))
+    .into_response()
+}
+
+pub async fn user_access(
+    State(state): State<Arc<SandboxState>>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/12/accounts/{account_id}/authenticated_user_access");
+    if let Err(message) = authenticate_get(&state, &headers, &path) {
+        return error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED_ACCESS", message);
+    }
+    if account_id != SANDBOX_ACCOUNT_ID {
+        return error(StatusCode::NOT_FOUND, "NOT_FOUND", "Account not found");
+    }
+    Json(json!({"data": {"user_id": "1234567890", "permissions": ["ACCOUNT_ADMIN", "TWEET_COMPOSER"]},
+                "request": {"params": {"account_id": account_id}}}))
+    .into_response()
+}
+
+fn authenticate_get(state: &SandboxState, headers: &HeaderMap, path: &str) -> Result<(), &'static str> {
+    authenticate_method(state, headers, "GET", path)
 }
 
 fn is_sha256(v: &Value) -> bool {
@@ -85,17 +128,9 @@ pub async fn conversions(
         }
         return response;
     }
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    match token_of(authorization) {
-        Some(token) if token == X_TOKEN && !state.is_revoked(token) => {}
-        _ => {
-            state.count_rejected(Network::X, 1);
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED_ACCESS",
-                "This request is not properly authenticated",
-            );
-        }
+    if let Err(message) = authenticate(&state, &headers, &format!("/12/measurement/conversions/{pixel_id}")) {
+        state.count_rejected(Network::X, 1);
+        return error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED_ACCESS", message);
     }
     if formats::x_pixel_id(&pixel_id).is_err() {
         return error(StatusCode::FORBIDDEN, "UNAUTHORIZED_ACCESS", "The user has no access to this pixel");

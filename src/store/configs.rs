@@ -44,6 +44,36 @@ async fn upsert_goal(
     .await?)
 }
 
+fn trigger_json(config: &PostbackConfig) -> Result<String, StoreError> {
+    let triggers = match config {
+        PostbackConfig::TikTok(c) => c.trigger_events.as_slice(),
+        PostbackConfig::Reddit(c) => c.trigger_events.as_slice(),
+        PostbackConfig::X(_) => &[],
+    };
+    serde_json::to_string(triggers).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Saves the goals of an X config and maps those with an event tag to it.
+async fn insert_goal_tags(
+    conn: &mut sqlx::SqliteConnection,
+    game_id: i64,
+    config_id: i64,
+    goals: &[Goal],
+) -> Result<(), StoreError> {
+    for (position, goal) in goals.iter().enumerate() {
+        let goal_id = upsert_goal(conn, game_id, goal, position as i64).await?;
+        if let Some(tag) = &goal.event_tag {
+            sqlx::query("INSERT INTO x_goal_tags (config_id, goal_id, event_tag) VALUES (?, ?, ?)")
+                .bind(config_id)
+                .bind(goal_id)
+                .bind(tag)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -87,12 +117,7 @@ impl Store {
         if game_exists.is_none() {
             return Err(StoreError::GameNotFound(game_id));
         }
-        let triggers = match config {
-            PostbackConfig::TikTok(c) => c.trigger_events.clone(),
-            PostbackConfig::Reddit(c) => c.trigger_events.clone(),
-            PostbackConfig::X(_) => Vec::new(),
-        };
-        let triggers = serde_json::to_string(&triggers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let triggers = trigger_json(config)?;
         let inserted = sqlx::query_scalar(
             "INSERT INTO configs (game_id, network, pixel, trigger_events, base_url, credential_ref)
              VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
@@ -111,20 +136,74 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         if let PostbackConfig::X(x) = config {
-            for (position, goal) in x.goals.iter().enumerate() {
-                let goal_id = upsert_goal(&mut tx, game_id, goal, position as i64).await?;
-                if let Some(tag) = &goal.event_tag {
-                    sqlx::query("INSERT INTO x_goal_tags (config_id, goal_id, event_tag) VALUES (?, ?, ?)")
-                        .bind(config_id)
-                        .bind(goal_id)
-                        .bind(tag)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+            insert_goal_tags(&mut tx, game_id, config_id, &x.goals).await?;
         }
         tx.commit().await?;
         Ok(config_id)
+    }
+
+    /// One config by id.
+    pub async fn config(&self, config_id: i64) -> Result<StoredConfig, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason
+             FROM configs WHERE id = ?",
+        )
+        .bind(config_id)
+        .fetch_all(&self.pool)
+        .await?;
+        self.stored_configs(rows).await?.pop().ok_or(StoreError::ConfigNotFound(config_id))
+    }
+
+    /// The game's config for one network, if it has one.
+    pub async fn config_for(&self, game_id: i64, network: Network) -> Result<Option<StoredConfig>, StoreError> {
+        Ok(self.configs(game_id).await?.into_iter().find(|c| c.config.network() == network))
+    }
+
+    /// Replaces a config's settings and credential reference in one transaction and lets it
+    /// deliver again. X goal mappings are replaced only when `config` carries goals, so a
+    /// reconnect keeps them.
+    pub async fn update_config(
+        &self,
+        config_id: i64,
+        config: &PostbackConfig,
+        credential_ref: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let game_id: Option<i64> = sqlx::query_scalar("SELECT game_id FROM configs WHERE id = ? AND network = ?")
+            .bind(config_id)
+            .bind(config.network().as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let game_id = game_id.ok_or(StoreError::ConfigNotFound(config_id))?;
+        sqlx::query(
+            "UPDATE configs SET pixel = ?, trigger_events = ?, base_url = ?, credential_ref = ?, paused_reason = NULL,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = ?",
+        )
+        .bind(config.pixel())
+        .bind(trigger_json(config)?)
+        .bind(config.base_url())
+        .bind(credential_ref)
+        .bind(config_id)
+        .execute(&mut *tx)
+        .await?;
+        if let PostbackConfig::X(x) = config {
+            if !x.goals.is_empty() {
+                sqlx::query("DELETE FROM x_goal_tags WHERE config_id = ?").bind(config_id).execute(&mut *tx).await?;
+                insert_goal_tags(&mut tx, game_id, config_id, &x.goals).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a config; its queued events and goal mappings go with it (the log stays).
+    pub async fn delete_config(&self, config_id: i64) -> Result<(), StoreError> {
+        let deleted = sqlx::query("DELETE FROM configs WHERE id = ?").bind(config_id).execute(&self.pool).await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::ConfigNotFound(config_id));
+        }
+        Ok(())
     }
 
     /// The game's configs, in network order.

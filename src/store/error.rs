@@ -12,6 +12,8 @@ pub enum StoreError {
     ConfigExists(Network),
     #[error("no game with id {0}")]
     GameNotFound(i64),
+    #[error("no postback config with id {0}; it may have been disconnected")]
+    ConfigNotFound(i64),
     #[error("stored data is damaged ({0}); re-save the config to repair it")]
     Corrupt(String),
 }
@@ -20,7 +22,7 @@ impl From<StoreError> for crate::model::ApiError {
     fn from(e: StoreError) -> Self {
         let code = match &e {
             StoreError::ConfigExists(_) => "config_exists",
-            StoreError::GameNotFound(_) => "not_found",
+            StoreError::GameNotFound(_) | StoreError::ConfigNotFound(_) => "not_found",
             StoreError::DataDir { .. } | StoreError::Migrate(_) | StoreError::Sqlx(_) | StoreError::Corrupt(_) => {
                 "storage"
             }

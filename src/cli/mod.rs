@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::delivery::{now_ms, Dispatcher, DispatcherOptions, SandboxAndMemoryTokens};
+mod connect;
+pub use connect::{connect_command, disconnect, validate_command, ConnectArgs, ValidateArgs};
+
+use crate::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions};
 use crate::model::{ConversionEvent, InputError, PostbackConfig};
 use crate::networks::{self, Preview};
 use crate::store::Store;
@@ -171,7 +174,8 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
     options.rates.requests_per_second = opts.rps;
     options.rates.request_burst = opts.burst;
     options.rates.x_events_per_window = opts.x_events_per_window;
-    let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(SandboxAndMemoryTokens::default()), options);
+    let credentials = Arc::new(Credentials::new(Arc::new(crate::secrets::Keychain::system())));
+    let mut dispatcher = Dispatcher::new(store.clone(), credentials, options);
     let report = if until_idle {
         dispatcher.run_until_idle().await
     } else {

@@ -1,0 +1,172 @@
+//! The credential lifecycle of a config. Order of writes, so a crash never strands anything:
+//! validate → new keychain entry → SQLite row (in one transaction) → old keychain entry removed.
+//! A failed SQLite write removes the new entry again; nothing is saved unless the network accepted.
+
+use std::sync::Arc;
+
+use super::validate::{clean_token, token_field, validate};
+use super::{ConnectError, Validation};
+use crate::delivery::{Credential, Credentials};
+use crate::model::{formats, InputError, Network, PostbackConfig};
+use crate::secrets::{self, new_credential_ref, Secret, SecretStore, SecretsError, StoredCredential};
+use crate::store::Store;
+
+/// A saved config and what the network said about its credential.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+pub struct Saved {
+    #[ts(type = "number")]
+    pub config_id: i64,
+    pub validation: Validation,
+}
+
+pub struct Connector {
+    store: Store,
+    credentials: Arc<Credentials>,
+    http: reqwest::Client,
+}
+
+impl Connector {
+    pub fn new(store: Store, credentials: Arc<Credentials>) -> Self {
+        let http = crate::delivery::send::client(std::time::Duration::from_secs(20));
+        Connector { store, credentials, http }
+    }
+
+    fn keychain(&self) -> Result<Arc<dyn SecretStore>, ConnectError> {
+        self.credentials
+            .keychain()
+            .ok_or_else(|| SecretsError::Unavailable("this process runs without a keychain".into()).into())
+    }
+
+    /// Fails early, before anything is sent, when the keychain cannot be used.
+    async fn keychain_ready(&self) -> Result<Arc<dyn SecretStore>, ConnectError> {
+        let keychain = self.keychain()?;
+        secrets::blocking(keychain.clone(), |k| k.get("postback-desk-probe").map(|_| ())).await?;
+        Ok(keychain)
+    }
+
+    /// TikTok or Reddit: checks the pasted token with one test event (carrying the test code
+    /// in `config`, which is not stored), then saves. A game's existing config for the network
+    /// is updated in place and un-paused.
+    pub async fn save_with_token(
+        &self,
+        game_id: i64,
+        config: PostbackConfig,
+        token: &Secret,
+    ) -> Result<Saved, ConnectError> {
+        let network = config.network();
+        if network == Network::X {
+            return Err(InputError::new("network", "X connects through OAuth: use Connect X").into());
+        }
+        let token = clean_token(token_field(network), token)?;
+        let keychain = self.keychain_ready().await?;
+        let validation = validate(&self.http, &config, &Credential::Token(token.clone())).await?;
+        let existing = self.store.config_for(game_id, network).await?;
+        let config_id = self
+            .store_credential(
+                keychain,
+                game_id,
+                existing.map(|c| (c.id, c.credential_ref)),
+                &config,
+                StoredCredential::Token(token),
+            )
+            .await?;
+        Ok(Saved { config_id, validation })
+    }
+
+    /// New TikTok / Reddit token for an existing config (validated first); un-pauses it.
+    pub async fn rotate_token(
+        &self,
+        config_id: i64,
+        token: &Secret,
+        test_code: Option<String>,
+    ) -> Result<Saved, ConnectError> {
+        let stored = self.store.config(config_id).await?;
+        let mut config = stored.config.clone();
+        match &mut config {
+            PostbackConfig::TikTok(c) => c.test_event_code = test_code,
+            PostbackConfig::Reddit(c) => c.test_id = test_code,
+            PostbackConfig::X(_) => {
+                return Err(InputError::new("network", "X tokens are replaced by Reconnect X").into());
+            }
+        }
+        let token = clean_token(token_field(config.network()), token)?;
+        let keychain = self.keychain_ready().await?;
+        let validation = validate(&self.http, &config, &Credential::Token(token.clone())).await?;
+        self.store_credential(
+            keychain,
+            stored.game_id,
+            Some((stored.id, stored.credential_ref)),
+            &config,
+            StoredCredential::Token(token),
+        )
+        .await?;
+        Ok(Saved { config_id, validation })
+    }
+
+    /// X after the OAuth flow: checks the token reaches an ad account, then saves the config
+    /// for `pixel_id`. An existing X config of the game keeps its goal mappings (a reconnect).
+    pub async fn save_x(
+        &self,
+        game_id: i64,
+        pixel_id: &str,
+        base_url: Option<String>,
+        credential: StoredCredential,
+    ) -> Result<Saved, ConnectError> {
+        let pixel_id = formats::x_pixel_id(pixel_id).map_err(|m| InputError::new("pixel_id", m))?;
+        let live = match &credential {
+            StoredCredential::XOAuth1(keys) => Credential::XOAuth1(keys.clone()),
+            StoredCredential::XOAuth2(c) => Credential::Token(c.access_token.clone()),
+            StoredCredential::Token(t) => Credential::Token(t.clone()),
+        };
+        let keychain = self.keychain_ready().await?;
+        let existing = self.store.config_for(game_id, Network::X).await?;
+        // No goals here: an update keeps the config's goal mappings as they are.
+        let config = PostbackConfig::X(crate::model::XConfig { pixel_id, goals: Vec::new(), base_url });
+        let validation = validate(&self.http, &config, &live).await?;
+        let config_id = self
+            .store_credential(keychain, game_id, existing.map(|c| (c.id, c.credential_ref)), &config, credential)
+            .await?;
+        Ok(Saved { config_id, validation })
+    }
+
+    /// Removes the credential from the keychain, then the config (its queue goes with it).
+    pub async fn disconnect(&self, config_id: i64) -> Result<(), ConnectError> {
+        let stored = self.store.config(config_id).await?;
+        if let Some(reference) = stored.credential_ref.filter(|r| r != crate::SANDBOX_CREDENTIAL_REF) {
+            let keychain = self.keychain()?;
+            secrets::blocking(keychain, move |k| k.delete(&reference)).await?;
+        }
+        self.store.delete_config(config_id).await?;
+        Ok(())
+    }
+
+    async fn store_credential(
+        &self,
+        keychain: Arc<dyn SecretStore>,
+        game_id: i64,
+        existing: Option<(i64, Option<String>)>,
+        config: &PostbackConfig,
+        credential: StoredCredential,
+    ) -> Result<i64, ConnectError> {
+        let reference = new_credential_ref(config.network(), game_id);
+        let (key, value) = (reference.clone(), credential.to_keychain_value());
+        secrets::blocking(keychain.clone(), move |k| k.set(&key, &value)).await?;
+        let saved = match &existing {
+            Some((config_id, _)) => self.store.update_config(*config_id, config, &reference).await.map(|()| *config_id),
+            None => self.store.create_config(game_id, config, Some(&reference)).await,
+        };
+        let config_id = match saved {
+            Ok(id) => id,
+            Err(e) => {
+                let key = reference.clone();
+                let _ = secrets::blocking(keychain, move |k| k.delete(&key)).await;
+                return Err(e.into());
+            }
+        };
+        if let Some(old) = existing.and_then(|(_, r)| r).filter(|r| r != crate::SANDBOX_CREDENTIAL_REF) {
+            // Best effort: a leftover entry is harmless, the config no longer points at it.
+            let _ = secrets::blocking(keychain, move |k| k.delete(&old)).await;
+        }
+        Ok(config_id)
+    }
+}
