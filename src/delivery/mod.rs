@@ -8,6 +8,7 @@ pub mod retry;
 pub(crate) mod send;
 
 pub use credentials::{Credential, CredentialError, Credentials};
+pub use send::client as http_client;
 pub use dispatcher::{DeliveryError, Dispatcher, DispatcherOptions, RateSettings, RunReport};
 
 /// Milliseconds since the Unix epoch, the engine's storage clock.

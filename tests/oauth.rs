@@ -1,0 +1,351 @@
+//! X OAuth end to end over loopback: OAuth 1.0a 3-legged and OAuth 2.0 + PKCE against the
+//! sandbox's authorisation servers, PKCE against `oauth2-mock-server` (an implementation we did
+//! not write), a scripted browser, and every failure path leaving the config untouched.
+//! Keychain parts run on the real Secret Service (scripts/with-keyring.sh).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postback::connect::{ConnectError, Connector};
+use postback::delivery::{Credentials, Dispatcher, DispatcherOptions};
+use postback::ingest::import_ndjson;
+use postback::model::{Goal, Network, PostbackConfig, XConfig};
+use postback::oauth::oauth1::{self, ConsumerKeys};
+use postback::oauth::pkce::{self, OAuth2App};
+use postback::oauth::{loopback::CallbackListener, Browser, OAuthError, XOAuthEndpoints, X_OAUTH2_SCOPES};
+use postback::sandbox::oauth::{X_CLIENT_ID, X_CONSUMER_KEY, X_CONSUMER_SECRET};
+use postback::sandbox::{self, RunningSandbox};
+use postback::secrets::{Keychain, SecretStore, StoredCredential};
+use postback::store::Store;
+use serde_json::json;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Choice {
+    Approve,
+    Deny,
+    /// The tab is closed: nothing comes back.
+    Close,
+    /// Comes back with a `state` / `oauth_token` that is not ours.
+    ForeignState,
+}
+
+/// Plays the user in the browser: loads the authorisation URL, clicks Approve or Cancel on the
+/// consent page (or follows an immediate redirect), and delivers the callback.
+struct ScriptedBrowser {
+    choice: Choice,
+    callbacks: Arc<Mutex<Vec<String>>>,
+}
+
+impl ScriptedBrowser {
+    fn new(choice: Choice) -> Self {
+        ScriptedBrowser { choice, callbacks: Arc::default() }
+    }
+}
+
+/// The engine's client: no redirects followed, like a browser step we script ourselves.
+fn no_redirects() -> reqwest::Client {
+    postback::delivery::http_client(Duration::from_secs(10))
+}
+
+async fn drive(url: String, choice: Choice, callbacks: Arc<Mutex<Vec<String>>>) {
+    let http = no_redirects();
+    let page = http.get(&url).send().await.unwrap();
+    let mut target = if let Some(location) = page.headers().get("location") {
+        location.to_str().unwrap().to_owned()
+    } else {
+        let html = page.text().await.unwrap();
+        let id = if choice == Choice::Deny { "id=\"deny\" href=\"" } else { "id=\"approve\" href=\"" };
+        let start = html.find(id).expect("a consent page") + id.len();
+        let href = &html[start..start + html[start..].find('"').unwrap()];
+        let link = reqwest::Url::parse(&url).unwrap().join(href).unwrap();
+        let decided = http.get(link).send().await.unwrap();
+        decided.headers()["location"].to_str().unwrap().to_owned()
+    };
+    if choice == Choice::ForeignState {
+        let mut u = reqwest::Url::parse(&target).unwrap();
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let forged = k == "state" || k == "oauth_token";
+                (k.into_owned(), if forged { "someone-elses".to_owned() } else { v.into_owned() })
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+        target = u.into();
+    }
+    callbacks.lock().unwrap().push(target.clone());
+    let _ = http.get(&target).send().await;
+}
+
+impl Browser for ScriptedBrowser {
+    fn open(&self, url: &str) -> Result<(), String> {
+        if self.choice != Choice::Close {
+            tokio::spawn(drive(url.to_owned(), self.choice, self.callbacks.clone()));
+        }
+        Ok(())
+    }
+}
+
+async fn sandbox() -> RunningSandbox {
+    sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap()
+}
+
+fn consumer() -> ConsumerKeys {
+    ConsumerKeys { key: X_CONSUMER_KEY.into(), secret: X_CONSUMER_SECRET.into() }
+}
+
+fn app() -> OAuth2App {
+    OAuth2App { client_id: X_CLIENT_ID.into(), client_secret: None }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn oauth1_connect(sb: &RunningSandbox, choice: Choice) -> Result<postback::secrets::OAuth1Credentials, OAuthError> {
+    let endpoints = XOAuthEndpoints::for_base(Some(&sb.base_url));
+    oauth1::connect(&no_redirects(), &endpoints, &consumer(), &ScriptedBrowser::new(choice), 0, WAIT).await
+}
+
+async fn oauth2_connect(sb: &RunningSandbox, choice: Choice) -> Result<postback::secrets::OAuth2Credentials, OAuthError> {
+    let endpoints = XOAuthEndpoints::for_base(Some(&sb.base_url));
+    pkce::connect(&no_redirects(), &endpoints, &app(), &X_OAUTH2_SCOPES, &ScriptedBrowser::new(choice), 0, WAIT).await
+}
+
+#[tokio::test]
+async fn oauth1_failures_are_named() {
+    let sb = sandbox().await;
+    assert_eq!(oauth1_connect(&sb, Choice::Deny).await.unwrap_err(), OAuthError::Denied);
+    assert_eq!(oauth1_connect(&sb, Choice::ForeignState).await.unwrap_err(), OAuthError::StateMismatch);
+    let endpoints = XOAuthEndpoints::for_base(Some(&sb.base_url));
+    let closed = oauth1::connect(
+        &no_redirects(),
+        &endpoints,
+        &consumer(),
+        &ScriptedBrowser::new(Choice::Close),
+        0,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(matches!(closed.unwrap_err(), OAuthError::TimedOut(_)));
+    let wrong_app = ConsumerKeys { key: X_CONSUMER_KEY.into(), secret: "not-the-secret".into() };
+    let err = oauth1::connect(&no_redirects(), &endpoints, &wrong_app, &ScriptedBrowser::new(Choice::Approve), 0, WAIT)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OAuthError::InvalidClient(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn oauth2_failures_are_named_and_codes_are_single_use() {
+    let sb = sandbox().await;
+    assert_eq!(oauth2_connect(&sb, Choice::Deny).await.unwrap_err(), OAuthError::Denied);
+    assert_eq!(oauth2_connect(&sb, Choice::ForeignState).await.unwrap_err(), OAuthError::StateMismatch);
+
+    // Replayed code: the first exchange succeeds, the same answer again is refused.
+    let endpoints = XOAuthEndpoints::for_base(Some(&sb.base_url));
+    let listener = CallbackListener::bind(0).await.unwrap();
+    let authorization = pkce::begin(&endpoints, &app(), &X_OAUTH2_SCOPES, listener.redirect_uri()).unwrap();
+    let browser = ScriptedBrowser::new(Choice::Approve);
+    browser.open(&authorization.url).unwrap();
+    let answer: HashMap<String, String> = listener.wait(WAIT).await.unwrap();
+    let http = no_redirects();
+    pkce::finish(&http, &endpoints, &app(), &authorization, &answer).await.expect("first use");
+    let replay = pkce::finish(&http, &endpoints, &app(), &authorization, &answer).await.unwrap_err();
+    assert!(matches!(replay, OAuthError::InvalidGrant(_)), "{replay:?}");
+
+    // A revoked refresh token: the user removed the app on X.
+    let creds = oauth2_connect(&sb, Choice::Approve).await.unwrap();
+    sb.state.oauth.revoke(creds.refresh_token.as_ref().unwrap().expose());
+    let err = pkce::refresh(&http, &creds).await.unwrap_err();
+    assert!(matches!(err, OAuthError::Revoked(_)), "{err:?}");
+}
+
+/// A process we must not leave behind.
+struct NodeServer(Child);
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_oauth2_mock_server() -> (NodeServer, u16) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/ui/tests/oauth2-mock-server.mjs");
+    let mut child = Command::new("node")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node must be installed (scripts/setup.sh) with ui/node_modules (npm ci)");
+    let stdout = child.stdout.take().unwrap();
+    let server = NodeServer(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let port = line.trim().strip_prefix("port=").and_then(|p| p.parse().ok()).unwrap_or_else(|| {
+        panic!("oauth2-mock-server did not start ({line:?}); run npm ci in ui/")
+    });
+    (server, port)
+}
+
+#[tokio::test]
+async fn pkce_against_oauth2_mock_server() {
+    let (_server, port) = start_oauth2_mock_server();
+    let base = format!("http://127.0.0.1:{port}");
+    let endpoints = XOAuthEndpoints {
+        oauth2_authorize: format!("{base}/authorize"),
+        oauth2_token: format!("{base}/token"),
+        ..XOAuthEndpoints::for_base(Some(&base))
+    };
+    let app = OAuth2App { client_id: "postback-desk-test".into(), client_secret: None };
+    let browser = ScriptedBrowser::new(Choice::Approve);
+    let http = no_redirects();
+    let creds = pkce::connect(&http, &endpoints, &app, &X_OAUTH2_SCOPES, &browser, 0, WAIT).await.unwrap();
+    // The authorisation request carried an S256 challenge and our state.
+    let callback = browser.callbacks.lock().unwrap()[0].clone();
+    assert!(callback.contains("code=") && callback.contains("state="), "{callback}");
+    assert!(!creds.access_token.is_empty());
+    let expires_in = creds.expires_at.unwrap() - chrono::Utc::now().timestamp();
+    assert!((3500..=3600).contains(&expires_in), "{expires_in}");
+    let renewed = pkce::refresh(&http, &creds).await.unwrap();
+    assert!(!renewed.access_token.is_empty() && renewed.refresh_token.is_some());
+    assert_ne!(renewed.refresh_token, creds.refresh_token, "the server issued a new refresh token");
+
+    // The mock server checks the PKCE verifier we send: a wrong one is refused.
+    let listener = CallbackListener::bind(0).await.unwrap();
+    let authorization = pkce::begin(&endpoints, &app, &X_OAUTH2_SCOPES, listener.redirect_uri()).unwrap();
+    let url = authorization.url.clone();
+    let query: HashMap<String, String> = reqwest::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(query.get("code_challenge_method").map(String::as_str), Some("S256"));
+    assert_eq!(query.get("code_challenge").map(String::len), Some(43), "base64url SHA-256");
+    assert_eq!(query.get("scope").map(String::as_str), Some("ads_management offline.access"));
+}
+
+fn keychain() -> Arc<Keychain> {
+    let keychain = Keychain::system();
+    if let Err(e) = keychain.check() {
+        panic!("these tests need a Secret Service: run them through scripts/with-keyring.sh ({e})");
+    }
+    Arc::new(keychain)
+}
+
+async fn deliver_x(store: &Store, credentials: &Arc<Credentials>, game_id: i64, id: &str) -> postback::delivery::RunReport {
+    let line = json!({"event_id": id, "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(),
+                      "player_id": "p1", "consent": "full", "click_ids": {"twclid": "tw"}})
+    .to_string();
+    import_ndjson(store, game_id, line.as_bytes(), postback::delivery::now_ms()).await.unwrap();
+    Dispatcher::new(store.clone(), credentials.clone(), DispatcherOptions::default()).run_until_idle().await.unwrap()
+}
+
+#[tokio::test]
+async fn oauth1_connect_save_deliver_signed_and_reconnect_keeps_goals() {
+    let sb = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game_id = store.create_game("X Game").await.unwrap().id;
+    let keychain = keychain();
+    let credentials = Arc::new(Credentials::new(keychain.clone()));
+    let connector = Connector::new(store.clone(), credentials.clone());
+
+    let tokens = oauth1_connect(&sb, Choice::Approve).await.unwrap();
+    let saved = connector
+        .save_x(game_id, "sbx01", Some(sb.base_url.clone()), StoredCredential::XOAuth1(tokens.clone()))
+        .await
+        .unwrap();
+    assert!(saved.validation.message.contains("ACCOUNT_ADMIN"), "{}", saved.validation.message);
+    // Map a goal to a Single Event Tag, as the Goals page does.
+    let mut config = store.config(saved.config_id).await.unwrap();
+    let first_ref = config.credential_ref.clone().unwrap();
+    if let PostbackConfig::X(x) = &mut config.config {
+        x.goals = vec![Goal::mapped("buy", "Purchase", "purchase", "tw-sbx01-buy01")];
+    }
+    store.update_config(saved.config_id, &config.config, &first_ref).await.unwrap();
+
+    // Delivery signs every request with OAuth 1.0a; the sandbox verifies the HMAC-SHA1.
+    let report = deliver_x(&store, &credentials, game_id, "x-1").await;
+    assert_eq!((report.success, report.failed), (1, 0));
+    assert_eq!(sb.state.stats()[&Network::X].accepted, 1);
+
+    // Reconnect: new tokens, same config id and goal mappings, old keychain entry gone.
+    let again = oauth1_connect(&sb, Choice::Approve).await.unwrap();
+    assert_ne!(again.token, tokens.token);
+    let reconnected =
+        connector.save_x(game_id, "sbx01", Some(sb.base_url.clone()), StoredCredential::XOAuth1(again)).await.unwrap();
+    assert_eq!(reconnected.config_id, saved.config_id);
+    let after = store.config(saved.config_id).await.unwrap();
+    match &after.config {
+        PostbackConfig::X(XConfig { goals, .. }) => {
+            assert_eq!(goals.iter().filter_map(|g| g.event_tag.as_deref()).collect::<Vec<_>>(), ["tw-sbx01-buy01"])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(keychain.get(&first_ref).unwrap(), None);
+
+    // The user revokes the app on X: validation says so and nothing changes; delivery pauses.
+    sb.state.oauth.revoke(&oauth1_token(&keychain, after.credential_ref.as_deref().unwrap()));
+    let revoked = oauth1_connect(&sb, Choice::Approve).await.unwrap();
+    sb.state.oauth.revoke(&revoked.token);
+    let err = connector
+        .save_x(game_id, "sbx01", Some(sb.base_url.clone()), StoredCredential::XOAuth1(revoked))
+        .await
+        .unwrap_err();
+    match err {
+        ConnectError::Refused { field, message } => {
+            assert_eq!(field, "connection");
+            assert!(message.contains("reconnect X"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.config(saved.config_id).await.unwrap().credential_ref, after.credential_ref);
+    let report = deliver_x(&store, &credentials, game_id, "x-2").await;
+    assert_eq!(report.success, 0);
+    assert!(store.config(saved.config_id).await.unwrap().paused_reason.is_some());
+    connector.disconnect(saved.config_id).await.unwrap();
+}
+
+fn oauth1_token(keychain: &Keychain, reference: &str) -> String {
+    let value = keychain.get(reference).unwrap().unwrap();
+    match StoredCredential::from_keychain_value(reference, &value).unwrap() {
+        StoredCredential::XOAuth1(c) => c.token,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn oauth2_tokens_are_refreshed_before_expiry_and_written_back_to_the_keychain() {
+    let sb = sandbox().await;
+    // Tokens that live 60 s are inside the refresh margin from the start.
+    sb.state.oauth.set_access_token_lifetime(60);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game_id = store.create_game("X2 Game").await.unwrap().id;
+    let keychain = keychain();
+    let credentials = Arc::new(Credentials::new(keychain.clone()));
+    let connector = Connector::new(store.clone(), credentials.clone());
+
+    let tokens = oauth2_connect(&sb, Choice::Approve).await.unwrap();
+    let saved = connector
+        .save_x(game_id, "sbx01", Some(sb.base_url.clone()), StoredCredential::XOAuth2(tokens.clone()))
+        .await
+        .unwrap();
+    let mut config = store.config(saved.config_id).await.unwrap();
+    let reference = config.credential_ref.clone().unwrap();
+    if let PostbackConfig::X(x) = &mut config.config {
+        x.goals = vec![Goal::mapped("buy", "Purchase", "purchase", "tw-sbx01-buy01")];
+    }
+    store.update_config(saved.config_id, &config.config, &reference).await.unwrap();
+
+    let report = deliver_x(&store, &credentials, game_id, "x2-1").await;
+    assert_eq!((report.success, report.failed), (1, 0));
+    let stored = StoredCredential::from_keychain_value(&reference, &keychain.get(&reference).unwrap().unwrap()).unwrap();
+    let StoredCredential::XOAuth2(renewed) = stored else { panic!("{stored:?}") };
+    assert_ne!(renewed.access_token, tokens.access_token, "the refreshed token is in the keychain");
+    assert_ne!(renewed.refresh_token, tokens.refresh_token, "and the rotated refresh token");
+    // The old refresh token is spent: only the stored one can renew again.
+    assert!(pkce::refresh(&no_redirects(), &tokens).await.is_err());
+    let report = deliver_x(&store, &credentials, game_id, "x2-2").await;
+    assert_eq!(report.success, 1);
+    connector.disconnect(saved.config_id).await.unwrap();
+}
