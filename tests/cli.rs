@@ -127,3 +127,98 @@ fn import_reports_bad_lines_and_serve_delivers_the_rest() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A sandbox served by `postback sandbox` on a free port, stopped on drop.
+struct SandboxProcess(std::process::Child, String);
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sandbox_process() -> SandboxProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = postback().args(["sandbox", "--port", &port.to_string()]).spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return SandboxProcess(child, base);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the sandbox did not start on {base}");
+}
+
+/// `GET /__sandbox/stats` over a plain loopback socket.
+fn sandbox_stats(base: &str) -> Value {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /__sandbox/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("stats: {e}: {response}"))
+}
+
+fn validate(base: &str, pixel: &str, token: &str, test_code: &str) -> Output {
+    postback()
+        .args(["validate", "--network", "tiktok", "--pixel", pixel, "--token-env", "QA_TOKEN"])
+        .args(["--test-code", test_code, "--base-url", base])
+        .env("QA_TOKEN", token)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn validate_sends_one_test_event_and_says_what_to_fix() {
+    let sandbox = sandbox_process();
+    let ok = stdout_json(&validate(&sandbox.1, "CQA0000001", postback::sandbox::TIKTOK_TOKEN, "TEST77"));
+    assert_eq!(ok["ok"], true);
+    assert_eq!(ok["http_status"], 200);
+
+    let wrong = validate(&sandbox.1, "CQA0000001", "cut-off-tok", "TEST77");
+    assert_eq!(wrong.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(&wrong.stderr).unwrap();
+    assert_eq!(err["error"]["field"], "access_token");
+    assert!(err["error"]["message"].as_str().unwrap().contains("truncated or revoked"), "{err}");
+
+    let bad_pixel = validate(&sandbox.1, "a2_notatiktokpixel", postback::sandbox::TIKTOK_TOKEN, "TEST77");
+    assert_eq!(bad_pixel.status.code(), Some(2), "input errors exit 2 before anything is sent");
+    let err: Value = serde_json::from_slice(&bad_pixel.stderr).unwrap();
+    assert_eq!(err["error"]["field"], "pixel");
+
+    let stats: Value =
+        sandbox_stats(&sandbox.1);
+    assert_eq!(stats["tiktok"]["test_events"], 1, "{stats}");
+    assert_eq!(stats["tiktok"]["accepted"], 0, "a validation never counts as a live conversion");
+}
+
+#[test]
+fn connect_without_a_secret_service_refuses_and_saves_nothing() {
+    let sandbox = sandbox_process();
+    let dir = tempfile::tempdir().unwrap();
+    let out = postback()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["connect", "--network", "tiktok", "--pixel", "CQA0000001", "--token-env", "QA_TOKEN"])
+        .args(["--test-code", "TEST1", "--base-url", &sandbox.1])
+        .env("QA_TOKEN", postback::sandbox::TIKTOK_TOKEN)
+        // No session bus: what a desktop without a keyring daemon looks like.
+        .env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}/no-bus", dir.path().display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "keychain_unavailable");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("keychain is not available") && message.contains("never stores tokens in plain text"));
+    // Nothing was sent and nothing saved.
+    let list = postback().arg("--data-dir").arg(dir.path()).arg("integrations").output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("TikTok Ads") && !list.contains("CQA0000001"), "{list}");
+    let stats: Value = sandbox_stats(&sandbox.1);
+    assert_eq!(stats["tiktok"]["requests"], 0);
+}

@@ -227,3 +227,43 @@ async fn rotation_validates_replaces_the_keychain_entry_and_unpauses() {
     assert_eq!(report.success, 1, "the waiting event goes out after rotation");
     rig.connector.disconnect(saved.config_id).await.unwrap();
 }
+
+/// Fault injection with keyring-core's mock store: a locked keychain at save time stops the
+/// save before anything is sent; an unreadable entry is reported without its bytes.
+#[tokio::test]
+async fn keychain_faults_stop_the_save_and_never_leak_the_value() {
+    use keyring_core::mock;
+    let store = mock::Store::new().unwrap();
+    let inject = |reference: &str, error: keyring_core::Error| {
+        let entry = keyring_core::api::CredentialStoreApi::build(
+            store.as_ref(),
+            postback::secrets::KEYCHAIN_SERVICE,
+            reference,
+            None,
+        )
+        .unwrap();
+        entry.as_any().downcast_ref::<mock::Cred>().unwrap().set_error(error);
+    };
+    let keychain = Arc::new(Keychain::with_store(store.clone()));
+
+    inject("postback-desk-probe", keyring_core::Error::NoStorageAccess("the login keyring is locked".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let db = Store::open(dir.path()).await.unwrap();
+    let sb = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let game_id = db.create_game("Locked").await.unwrap().id;
+    let connector = Connector::new(db.clone(), Arc::new(Credentials::new(keychain.clone())));
+    let err = connector
+        .save_with_token(game_id, tiktok(&sb.base_url, "CLOCKED001", Some("T")), &sandbox::TIKTOK_TOKEN.into())
+        .await
+        .unwrap_err();
+    let api = postback::model::ApiError::from(err);
+    assert_eq!(api.code, "keychain_unavailable");
+    assert!(api.message.contains("locked") && api.message.contains("unlock it"), "{}", api.message);
+    assert_eq!(sb.state.stats()[&Network::TikTok].requests, 0, "nothing sent while the keychain is locked");
+    assert!(db.configs(game_id).await.unwrap().is_empty());
+
+    inject("tiktok-bad", keyring_core::Error::BadEncoding(b"super-secret-bytes".to_vec()));
+    let err = keychain.get("tiktok-bad").unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("super-secret"), "{err:?}");
+    assert!(err.to_string().contains("reconnect"), "{err}");
+}
