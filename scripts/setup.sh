@@ -8,7 +8,8 @@ want_tests=false
 [ "${1:-}" = "--test" ] && want_tests=true
 
 packages=(libwebkit2gtk-4.1-dev librsvg2-dev build-essential pkg-config curl python3)
-$want_tests && packages+=(webkit2gtk-driver xvfb xauth imagemagick)
+# The keychain tests need a real Secret Service: gnome-keyring in a private D-Bus session.
+$want_tests && packages+=(webkit2gtk-driver xvfb xauth imagemagick gnome-keyring dbus-daemon)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -190,8 +190,7 @@ fn validate_sends_one_test_event_and_says_what_to_fix() {
     let err: Value = serde_json::from_slice(&bad_pixel.stderr).unwrap();
     assert_eq!(err["error"]["field"], "pixel");
 
-    let stats: Value =
-        sandbox_stats(&sandbox.1);
+    let stats: Value = sandbox_stats(&sandbox.1);
     assert_eq!(stats["tiktok"]["test_events"], 1, "{stats}");
     assert_eq!(stats["tiktok"]["accepted"], 0, "a validation never counts as a live conversion");
 }

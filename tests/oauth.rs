@@ -104,12 +104,18 @@ fn app() -> OAuth2App {
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn oauth1_connect(sb: &RunningSandbox, choice: Choice) -> Result<postback::secrets::OAuth1Credentials, OAuthError> {
+async fn oauth1_connect(
+    sb: &RunningSandbox,
+    choice: Choice,
+) -> Result<postback::secrets::OAuth1Credentials, OAuthError> {
     let endpoints = XOAuthEndpoints::for_base(Some(&sb.base_url));
     oauth1::connect(&no_redirects(), &endpoints, &consumer(), &ScriptedBrowser::new(choice), 0, WAIT).await
 }
 
-async fn oauth2_connect(sb: &RunningSandbox, choice: Choice) -> Result<postback::secrets::OAuth2Credentials, OAuthError> {
+async fn oauth2_connect(
+    sb: &RunningSandbox,
+    choice: Choice,
+) -> Result<postback::secrets::OAuth2Credentials, OAuthError> {
     let endpoints = XOAuthEndpoints::for_base(Some(&sb.base_url));
     pkce::connect(&no_redirects(), &endpoints, &app(), &X_OAUTH2_SCOPES, &ScriptedBrowser::new(choice), 0, WAIT).await
 }
@@ -184,9 +190,11 @@ fn start_oauth2_mock_server() -> (NodeServer, u16) {
     let server = NodeServer(child);
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
-    let port = line.trim().strip_prefix("port=").and_then(|p| p.parse().ok()).unwrap_or_else(|| {
-        panic!("oauth2-mock-server did not start ({line:?}); run npm ci in ui/")
-    });
+    let port = line
+        .trim()
+        .strip_prefix("port=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("oauth2-mock-server did not start ({line:?}); run npm ci in ui/"));
     (server, port)
 }
 
@@ -231,7 +239,12 @@ fn keychain() -> Arc<Keychain> {
     Arc::new(keychain)
 }
 
-async fn deliver_x(store: &Store, credentials: &Arc<Credentials>, game_id: i64, id: &str) -> postback::delivery::RunReport {
+async fn deliver_x(
+    store: &Store,
+    credentials: &Arc<Credentials>,
+    game_id: i64,
+    id: &str,
+) -> postback::delivery::RunReport {
     let line = json!({"event_id": id, "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(),
                       "player_id": "p1", "consent": "full", "click_ids": {"twclid": "tw"}})
     .to_string();
@@ -339,7 +352,8 @@ async fn oauth2_tokens_are_refreshed_before_expiry_and_written_back_to_the_keych
 
     let report = deliver_x(&store, &credentials, game_id, "x2-1").await;
     assert_eq!((report.success, report.failed), (1, 0));
-    let stored = StoredCredential::from_keychain_value(&reference, &keychain.get(&reference).unwrap().unwrap()).unwrap();
+    let stored =
+        StoredCredential::from_keychain_value(&reference, &keychain.get(&reference).unwrap().unwrap()).unwrap();
     let StoredCredential::XOAuth2(renewed) = stored else { panic!("{stored:?}") };
     assert_ne!(renewed.access_token, tokens.access_token, "the refreshed token is in the keychain");
     assert_ne!(renewed.refresh_token, tokens.refresh_token, "and the rotated refresh token");

@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+use postback::connect::{Saved, TokenIntegrationInput, Validation, XAuthMethod};
 use postback::model::formats::IdKind;
 use postback::model::{
     ApiError, AppInfo, ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig,
     TikTokConfig, XConfig,
 };
-use postback::model::{DeliveryStatus, LogEntry};
+use postback::model::{DeliveryStatus, LogEntry, SandboxDemo};
 use ts_rs::{Config, TS};
 
 fn bindings_dir() -> PathBuf {
@@ -53,6 +54,11 @@ fn typescript_bindings_are_fresh() {
         check::<RedditConfig>(&cfg, update),
         check::<TikTokConfig>(&cfg, update),
         check::<XConfig>(&cfg, update),
+        check::<Saved>(&cfg, update),
+        check::<SandboxDemo>(&cfg, update),
+        check::<Validation>(&cfg, update),
+        check::<TokenIntegrationInput>(&cfg, update),
+        check::<XAuthMethod>(&cfg, update),
     ]
     .into_iter()
     .flatten()

@@ -15,7 +15,7 @@ pub struct Background {
     _stop: watch::Sender<bool>,
 }
 
-pub async fn start(store: Store) -> Background {
+pub async fn start(store: Store, credentials: Arc<Credentials>) -> Background {
     let addr = SocketAddr::from(([127, 0, 0, 1], postback::SANDBOX_DEFAULT_PORT));
     let sandbox = match postback::sandbox::start(addr).await {
         Ok(s) => Some(s),
@@ -26,8 +26,7 @@ pub async fn start(store: Store) -> Background {
         }
     };
     let (stop, stop_rx) = watch::channel(false);
-    let mut dispatcher =
-        Dispatcher::new(store, Arc::new(Credentials::without_keychain()), DispatcherOptions::default());
+    let mut dispatcher = Dispatcher::new(store, credentials, DispatcherOptions::default());
     tauri::async_runtime::spawn(async move {
         if let Err(e) = dispatcher.run(stop_rx).await {
             eprintln!("dispatcher stopped: {e}");

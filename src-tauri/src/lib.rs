@@ -14,7 +14,11 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::integrations::app_info,
         commands::integrations::list_games,
         commands::integrations::list_integrations,
-        commands::formats::check_id_format
+        commands::formats::check_id_format,
+        commands::credentials::save_token_integration,
+        commands::credentials::authorize_x,
+        commands::credentials::finish_x_connection,
+        commands::credentials::disconnect_integration
     ])
 }
 
@@ -32,8 +36,9 @@ pub fn run() {
         .setup(move |app| {
             manage_state(app, data_dir.clone())
                 .map_err(|e| format!("cannot open the database in {}: {e}", data_dir.display()))?;
-            let store = app.state::<state::AppState>().store.clone();
-            let background = tauri::async_runtime::block_on(background::start(store));
+            let state = app.state::<state::AppState>();
+            let (store, credentials) = (state.store.clone(), state.credentials.clone());
+            let background = tauri::async_runtime::block_on(background::start(store, credentials));
             app.manage(background);
             Ok(())
         })

@@ -68,3 +68,42 @@ fn id_formats_are_checked_by_the_engine() {
     assert_eq!(err.code, "invalid_input");
     assert!(err.message.starts_with("event_tag:") && err.message.contains("tw-xxxxx-yyyyy"), "{}", err.message);
 }
+
+fn demo_rows(webview: &tauri::WebviewWindow<tauri::test::MockRuntime>) -> Vec<ConfigSummary> {
+    let info: AppInfo =
+        serde_json::from_value(invoke(webview, "app_info", json!({})).expect("app_info")).expect("info");
+    serde_json::from_value(invoke(webview, "list_integrations", json!({"gameId": info.current_game.id})).expect("rows"))
+        .expect("rows")
+}
+
+#[test]
+fn a_bad_connect_form_names_the_field_and_never_echoes_the_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let game_id = demo_rows(&webview)[0].game_id;
+    let input = json!({"game_id": game_id, "network": "reddit", "pixel": "t2_wrong", "trigger_events": ["purchase"],
+                       "test_code": "t_1", "token": "very-secret-token-123"});
+    let err = invoke(&webview, "save_token_integration", json!({"input": input})).expect_err("bad pixel");
+    assert!(!err.to_string().contains("very-secret-token-123"), "{err}");
+    let err: ApiError = serde_json::from_value(err).expect("{code, message, field}");
+    assert_eq!((err.code.as_str(), err.field.as_deref()), ("invalid_input", Some("pixel")));
+    assert!(err.message.contains("a2_"), "{}", err.message);
+
+    let no_key = json!({"method": "oauth1", "consumer_key": " ", "consumer_secret": "s"});
+    let err = invoke(&webview, "authorize_x", json!({"gameId": game_id, "method": no_key})).expect_err("no key");
+    let err: ApiError = serde_json::from_value(err).expect("ApiError");
+    assert_eq!(err.field.as_deref(), Some("consumer_key"));
+}
+
+#[test]
+fn disconnect_removes_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let tiktok = demo_rows(&webview).into_iter().find(|r| r.network == Network::TikTok).expect("tiktok row");
+    let config_id = tiktok.config_id.expect("the demo game has a TikTok config");
+    assert_eq!(invoke(&webview, "disconnect_integration", json!({"configId": config_id})), Ok(Value::Null));
+    let after = demo_rows(&webview).into_iter().find(|r| r.network == Network::TikTok).expect("tiktok row");
+    assert_eq!((after.config_id, after.status), (None, postback::model::IntegrationStatus::NotConnected));
+    let again = invoke(&webview, "disconnect_integration", json!({"configId": config_id})).expect_err("gone");
+    assert_eq!(serde_json::from_value::<ApiError>(again).expect("ApiError").code, "not_found");
+}

@@ -1,9 +1,12 @@
 //! Connecting accounts: save-time validation, and the credential lifecycle of a config
 //! (connect, rotate, reconnect, disconnect) across the OS keychain and SQLite.
 
+mod input;
 mod service;
 pub mod validate;
+pub mod x;
 
+pub use input::{TokenIntegrationInput, XAuthMethod};
 pub use service::{Connector, Saved};
 pub use validate::{clean_token, validate, Validation};
 

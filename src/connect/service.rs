@@ -4,17 +4,19 @@
 
 use std::sync::Arc;
 
+use super::input::{TokenIntegrationInput, XAuthMethod};
 use super::validate::{clean_token, token_field, validate};
+use super::x::{self, PendingConnections};
 use super::{ConnectError, Validation};
 use crate::delivery::{Credential, Credentials};
 use crate::model::{formats, InputError, Network, PostbackConfig};
+use crate::oauth::Browser;
 use crate::secrets::{self, new_credential_ref, Secret, SecretStore, SecretsError, StoredCredential};
 use crate::store::Store;
 
 /// A saved config and what the network said about its credential.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 pub struct Saved {
-    #[ts(type = "number")]
     pub config_id: i64,
     pub validation: Validation,
 }
@@ -23,12 +25,13 @@ pub struct Connector {
     store: Store,
     credentials: Arc<Credentials>,
     http: reqwest::Client,
+    pending_x: PendingConnections,
 }
 
 impl Connector {
     pub fn new(store: Store, credentials: Arc<Credentials>) -> Self {
         let http = crate::delivery::send::client(std::time::Duration::from_secs(20));
-        Connector { store, credentials, http }
+        Connector { store, credentials, http, pending_x: PendingConnections::default() }
     }
 
     fn keychain(&self) -> Result<Arc<dyn SecretStore>, ConnectError> {
@@ -71,6 +74,39 @@ impl Connector {
             )
             .await?;
         Ok(Saved { config_id, validation })
+    }
+
+    /// The TikTok / Reddit Connect form: an existing config keeps its API base (the sandbox).
+    pub async fn save_form(&self, input: &TokenIntegrationInput) -> Result<Saved, ConnectError> {
+        let existing = self.store.config_for(input.game_id, input.network).await?;
+        let config = input.to_config(existing.and_then(|c| c.config.base_url().map(str::to_owned)))?;
+        self.save_with_token(input.game_id, config, &input.token).await
+    }
+
+    /// Step 1 of Connect X: authorise in the browser (against the sandbox when the game's X
+    /// config points there). Returns a handle for [`Self::finish_x`].
+    pub async fn authorize_x(
+        &self,
+        game_id: i64,
+        method: &XAuthMethod,
+        browser: &dyn Browser,
+        timeout: std::time::Duration,
+    ) -> Result<String, ConnectError> {
+        self.store.game(game_id).await?;
+        let existing = self.store.config_for(game_id, Network::X).await?;
+        let base_url = existing.and_then(|c| c.config.base_url().map(str::to_owned));
+        let credential = x::authorize(&self.http, base_url.as_deref(), method, browser, timeout).await?;
+        Ok(self.pending_x.hold(game_id, credential))
+    }
+
+    /// Step 2 of Connect X: the pixel id; validates and saves (a reconnect keeps goal mappings).
+    pub async fn finish_x(&self, game_id: i64, handle: &str, pixel_id: &str) -> Result<Saved, ConnectError> {
+        let credential = self.pending_x.get(handle, game_id).ok_or_else(x::expired)?;
+        let existing = self.store.config_for(game_id, Network::X).await?;
+        let base_url = existing.and_then(|c| c.config.base_url().map(str::to_owned));
+        let saved = self.save_x(game_id, pixel_id, base_url, credential).await?;
+        self.pending_x.forget(handle);
+        Ok(saved)
     }
 
     /// New TikTok / Reddit token for an existing config (validated first); un-pauses it.

@@ -8,8 +8,8 @@ pub mod retry;
 pub(crate) mod send;
 
 pub use credentials::{Credential, CredentialError, Credentials};
-pub use send::client as http_client;
 pub use dispatcher::{DeliveryError, Dispatcher, DispatcherOptions, RateSettings, RunReport};
+pub use send::client as http_client;
 
 /// Milliseconds since the Unix epoch, the engine's storage clock.
 pub fn now_ms() -> i64 {

@@ -27,6 +27,8 @@ pub enum Health {
 #[serde(rename_all = "snake_case")]
 pub enum IntegrationStatus {
     Connected,
+    /// Connected, but the network refused the credentials: delivery waits for a rotation.
+    Paused,
     NotConnected,
 }
 
@@ -34,6 +36,8 @@ pub enum IntegrationStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ConfigSummary {
     pub game_id: i64,
+    /// The saved config's id; `None` when the game has no config for this network.
+    pub config_id: Option<i64>,
     pub network: Network,
     pub display_name: String,
     pub status: IntegrationStatus,
@@ -43,6 +47,10 @@ pub struct ConfigSummary {
     /// API base URL when it is not the real network (the built-in sandbox).
     pub base_url: Option<String>,
     pub health: Health,
+    /// TikTok / Reddit: the events that are forwarded.
+    pub trigger_events: Vec<String>,
+    /// Why delivery is paused, when it is.
+    pub paused_reason: Option<String>,
 }
 
 /// What the window needs to know about the running app.
@@ -53,6 +61,32 @@ pub struct AppInfo {
     pub data_dir: String,
     /// The game the window opens on (the demo "Sandbox Game" on first start).
     pub current_game: Game,
+    /// The built-in sandbox's public demo credentials, offered in the Connect forms of
+    /// configs that point at the sandbox.
+    pub sandbox_demo: SandboxDemo,
+}
+
+/// Public demo credentials the sandbox accepts (not secrets: they work nowhere else).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SandboxDemo {
+    pub tiktok_token: String,
+    pub reddit_token: String,
+    pub x_consumer_key: String,
+    pub x_consumer_secret: String,
+    pub x_client_id: String,
+}
+
+impl SandboxDemo {
+    pub fn get() -> Self {
+        use crate::sandbox::{self, oauth};
+        SandboxDemo {
+            tiktok_token: sandbox::TIKTOK_TOKEN.into(),
+            reddit_token: sandbox::REDDIT_TOKEN.into(),
+            x_consumer_key: oauth::X_CONSUMER_KEY.into(),
+            x_consumer_secret: oauth::X_CONSUMER_SECRET.into(),
+            x_client_id: oauth::X_CLIENT_ID.into(),
+        }
+    }
 }
 
 /// The outcome of one delivery attempt, as the delivery log records it.

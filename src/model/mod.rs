@@ -10,5 +10,5 @@ mod network;
 pub use config::{Goal, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
 pub use error::{ApiError, InputError};
 pub use event::{ClickIds, Consent, ConversionEvent, Item};
-pub use game::{AppInfo, ConfigSummary, DeliveryStatus, Game, Health, IntegrationStatus, LogEntry};
+pub use game::{AppInfo, ConfigSummary, DeliveryStatus, Game, Health, IntegrationStatus, LogEntry, SandboxDemo};
 pub use network::Network;

@@ -7,10 +7,12 @@ pub mod loopback;
 pub mod oauth1;
 pub mod pkce;
 pub mod signature;
+mod system_browser;
 
 use std::time::Duration;
 
 pub use error::OAuthError;
+pub use system_browser::SystemBrowser;
 
 /// Where the authorisation URL is opened: the system browser in the app, a scripted client in
 /// tests. Returns an error message when no browser could be started.

@@ -310,9 +310,11 @@ impl Store {
             };
             rows.push(ConfigSummary {
                 game_id,
+                config_id: stored.map(|c| c.id),
                 network,
                 display_name: network.display_name().to_owned(),
                 status: match stored {
+                    Some(c) if c.credential_ref.is_some() && c.paused_reason.is_some() => IntegrationStatus::Paused,
                     Some(c) if c.credential_ref.is_some() => IntegrationStatus::Connected,
                     _ => IntegrationStatus::NotConnected,
                 },
@@ -320,6 +322,12 @@ impl Store {
                 pixel: stored.map(|c| c.config.pixel().to_owned()),
                 base_url: stored.and_then(|c| c.config.base_url().map(str::to_owned)),
                 health,
+                trigger_events: match stored.map(|c| &c.config) {
+                    Some(PostbackConfig::TikTok(c)) => c.trigger_events.clone(),
+                    Some(PostbackConfig::Reddit(c)) => c.trigger_events.clone(),
+                    _ => Vec::new(),
+                },
+                paused_reason: stored.and_then(|c| c.paused_reason.clone()),
             });
         }
         Ok(rows)

@@ -9,6 +9,7 @@ pub async fn app_info(state: State<'_, AppState>) -> Result<AppInfo, ApiError> {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         data_dir: state.data_dir.display().to_string(),
         current_game: state.game.clone(),
+        sandbox_demo: postback::model::SandboxDemo::get(),
     })
 }
 

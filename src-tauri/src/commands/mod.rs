@@ -1,5 +1,6 @@
 //! `#[tauri::command]`s: each a few lines that call the engine. Registered by full path in
 //! `lib.rs` (the macro needs the module the command was defined in).
 
+pub mod credentials;
 pub mod formats;
 pub mod integrations;

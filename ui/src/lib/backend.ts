@@ -5,15 +5,21 @@ import type { AppInfo } from './bindings/AppInfo';
 import type { ConfigSummary } from './bindings/ConfigSummary';
 import type { Game } from './bindings/Game';
 import type { IdKind } from './bindings/IdKind';
+import type { Saved } from './bindings/Saved';
+import type { TokenIntegrationInput } from './bindings/TokenIntegrationInput';
+import type { XAuthMethod } from './bindings/XAuthMethod';
 
 /** An error from the backend, with the stable code the UI can branch on. */
 export class BackendError extends Error {
   readonly code: string;
+  /** The form field to fix, when the backend names one. */
+  readonly field: string | undefined;
 
-  constructor(code: string, message: string) {
+  constructor(code: string, message: string, field?: string) {
     super(message);
     this.name = 'BackendError';
     this.code = code;
+    this.field = field;
   }
 }
 
@@ -29,7 +35,7 @@ function isApiError(value: unknown): value is ApiError {
 /** Turns whatever a rejected `invoke` carries into a BackendError. */
 export function decodeError(raw: unknown): BackendError {
   if (raw instanceof BackendError) return raw;
-  if (isApiError(raw)) return new BackendError(raw.code, raw.message);
+  if (isApiError(raw)) return new BackendError(raw.code, raw.message, raw.field);
   if (raw instanceof Error) return new BackendError('internal', raw.message);
   return new BackendError('internal', typeof raw === 'string' ? raw : 'Unexpected error from the app backend');
 }
@@ -48,4 +54,11 @@ export const backend = {
   listIntegrations: (gameId: number) => call<ConfigSummary[]>('list_integrations', { gameId }),
   /** The cleaned id, or a BackendError('invalid_input') that says what a good one looks like. */
   checkIdFormat: (kind: IdKind, value: string) => call<string>('check_id_format', { kind, value }),
+  /** Validates with one test event (test code never stored), then keychain + config. */
+  saveTokenIntegration: (input: TokenIntegrationInput) => call<Saved>('save_token_integration', { input }),
+  /** Opens the system browser; resolves with a handle once the user approved. */
+  authorizeX: (gameId: number, method: XAuthMethod) => call<string>('authorize_x', { gameId, method }),
+  finishXConnection: (gameId: number, handle: string, pixelId: string) =>
+    call<Saved>('finish_x_connection', { gameId, handle, pixelId }),
+  disconnectIntegration: (configId: number) => call<null>('disconnect_integration', { configId }),
 };

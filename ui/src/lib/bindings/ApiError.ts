@@ -3,4 +3,8 @@
 /**
  * An error as the UI receives it over IPC: a stable `code` to branch on and a sentence to show.
  */
-export type ApiError = { code: string, message: string, };
+export type ApiError = { code: string, message: string, 
+/**
+ * The form field to fix, when one is to blame.
+ */
+field?: string, };

@@ -6,7 +6,11 @@ import type { Network } from "./Network";
 /**
  * One row of Settings → Integrations: a network and the game's config for it, if any.
  */
-export type ConfigSummary = { game_id: number, network: Network, display_name: string, status: IntegrationStatus, enabled: boolean, 
+export type ConfigSummary = { game_id: number, 
+/**
+ * The saved config's id; `None` when the game has no config for this network.
+ */
+config_id: number | null, network: Network, display_name: string, status: IntegrationStatus, enabled: boolean, 
 /**
  * The pixel the config reports to; `None` when not connected.
  */
@@ -14,4 +18,12 @@ pixel: string | null,
 /**
  * API base URL when it is not the real network (the built-in sandbox).
  */
-base_url: string | null, health: Health, };
+base_url: string | null, health: Health, 
+/**
+ * TikTok / Reddit: the events that are forwarded.
+ */
+trigger_events: Array<string>, 
+/**
+ * Why delivery is paused, when it is.
+ */
+paused_reason: string | null, };

@@ -3,4 +3,4 @@
 /**
  * Whether a network is set up for a game; what the Integrations page shows per row.
  */
-export type IntegrationStatus = "connected" | "not_connected";
+export type IntegrationStatus = "connected" | "paused" | "not_connected";

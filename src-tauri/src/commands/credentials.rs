@@ -1,0 +1,38 @@
+//! Connect, rotate, reconnect and disconnect. Tokens come in once and go to the keychain; no
+//! command ever returns one.
+
+use postback::connect::{Saved, TokenIntegrationInput, XAuthMethod};
+use postback::model::ApiError;
+use postback::oauth::{SystemBrowser, DEFAULT_BROWSER_TIMEOUT};
+use tauri::State;
+
+use crate::state::AppState;
+
+#[tauri::command]
+pub async fn save_token_integration(
+    state: State<'_, AppState>,
+    input: TokenIntegrationInput,
+) -> Result<Saved, ApiError> {
+    Ok(state.connector.save_form(&input).await?)
+}
+
+/// Opens the system browser and waits (up to 5 minutes) for the user to approve.
+#[tauri::command]
+pub async fn authorize_x(state: State<'_, AppState>, game_id: i64, method: XAuthMethod) -> Result<String, ApiError> {
+    Ok(state.connector.authorize_x(game_id, &method, &SystemBrowser, DEFAULT_BROWSER_TIMEOUT).await?)
+}
+
+#[tauri::command]
+pub async fn finish_x_connection(
+    state: State<'_, AppState>,
+    game_id: i64,
+    handle: String,
+    pixel_id: String,
+) -> Result<Saved, ApiError> {
+    Ok(state.connector.finish_x(game_id, &handle, &pixel_id).await?)
+}
+
+#[tauri::command]
+pub async fn disconnect_integration(state: State<'_, AppState>, config_id: i64) -> Result<(), ApiError> {
+    Ok(state.connector.disconnect(config_id).await?)
+}

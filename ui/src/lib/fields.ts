@@ -1,0 +1,17 @@
+// Which input of a Connect form an error's `field` points at.
+const aliases: Record<string, string> = {
+  access_token: 'token',
+  conversion_access_token: 'token',
+  token_env: 'token',
+  test_event_code: 'test_code',
+  test_id: 'test_code',
+  pixel_code: 'pixel',
+  pixel_id: 'pixel',
+};
+
+/** The form input named by a backend error field, or `general` when none matches. */
+export function formField(field: string | undefined, inputs: readonly string[]): string {
+  if (!field) return 'general';
+  const name = aliases[field] ?? field;
+  return inputs.includes(name) ? name : 'general';
+}
