@@ -5,6 +5,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 (cd ui && npm run build)
 cargo build -p postback-desk
-SCREENSHOT_OUT="$PWD/docs/screenshot.png" xvfb-run -a --server-args="-screen 0 1280x800x24" \
+SCREENSHOT_OUT="$PWD/docs/screenshot.png" xvfb-run -a --server-args="-screen 0 1280x800x24" bash scripts/with-keyring.sh \
   node --test tests/e2e/
 echo "wrote docs/screenshot.png"

@@ -22,8 +22,8 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo test --workspace"
-cargo test --workspace 2>&1 | tee "$logs/cargo.log"
+step "cargo test --workspace (inside a private D-Bus session with GNOME Keyring: a real Secret Service)"
+bash scripts/with-keyring.sh cargo test --workspace 2>&1 | tee "$logs/cargo.log"
 
 step "contract cases through the CLI (shared/contract/check.py)"
 # The shared checker and cases when shared/ stands beside the repo (CI); the copies otherwise.
@@ -38,7 +38,8 @@ step "build the app binary"
 cargo build -p postback-desk
 
 step "end to end in the real window (Xvfb + tauri-driver + WebKitWebDriver)"
-xvfb-run -a --server-args="-screen 0 1280x800x24" node --test --test-reporter=tap tests/e2e/ 2>&1 | tee "$logs/e2e.log"
+xvfb-run -a --server-args="-screen 0 1280x800x24" bash scripts/with-keyring.sh \
+  node --test --test-concurrency=1 --test-reporter=tap tests/e2e/ 2>&1 | tee "$logs/e2e.log"
 
 passed=0
 failed=0

@@ -140,15 +140,16 @@ impl Drop for SandboxProcess {
 
 fn sandbox_process() -> SandboxProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = postback().args(["sandbox", "--port", &port.to_string()]).spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
+    // Owned by the guard at once, so the child is reaped whatever happens next.
+    let sandbox = SandboxProcess(postback().args(["sandbox", "--port", &port.to_string()]).spawn().unwrap(), base);
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return SandboxProcess(child, base);
+            return sandbox;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    panic!("the sandbox did not start on {base}");
+    panic!("the sandbox did not start on {}", sandbox.1);
 }
 
 /// `GET /__sandbox/stats` over a plain loopback socket.

@@ -82,7 +82,7 @@ fn a_bad_connect_form_names_the_field_and_never_echoes_the_token() {
     let (_app, webview) = app(dir.path());
     let game_id = demo_rows(&webview)[0].game_id;
     let input = json!({"game_id": game_id, "network": "reddit", "pixel": "t2_wrong", "trigger_events": ["purchase"],
-                       "test_code": "t_1", "token": "very-secret-token-123"});
+                       "test_code": "t_1", "token": "very-secret-token-123", "sandbox": true});
     let err = invoke(&webview, "save_token_integration", json!({"input": input})).expect_err("bad pixel");
     assert!(!err.to_string().contains("very-secret-token-123"), "{err}");
     let err: ApiError = serde_json::from_value(err).expect("{code, message, field}");
@@ -90,7 +90,8 @@ fn a_bad_connect_form_names_the_field_and_never_echoes_the_token() {
     assert!(err.message.contains("a2_"), "{}", err.message);
 
     let no_key = json!({"method": "oauth1", "consumer_key": " ", "consumer_secret": "s"});
-    let err = invoke(&webview, "authorize_x", json!({"gameId": game_id, "method": no_key})).expect_err("no key");
+    let err = invoke(&webview, "authorize_x", json!({"gameId": game_id, "method": no_key, "sandbox": true}))
+        .expect_err("no key");
     let err: ApiError = serde_json::from_value(err).expect("ApiError");
     assert_eq!(err.field.as_deref(), Some("consumer_key"));
 }

@@ -17,11 +17,14 @@ pub struct TokenIntegrationInput {
     pub test_code: Option<String>,
     #[ts(type = "string")]
     pub token: Secret,
+    /// Send to the built-in sandbox instead of the real network (demos, QA without an account).
+    pub sandbox: bool,
 }
 
 impl TokenIntegrationInput {
-    /// The config to validate and save. `base_url` is the existing config's (the sandbox).
-    pub fn to_config(&self, base_url: Option<String>) -> Result<PostbackConfig, InputError> {
+    /// The config to validate and save.
+    pub fn to_config(&self) -> Result<PostbackConfig, InputError> {
+        let base_url = self.sandbox.then(crate::sandbox_base_url);
         let mut triggers: Vec<String> = Vec::new();
         for event in self.trigger_events.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             if !triggers.iter().any(|t| t == event) {

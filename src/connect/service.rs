@@ -76,34 +76,30 @@ impl Connector {
         Ok(Saved { config_id, validation })
     }
 
-    /// The TikTok / Reddit Connect form: an existing config keeps its API base (the sandbox).
+    /// The TikTok / Reddit Connect form.
     pub async fn save_form(&self, input: &TokenIntegrationInput) -> Result<Saved, ConnectError> {
-        let existing = self.store.config_for(input.game_id, input.network).await?;
-        let config = input.to_config(existing.and_then(|c| c.config.base_url().map(str::to_owned)))?;
-        self.save_with_token(input.game_id, config, &input.token).await
+        self.save_with_token(input.game_id, input.to_config()?, &input.token).await
     }
 
-    /// Step 1 of Connect X: authorise in the browser (against the sandbox when the game's X
-    /// config points there). Returns a handle for [`Self::finish_x`].
+    /// Step 1 of Connect X: authorise in the browser, against X or the built-in sandbox.
+    /// Returns a handle for [`Self::finish_x`].
     pub async fn authorize_x(
         &self,
         game_id: i64,
         method: &XAuthMethod,
+        sandbox: bool,
         browser: &dyn Browser,
         timeout: std::time::Duration,
     ) -> Result<String, ConnectError> {
         self.store.game(game_id).await?;
-        let existing = self.store.config_for(game_id, Network::X).await?;
-        let base_url = existing.and_then(|c| c.config.base_url().map(str::to_owned));
+        let base_url = sandbox.then(crate::sandbox_base_url);
         let credential = x::authorize(&self.http, base_url.as_deref(), method, browser, timeout).await?;
-        Ok(self.pending_x.hold(game_id, credential))
+        Ok(self.pending_x.hold(game_id, base_url, credential))
     }
 
     /// Step 2 of Connect X: the pixel id; validates and saves (a reconnect keeps goal mappings).
     pub async fn finish_x(&self, game_id: i64, handle: &str, pixel_id: &str) -> Result<Saved, ConnectError> {
-        let credential = self.pending_x.get(handle, game_id).ok_or_else(x::expired)?;
-        let existing = self.store.config_for(game_id, Network::X).await?;
-        let base_url = existing.and_then(|c| c.config.base_url().map(str::to_owned));
+        let (base_url, credential) = self.pending_x.get(handle, game_id).ok_or_else(x::expired)?;
         let saved = self.save_x(game_id, pixel_id, base_url, credential).await?;
         self.pending_x.forget(handle);
         Ok(saved)

@@ -47,30 +47,37 @@ pub async fn authorize(
     })
 }
 
+struct Pending {
+    game_id: i64,
+    base_url: Option<String>,
+    credential: StoredCredential,
+    at: Instant,
+}
+
 /// Authorised X credentials waiting for their pixel id, by a random handle.
 #[derive(Default)]
 pub struct PendingConnections {
-    waiting: Mutex<HashMap<String, (i64, StoredCredential, Instant)>>,
+    waiting: Mutex<HashMap<String, Pending>>,
 }
 
 impl PendingConnections {
     /// Keeps the credential for `game_id`; returns the handle the UI sends back with the pixel id.
-    pub fn hold(&self, game_id: i64, credential: StoredCredential) -> String {
+    pub fn hold(&self, game_id: i64, base_url: Option<String>, credential: StoredCredential) -> String {
         let handle = format!("{:032x}", fastrand::u128(..));
         let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        waiting.retain(|_, (_, _, at)| at.elapsed() < PENDING_TTL);
-        waiting.insert(handle.clone(), (game_id, credential, Instant::now()));
+        waiting.retain(|_, p| p.at.elapsed() < PENDING_TTL);
+        waiting.insert(handle.clone(), Pending { game_id, base_url, credential, at: Instant::now() });
         handle
     }
 
-    /// The credential for the handle (it stays held until [`Self::forget`], so a mistyped pixel
+    /// The API base and credential for the handle (it stays held until [`Self::forget`], so a mistyped pixel
     /// id can be corrected without authorising again).
-    pub fn get(&self, handle: &str, game_id: i64) -> Option<StoredCredential> {
+    pub fn get(&self, handle: &str, game_id: i64) -> Option<(Option<String>, StoredCredential)> {
         let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        match waiting.get(handle) {
-            Some((game, credential, at)) if *game == game_id && at.elapsed() < PENDING_TTL => Some(credential.clone()),
-            _ => None,
-        }
+        waiting
+            .get(handle)
+            .filter(|p| p.game_id == game_id && p.at.elapsed() < PENDING_TTL)
+            .map(|p| (p.base_url.clone(), p.credential.clone()))
     }
 
     pub fn forget(&self, handle: &str) {

@@ -70,6 +70,20 @@ export class Session {
     return command('GET', `/session/${this.id}/element/${element}/attribute/${name}`);
   }
 
+  async click(element) {
+    await command('POST', `/session/${this.id}/element/${element}/click`, {});
+  }
+
+  /** Replaces the input's value with `text`, as typed keys. */
+  async type(element, text) {
+    await command('POST', `/session/${this.id}/element/${element}/clear`, {});
+    await command('POST', `/session/${this.id}/element/${element}/value`, { text });
+  }
+
+  async execute(script, args = []) {
+    return command('POST', `/session/${this.id}/execute/sync`, { script, args });
+  }
+
   async screenshot() {
     return Buffer.from(await command('GET', `/session/${this.id}/screenshot`), 'base64');
   }

@@ -18,8 +18,13 @@ pub async fn save_token_integration(
 
 /// Opens the system browser and waits (up to 5 minutes) for the user to approve.
 #[tauri::command]
-pub async fn authorize_x(state: State<'_, AppState>, game_id: i64, method: XAuthMethod) -> Result<String, ApiError> {
-    Ok(state.connector.authorize_x(game_id, &method, &SystemBrowser, DEFAULT_BROWSER_TIMEOUT).await?)
+pub async fn authorize_x(
+    state: State<'_, AppState>,
+    game_id: i64,
+    method: XAuthMethod,
+    sandbox: bool,
+) -> Result<String, ApiError> {
+    Ok(state.connector.authorize_x(game_id, &method, sandbox, &SystemBrowser, DEFAULT_BROWSER_TIMEOUT).await?)
 }
 
 #[tauri::command]

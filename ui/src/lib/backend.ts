@@ -57,7 +57,8 @@ export const backend = {
   /** Validates with one test event (test code never stored), then keychain + config. */
   saveTokenIntegration: (input: TokenIntegrationInput) => call<Saved>('save_token_integration', { input }),
   /** Opens the system browser; resolves with a handle once the user approved. */
-  authorizeX: (gameId: number, method: XAuthMethod) => call<string>('authorize_x', { gameId, method }),
+  authorizeX: (gameId: number, method: XAuthMethod, sandbox: boolean) =>
+    call<string>('authorize_x', { gameId, method, sandbox }),
   finishXConnection: (gameId: number, handle: string, pixelId: string) =>
     call<Saved>('finish_x_connection', { gameId, handle, pixelId }),
   disconnectIntegration: (configId: number) => call<null>('disconnect_integration', { configId }),

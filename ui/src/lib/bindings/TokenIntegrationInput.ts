@@ -5,4 +5,8 @@ import type { Network } from "./Network";
  * The TikTok / Reddit Connect form. The token arrives once and goes to the keychain; the test
  * code is used for the validation request only.
  */
-export type TokenIntegrationInput = { game_id: number, network: Network, pixel: string, trigger_events: Array<string>, test_code: string | null, token: string, };
+export type TokenIntegrationInput = { game_id: number, network: Network, pixel: string, trigger_events: Array<string>, test_code: string | null, token: string, 
+/**
+ * Send to the built-in sandbox instead of the real network (demos, QA without an account).
+ */
+sandbox: boolean, };
