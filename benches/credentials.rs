@@ -25,7 +25,10 @@ fn main() {
     let signer = Signer {
         consumer_key: "xvz1evFS4wEEPTGEFPHBog",
         consumer_secret: "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
-        token: Some(("370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb", "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE")),
+        token: Some((
+            "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb",
+            "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE",
+        )),
     };
     let url = "https://ads-api.x.com/12/measurement/conversions/oka17";
     let n = 200_000;

@@ -252,29 +252,53 @@ async fn deliver_x(
     Dispatcher::new(store.clone(), credentials.clone(), DispatcherOptions::default()).run_until_idle().await.unwrap()
 }
 
-#[tokio::test]
-async fn oauth1_connect_save_deliver_signed_and_reconnect_keeps_goals() {
-    let sb = sandbox().await;
+/// A game on a real SQLite file with the keychain-backed credential lifecycle.
+struct XRig {
+    _dir: tempfile::TempDir,
+    store: Store,
+    game_id: i64,
+    keychain: Arc<Keychain>,
+    credentials: Arc<Credentials>,
+    connector: Connector,
+}
+
+async fn x_rig() -> XRig {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let game_id = store.create_game("X Game").await.unwrap().id;
     let keychain = keychain();
     let credentials = Arc::new(Credentials::new(keychain.clone()));
     let connector = Connector::new(store.clone(), credentials.clone());
+    XRig { _dir: dir, store, game_id, keychain, credentials, connector }
+}
 
-    let tokens = oauth1_connect(&sb, Choice::Approve).await.unwrap();
-    let saved = connector
-        .save_x(game_id, "sbx01", Some(sb.base_url.clone()), StoredCredential::XOAuth1(tokens.clone()))
-        .await
-        .unwrap();
-    assert!(saved.validation.message.contains("ACCOUNT_ADMIN"), "{}", saved.validation.message);
-    // Map a goal to a Single Event Tag, as the Goals page does.
-    let mut config = store.config(saved.config_id).await.unwrap();
-    let first_ref = config.credential_ref.clone().unwrap();
+/// Saves the X config for the sandbox pixel and maps a goal to a Single Event Tag, as the Goals
+/// page does. Returns the config id and its keychain reference.
+async fn save_with_goal(
+    rig: &XRig,
+    sb: &RunningSandbox,
+    credential: StoredCredential,
+) -> (postback::connect::Saved, String) {
+    let saved = rig.connector.save_x(rig.game_id, "sbx01", Some(sb.base_url.clone()), credential).await.unwrap();
+    let mut config = rig.store.config(saved.config_id).await.unwrap();
+    let reference = config.credential_ref.clone().unwrap();
     if let PostbackConfig::X(x) = &mut config.config {
         x.goals = vec![Goal::mapped("buy", "Purchase", "purchase", "tw-sbx01-buy01")];
     }
-    store.update_config(saved.config_id, &config.config, &first_ref).await.unwrap();
+    rig.store.update_config(saved.config_id, &config.config, &reference).await.unwrap();
+    (saved, reference)
+}
+
+#[tokio::test]
+async fn oauth1_connect_save_deliver_signed_and_reconnect_keeps_goals() {
+    let sb = sandbox().await;
+    let rig = x_rig().await;
+    let XRig { store, game_id, keychain, credentials, connector, .. } = &rig;
+    let game_id = *game_id;
+
+    let tokens = oauth1_connect(&sb, Choice::Approve).await.unwrap();
+    let (saved, first_ref) = save_with_goal(&rig, &sb, StoredCredential::XOAuth1(tokens.clone())).await;
+    assert!(saved.validation.message.contains("ACCOUNT_ADMIN"), "{}", saved.validation.message);
 
     // Delivery signs every request with OAuth 1.0a; the sandbox verifies the HMAC-SHA1.
     let report = deliver_x(&store, &credentials, game_id, "x-1").await;
@@ -331,24 +355,12 @@ async fn oauth2_tokens_are_refreshed_before_expiry_and_written_back_to_the_keych
     let sb = sandbox().await;
     // Tokens that live 60 s are inside the refresh margin from the start.
     sb.state.oauth.set_access_token_lifetime(60);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let game_id = store.create_game("X2 Game").await.unwrap().id;
-    let keychain = keychain();
-    let credentials = Arc::new(Credentials::new(keychain.clone()));
-    let connector = Connector::new(store.clone(), credentials.clone());
+    let rig = x_rig().await;
+    let XRig { store, game_id, keychain, credentials, connector, .. } = &rig;
+    let game_id = *game_id;
 
     let tokens = oauth2_connect(&sb, Choice::Approve).await.unwrap();
-    let saved = connector
-        .save_x(game_id, "sbx01", Some(sb.base_url.clone()), StoredCredential::XOAuth2(tokens.clone()))
-        .await
-        .unwrap();
-    let mut config = store.config(saved.config_id).await.unwrap();
-    let reference = config.credential_ref.clone().unwrap();
-    if let PostbackConfig::X(x) = &mut config.config {
-        x.goals = vec![Goal::mapped("buy", "Purchase", "purchase", "tw-sbx01-buy01")];
-    }
-    store.update_config(saved.config_id, &config.config, &reference).await.unwrap();
+    let (saved, reference) = save_with_goal(&rig, &sb, StoredCredential::XOAuth2(tokens.clone())).await;
 
     let report = deliver_x(&store, &credentials, game_id, "x2-1").await;
     assert_eq!((report.success, report.failed), (1, 0));

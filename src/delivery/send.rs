@@ -34,43 +34,26 @@ pub async fn exchange(
     credential: Result<&Credential, String>,
 ) -> Exchange {
     let items = request.item_events.len();
+    // Every item gets the same outcome; nothing went over the wire.
+    let unsent = |outcome: ItemOutcome| Exchange {
+        classification: Classification::all(outcome, items, None),
+        http_status: None,
+        latency_ms: 0,
+    };
     let credential = match credential {
-        Ok(t) => t,
-        Err(reason) => {
-            return Exchange {
-                classification: Classification::all(ItemOutcome::credential(reason), items, None),
-                http_status: None,
-                latency_ms: 0,
-            }
-        }
+        Ok(c) => c,
+        Err(reason) => return unsent(ItemOutcome::credential(reason)),
     };
     let mut builder = client.post(&request.url);
     for header in &request.headers {
-        let value = match header_value(header.value, credential, "POST", &request.url) {
-            Ok(v) => v,
-            Err(reason) => {
-                return Exchange {
-                    classification: Classification::all(ItemOutcome::credential(reason), items, None),
-                    http_status: None,
-                    latency_ms: 0,
-                }
-            }
-        };
-        builder = builder.header(header.name, value);
+        match header_value(header.value, credential, "POST", &request.url) {
+            Ok(value) => builder = builder.header(header.name, value),
+            Err(reason) => return unsent(ItemOutcome::credential(reason)),
+        }
     }
     let body = match serde_json::to_vec(&request.body) {
         Ok(b) => b,
-        Err(e) => {
-            return Exchange {
-                classification: Classification::all(
-                    ItemOutcome::rejected(format!("request could not be encoded: {e}")),
-                    items,
-                    None,
-                ),
-                http_status: None,
-                latency_ms: 0,
-            }
-        }
+        Err(e) => return unsent(ItemOutcome::rejected(format!("request could not be encoded: {e}"))),
     };
     let started = Instant::now();
     let result = async {
