@@ -267,3 +267,47 @@ async fn keychain_faults_stop_the_save_and_never_leak_the_value() {
     assert!(!format!("{err} {err:?}").contains("super-secret"), "{err:?}");
     assert!(err.to_string().contains("reconnect"), "{err}");
 }
+
+/// A keychain that is locked when the dispatcher needs the token delays the batch; it neither
+/// burns attempts nor pauses the config, and the event goes out once the keychain answers.
+#[tokio::test]
+async fn a_locked_keychain_during_delivery_defers_without_pausing() {
+    use keyring_core::mock;
+    let mock_store = mock::Store::new().unwrap();
+    let keychain = Arc::new(Keychain::with_store(mock_store.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let db = Store::open(dir.path()).await.unwrap();
+    let sb = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let game_id = db.create_game("Later").await.unwrap().id;
+    let credentials = Arc::new(Credentials::new(keychain.clone()));
+    let saved = Connector::new(db.clone(), credentials.clone())
+        .save_with_token(game_id, tiktok(&sb.base_url, "CLATER0001", Some("T")), &sandbox::TIKTOK_TOKEN.into())
+        .await
+        .unwrap();
+    let reference = db.config(saved.config_id).await.unwrap().credential_ref.unwrap();
+    let entry = keyring_core::api::CredentialStoreApi::build(
+        mock_store.as_ref(),
+        postback::secrets::KEYCHAIN_SERVICE,
+        &reference,
+        None,
+    )
+    .unwrap();
+    // The next read fails as a locked keychain does (the mock clears the error after one call).
+    entry
+        .as_any()
+        .downcast_ref::<mock::Cred>()
+        .unwrap()
+        .set_error(keyring_core::Error::NoStorageAccess("the collection is locked".into()));
+
+    let line = json!({"event_id": "l1", "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(),
+                      "player_id": "p1", "consent": "full", "click_ids": {"ttclid": "tt"}})
+    .to_string();
+    import_ndjson(&db, game_id, line.as_bytes(), postback::delivery::now_ms()).await.unwrap();
+    let mut options = DispatcherOptions::default();
+    options.credential_retry = std::time::Duration::from_millis(100);
+    let report = Dispatcher::new(db.clone(), credentials, options).run_until_idle().await.unwrap();
+    assert_eq!((report.deferred, report.success, report.failed, report.retried), (1, 1, 0, 0));
+    assert_eq!(db.config(saved.config_id).await.unwrap().paused_reason, None);
+    let log = db.log_page(&postback::store::LogFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.attempt).collect::<Vec<_>>(), [1], "the deferral cost no attempt");
+}

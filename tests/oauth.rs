@@ -31,6 +31,8 @@ enum Choice {
     Close,
     /// Comes back with a `state` / `oauth_token` that is not ours.
     ForeignState,
+    /// Another local process delivers a forged callback first; then the user approves.
+    ForgedThenApprove,
 }
 
 /// Plays the user in the browser: loads the authorisation URL, clicks Approve or Cancel on the
@@ -65,7 +67,8 @@ async fn drive(url: String, choice: Choice, callbacks: Arc<Mutex<Vec<String>>>) 
         let decided = http.get(link).send().await.unwrap();
         decided.headers()["location"].to_str().unwrap().to_owned()
     };
-    if choice == Choice::ForeignState {
+    if matches!(choice, Choice::ForeignState | Choice::ForgedThenApprove) {
+        let genuine = target.clone();
         let mut u = reqwest::Url::parse(&target).unwrap();
         let pairs: Vec<(String, String)> = u
             .query_pairs()
@@ -76,6 +79,10 @@ async fn drive(url: String, choice: Choice, callbacks: Arc<Mutex<Vec<String>>>) 
             .collect();
         u.query_pairs_mut().clear().extend_pairs(pairs);
         target = u.into();
+        if choice == Choice::ForgedThenApprove {
+            let _ = http.get(&target).send().await;
+            target = genuine;
+        }
     }
     callbacks.lock().unwrap().push(target.clone());
     let _ = http.get(&target).send().await;
@@ -104,12 +111,22 @@ fn app() -> OAuth2App {
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Only foreign answers come: the flow waits them out, so keep that wait short.
+fn wait_for(choice: Choice) -> Duration {
+    if choice == Choice::ForeignState {
+        Duration::from_millis(800)
+    } else {
+        WAIT
+    }
+}
+
 async fn oauth1_connect(
     sb: &RunningSandbox,
     choice: Choice,
 ) -> Result<postback::secrets::OAuth1Credentials, OAuthError> {
     let endpoints = XOAuthEndpoints::for_base(Some(&sb.base_url));
-    oauth1::connect(&no_redirects(), &endpoints, &consumer(), &ScriptedBrowser::new(choice), 0, WAIT).await
+    let browser = ScriptedBrowser::new(choice);
+    oauth1::connect(&no_redirects(), &endpoints, &consumer(), &browser, 0, wait_for(choice)).await
 }
 
 async fn oauth2_connect(
@@ -117,14 +134,18 @@ async fn oauth2_connect(
     choice: Choice,
 ) -> Result<postback::secrets::OAuth2Credentials, OAuthError> {
     let endpoints = XOAuthEndpoints::for_base(Some(&sb.base_url));
-    pkce::connect(&no_redirects(), &endpoints, &app(), &X_OAUTH2_SCOPES, &ScriptedBrowser::new(choice), 0, WAIT).await
+    let browser = ScriptedBrowser::new(choice);
+    pkce::connect(&no_redirects(), &endpoints, &app(), &X_OAUTH2_SCOPES, &browser, 0, wait_for(choice)).await
 }
 
 #[tokio::test]
 async fn oauth1_failures_are_named() {
     let sb = sandbox().await;
     assert_eq!(oauth1_connect(&sb, Choice::Deny).await.unwrap_err(), OAuthError::Denied);
+    assert_eq!(oauth1_connect(&sb, Choice::Approve).await.map(|_| ()), Ok(()));
     assert_eq!(oauth1_connect(&sb, Choice::ForeignState).await.unwrap_err(), OAuthError::StateMismatch);
+    // A forged callback from another local process does not end the sign-in.
+    assert!(oauth1_connect(&sb, Choice::ForgedThenApprove).await.is_ok());
     let endpoints = XOAuthEndpoints::for_base(Some(&sb.base_url));
     let closed = oauth1::connect(
         &no_redirects(),
@@ -148,6 +169,7 @@ async fn oauth2_failures_are_named_and_codes_are_single_use() {
     let sb = sandbox().await;
     assert_eq!(oauth2_connect(&sb, Choice::Deny).await.unwrap_err(), OAuthError::Denied);
     assert_eq!(oauth2_connect(&sb, Choice::ForeignState).await.unwrap_err(), OAuthError::StateMismatch);
+    assert!(oauth2_connect(&sb, Choice::ForgedThenApprove).await.is_ok());
 
     // Replayed code: the first exchange succeeds, the same answer again is refused.
     let endpoints = XOAuthEndpoints::for_base(Some(&sb.base_url));
@@ -155,10 +177,27 @@ async fn oauth2_failures_are_named_and_codes_are_single_use() {
     let authorization = pkce::begin(&endpoints, &app(), &X_OAUTH2_SCOPES, listener.redirect_uri()).unwrap();
     let browser = ScriptedBrowser::new(Choice::Approve);
     browser.open(&authorization.url).unwrap();
-    let answer: HashMap<String, String> = listener.wait(WAIT).await.unwrap();
+    let answer: HashMap<String, String> = listener.wait(WAIT, |_| true).await.unwrap();
     let http = no_redirects();
-    pkce::finish(&http, &endpoints, &app(), &authorization, &answer).await.expect("first use");
+    // The code with another authorisation's PKCE verifier is refused (S256 checked).
+    let listener_b = CallbackListener::bind(0).await.unwrap();
+    let other = pkce::begin(&endpoints, &app(), &X_OAUTH2_SCOPES, listener_b.redirect_uri()).unwrap();
+    let mut crossed = answer.clone();
+    crossed.insert("state".into(), other.state.clone());
+    let err = pkce::finish(&http, &endpoints, &app(), &other, &crossed).await.unwrap_err();
+    assert!(matches!(err, OAuthError::InvalidGrant(_)), "{err:?}");
+    // That refusal spent the code (single use), like a replay after a success.
     let replay = pkce::finish(&http, &endpoints, &app(), &authorization, &answer).await.unwrap_err();
+    assert!(matches!(replay, OAuthError::InvalidGrant(_)), "{replay:?}");
+    let authorization = {
+        let listener = CallbackListener::bind(0).await.unwrap();
+        let authorization = pkce::begin(&endpoints, &app(), &X_OAUTH2_SCOPES, listener.redirect_uri()).unwrap();
+        ScriptedBrowser::new(Choice::Approve).open(&authorization.url).unwrap();
+        let answer = listener.wait(WAIT, |_| true).await.unwrap();
+        pkce::finish(&http, &endpoints, &app(), &authorization, &answer).await.expect("first use");
+        (authorization, answer)
+    };
+    let replay = pkce::finish(&http, &endpoints, &app(), &authorization.0, &authorization.1).await.unwrap_err();
     assert!(matches!(replay, OAuthError::InvalidGrant(_)), "{replay:?}");
 
     // A revoked refresh token: the user removed the app on X.
@@ -221,7 +260,7 @@ async fn pkce_against_oauth2_mock_server() {
     assert!(!renewed.access_token.is_empty() && renewed.refresh_token.is_some());
     assert_ne!(renewed.refresh_token, creds.refresh_token, "the server issued a new refresh token");
 
-    // The mock server checks the PKCE verifier we send: a wrong one is refused.
+    // The authorisation request carries an S256 challenge, our state and the X scopes.
     let listener = CallbackListener::bind(0).await.unwrap();
     let authorization = pkce::begin(&endpoints, &app, &X_OAUTH2_SCOPES, listener.redirect_uri()).unwrap();
     let url = authorization.url.clone();
@@ -301,7 +340,7 @@ async fn oauth1_connect_save_deliver_signed_and_reconnect_keeps_goals() {
     assert!(saved.validation.message.contains("ACCOUNT_ADMIN"), "{}", saved.validation.message);
 
     // Delivery signs every request with OAuth 1.0a; the sandbox verifies the HMAC-SHA1.
-    let report = deliver_x(&store, &credentials, game_id, "x-1").await;
+    let report = deliver_x(store, credentials, game_id, "x-1").await;
     assert_eq!((report.success, report.failed), (1, 0));
     assert_eq!(sb.state.stats()[&Network::X].accepted, 1);
 
@@ -321,7 +360,7 @@ async fn oauth1_connect_save_deliver_signed_and_reconnect_keeps_goals() {
     assert_eq!(keychain.get(&first_ref).unwrap(), None);
 
     // The user revokes the app on X: validation says so and nothing changes; delivery pauses.
-    sb.state.oauth.revoke(&oauth1_token(&keychain, after.credential_ref.as_deref().unwrap()));
+    sb.state.oauth.revoke(&oauth1_token(keychain, after.credential_ref.as_deref().unwrap()));
     let revoked = oauth1_connect(&sb, Choice::Approve).await.unwrap();
     sb.state.oauth.revoke(&revoked.token);
     let err = connector
@@ -336,7 +375,7 @@ async fn oauth1_connect_save_deliver_signed_and_reconnect_keeps_goals() {
         other => panic!("{other:?}"),
     }
     assert_eq!(store.config(saved.config_id).await.unwrap().credential_ref, after.credential_ref);
-    let report = deliver_x(&store, &credentials, game_id, "x-2").await;
+    let report = deliver_x(store, credentials, game_id, "x-2").await;
     assert_eq!(report.success, 0);
     assert!(store.config(saved.config_id).await.unwrap().paused_reason.is_some());
     connector.disconnect(saved.config_id).await.unwrap();
@@ -362,7 +401,7 @@ async fn oauth2_tokens_are_refreshed_before_expiry_and_written_back_to_the_keych
     let tokens = oauth2_connect(&sb, Choice::Approve).await.unwrap();
     let (saved, reference) = save_with_goal(&rig, &sb, StoredCredential::XOAuth2(tokens.clone())).await;
 
-    let report = deliver_x(&store, &credentials, game_id, "x2-1").await;
+    let report = deliver_x(store, credentials, game_id, "x2-1").await;
     assert_eq!((report.success, report.failed), (1, 0));
     let stored =
         StoredCredential::from_keychain_value(&reference, &keychain.get(&reference).unwrap().unwrap()).unwrap();
@@ -371,7 +410,40 @@ async fn oauth2_tokens_are_refreshed_before_expiry_and_written_back_to_the_keych
     assert_ne!(renewed.refresh_token, tokens.refresh_token, "and the rotated refresh token");
     // The old refresh token is spent: only the stored one can renew again.
     assert!(pkce::refresh(&no_redirects(), &tokens).await.is_err());
-    let report = deliver_x(&store, &credentials, game_id, "x2-2").await;
+    let report = deliver_x(store, credentials, game_id, "x2-2").await;
     assert_eq!(report.success, 1);
     connector.disconnect(saved.config_id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_waiting_connect_x_can_be_cancelled() {
+    let sb = sandbox().await;
+    let mut rig = x_rig().await;
+    rig.connector = Connector::new(rig.store.clone(), rig.credentials.clone()).with_sandbox_url(&sb.base_url);
+    let method = postback::connect::XAuthMethod::OAuth1 {
+        consumer_key: X_CONSUMER_KEY.into(),
+        consumer_secret: X_CONSUMER_SECRET.into(),
+    };
+    // The browser is opened but the user never answers.
+    let silent = ScriptedBrowser::new(Choice::Close);
+    let waiting = rig.connector.authorize_x(rig.game_id, &method, true, &silent, WAIT);
+    let cancel = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rig.connector.cancel_x();
+    };
+    let (result, ()) = tokio::join!(waiting, cancel);
+    match result {
+        Err(ConnectError::OAuth(OAuthError::Cancelled)) => {}
+        other => panic!("expected a cancelled sign-in, got {other:?}"),
+    }
+    assert!(rig.store.configs(rig.game_id).await.unwrap().is_empty(), "nothing saved");
+    // The sign-in can start again right away, and completes.
+    let handle = rig
+        .connector
+        .authorize_x(rig.game_id, &method, true, &ScriptedBrowser::new(Choice::Approve), WAIT)
+        .await
+        .expect("approved");
+    let saved = rig.connector.finish_x(rig.game_id, &handle, "sbx01").await.expect("saved");
+    assert!(rig.connector.finish_x(rig.game_id, &handle, "sbx01").await.is_err(), "a handle is used once");
+    rig.connector.disconnect(saved.config_id).await.unwrap();
 }

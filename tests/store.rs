@@ -170,3 +170,28 @@ async fn an_event_id_is_remembered_for_48_hours_and_then_forgotten() {
     assert_eq!(store.enqueue(&[(config, &event)], t0 + DEDUP_WINDOW_MS + 1).await.unwrap().enqueued, 1);
     assert_eq!(store.queue_counts().await.unwrap().0, 1);
 }
+
+/// A refusal of the credential a batch was sent with must not pause a config that was rotated
+/// while the batch was in flight.
+#[tokio::test]
+async fn a_pause_applies_only_to_the_credential_that_was_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game = store.create_game("Rotating").await.unwrap();
+    let config_id = store.create_config(game.id, &x_config("pix01"), Some("x-new")).await.unwrap();
+    let pause = |reference: &str| postback::store::Settlement {
+        pause: Some(postback::store::Pause {
+            config_id,
+            credential_ref: Some(reference.to_owned()),
+            reason: "token revoked".into(),
+        }),
+        ..Default::default()
+    };
+    store.settle(&pause("x-old")).await.unwrap();
+    assert_eq!(store.config(config_id).await.unwrap().paused_reason, None, "rotated meanwhile: not paused");
+    store.settle(&pause("x-new")).await.unwrap();
+    assert_eq!(store.config(config_id).await.unwrap().paused_reason.as_deref(), Some("token revoked"));
+    let rows = store.integrations(game.id).await.unwrap();
+    let x = rows.iter().find(|r| r.network == Network::X).unwrap();
+    assert_eq!((x.status, x.paused_reason.as_deref()), (IntegrationStatus::Paused, Some("token revoked")));
+}

@@ -17,6 +17,7 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::formats::check_id_format,
         commands::credentials::save_token_integration,
         commands::credentials::authorize_x,
+        commands::credentials::cancel_x_authorization,
         commands::credentials::finish_x_connection,
         commands::credentials::disconnect_integration
     ])

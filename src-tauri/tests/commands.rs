@@ -84,10 +84,17 @@ fn a_bad_connect_form_names_the_field_and_never_echoes_the_token() {
     let input = json!({"game_id": game_id, "network": "reddit", "pixel": "t2_wrong", "trigger_events": ["purchase"],
                        "test_code": "t_1", "token": "very-secret-token-123", "sandbox": true});
     let err = invoke(&webview, "save_token_integration", json!({"input": input})).expect_err("bad pixel");
-    assert!(!err.to_string().contains("very-secret-token-123"), "{err}");
     let err: ApiError = serde_json::from_value(err).expect("{code, message, field}");
     assert_eq!((err.code.as_str(), err.field.as_deref()), ("invalid_input", Some("pixel")));
     assert!(err.message.contains("a2_"), "{}", err.message);
+
+    // A token the checks refuse is named by field, never quoted back.
+    let input = json!({"game_id": game_id, "network": "reddit", "pixel": "a2_good1234", "trigger_events": ["purchase"],
+                       "test_code": null, "token": "very-secret token-123", "sandbox": true});
+    let err = invoke(&webview, "save_token_integration", json!({"input": input})).expect_err("split token");
+    assert!(!err.to_string().contains("very-secret"), "{err}");
+    let err: ApiError = serde_json::from_value(err).expect("{code, message, field}");
+    assert_eq!(err.field.as_deref(), Some("conversion_access_token"));
 
     let no_key = json!({"method": "oauth1", "consumer_key": " ", "consumer_secret": "s"});
     let err = invoke(&webview, "authorize_x", json!({"gameId": game_id, "method": no_key, "sandbox": true}))

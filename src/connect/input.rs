@@ -22,9 +22,9 @@ pub struct TokenIntegrationInput {
 }
 
 impl TokenIntegrationInput {
-    /// The config to validate and save.
-    pub fn to_config(&self) -> Result<PostbackConfig, InputError> {
-        let base_url = self.sandbox.then(crate::sandbox_base_url);
+    /// The config to validate and save; `sandbox_url` is where the built-in sandbox listens.
+    pub fn to_config(&self, sandbox_url: &str) -> Result<PostbackConfig, InputError> {
+        let base_url = self.sandbox.then(|| sandbox_url.to_owned());
         let mut triggers: Vec<String> = Vec::new();
         for event in self.trigger_events.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             if !triggers.iter().any(|t| t == event) {

@@ -10,7 +10,7 @@ use super::x::{self, PendingConnections};
 use super::{ConnectError, Validation};
 use crate::delivery::{Credential, Credentials};
 use crate::model::{formats, InputError, Network, PostbackConfig};
-use crate::oauth::Browser;
+use crate::oauth::{Browser, OAuthError};
 use crate::secrets::{self, new_credential_ref, Secret, SecretStore, SecretsError, StoredCredential};
 use crate::store::Store;
 
@@ -26,12 +26,29 @@ pub struct Connector {
     credentials: Arc<Credentials>,
     http: reqwest::Client,
     pending_x: PendingConnections,
+    /// Wakes a waiting Connect X when the user cancels it.
+    cancel_x: tokio::sync::Notify,
+    /// Where configs that choose the built-in sandbox send (the app's sandbox by default).
+    sandbox_url: String,
 }
 
 impl Connector {
     pub fn new(store: Store, credentials: Arc<Credentials>) -> Self {
         let http = crate::delivery::send::client(std::time::Duration::from_secs(20));
-        Connector { store, credentials, http, pending_x: PendingConnections::default() }
+        Connector {
+            store,
+            credentials,
+            http,
+            pending_x: PendingConnections::default(),
+            cancel_x: Default::default(),
+            sandbox_url: crate::sandbox_base_url(),
+        }
+    }
+
+    /// Points "send to the built-in sandbox" at a sandbox on another address (tests).
+    pub fn with_sandbox_url(mut self, url: &str) -> Self {
+        self.sandbox_url = url.to_owned();
+        self
     }
 
     fn keychain(&self) -> Result<Arc<dyn SecretStore>, ConnectError> {
@@ -78,7 +95,7 @@ impl Connector {
 
     /// The TikTok / Reddit Connect form.
     pub async fn save_form(&self, input: &TokenIntegrationInput) -> Result<Saved, ConnectError> {
-        self.save_with_token(input.game_id, input.to_config()?, &input.token).await
+        self.save_with_token(input.game_id, input.to_config(&self.sandbox_url)?, &input.token).await
     }
 
     /// Step 1 of Connect X: authorise in the browser, against X or the built-in sandbox.
@@ -92,9 +109,17 @@ impl Connector {
         timeout: std::time::Duration,
     ) -> Result<String, ConnectError> {
         self.store.game(game_id).await?;
-        let base_url = sandbox.then(crate::sandbox_base_url);
-        let credential = x::authorize(&self.http, base_url.as_deref(), method, browser, timeout).await?;
+        let base_url = sandbox.then(|| self.sandbox_url.clone());
+        let credential = tokio::select! {
+            credential = x::authorize(&self.http, base_url.as_deref(), method, browser, timeout) => credential?,
+            () = self.cancel_x.notified() => return Err(OAuthError::Cancelled.into()),
+        };
         Ok(self.pending_x.hold(game_id, base_url, credential))
+    }
+
+    /// Ends every Connect X that is waiting for the browser (its listener closes).
+    pub fn cancel_x(&self) {
+        self.cancel_x.notify_waiters();
     }
 
     /// Step 2 of Connect X: the pixel id; validates and saves (a reconnect keeps goal mappings).
@@ -161,14 +186,16 @@ impl Connector {
         Ok(Saved { config_id, validation })
     }
 
-    /// Removes the credential from the keychain, then the config (its queue goes with it).
+    /// Removes the config (its queue goes with it), then its keychain entry. In this order a
+    /// failure never leaves a config pointing at a removed entry; a keychain that refuses the
+    /// removal is reported, with the config already gone.
     pub async fn disconnect(&self, config_id: i64) -> Result<(), ConnectError> {
         let stored = self.store.config(config_id).await?;
+        self.store.delete_config(config_id).await?;
         if let Some(reference) = stored.credential_ref.filter(|r| r != crate::SANDBOX_CREDENTIAL_REF) {
             let keychain = self.keychain()?;
             secrets::blocking(keychain, move |k| k.delete(&reference)).await?;
         }
-        self.store.delete_config(config_id).await?;
         Ok(())
     }
 

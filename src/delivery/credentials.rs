@@ -36,6 +36,20 @@ pub enum CredentialError {
     Refresh(#[from] OAuthError),
 }
 
+impl CredentialError {
+    /// Worth waiting for (a locked or absent keychain, X unreachable during a refresh) rather
+    /// than pausing the config until the user reconnects.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CredentialError::Keychain(e) => !matches!(e, SecretsError::Unreadable(_)),
+            CredentialError::Refresh(e) => {
+                matches!(e, OAuthError::Unreachable(_) | OAuthError::Malformed(_) | OAuthError::Refused(_))
+            }
+            CredentialError::NotConnected | CredentialError::Missing(_) | CredentialError::WrongKind(_) => false,
+        }
+    }
+}
+
 pub struct Credentials {
     keychain: Option<Arc<dyn SecretStore>>,
     memory: RwLock<HashMap<String, StoredCredential>>,
@@ -129,15 +143,22 @@ impl Credentials {
                     return Ok(Credential::Token(current.access_token));
                 }
                 let _one_at_a_time = self.refreshing.lock().await;
-                // Another task may have refreshed while we waited.
-                if let StoredCredential::XOAuth2(latest) = self.stored(reference).await? {
-                    if !expiring(latest.expires_at) {
-                        return Ok(Credential::Token(latest.access_token));
-                    }
+                // Another task may have refreshed while we waited: use what is stored now.
+                let latest = match self.stored(reference).await? {
+                    StoredCredential::XOAuth2(latest) => latest,
+                    _ => return Err(CredentialError::WrongKind(network.display_name())),
+                };
+                if !expiring(latest.expires_at) {
+                    return Ok(Credential::Token(latest.access_token));
                 }
-                let renewed = oauth::pkce::refresh(&self.http, &current).await?;
+                let renewed = oauth::pkce::refresh(&self.http, &latest).await?;
                 let token = renewed.access_token.clone();
-                self.write_back(reference, &StoredCredential::XOAuth2(renewed)).await?;
+                let renewed = StoredCredential::XOAuth2(renewed);
+                if let Err(e) = self.write_back(reference, &renewed).await {
+                    // The old refresh token is spent: keep the new one in memory rather than lose it.
+                    eprintln!("could not store the renewed X token in the keychain ({e}); kept in memory");
+                    self.set(reference, renewed);
+                }
                 Ok(Credential::Token(token))
             }
         }

@@ -10,7 +10,7 @@ use super::send::{client, exchange, Exchange};
 use super::{now_ms, Credentials};
 use crate::model::{ConversionEvent, DeliveryStatus, Network};
 use crate::networks::{self, ItemOutcome, PreparedEvent};
-use crate::store::{Leased, NewLogEntry, Settlement, Store, StoreError, StoredConfig};
+use crate::store::{Leased, NewLogEntry, Pause, Settlement, Store, StoreError, StoredConfig};
 
 /// Rate limits per network account (one config = one account).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,6 +50,9 @@ pub struct DispatcherOptions {
     pub requests_per_claim: usize,
     /// Delivery log rows older than this are pruned (hourly, while running).
     pub retention: Duration,
+    /// When credentials cannot be read for now (locked keychain, X unreachable for a token
+    /// refresh), the batch waits this long; attempts are not counted and the config is not paused.
+    pub credential_retry: Duration,
 }
 
 impl Default for DispatcherOptions {
@@ -62,6 +65,7 @@ impl Default for DispatcherOptions {
             request_timeout: Duration::from_secs(30),
             requests_per_claim: 2,
             retention: Duration::from_secs(30 * 24 * 3600),
+            credential_retry: Duration::from_secs(30),
         }
     }
 }
@@ -74,6 +78,8 @@ pub struct RunReport {
     pub retried: u64,
     pub dropped_erased: u64,
     pub requests: u64,
+    /// Events put back because their credentials could not be read for now.
+    pub deferred: u64,
 }
 
 impl RunReport {
@@ -83,6 +89,7 @@ impl RunReport {
         self.retried += other.retried;
         self.dropped_erased += other.dropped_erased;
         self.requests += other.requests;
+        self.deferred += other.deferred;
     }
 }
 
@@ -296,8 +303,17 @@ impl ConfigTurn {
             }
         }
 
-        let credential =
-            self.shared.tokens.credential(network, stored.credential_ref.as_deref()).await.map_err(|e| e.to_string());
+        let credential = match self.shared.tokens.credential(network, stored.credential_ref.as_deref()).await {
+            Err(e) if e.is_transient() => {
+                // Not the network's refusal: wait and try again, nothing counted, nothing paused.
+                eprintln!("config {}: {e}; retrying in {:?}", stored.id, self.shared.options.credential_retry);
+                let at = now + self.shared.options.credential_retry.as_millis() as i64;
+                settlement.defer.extend(rows.iter().map(|r| (r.id, at)));
+                self.report.deferred += rows.len() as u64;
+                return Ok(settlement);
+            }
+            other => other.map_err(|e| e.to_string()),
+        };
         let mut queue: Vec<(Vec<usize>, networks::Request)> = networks::build_requests(&stored.config, &prepared)
             .into_iter()
             .map(|r| {
@@ -343,7 +359,8 @@ impl ConfigTurn {
                         settlement.release.push(row.id);
                         entry.credential_failure = true;
                         entry.error = Some(reason.clone());
-                        settlement.pause = Some((stored.id, reason));
+                        settlement.pause =
+                            Some(Pause { config_id: stored.id, credential_ref: stored.credential_ref.clone(), reason });
                         paused = true;
                         self.report.failed += 1;
                     }

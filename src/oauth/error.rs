@@ -11,6 +11,8 @@ pub enum OAuthError {
         "no answer from the browser within {0} s (was the tab closed?); nothing was changed — click Connect again"
     )]
     TimedOut(u64),
+    #[error("sign-in cancelled; nothing was changed")]
+    Cancelled,
     #[error("the authorisation code was refused ({0}): it was already used or has expired; click Connect again")]
     InvalidGrant(String),
     #[error("X refused the app credentials ({0}); check the API key / client id and secret of your X developer app")]
@@ -36,6 +38,7 @@ impl From<OAuthError> for ApiError {
         let code = match e {
             OAuthError::Denied => "oauth_denied",
             OAuthError::TimedOut(_) => "oauth_timeout",
+            OAuthError::Cancelled => "oauth_cancelled",
             _ => "oauth_failed",
         };
         ApiError::new(code, e.to_string())

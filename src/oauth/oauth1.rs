@@ -109,12 +109,12 @@ pub async fn connect(
     let listener = CallbackListener::bind(callback_port).await?;
     let (token, secret) = request_token(http, endpoints, consumer, listener.redirect_uri()).await?;
     browser.open(&authorize_url(endpoints, &token)?).map_err(OAuthError::Browser)?;
-    let answer = listener.wait(timeout).await?;
+    // X answers a Cancel with `denied=<request token>`, an approval with `oauth_token=<it>`.
+    let ours = token.clone();
+    let answer =
+        listener.wait(timeout, move |q| q.get("oauth_token").or_else(|| q.get("denied")) == Some(&ours)).await?;
     if answer.contains_key("denied") {
         return Err(OAuthError::Denied);
-    }
-    if answer.get("oauth_token") != Some(&token) {
-        return Err(OAuthError::StateMismatch);
     }
     let verifier = need(&answer, "oauth_verifier")?;
     access_token(http, endpoints, consumer, &token, &secret, &verifier).await

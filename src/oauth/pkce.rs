@@ -138,15 +138,16 @@ pub async fn finish(
     authorization: &Authorization,
     answer: &HashMap<String, String>,
 ) -> Result<OAuth2Credentials, OAuthError> {
+    // State first: an error answer for another sign-in must not end this one.
+    if answer.get("state") != Some(&authorization.state) {
+        return Err(OAuthError::StateMismatch);
+    }
     if let Some(error) = answer.get("error") {
         return Err(if error == "access_denied" {
             OAuthError::Denied
         } else {
             OAuthError::Refused(format!("{error} {}", answer.get("error_description").cloned().unwrap_or_default()))
         });
-    }
-    if answer.get("state") != Some(&authorization.state) {
-        return Err(OAuthError::StateMismatch);
     }
     let code = answer.get("code").filter(|c| !c.is_empty()).ok_or_else(|| OAuthError::Malformed("no code".into()))?;
     let mut client = BasicClient::new(ClientId::new(app.client_id.clone()))
@@ -177,7 +178,8 @@ pub async fn connect(
     let listener = CallbackListener::bind(callback_port).await?;
     let authorization = begin(endpoints, app, scopes, listener.redirect_uri())?;
     browser.open(&authorization.url).map_err(OAuthError::Browser)?;
-    let answer = listener.wait(timeout).await?;
+    let state = authorization.state.clone();
+    let answer = listener.wait(timeout, move |q| q.get("state") == Some(&state)).await?;
     finish(http, endpoints, app, &authorization, &answer).await
 }
 

@@ -16,7 +16,7 @@ use sqlx::SqlitePool;
 pub use configs::{StoredConfig, DEMO_GAME_NAME};
 pub use error::StoreError;
 pub use log::LogFilter;
-pub use queue::{EnqueueReport, Leased, NewLogEntry, Settlement, DEDUP_WINDOW_MS};
+pub use queue::{EnqueueReport, Leased, NewLogEntry, Pause, Settlement, DEDUP_WINDOW_MS};
 
 /// The database file inside a data directory.
 pub const DB_FILE: &str = "postback.db";

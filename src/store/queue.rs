@@ -62,11 +62,23 @@ pub struct Settlement {
     pub retry: Vec<(i64, i64)>,
     /// Not attempted (paused config): back to the queue unchanged.
     pub release: Vec<i64>,
+    /// Not attempted (credentials unreadable for now, e.g. a locked keychain): back to the queue
+    /// at `run_at`, attempts unchanged.
+    pub defer: Vec<(i64, i64)>,
     /// Given up or refused: kept as 'dead' for replay.
     pub dead: Vec<i64>,
     pub log: Vec<NewLogEntry>,
-    /// Pause the config with this reason (credential failure).
-    pub pause: Option<(i64, String)>,
+    /// Pause the config (credential failure).
+    pub pause: Option<Pause>,
+}
+
+/// A config to pause because the network refused the credential it was sent with.
+#[derive(Debug)]
+pub struct Pause {
+    pub config_id: i64,
+    /// The credential the refused request used: a config rotated meanwhile is not paused.
+    pub credential_ref: Option<String>,
+    pub reason: String,
 }
 
 fn ids_json(ids: &[i64]) -> String {
@@ -196,14 +208,18 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        if !s.retry.is_empty() {
-            let pairs = serde_json::to_string(&s.retry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for (pairs, counts) in [(&s.retry, 1), (&s.defer, 0)] {
+            if pairs.is_empty() {
+                continue;
+            }
+            let pairs = serde_json::to_string(pairs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sqlx::query(
-                "UPDATE queue SET attempts = attempts + 1, lease_owner = NULL, lease_until = NULL,
+                "UPDATE queue SET attempts = attempts + ?2, lease_owner = NULL, lease_until = NULL,
                      run_at = (SELECT json_extract(j.value, '$[1]') FROM json_each(?1) j WHERE json_extract(j.value, '$[0]') = queue.id)
                  WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(?1))",
             )
             .bind(pairs)
+            .bind(counts)
             .execute(&mut *tx)
             .await?;
         }
@@ -246,10 +262,11 @@ impl Store {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        if let Some((config_id, reason)) = &s.pause {
-            sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ?")
-                .bind(reason)
-                .bind(config_id)
+        if let Some(pause) = &s.pause {
+            sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ? AND credential_ref IS ?")
+                .bind(&pause.reason)
+                .bind(pause.config_id)
+                .bind(&pause.credential_ref)
                 .execute(&mut *tx)
                 .await?;
         }

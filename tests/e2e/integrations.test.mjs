@@ -52,6 +52,8 @@ test('the app created its database in POSTBACK_DATA_DIR', () => {
   assert.ok(existsSync(join(dataDir, 'postback.db')));
 });
 
+const focusedId = () => session.execute('return document.activeElement && document.activeElement.id');
+
 const card = (network) => `[data-testid="integrations"] > li[data-network="${network}"]`;
 
 async function cardText(network) {
@@ -61,13 +63,13 @@ async function cardText(network) {
 test('rotating TikTok credentials: a refused token names the field, the accepted one is saved', async () => {
   await session.click(await session.find(`${card('tiktok')} [data-testid="connect"]`));
   const token = await session.waitFor(() => session.find('#tiktok-token'));
+  assert.equal(await focusedId(), 'tiktok-pixel', 'opening the form moves focus to its first field');
   await session.type(token, 'cut-off-token');
   await session.type(await session.find('#tiktok-test_code'), 'TEST42');
   await session.click(await session.find(`${card('tiktok')} button[type="submit"]`));
   const error = await session.waitFor(async () => session.text(await session.find('#tiktok-token-error')));
   assert.match(error, /truncated or revoked/);
-  const focused = await session.execute('return document.activeElement && document.activeElement.id');
-  assert.equal(focused, 'tiktok-token', 'focus moves to the field to fix');
+  assert.equal(await focusedId(), 'tiktok-token', 'focus moves to the field to fix');
 
   await session.type(await session.find('#tiktok-token'), 'sandbox-tiktok-token');
   await session.click(await session.find(`${card('tiktok')} button[type="submit"]`));
@@ -87,23 +89,26 @@ test('reconnecting X: authorise in the browser, then the pixel id', async () => 
   });
   await session.click(useSandbox);
   await session.click(await session.find(`${card('x')} button[type="submit"]`));
-  const pixel = await session.waitFor(() => session.find('#x-pixel'), 30000);
+  await session.waitFor(() => session.find('#x-pixel'), 30000);
   assert.equal(await session.execute('return document.getElementById("x-pixel").value'), 'sbx01');
+  assert.equal(await focusedId(), 'x-pixel', 'after authorising, focus is on the pixel id');
   await session.click(await session.find(`${card('x')} button[type="submit"]`));
   const notice = await session.waitFor(async () => session.text(await session.find(`${card('x')} [data-testid="notice"]`)));
   assert.match(notice, /X accepted the connection/);
-  assert.ok(pixel);
 });
 
 test('disconnecting Reddit asks first and removes the config; connecting it again on the sandbox works from the keyboard', async () => {
   await session.click(await session.find(`${card('reddit')} [data-testid="disconnect"]`));
   const confirm = await session.waitFor(() => session.find(`${card('reddit')} button.danger`));
+  const focusedText = await session.execute('return document.activeElement.textContent.trim()');
+  assert.equal(focusedText, 'Keep it', 'the confirmation takes focus on its safe choice');
   await session.click(confirm);
   await session.waitFor(async () => /Not connected/.test(await cardText('reddit')));
 
   // Connect it again, on the sandbox (the default on a game that demos there), keyboard only.
   await session.click(await session.find(`${card('reddit')} [data-testid="connect"]`));
   const pixel = await session.waitFor(() => session.find('#reddit-pixel'));
+  assert.equal(await focusedId(), 'reddit-pixel');
   await session.type(pixel, 'a2_demo2026');
   const sandboxBox = await session.execute(`return document.querySelector('${card('reddit')} input[type=checkbox]').checked`);
   assert.equal(sandboxBox, true);

@@ -27,6 +27,12 @@ pub async fn authorize_x(
     Ok(state.connector.authorize_x(game_id, &method, sandbox, &SystemBrowser, DEFAULT_BROWSER_TIMEOUT).await?)
 }
 
+/// Stops a Connect X that is waiting for the browser; `authorize_x` then fails as cancelled.
+#[tauri::command]
+pub fn cancel_x_authorization(state: State<'_, AppState>) {
+    state.connector.cancel_x();
+}
+
 #[tauri::command]
 pub async fn finish_x_connection(
     state: State<'_, AppState>,

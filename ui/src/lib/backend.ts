@@ -59,6 +59,8 @@ export const backend = {
   /** Opens the system browser; resolves with a handle once the user approved. */
   authorizeX: (gameId: number, method: XAuthMethod, sandbox: boolean) =>
     call<string>('authorize_x', { gameId, method, sandbox }),
+  /** Stops a waiting authorizeX (it then rejects with code oauth_cancelled). */
+  cancelXAuthorization: () => call<null>('cancel_x_authorization'),
   finishXConnection: (gameId: number, handle: string, pixelId: string) =>
     call<Saved>('finish_x_connection', { gameId, handle, pixelId }),
   disconnectIntegration: (configId: number) => call<null>('disconnect_integration', { configId }),
