@@ -303,8 +303,8 @@ async fn a_locked_keychain_during_delivery_defers_without_pausing() {
                       "player_id": "p1", "consent": "full", "click_ids": {"ttclid": "tt"}})
     .to_string();
     import_ndjson(&db, game_id, line.as_bytes(), postback::delivery::now_ms()).await.unwrap();
-    let mut options = DispatcherOptions::default();
-    options.credential_retry = std::time::Duration::from_millis(100);
+    let options =
+        DispatcherOptions { credential_retry: std::time::Duration::from_millis(100), ..DispatcherOptions::default() };
     let report = Dispatcher::new(db.clone(), credentials, options).run_until_idle().await.unwrap();
     assert_eq!((report.deferred, report.success, report.failed, report.retried), (1, 1, 0, 0));
     assert_eq!(db.config(saved.config_id).await.unwrap().paused_reason, None);
