@@ -3,6 +3,9 @@
 //! validation with test codes, rotation of a paused config, disconnect, and secrets never
 //! reaching SQLite.
 
+mod common;
+use common::keychain;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -14,14 +17,6 @@ use postback::sandbox::{self, RunningSandbox};
 use postback::secrets::{Keychain, Secret, SecretStore, StoredCredential};
 use postback::store::Store;
 use serde_json::json;
-
-fn keychain() -> Arc<Keychain> {
-    let keychain = Keychain::system();
-    if let Err(e) = keychain.check() {
-        panic!("these tests need a Secret Service: run them through scripts/with-keyring.sh ({e})");
-    }
-    Arc::new(keychain)
-}
 
 struct Rig {
     dir: tempfile::TempDir,

@@ -3,6 +3,9 @@
 //! not write), a scripted browser, and every failure path leaving the config untouched.
 //! Keychain parts run on the real Secret Service (scripts/with-keyring.sh).
 
+mod common;
+use common::keychain;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -268,14 +271,6 @@ async fn pkce_against_oauth2_mock_server() {
     assert_eq!(query.get("code_challenge_method").map(String::as_str), Some("S256"));
     assert_eq!(query.get("code_challenge").map(String::len), Some(43), "base64url SHA-256");
     assert_eq!(query.get("scope").map(String::as_str), Some("ads_management offline.access"));
-}
-
-fn keychain() -> Arc<Keychain> {
-    let keychain = Keychain::system();
-    if let Err(e) = keychain.check() {
-        panic!("these tests need a Secret Service: run them through scripts/with-keyring.sh ({e})");
-    }
-    Arc::new(keychain)
 }
 
 async fn deliver_x(

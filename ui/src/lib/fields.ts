@@ -1,3 +1,16 @@
+import type { ConfigSummary } from './bindings/ConfigSummary';
+import type { SandboxDemo } from './bindings/SandboxDemo';
+
+/** What both Connect forms get from their card. */
+export interface ConnectFormProps {
+  row: ConfigSummary;
+  sandboxDemo: SandboxDemo | null;
+  /** Whether "send to the built-in sandbox" starts ticked. */
+  defaultSandbox: boolean;
+  onSaved: (message: string) => void;
+  onCancel: () => void;
+}
+
 // Which input of a Connect form an error's `field` points at.
 const aliases: Record<string, string> = {
   access_token: 'token',
