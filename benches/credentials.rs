@@ -22,14 +22,7 @@ fn percentiles(mut ms: Vec<f64>) -> String {
 }
 
 fn main() {
-    let signer = Signer {
-        consumer_key: "xvz1evFS4wEEPTGEFPHBog",
-        consumer_secret: "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
-        token: Some((
-            "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb",
-            "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE",
-        )),
-    };
+    let signer = Signer::X_DOCS_EXAMPLE;
     let url = "https://ads-api.x.com/12/measurement/conversions/oka17";
     let n = 200_000;
     let started = Instant::now();

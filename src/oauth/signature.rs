@@ -88,6 +88,18 @@ pub struct Signer<'a> {
     pub token: Option<(&'a str, &'a str)>,
 }
 
+impl Signer<'static> {
+    /// The keys of X's published "Creating a signature" example: a known answer for tests and benches.
+    pub const X_DOCS_EXAMPLE: Self = Signer {
+        consumer_key: "xvz1evFS4wEEPTGEFPHBog",
+        consumer_secret: "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
+        token: Some((
+            "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb",
+            "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE",
+        )),
+    };
+}
+
 impl Signer<'_> {
     /// A complete `Authorization: OAuth …` value for one request, with a given nonce and time.
     pub fn header(
@@ -247,14 +259,7 @@ mod tests {
     /// X's "Creating a signature" example, through the same `Signer` the dispatcher uses.
     #[test]
     fn x_creating_a_signature_example() {
-        let signer = Signer {
-            consumer_key: "xvz1evFS4wEEPTGEFPHBog",
-            consumer_secret: "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
-            token: Some((
-                "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb",
-                "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE",
-            )),
-        };
+        let signer = Signer::X_DOCS_EXAMPLE;
         let form = pairs(&[("status", "Hello Ladies + Gentlemen, a signed OAuth request!")]);
         let header = |url: &str| {
             signer
