@@ -4,7 +4,7 @@
 //! reaching SQLite.
 
 mod common;
-use common::keychain;
+use common::{keychain, keychain_game, KeychainGame};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,25 +18,22 @@ use postback::secrets::{Keychain, Secret, SecretStore, StoredCredential};
 use postback::store::Store;
 use serde_json::json;
 
+/// A keychain-backed game and the sandbox networks it sends to.
 struct Rig {
-    dir: tempfile::TempDir,
-    store: Store,
+    game: KeychainGame,
     sandbox: RunningSandbox,
-    game_id: i64,
-    keychain: Arc<Keychain>,
-    credentials: Arc<Credentials>,
-    connector: Connector,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = KeychainGame;
+    fn deref(&self) -> &KeychainGame {
+        &self.game
+    }
 }
 
 async fn rig() -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
     let sandbox = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
-    let game_id = store.create_game("Keychain Game").await.unwrap().id;
-    let keychain = keychain();
-    let credentials = Arc::new(Credentials::new(keychain.clone()));
-    let connector = Connector::new(store.clone(), credentials.clone());
-    Rig { dir, store, sandbox, game_id, keychain, credentials, connector }
+    Rig { game: keychain_game("Keychain Game").await, sandbox }
 }
 
 fn tiktok(base: &str, pixel: &str, test_code: Option<&str>) -> PostbackConfig {
@@ -119,14 +116,7 @@ async fn save_validates_with_the_test_code_and_stores_the_token_only_in_the_keyc
     }
 
     // The dispatcher reads the token from the keychain and delivers.
-    let line = json!({"event_id": "k1", "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(),
-                      "player_id": "p1", "consent": "full", "click_ids": {"ttclid": "tt"}})
-    .to_string();
-    import_ndjson(&rig.store, rig.game_id, line.as_bytes(), postback::delivery::now_ms()).await.unwrap();
-    let report = Dispatcher::new(rig.store.clone(), rig.credentials.clone(), DispatcherOptions::default())
-        .run_until_idle()
-        .await
-        .unwrap();
+    let report = rig.deliver_purchase("k1", json!({"ttclid": "tt"})).await;
     assert_eq!(report.success, 1);
     assert_eq!(rig.sandbox.state.stats()[&Network::TikTok].accepted, 1);
 

@@ -4,7 +4,7 @@
 //! Keychain parts run on the real Secret Service (scripts/with-keyring.sh).
 
 mod common;
-use common::keychain;
+use common::{keychain_game, KeychainGame};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -14,8 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use postback::connect::{ConnectError, Connector};
-use postback::delivery::{Credentials, Dispatcher, DispatcherOptions};
-use postback::ingest::import_ndjson;
 use postback::model::{Goal, Network, PostbackConfig, XConfig};
 use postback::oauth::oauth1::{self, ConsumerKeys};
 use postback::oauth::pkce::{self, OAuth2App};
@@ -23,7 +21,6 @@ use postback::oauth::{loopback::CallbackListener, Browser, OAuthError, XOAuthEnd
 use postback::sandbox::oauth::{X_CLIENT_ID, X_CONSUMER_KEY, X_CONSUMER_SECRET};
 use postback::sandbox::{self, RunningSandbox};
 use postback::secrets::{Keychain, SecretStore, StoredCredential};
-use postback::store::Store;
 use serde_json::json;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -273,43 +270,10 @@ async fn pkce_against_oauth2_mock_server() {
     assert_eq!(query.get("scope").map(String::as_str), Some("ads_management offline.access"));
 }
 
-async fn deliver_x(
-    store: &Store,
-    credentials: &Arc<Credentials>,
-    game_id: i64,
-    id: &str,
-) -> postback::delivery::RunReport {
-    let line = json!({"event_id": id, "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(),
-                      "player_id": "p1", "consent": "full", "click_ids": {"twclid": "tw"}})
-    .to_string();
-    import_ndjson(store, game_id, line.as_bytes(), postback::delivery::now_ms()).await.unwrap();
-    Dispatcher::new(store.clone(), credentials.clone(), DispatcherOptions::default()).run_until_idle().await.unwrap()
-}
-
-/// A game on a real SQLite file with the keychain-backed credential lifecycle.
-struct XRig {
-    _dir: tempfile::TempDir,
-    store: Store,
-    game_id: i64,
-    keychain: Arc<Keychain>,
-    credentials: Arc<Credentials>,
-    connector: Connector,
-}
-
-async fn x_rig() -> XRig {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let game_id = store.create_game("X Game").await.unwrap().id;
-    let keychain = keychain();
-    let credentials = Arc::new(Credentials::new(keychain.clone()));
-    let connector = Connector::new(store.clone(), credentials.clone());
-    XRig { _dir: dir, store, game_id, keychain, credentials, connector }
-}
-
 /// Saves the X config for the sandbox pixel and maps a goal to a Single Event Tag, as the Goals
 /// page does. Returns the config id and its keychain reference.
 async fn save_with_goal(
-    rig: &XRig,
+    rig: &KeychainGame,
     sb: &RunningSandbox,
     credential: StoredCredential,
 ) -> (postback::connect::Saved, String) {
@@ -326,8 +290,8 @@ async fn save_with_goal(
 #[tokio::test]
 async fn oauth1_connect_save_deliver_signed_and_reconnect_keeps_goals() {
     let sb = sandbox().await;
-    let rig = x_rig().await;
-    let XRig { store, game_id, keychain, credentials, connector, .. } = &rig;
+    let rig = keychain_game("X Game").await;
+    let KeychainGame { store, game_id, keychain, connector, .. } = &rig;
     let game_id = *game_id;
 
     let tokens = oauth1_connect(&sb, Choice::Approve).await.unwrap();
@@ -335,7 +299,7 @@ async fn oauth1_connect_save_deliver_signed_and_reconnect_keeps_goals() {
     assert!(saved.validation.message.contains("ACCOUNT_ADMIN"), "{}", saved.validation.message);
 
     // Delivery signs every request with OAuth 1.0a; the sandbox verifies the HMAC-SHA1.
-    let report = deliver_x(store, credentials, game_id, "x-1").await;
+    let report = rig.deliver_purchase("x-1", json!({"twclid": "tw"})).await;
     assert_eq!((report.success, report.failed), (1, 0));
     assert_eq!(sb.state.stats()[&Network::X].accepted, 1);
 
@@ -370,7 +334,7 @@ async fn oauth1_connect_save_deliver_signed_and_reconnect_keeps_goals() {
         other => panic!("{other:?}"),
     }
     assert_eq!(store.config(saved.config_id).await.unwrap().credential_ref, after.credential_ref);
-    let report = deliver_x(store, credentials, game_id, "x-2").await;
+    let report = rig.deliver_purchase("x-2", json!({"twclid": "tw"})).await;
     assert_eq!(report.success, 0);
     assert!(store.config(saved.config_id).await.unwrap().paused_reason.is_some());
     connector.disconnect(saved.config_id).await.unwrap();
@@ -389,14 +353,13 @@ async fn oauth2_tokens_are_refreshed_before_expiry_and_written_back_to_the_keych
     let sb = sandbox().await;
     // Tokens that live 60 s are inside the refresh margin from the start.
     sb.state.oauth.set_access_token_lifetime(60);
-    let rig = x_rig().await;
-    let XRig { store, game_id, keychain, credentials, connector, .. } = &rig;
-    let game_id = *game_id;
+    let rig = keychain_game("X Game").await;
+    let KeychainGame { keychain, connector, .. } = &rig;
 
     let tokens = oauth2_connect(&sb, Choice::Approve).await.unwrap();
     let (saved, reference) = save_with_goal(&rig, &sb, StoredCredential::XOAuth2(tokens.clone())).await;
 
-    let report = deliver_x(store, credentials, game_id, "x2-1").await;
+    let report = rig.deliver_purchase("x2-1", json!({"twclid": "tw"})).await;
     assert_eq!((report.success, report.failed), (1, 0));
     let stored =
         StoredCredential::from_keychain_value(&reference, &keychain.get(&reference).unwrap().unwrap()).unwrap();
@@ -405,7 +368,7 @@ async fn oauth2_tokens_are_refreshed_before_expiry_and_written_back_to_the_keych
     assert_ne!(renewed.refresh_token, tokens.refresh_token, "and the rotated refresh token");
     // The old refresh token is spent: only the stored one can renew again.
     assert!(pkce::refresh(&no_redirects(), &tokens).await.is_err());
-    let report = deliver_x(store, credentials, game_id, "x2-2").await;
+    let report = rig.deliver_purchase("x2-2", json!({"twclid": "tw"})).await;
     assert_eq!(report.success, 1);
     connector.disconnect(saved.config_id).await.unwrap();
 }
@@ -413,7 +376,7 @@ async fn oauth2_tokens_are_refreshed_before_expiry_and_written_back_to_the_keych
 #[tokio::test]
 async fn a_waiting_connect_x_can_be_cancelled() {
     let sb = sandbox().await;
-    let mut rig = x_rig().await;
+    let mut rig = keychain_game("X Game").await;
     rig.connector = Connector::new(rig.store.clone(), rig.credentials.clone()).with_sandbox_url(&sb.base_url);
     let method = postback::connect::XAuthMethod::OAuth1 {
         consumer_key: X_CONSUMER_KEY.into(),

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use postback::connect::Connector;
 use postback::delivery::Credentials;
 use postback::model::Game;
-use postback::secrets::Keychain;
 use postback::store::Store;
 
 /// What every command can reach: the open store, the game the window shows, and the
@@ -23,7 +22,7 @@ impl AppState {
         let store = Store::open(&data_dir).await?;
         let game = store.ensure_demo_game(&postback::sandbox_base_url()).await?;
         // The keychain connects on first use: the sandbox demo works without one.
-        let credentials = Arc::new(Credentials::new(Arc::new(Keychain::system())));
+        let credentials = Arc::new(Credentials::with_system_keychain());
         let connector = Connector::new(store.clone(), credentials.clone());
         Ok(Self { store, game, data_dir, credentials, connector })
     }

@@ -1,5 +1,6 @@
 //! `postback`: the headless Postback Desk engine.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,49 +62,38 @@ enum Command {
 fn main() -> ExitCode {
     let args = Cli::parse();
     let data_dir = args.data_dir.unwrap_or_else(postback::store::default_data_dir);
+    let data_dir = data_dir.as_path();
+    // Async commands are lazy futures: nothing runs before the runtime polls them.
     match args.command {
-        Command::Preview { config, event } => cli::preview_command(&config, &event, Some(&data_dir)),
-        Command::Validate(args) => with_runtime(|| cli::validate_command(args)),
-        Command::Connect(args) => with_runtime(|| cli::connect_command(&data_dir, args)),
-        Command::Disconnect { config } => with_runtime(|| cli::disconnect(&data_dir, config)),
-        command => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let result = runtime.block_on(async move {
-                match command {
-                    Command::Preview { .. }
-                    | Command::Validate(_)
-                    | Command::Connect(_)
-                    | Command::Disconnect { .. } => Ok(()),
-                    Command::Integrations => cli::integrations(&data_dir).await,
-                    Command::Sandbox { port } => cli::sandbox(SocketAddr::from(([127, 0, 0, 1], port))).await,
-                    Command::Import { file, game } => cli::import(&data_dir, &file, game).await,
-                    Command::Serve(options) => cli::serve(&data_dir, options).await,
-                    Command::Erase { player } => cli::erase(&data_dir, &player).await,
-                }
-            });
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Preview { config, event } => cli::preview_command(&config, &event, Some(data_dir)),
+        Command::Validate(args) => with_runtime(cli::validate_command(args)),
+        Command::Connect(args) => with_runtime(cli::connect_command(data_dir, args)),
+        Command::Disconnect { config } => with_runtime(cli::disconnect(data_dir, config)),
+        Command::Integrations => with_runtime(reported(cli::integrations(data_dir))),
+        Command::Sandbox { port } => with_runtime(reported(cli::sandbox(SocketAddr::from(([127, 0, 0, 1], port))))),
+        Command::Import { file, game } => with_runtime(reported(cli::import(data_dir, &file, game))),
+        Command::Serve(options) => with_runtime(reported(cli::serve(data_dir, options))),
+        Command::Erase { player } => with_runtime(reported(cli::erase(data_dir, &player))),
+    }
+}
+
+/// Runs an async command on a multi-threaded runtime and returns its exit code.
+fn with_runtime(command: impl Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(command),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
         }
     }
 }
 
-/// Runs an async command that reports its own outcome and exit code.
-fn with_runtime<F: std::future::Future<Output = ExitCode>>(command: impl FnOnce() -> F) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(command()),
+/// A command that fails with a sentence: printed on stderr, exit 1.
+async fn reported(command: impl Future<Output = cli::CliResult>) -> ExitCode {
+    match command.await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -10,8 +10,9 @@ use serde_json::json;
 use super::{error_json, open};
 use crate::connect::{validate, ConnectError, Connector};
 use crate::delivery::{Credential, Credentials};
-use crate::model::{formats, ApiError, InputError, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
-use crate::secrets::{Keychain, Secret};
+use crate::model::{formats, ApiError, Game, InputError, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
+use crate::secrets::Secret;
+use crate::store::Store;
 
 #[derive(clap::Args, Debug)]
 pub struct ValidateArgs {
@@ -107,6 +108,13 @@ fn report(result: Result<serde_json::Value, ConnectError>) -> ExitCode {
     }
 }
 
+/// The credential lifecycle on the data dir's database and the OS keychain.
+async fn connector(data_dir: &Path) -> Result<(Store, Connector, Game), ConnectError> {
+    let (store, first_game) = open(data_dir).await.map_err(ConnectError::Local)?;
+    let connector = Connector::new(store.clone(), Arc::new(Credentials::with_system_keychain()));
+    Ok((store, connector, first_game))
+}
+
 pub async fn validate_command(args: ValidateArgs) -> ExitCode {
     let outcome = async {
         let config = config_of(&args)?;
@@ -123,13 +131,8 @@ pub async fn connect_command(data_dir: &Path, args: ConnectArgs) -> ExitCode {
     let outcome = async {
         let config = config_of(&args.check)?;
         let token = token_from_env(&args.check.token_env)?;
-        let store = open(data_dir).await.map_err(ConnectError::Local)?;
-        let game_id = match args.game {
-            Some(id) => id,
-            None => store.ensure_demo_game(&crate::sandbox_base_url()).await?.id,
-        };
-        let credentials = Arc::new(Credentials::new(Arc::new(Keychain::system())));
-        let saved = Connector::new(store.clone(), credentials).save_with_token(game_id, config, &token).await;
+        let (store, connector, first_game) = connector(data_dir).await?;
+        let saved = connector.save_with_token(args.game.unwrap_or(first_game.id), config, &token).await;
         store.close().await;
         let saved = saved?;
         Ok(json!({"ok": true, "config_id": saved.config_id, "message": saved.validation.message}))
@@ -139,9 +142,8 @@ pub async fn connect_command(data_dir: &Path, args: ConnectArgs) -> ExitCode {
 
 pub async fn disconnect(data_dir: &Path, config_id: i64) -> ExitCode {
     let outcome = async {
-        let store = open(data_dir).await.map_err(ConnectError::Local)?;
-        let credentials = Arc::new(Credentials::new(Arc::new(Keychain::system())));
-        let done = Connector::new(store.clone(), credentials).disconnect(config_id).await;
+        let (store, connector, _) = connector(data_dir).await?;
+        let done = connector.disconnect(config_id).await;
         store.close().await;
         done?;
         Ok(json!({"ok": true, "disconnected": config_id}))

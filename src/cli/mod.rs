@@ -11,7 +11,7 @@ mod connect;
 pub use connect::{connect_command, disconnect, validate_command, ConnectArgs, ValidateArgs};
 
 use crate::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions};
-use crate::model::{ConversionEvent, InputError, PostbackConfig};
+use crate::model::{ConversionEvent, Game, InputError, PostbackConfig};
 use crate::networks::{self, Preview};
 use crate::store::Store;
 
@@ -72,14 +72,16 @@ pub fn preview_command(config: &Path, event: &Path, data_dir: Option<&Path>) -> 
     }
 }
 
-async fn open(data_dir: &Path) -> Result<Store, String> {
+/// The data dir's database, with the demo game on first use; also returns the first game
+/// (the default of commands that take `--game`).
+async fn open(data_dir: &Path) -> Result<(Store, Game), String> {
     let store = Store::open(data_dir).await.map_err(|e| e.to_string())?;
-    store.ensure_demo_game(&crate::sandbox_base_url()).await.map_err(|e| e.to_string())?;
-    Ok(store)
+    let first_game = store.ensure_demo_game(&crate::sandbox_base_url()).await.map_err(|e| e.to_string())?;
+    Ok((store, first_game))
 }
 
 pub async fn integrations(data_dir: &Path) -> CliResult {
-    let store = open(data_dir).await?;
+    let (store, _) = open(data_dir).await?;
     for game in store.games().await.map_err(|e| e.to_string())? {
         println!("{} (game {}, data in {})", game.name, game.id, data_dir.display());
         for r in store.integrations(game.id).await.map_err(|e| e.to_string())? {
@@ -111,13 +113,8 @@ pub async fn sandbox(addr: SocketAddr) -> CliResult {
 }
 
 pub async fn import(data_dir: &Path, file: &Path, game: Option<i64>) -> CliResult {
-    let store = open(data_dir).await?;
-    let game_id = match game {
-        Some(id) => id,
-        None => {
-            store.games().await.map_err(|e| e.to_string())?.first().map(|g| g.id).ok_or("no game in the database")?
-        }
-    };
+    let (store, first_game) = open(data_dir).await?;
+    let game_id = game.unwrap_or(first_game.id);
     let reader = std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let report = crate::ingest::import_ndjson(&store, game_id, std::io::BufReader::new(reader), now_ms())
         .await
@@ -161,7 +158,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
     if !(opts.rps > 0.0 && opts.rps.is_finite()) || opts.burst == 0 || opts.x_events_per_window == 0 {
         return Err("--rps, --burst and --x-events-per-window must be greater than zero".into());
     }
-    let store = open(data_dir).await?;
+    let (store, _) = open(data_dir).await?;
     let sandbox = if with_sandbox {
         let addr = SocketAddr::from(([127, 0, 0, 1], crate::SANDBOX_DEFAULT_PORT));
         Some(crate::sandbox::start(addr).await.map_err(|e| format!("cannot start the sandbox on {addr}: {e}"))?)
@@ -174,7 +171,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
     options.rates.requests_per_second = opts.rps;
     options.rates.request_burst = opts.burst;
     options.rates.x_events_per_window = opts.x_events_per_window;
-    let credentials = Arc::new(Credentials::new(Arc::new(crate::secrets::Keychain::system())));
+    let credentials = Arc::new(Credentials::with_system_keychain());
     let mut dispatcher = Dispatcher::new(store.clone(), credentials, options);
     let report = if until_idle {
         dispatcher.run_until_idle().await
@@ -200,7 +197,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
 }
 
 pub async fn erase(data_dir: &Path, player: &str) -> CliResult {
-    let store = open(data_dir).await?;
+    let (store, _) = open(data_dir).await?;
     let (queued, logged) = store.erase_player(player.trim(), now_ms()).await.map_err(|e| e.to_string())?;
     println!(
         "{}",

@@ -170,11 +170,7 @@ impl Connector {
         credential: StoredCredential,
     ) -> Result<Saved, ConnectError> {
         let pixel_id = formats::x_pixel_id(pixel_id).map_err(|m| InputError::new("pixel_id", m))?;
-        let live = match &credential {
-            StoredCredential::XOAuth1(keys) => Credential::XOAuth1(keys.clone()),
-            StoredCredential::XOAuth2(c) => Credential::Token(c.access_token.clone()),
-            StoredCredential::Token(t) => Credential::Token(t.clone()),
-        };
+        let live = Credential::from(credential.clone());
         let keychain = self.keychain_ready().await?;
         let existing = self.store.config_for(game_id, Network::X).await?;
         // No goals here: an update keeps the config's goal mappings as they are.

@@ -39,13 +39,7 @@ pub fn clean_token(field: &str, raw: &Secret) -> Result<Secret, InputError> {
 
 /// The synthetic event: the config's first trigger event, with every click id, at full consent.
 fn test_event(config: &PostbackConfig, now: chrono::DateTime<chrono::Utc>) -> Result<ConversionEvent, ConnectError> {
-    let name = match config {
-        PostbackConfig::TikTok(c) => c.trigger_events.first(),
-        PostbackConfig::Reddit(c) => c.trigger_events.first(),
-        PostbackConfig::X(_) => None,
-    }
-    .cloned()
-    .unwrap_or_else(|| "game_launch".into());
+    let name = config.trigger_events().first().cloned().unwrap_or_else(|| "game_launch".into());
     let marker = "postback-desk-validation";
     let doc = json!({
         "event_id": format!("{marker}-{}", now.timestamp_millis()),

@@ -22,6 +22,17 @@ pub enum Credential {
     XOAuth1(OAuth1Credentials),
 }
 
+impl From<StoredCredential> for Credential {
+    /// As stored, without renewing: an X OAuth 2.0 credential sends its current access token.
+    fn from(stored: StoredCredential) -> Self {
+        match stored {
+            StoredCredential::Token(token) => Credential::Token(token),
+            StoredCredential::XOAuth1(keys) => Credential::XOAuth1(keys),
+            StoredCredential::XOAuth2(c) => Credential::Token(c.access_token),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
     #[error("no credentials are connected for this config; connect the account in Settings → Integrations")]
@@ -62,6 +73,11 @@ impl Credentials {
     /// Sandbox and memory first, then the given keychain.
     pub fn new(keychain: Arc<dyn SecretStore>) -> Self {
         Self::build(Some(keychain))
+    }
+
+    /// Sandbox and memory first, then the platform keychain (connected on first use).
+    pub fn with_system_keychain() -> Self {
+        Self::new(Arc::new(crate::secrets::Keychain::system()))
     }
 
     /// Sandbox and memory only: a config with a keychain reference pauses as not connected.
@@ -136,12 +152,7 @@ impl Credentials {
             return Err(CredentialError::WrongKind(network.display_name()));
         }
         match stored {
-            StoredCredential::Token(token) => Ok(Credential::Token(token)),
-            StoredCredential::XOAuth1(keys) => Ok(Credential::XOAuth1(keys)),
-            StoredCredential::XOAuth2(current) => {
-                if !expiring(current.expires_at) {
-                    return Ok(Credential::Token(current.access_token));
-                }
+            StoredCredential::XOAuth2(current) if expiring(current.expires_at) => {
                 let _one_at_a_time = self.refreshing.lock().await;
                 // Another task may have refreshed while we waited: use what is stored now.
                 let latest = match self.stored(reference).await? {
@@ -161,6 +172,7 @@ impl Credentials {
                 }
                 Ok(Credential::Token(token))
             }
+            other => Ok(other.into()),
         }
     }
 

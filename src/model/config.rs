@@ -94,6 +94,15 @@ impl PostbackConfig {
         }
     }
 
+    /// TikTok / Reddit: the player events that are forwarded. X has none: its Goals decide.
+    pub fn trigger_events(&self) -> &[String] {
+        match self {
+            PostbackConfig::TikTok(c) => &c.trigger_events,
+            PostbackConfig::Reddit(c) => &c.trigger_events,
+            PostbackConfig::X(_) => &[],
+        }
+    }
+
     /// Parses and validates a config document, naming the first bad field.
     pub fn from_json(doc: &Value) -> Result<Self, InputError> {
         let obj = doc

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use oauth2::basic::{BasicClient, BasicErrorResponse, BasicErrorResponseType};
 use oauth2::{
-    AsyncHttpClient, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, HttpResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
+    AsyncHttpClient, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
+    Scope, TokenResponse, TokenUrl,
 };
 
 use super::loopback::CallbackListener;
@@ -81,6 +82,19 @@ fn token_error(e: RequestTokenError<AdapterError, BasicErrorResponse>, refreshin
     }
 }
 
+/// A client of the token endpoint (code exchange and refresh), with the secret of a confidential app.
+fn token_client(
+    app: &OAuth2App,
+    token_url: &str,
+) -> Result<BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>, OAuthError> {
+    let client = BasicClient::new(ClientId::new(app.client_id.clone()))
+        .set_token_uri(TokenUrl::new(token_url.to_owned()).map_err(url_error)?);
+    Ok(match &app.client_secret {
+        Some(secret) => client.set_client_secret(ClientSecret::new(secret.expose().to_owned())),
+        None => client,
+    })
+}
+
 /// A started authorisation: the URL to open and what checks the answer.
 pub struct Authorization {
     pub url: String,
@@ -150,13 +164,8 @@ pub async fn finish(
         });
     }
     let code = answer.get("code").filter(|c| !c.is_empty()).ok_or_else(|| OAuthError::Malformed("no code".into()))?;
-    let mut client = BasicClient::new(ClientId::new(app.client_id.clone()))
-        .set_token_uri(TokenUrl::new(endpoints.oauth2_token.clone()).map_err(url_error)?)
-        .set_redirect_uri(RedirectUrl::new(authorization.redirect_uri.clone()).map_err(url_error)?);
-    if let Some(secret) = &app.client_secret {
-        client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
-    }
-    let token = client
+    let token = token_client(app, &endpoints.oauth2_token)?
+        .set_redirect_uri(RedirectUrl::new(authorization.redirect_uri.clone()).map_err(url_error)?)
         .exchange_code(AuthorizationCode::new(code.clone()))
         .set_pkce_verifier(PkceCodeVerifier::new(authorization.verifier.expose().to_owned()))
         .request_async(&Adapter(http))
@@ -191,12 +200,7 @@ pub async fn refresh(http: &reqwest::Client, current: &OAuth2Credentials) -> Res
         .as_ref()
         .ok_or_else(|| OAuthError::Revoked("the token has expired and there is no refresh token".into()))?;
     let app = OAuth2App { client_id: current.client_id.clone(), client_secret: current.client_secret.clone() };
-    let mut client = BasicClient::new(ClientId::new(app.client_id.clone()))
-        .set_token_uri(TokenUrl::new(current.token_url.clone()).map_err(url_error)?);
-    if let Some(secret) = &app.client_secret {
-        client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
-    }
-    let token = client
+    let token = token_client(&app, &current.token_url)?
         .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
         .request_async(&Adapter(http))
         .await

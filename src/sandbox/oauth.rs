@@ -88,8 +88,7 @@ impl OAuthServer {
             }
             return match self.lock().bearer_tokens.get(bearer) {
                 Some(&expiry) if expiry > now_secs() => Ok(()),
-                Some(_) => Err("Invalid or expired token."),
-                None => Err("Invalid or expired token."),
+                _ => Err("Invalid or expired token."),
             };
         }
         let params = parse_authorization_header(authorization).ok_or("This request is not properly authenticated")?;
@@ -98,7 +97,6 @@ impl OAuthServer {
             return Err("Could not authenticate you.");
         }
         let token = get("oauth_token").ok_or("Could not authenticate you.")?;
-        let signature = get("oauth_signature").ok_or("Could not authenticate you.")?;
         let timestamp: u64 =
             get("oauth_timestamp").and_then(|t| t.parse().ok()).ok_or("Could not authenticate you.")?;
         if timestamp.abs_diff(now_secs()) > 300 {
@@ -106,10 +104,7 @@ impl OAuthServer {
         }
         let mut inner = self.lock();
         let token_secret = inner.access_tokens.get(&token).cloned().ok_or("Invalid or expired token.")?;
-        let signed: Vec<(String, String)> = params.iter().filter(|(k, _)| k != "oauth_signature").cloned().collect();
-        let base = signature_base_string(&SigningInput { method, url, form: &[], oauth: &signed })
-            .map_err(|_| "Could not authenticate you.")?;
-        if hmac_sha1(&base, X_CONSUMER_SECRET, &token_secret) != signature {
+        if !signature_valid(&params, method, url, &token_secret) {
             return Err("Could not authenticate you.");
         }
         let nonce = format!("{token}:{}", get("oauth_nonce").unwrap_or_default());
@@ -136,14 +131,20 @@ impl OAuthServer {
             Some(t) => token_secret(&inner, t).ok_or("Invalid or expired token.")?,
             None => String::new(),
         };
-        let signed: Vec<(String, String)> = params.into_iter().filter(|(k, _)| k != "oauth_signature").collect();
-        let base = signature_base_string(&SigningInput { method: "POST", url, form: &[], oauth: &signed })
-            .map_err(|_| "Could not authenticate you.")?;
-        if map.get("oauth_signature") != Some(&hmac_sha1(&base, X_CONSUMER_SECRET, &secret)) {
+        if !signature_valid(&params, "POST", url, &secret) {
             return Err("Could not authenticate you.");
         }
         Ok(map)
     }
+}
+
+/// Whether the header's `oauth_signature` is the HMAC-SHA1 of this request under the sandbox
+/// app's secret and `token_secret` (empty before there is a token).
+fn signature_valid(params: &[(String, String)], method: &str, url: &str, token_secret: &str) -> bool {
+    let Some((_, signature)) = params.iter().find(|(k, _)| k == "oauth_signature") else { return false };
+    let signed: Vec<(String, String)> = params.iter().filter(|(k, _)| k != "oauth_signature").cloned().collect();
+    signature_base_string(&SigningInput { method, url, form: &[], oauth: &signed })
+        .is_ok_and(|base| &hmac_sha1(&base, X_CONSUMER_SECRET, token_secret) == signature)
 }
 
 /// The URL the client signed: the sandbox is plain HTTP on the Host it was called on.
@@ -156,7 +157,7 @@ fn unauthorized(message: &str) -> Response {
     (StatusCode::UNAUTHORIZED, Json(json!({"errors": [{"code": 32, "message": message}]}))).into_response()
 }
 
-fn authorization(headers: &HeaderMap) -> &str {
+pub(super) fn authorization(headers: &HeaderMap) -> &str {
     headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -34,17 +34,8 @@ fn rate_headers(response: &mut Response, limit: u64, remaining: u64, reset: u64)
 }
 
 /// The demo bearer token, an issued OAuth 2.0 token, or a valid OAuth 1.0a signature.
-fn authenticate(state: &SandboxState, headers: &HeaderMap, path: &str) -> Result<(), &'static str> {
-    authenticate_method(state, headers, "POST", path)
-}
-
-fn authenticate_method(
-    state: &SandboxState,
-    headers: &HeaderMap,
-    method: &str,
-    path: &str,
-) -> Result<(), &'static str> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+fn authenticate(state: &SandboxState, headers: &HeaderMap, method: &str, path: &str) -> Result<(), &'static str> {
+    let authorization = oauth::authorization(headers);
     let bearer = authorization.strip_prefix("Bearer ").map(str::trim);
     if bearer.is_some_and(|t| state.is_revoked(t)) {
         return Err("Invalid or expired token.");
@@ -56,7 +47,7 @@ fn authenticate_method(
 pub const SANDBOX_ACCOUNT_ID: &str = "18ce54sbx01";
 
 pub async fn accounts(State(state): State<Arc<SandboxState>>, headers: HeaderMap) -> Response {
-    if let Err(message) = authenticate_get(&state, &headers, "/12/accounts") {
+    if let Err(message) = authenticate(&state, &headers, "GET", "/12/accounts") {
         return error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED_ACCESS", message);
     }
     Json(json!({"data": [{"id": SANDBOX_ACCOUNT_ID, "name": "Sandbox Studio", "approval_status": "ACCEPTED"}],
@@ -70,7 +61,7 @@ pub async fn user_access(
     headers: HeaderMap,
 ) -> Response {
     let path = format!("/12/accounts/{account_id}/authenticated_user_access");
-    if let Err(message) = authenticate_get(&state, &headers, &path) {
+    if let Err(message) = authenticate(&state, &headers, "GET", &path) {
         return error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED_ACCESS", message);
     }
     if account_id != SANDBOX_ACCOUNT_ID {
@@ -79,10 +70,6 @@ pub async fn user_access(
     Json(json!({"data": {"user_id": "1234567890", "permissions": ["ACCOUNT_ADMIN", "TWEET_COMPOSER"]},
                 "request": {"params": {"account_id": account_id}}}))
     .into_response()
-}
-
-fn authenticate_get(state: &SandboxState, headers: &HeaderMap, path: &str) -> Result<(), &'static str> {
-    authenticate_method(state, headers, "GET", path)
 }
 
 fn is_sha256(v: &Value) -> bool {
@@ -128,7 +115,7 @@ pub async fn conversions(
         }
         return response;
     }
-    if let Err(message) = authenticate(&state, &headers, &format!("/12/measurement/conversions/{pixel_id}")) {
+    if let Err(message) = authenticate(&state, &headers, "POST", &format!("/12/measurement/conversions/{pixel_id}")) {
         state.count_rejected(Network::X, 1);
         return error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED_ACCESS", message);
     }

@@ -45,12 +45,7 @@ async fn upsert_goal(
 }
 
 fn trigger_json(config: &PostbackConfig) -> Result<String, StoreError> {
-    let triggers = match config {
-        PostbackConfig::TikTok(c) => c.trigger_events.as_slice(),
-        PostbackConfig::Reddit(c) => c.trigger_events.as_slice(),
-        PostbackConfig::X(_) => &[],
-    };
-    serde_json::to_string(triggers).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::to_string(config.trigger_events()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Saves the goals of an X config and maps those with an event tag to it.
@@ -322,11 +317,7 @@ impl Store {
                 pixel: stored.map(|c| c.config.pixel().to_owned()),
                 base_url: stored.and_then(|c| c.config.base_url().map(str::to_owned)),
                 health,
-                trigger_events: match stored.map(|c| &c.config) {
-                    Some(PostbackConfig::TikTok(c)) => c.trigger_events.clone(),
-                    Some(PostbackConfig::Reddit(c)) => c.trigger_events.clone(),
-                    _ => Vec::new(),
-                },
+                trigger_events: stored.map(|c| c.config.trigger_events().to_vec()).unwrap_or_default(),
                 paused_reason: stored.and_then(|c| c.paused_reason.clone()),
             });
         }
