@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use postback::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions};
 use postback::model::{ConversionEvent, DeliveryStatus, PostbackConfig, RedditConfig, TikTokConfig};
-use postback::store::{LogFilter, Store};
+use postback::store::{LogFilter, NewDelivery, Store, StoreOptions};
 use serde_json::json;
 
 fn scale(n: u64) -> u64 {
@@ -63,17 +63,22 @@ fn sandbox_process() -> (SandboxProcess, String) {
     (SandboxProcess(child), format!("http://{addr}"))
 }
 
+fn tiktok_config(base_url: &str) -> PostbackConfig {
+    PostbackConfig::TikTok(TikTokConfig {
+        pixel_code: "CBENCH000001".into(),
+        trigger_events: vec!["purchase".to_owned()],
+        test_event_code: None,
+        base_url: Some(base_url.to_owned()),
+    })
+}
+
 async fn setup(dir: &std::path::Path, base_url: &str) -> (Store, i64, Vec<i64>) {
     let store = Store::open(dir).await.expect("store");
     let game = store.create_game("Bench").await.expect("game");
     let triggers = vec!["purchase".to_owned()];
     let url = Some(base_url.to_owned());
-    let tiktok = PostbackConfig::TikTok(TikTokConfig {
-        pixel_code: "CBENCH000001".into(),
-        trigger_events: triggers.clone(),
-        test_event_code: None,
-        base_url: url.clone(),
-    });
+
+    let tiktok = tiktok_config(base_url);
     let reddit = PostbackConfig::Reddit(RedditConfig {
         pixel_id: "a2_bench01".into(),
         trigger_events: triggers,
@@ -86,13 +91,18 @@ async fn setup(dir: &std::path::Path, base_url: &str) -> (Store, i64, Vec<i64>) 
 }
 
 async fn enqueue_all(store: &Store, configs: &[i64], n: u64) -> Duration {
+    enqueue_in_batches(store, configs, n, 10_000).await
+}
+
+async fn enqueue_in_batches(store: &Store, configs: &[i64], n: u64, batch: u64) -> Duration {
     let mut total = Duration::ZERO;
-    let batch = 10_000;
     let mut i = 0;
     while i < n {
         let events: Vec<ConversionEvent> = (i..(i + batch).min(n)).map(event).collect();
-        let items: Vec<(i64, &ConversionEvent)> =
-            events.iter().flat_map(|e| configs.iter().map(move |c| (*c, e))).collect();
+        let items: Vec<NewDelivery> = events
+            .iter()
+            .flat_map(|e| configs.iter().map(move |c| NewDelivery { config_id: *c, goal_key: "", event: e }))
+            .collect();
         let started = Instant::now();
         store.enqueue(&items, now_ms()).await.expect("enqueue");
         total += started.elapsed();
@@ -128,6 +138,26 @@ async fn main() {
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64()
     );
+    // The cost of durable acknowledgements: 1,000 events per commit, synced (FULL) or not.
+    for durable in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = StoreOptions { durable_enqueue: durable, ..StoreOptions::default() };
+        let other = Store::open_with(dir.path(), options).await.expect("store");
+        let game = other.create_game("Durability").await.expect("game");
+        let config = other
+            .create_config(game.id, &tiktok_config(&base_url), Some("sandbox"))
+            .await
+            .expect("config");
+        let m = scale(100_000);
+        let took = enqueue_in_batches(&other, &[config], m, 1_000).await;
+        println!(
+            "enqueue, 1,000 events per commit, synchronous={}: {:.0} events/s ({:.2} ms per commit)",
+            if durable { "FULL (durable, the default)" } else { "NORMAL" },
+            m as f64 / took.as_secs_f64(),
+            took.as_secs_f64() * 1000.0 / (m as f64 / 1000.0)
+        );
+        other.close().await;
+    }
     let started = Instant::now();
     let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(Credentials::without_keychain()), unlimited());
     let report = dispatcher.run_until_idle().await.expect("dispatch");
@@ -171,6 +201,38 @@ async fn main() {
     let started = Instant::now();
     let counts = store.log_counts(now - 86_400_000).await.expect("counts");
     println!("log counts per status, last 24 h: {:.1} ms {counts:?}", started.elapsed().as_secs_f64() * 1000.0);
+
+    // Erasure on the big log: through the player index, in small transactions, while a
+    // writer (the dispatcher's stand-in) keeps committing; its slowest commit is the stall.
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                store.pause(-1, "bench").await.expect("write");
+                slowest = slowest.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            slowest
+        })
+    };
+    let mut erase_times = Vec::new();
+    for player in 0..20 {
+        let started = Instant::now();
+        // The synthetic log spreads its rows over 100,000 players: 50 rows each on 5 M rows.
+        store.erase_player(&format!("player-{player}"), now).await.expect("erase");
+        erase_times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let slowest_write = writer.await.expect("writer");
+    erase_times.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "erase a player on a {rows}-row log: p50 {:.2} ms, max {:.2} ms; a concurrent writer's slowest commit {:.2} ms",
+        erase_times[erase_times.len() / 2],
+        erase_times[erase_times.len() - 1],
+        slowest_write.as_secs_f64() * 1000.0
+    );
     store.close().await;
 
     // 4. Dispatcher memory over 1 M events.

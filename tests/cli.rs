@@ -222,3 +222,151 @@ fn connect_without_a_secret_service_refuses_and_saves_nothing() {
     let stats: Value = sandbox_stats(&sandbox.1);
     assert_eq!(stats["tiktok"]["requests"], 0);
 }
+
+/// `postback import` of something that cannot be read ends at once with exit 2, the line and
+/// how much was queued before it (it used to repeat the read error forever on a directory).
+#[test]
+fn import_of_a_directory_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = postback().arg("--data-dir").arg(dir.path().join("data")).arg("import").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is a directory"), "{err}");
+}
+
+fn write_events(dir: &Path, ids: &[&str]) -> std::path::PathBuf {
+    let lines: Vec<String> =
+        ids.iter().map(|id| PURCHASE.replace("\"e1\"", &format!("\"{id}\"")).replace('\n', " ")).collect();
+    let path = dir.join("events.ndjson");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path
+}
+
+/// Exactly one process delivers from a data directory: a second `serve` names the holder's pid
+/// and exits; enqueueing and reading go on beside it; once the holder is gone, it can start.
+#[test]
+fn one_writer_per_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = write_events(dir.path(), &["w1", "w2"]);
+    assert!(postback().arg("--data-dir").arg(&data).arg("integrations").output().unwrap().status.success());
+    let mut first = serving(&data);
+    let second = postback().arg("--data-dir").arg(&data).args(["serve", "--until-idle"]).output().unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(second.status.code(), Some(1), "{}", String::from_utf8_lossy(&second.stderr));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains(&format!("pid {}", first.id())) && err.contains("postback serve"), "{err}");
+    // Meanwhile enqueueing and reading worked beside the running one.
+    let import = postback().arg("--data-dir").arg(&data).arg("import").arg(&file).output().unwrap();
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    // The holder was killed: the OS released its lock and another serve takes it.
+    let mut again = serving(&data);
+    assert!(again.try_wait().unwrap().is_none(), "the second serve runs");
+    let _ = again.kill();
+    let _ = again.wait();
+}
+
+/// `postback serve` in the background, once it holds the data directory's writer lock.
+fn serving(data: &Path) -> std::process::Child {
+    let mut child = postback()
+        .arg("--data-dir")
+        .arg(data)
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let holder = format!("{}\n", child.id());
+    for _ in 0..400 {
+        if std::fs::read_to_string(data.join("postback.lock")).is_ok_and(|t| t.starts_with(&holder)) {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("postback serve did not take the lock");
+}
+
+/// A request to the sandbox's control API over a plain loopback socket.
+fn sandbox_post(base: &str, path: &str, body: &str) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+/// Given-up events come back with `postback replay` under their own ids (it prints how many);
+/// replaying a delivered event is refused with exit 2; `disconnect` of a config whose events
+/// still wait needs `--discard-queued`.
+#[test]
+fn replay_and_disconnect_say_what_they_do() {
+    let sandbox = sandbox_process();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| {
+        postback()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .env("QA_TOKEN", postback::sandbox::TIKTOK_TOKEN)
+            .output()
+            .unwrap()
+    };
+    let connect = run(&[
+        "connect",
+        "--network",
+        "tiktok",
+        "--pixel",
+        "CQA0000002",
+        "--token-env",
+        "QA_TOKEN",
+        "--base-url",
+        &sandbox.1,
+        "--trigger",
+        "purchase",
+        "--game",
+        "1",
+        "--test-code",
+        "TEST9",
+    ]);
+    assert!(connect.status.success(), "{}", String::from_utf8_lossy(&connect.stderr));
+    let config_id = stdout_json(&connect)["config_id"].as_i64().unwrap().to_string();
+    let file = write_events(dir.path(), &["r1", "r2"]);
+    assert_eq!(stdout_json(&run(&["import", file.to_str().unwrap()]))["enqueued"], 2);
+
+    // Waiting events are not dropped silently.
+    let refused = run(&["disconnect", "--config", &config_id]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err: Value = serde_json::from_slice(&refused.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "queued_events");
+    assert!(err["error"]["message"].as_str().unwrap().contains("2 conversions for TikTok Ads"), "{err}");
+
+    // TikTok answers 503 for longer than the give-up budget: both are given up.
+    sandbox_post(&sandbox.1, "/__sandbox/faults", r#"{"error_rate": 1.0, "status": 503}"#);
+    let served = run(&["serve", "--until-idle", "--give-up-after", "1s"]);
+    assert_eq!(stdout_json(&served)["given_up"], 2, "{}", String::from_utf8_lossy(&served.stderr));
+    let pending = run(&["replay", "--config", &config_id, "--event-id", "nope"]);
+    assert_eq!(pending.status.code(), Some(2));
+
+    sandbox_post(&sandbox.1, "/__sandbox/faults", "{}");
+    let replayed = run(&["replay", "--config", &config_id, "--since", "24h"]);
+    assert_eq!(stdout_json(&replayed)["requeued"], 2);
+    assert_eq!(stdout_json(&run(&["serve", "--until-idle"]))["success"], 2);
+    assert_eq!(sandbox_stats(&sandbox.1)["tiktok"]["distinct_event_ids"], 2);
+
+    let delivered = run(&["replay", "--config", &config_id, "--event-id", "r1"]);
+    assert_eq!(delivered.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&delivered.stderr).contains("was delivered"));
+    assert_eq!(run(&["replay", "--config", &config_id, "--since", "soon"]).status.code(), Some(2), "a bad span");
+    assert!(run(&["disconnect", "--config", &config_id]).status.success(), "nothing waits any more");
+}

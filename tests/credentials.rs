@@ -120,7 +120,7 @@ async fn save_validates_with_the_test_code_and_stores_the_token_only_in_the_keyc
     assert_eq!(report.success, 1);
     assert_eq!(rig.sandbox.state.stats()[&Network::TikTok].accepted, 1);
 
-    rig.connector.disconnect(saved.config_id).await.unwrap();
+    rig.connector.disconnect(saved.config_id, false).await.unwrap();
     assert_eq!(rig.keychain.get(&reference).unwrap(), None, "disconnect removes the keychain entry");
     assert!(rig.store.config_for(rig.game_id, Network::TikTok).await.unwrap().is_none(), "and the config");
 }
@@ -210,7 +210,7 @@ async fn rotation_validates_replaces_the_keychain_entry_and_unpauses() {
     assert!(rig.keychain.get(&new_ref).unwrap().is_some());
     let report = dispatcher.run_until_idle().await.unwrap();
     assert_eq!(report.success, 1, "the waiting event goes out after rotation");
-    rig.connector.disconnect(saved.config_id).await.unwrap();
+    rig.connector.disconnect(saved.config_id, false).await.unwrap();
 }
 
 /// Fault injection with keyring-core's mock store: a locked keychain at save time stops the

@@ -1,92 +1,15 @@
 //! The delivery engine against the sandbox networks over real loopback HTTP, on a real SQLite
 //! file: happy path, fault classes, partial rejections, credential pause, dedup, erasure.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod support;
+use support::{events, fast_options, rig, Rig};
+
 use std::time::Duration;
 
-use postback::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions, RunReport};
-use postback::ingest::import_ndjson;
-use postback::model::{DeliveryStatus, Goal, Health, Network};
-use postback::sandbox::{self, Faults, RunningSandbox};
-use postback::store::{LogFilter, Store};
-use serde_json::json;
-
-struct Rig {
-    _dir: tempfile::TempDir,
-    store: Store,
-    sandbox: RunningSandbox,
-    game_id: i64,
-    tokens: Arc<Credentials>,
-    config_ids: Vec<i64>,
-}
-
-fn x_goals() -> Vec<Goal> {
-    vec![
-        Goal::mapped("launch", "Launch", "game_launch", "tw-sbx01-launch"),
-        // Belongs to another pixel: the sandbox refuses it as X does.
-        Goal::mapped("buy", "Purchase", "purchase", "tw-other-buy01"),
-    ]
-}
-
-async fn rig(credential_ref: &str) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let sandbox = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
-    let game = store.create_game("Test Game").await.unwrap();
-    let configs = sandbox::demo_configs(&sandbox.base_url, &["game_launch", "purchase"], x_goals());
-    let mut config_ids = Vec::new();
-    for c in &configs {
-        config_ids.push(store.create_config(game.id, c, Some(credential_ref)).await.unwrap());
-    }
-    Rig { _dir: dir, store, sandbox, game_id: game.id, tokens: Arc::new(Credentials::without_keychain()), config_ids }
-}
-
-fn events(n: usize, name: &str, player: &str) -> String {
-    (0..n)
-        .map(|i| {
-            json!({"event_id": format!("{name}-{player}-{i}"), "name": name, "occurred_at": chrono::Utc::now().to_rfc3339(),
-                   "player_id": player, "consent": "full",
-                   "click_ids": {"ttclid": "tt", "twclid": "tw", "rdt_cid": "rd"}, "email": format!("p{i}@example.com"),
-                   "value": "1.99", "currency": "USD"})
-            .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn fast_options() -> DispatcherOptions {
-    let mut o = DispatcherOptions::default();
-    o.retry.base = Duration::from_millis(20);
-    o.retry.max_attempts = 3;
-    o.lease = Duration::from_secs(5);
-    o
-}
-
-impl Rig {
-    async fn import(&self, text: &str) -> postback::ingest::ImportReport {
-        import_ndjson(&self.store, self.game_id, text.as_bytes(), now_ms()).await.unwrap()
-    }
-
-    async fn dispatch(&self, options: DispatcherOptions) -> RunReport {
-        let mut d = Dispatcher::new(self.store.clone(), self.tokens.clone(), options);
-        tokio::time::timeout(Duration::from_secs(60), d.run_until_idle()).await.expect("dispatcher finishes").unwrap()
-    }
-
-    fn faults(&self, f: Faults) {
-        self.sandbox.state.set_faults(f);
-    }
-
-    fn stats(&self, network: Network) -> postback::sandbox::NetworkStats {
-        self.sandbox.state.stats().remove(&network).unwrap_or_default()
-    }
-
-    async fn log(&self, config: usize, status: Option<DeliveryStatus>) -> Vec<postback::model::LogEntry> {
-        let filter =
-            LogFilter { config_id: Some(self.config_ids[config]), status, limit: 1000, ..LogFilter::default() };
-        self.store.log_page(&filter).await.unwrap()
-    }
-}
+use postback::delivery::{now_ms, Clock, Dispatcher, DispatcherOptions, RunReport};
+use postback::model::{DeliveryStatus, Health, Network};
+use postback::sandbox::{self, Faults};
+use postback::store::{LogFilter, Replay};
 
 #[tokio::test]
 async fn happy_path_for_all_three_networks() {
@@ -107,25 +30,40 @@ async fn happy_path_for_all_three_networks() {
     assert_eq!(rig.store.health(rig.config_ids[0], now_ms()).await.unwrap(), Health::Normal);
 }
 
+/// Server errors are retried with backoff (capped at 15 min) and given up by age — 24 h after
+/// the first failed answer — not after a few attempts; given-up events come back by replay.
 #[tokio::test]
-async fn server_errors_are_retried_then_failed() {
+async fn server_errors_are_retried_for_a_day_then_given_up_and_replayed() {
     let rig = rig("sandbox").await;
     rig.import(&events(5, "game_launch", "p1")).await;
     rig.faults(Faults { error_rate: 1.0, status: 503, ..Faults::default() });
-    let run = rig.dispatch(fast_options()).await;
-    assert_eq!((run.success, run.retried, run.failed), (0, 30, 15), "3 attempts of 5 events on 3 networks");
+    let started = now_ms();
+    let clock = Clock::manual(started);
+    let options = DispatcherOptions { clock: clock.clone(), ..DispatcherOptions::default() };
+    let run = rig.dispatch(options.clone()).await;
+    assert_eq!((run.success, run.given_up, run.failed), (0, 15, 0), "{run:?}");
     let tiktok = rig.log(0, None).await;
-    let attempts: Vec<(i64, DeliveryStatus)> =
-        tiktok.iter().filter(|e| e.event_id.ends_with("-0")).map(|e| (e.attempt, e.status)).collect();
-    assert_eq!(attempts, [(3, DeliveryStatus::Failed), (2, DeliveryStatus::Retried), (1, DeliveryStatus::Retried)]);
-    assert!(tiktok[0].error.as_deref().unwrap_or_default().contains("gave up after 3 attempts"));
+    let attempts: Vec<(i64, i64, DeliveryStatus)> =
+        tiktok.iter().filter(|e| e.event_id.ends_with("-0")).map(|e| (e.at, e.attempt, e.status)).collect();
+    let (last_at, last_attempt, last_status) = attempts[0];
+    assert_eq!(last_status, DeliveryStatus::GivenUp);
+    assert!(attempts[1..].iter().all(|(_, _, s)| *s == DeliveryStatus::Retried));
+    assert!(last_at - started >= 24 * 3600 * 1000, "given up only after 24 h");
+    // 2 s doubling to the 15 min cap: about a hundred attempts in a day, not eight.
+    assert!((80..=130).contains(&last_attempt), "{last_attempt} attempts");
+    let gaps: Vec<i64> = attempts.windows(2).map(|w| w[0].0 - w[1].0).collect();
+    assert!(gaps.iter().all(|g| *g <= 15 * 60 * 1000 * 12 / 10), "backoff capped at 15 min (+jitter)");
+    assert!(tiktok[0].error.as_deref().unwrap_or_default().contains("gave up after 24 h"), "{:?}", tiktok[0].error);
     assert_eq!(rig.store.queue_counts().await.unwrap().2, 15, "given-up events wait for replay");
-    // After the outage, replay delivers them.
+
+    // After the outage, replay delivers them under the same event ids.
     rig.faults(Faults::default());
     for id in &rig.config_ids {
-        rig.store.replay_dead(*id, now_ms()).await.unwrap();
+        let requeued = rig.store.replay(&Replay { config_id: *id, ..Replay::default() }, clock.now_ms()).await;
+        assert_eq!(requeued.unwrap(), Ok(5));
     }
-    assert_eq!(rig.dispatch(fast_options()).await.success, 15);
+    assert_eq!(rig.dispatch(options).await.success, 15);
+    assert_eq!(rig.stats(Network::TikTok).distinct_event_ids, 5);
 }
 
 #[tokio::test]
@@ -134,14 +72,11 @@ async fn tiktok_errors_inside_http_200_are_read_from_the_code() {
     rig.import(&events(3, "game_launch", "p1")).await;
     // 429 is answered by TikTok as HTTP 200 with code 40100.
     rig.faults(Faults { error_rate: 1.0, status: 429, ..Faults::default() });
-    rig.dispatch(DispatcherOptions {
-        retry: postback::delivery::retry::RetryPolicy { max_attempts: 1, ..Default::default() },
-        ..fast_options()
-    })
-    .await;
+    let mut d = Dispatcher::new(rig.store.clone(), rig.tokens.clone(), fast_options());
+    d.turn(&mut RunReport::default()).await.unwrap();
     let log = rig.log(0, None).await;
     assert_eq!(log.len(), 3);
-    assert!(log.iter().all(|e| e.http_status == Some(200) && e.status == DeliveryStatus::Failed), "{log:?}");
+    assert!(log.iter().all(|e| e.http_status == Some(200) && e.status == DeliveryStatus::Retried), "{log:?}");
     assert!(log[0].error.as_deref().unwrap_or_default().contains("40100"), "{:?}", log[0].error);
 }
 
@@ -193,16 +128,16 @@ async fn a_credential_failure_pauses_the_config_until_rotation() {
     rig.import(&events(20, "game_launch", "p1")).await;
     let run = rig.dispatch(fast_options()).await;
     assert_eq!(run.success, 0);
-    // One attempt per config, then paused: nothing burned.
-    assert_eq!(run.failed, 3 * 20, "{run:?}");
+    // One attempt per config, then paused: nothing burned, nothing counted as Failed.
+    assert_eq!((run.held, run.failed), (3 * 20, 0), "{run:?}");
     let (ready, leased, dead) = rig.store.queue_counts().await.unwrap();
     assert_eq!((ready, leased, dead), (60, 0, 0));
     for (i, id) in rig.config_ids.iter().enumerate() {
         assert_eq!(rig.store.health(*id, now_ms()).await.unwrap(), Health::CredentialFailures, "config {i}");
-        assert_eq!(
-            rig.log(i, Some(DeliveryStatus::Failed)).await[0].http_status.map(|s| s == 401 || s == 200),
-            Some(true)
-        );
+        let held = rig.log(i, Some(DeliveryStatus::Held)).await;
+        assert_eq!(held.len(), 20, "config {i}");
+        assert_eq!(held[0].http_status.map(|s| s == 401 || s == 200), Some(true), "the refusal's status is kept");
+        assert!(rig.log(i, Some(DeliveryStatus::Failed)).await.is_empty());
     }
     // Rotate: the right tokens, then un-pause.
     for (network, token) in [
@@ -263,37 +198,58 @@ async fn bad_lines_are_reported_and_never_stop_the_good_ones() {
     assert_eq!(lines, [(2, "event"), (4, "occurred_at")]);
 }
 
+/// No answer at all — a timeout, a refused connection — is not an attempt: the config shows
+/// Offline and probes with backoff, the event keeps its attempts and is never given up for it.
 #[tokio::test]
-async fn no_answer_is_transient_timeouts_and_refused_connections() {
+async fn no_answer_is_not_an_attempt_timeouts_and_refused_connections() {
     let slow = rig("sandbox").await;
     slow.import(&events(2, "game_launch", "p1")).await;
     slow.faults(Faults { latency_ms: 1500, ..Faults::default() });
     let mut options = fast_options();
     options.request_timeout = Duration::from_millis(200);
-    options.retry.max_attempts = 1;
-    let run = slow.dispatch(options).await;
-    assert_eq!(run.failed, 6);
+    let mut d = Dispatcher::new(slow.store.clone(), slow.tokens.clone(), options.clone());
+    let mut run = RunReport::default();
+    d.turn(&mut run).await.unwrap();
+    assert_eq!((run.offline, run.failed, run.retried), (6, 0, 0), "{run:?}");
     let log = slow.log(1, None).await;
     assert!(
-        log.iter().all(|e| e.http_status.is_none() && e.error.as_deref().unwrap_or_default().contains("timed out")),
+        log.iter().all(|e| e.status == DeliveryStatus::Offline
+            && e.http_status.is_none()
+            && e.error.as_deref().unwrap_or_default().contains("timed out")),
         "{log:?}"
     );
+    let reddit = slow.store.integrations(slow.game_id).await.unwrap().remove(1);
+    assert!(
+        reddit.offline_since.is_some() && reddit.offline_reason.as_deref().unwrap_or_default().contains("timed out")
+    );
+    assert_eq!(slow.store.queue_counts().await.unwrap(), (6, 0, 0), "back in the queue, not dead");
+    // The network answers again: delivered, as the first attempt, and the config is online.
+    slow.faults(Faults::default());
+    let run = slow.dispatch(options).await;
+    assert_eq!(run.success, 6);
+    let delivered = slow.log(1, Some(DeliveryStatus::Success)).await;
+    assert!(delivered.iter().all(|e| e.attempt == 1), "{delivered:?}");
+    assert!(slow.store.integrations(slow.game_id).await.unwrap().iter().all(|r| r.offline_since.is_none()));
 
-    // A network that is not there at all: connection refused, a transient failure.
+    // A network that is not there at all: connection refused, offline too.
     let rig = rig("sandbox").await;
     rig.import(&events(1, "game_launch", "p1")).await;
-    let Rig { sandbox, store, tokens, config_ids, _dir, .. } = rig;
+    let Rig { sandbox, store, tokens, config_ids, dir: _dir, .. } = rig;
     sandbox.stop().await;
-    let mut options = fast_options();
-    options.retry.max_attempts = 1;
-    let mut dispatcher = Dispatcher::new(store.clone(), tokens, options);
-    assert_eq!(dispatcher.run_until_idle().await.unwrap().failed, 3);
+    let mut dispatcher = Dispatcher::new(store.clone(), tokens, fast_options());
+    let mut run = RunReport::default();
+    dispatcher.turn(&mut run).await.unwrap();
+    assert_eq!((run.offline, run.failed), (3, 0));
     let filter = LogFilter { config_id: Some(config_ids[0]), limit: 10, ..LogFilter::default() };
     let log = store.log_page(&filter).await.unwrap();
     assert!(
-        log[0].http_status.is_none() && log[0].error.as_deref().unwrap_or_default().contains("no answer"),
+        log[0].status == DeliveryStatus::Offline && log[0].error.as_deref().unwrap_or_default().contains("no answer"),
         "{log:?}"
     );
+    // Probing again while offline adds no log rows: one Offline row per outage, not per probe.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    dispatcher.turn(&mut RunReport::default()).await.unwrap();
+    assert_eq!(store.log_page(&filter).await.unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,4 +279,55 @@ async fn a_long_rate_limit_wait_keeps_the_batch_leased() {
     assert!(started.elapsed() >= Duration::from_millis(1500), "the window was respected");
     let x = rig.stats(Network::X);
     assert_eq!((x.accepted, x.duplicates), (3, 0), "sent once, by the dispatcher that held the lease");
+}
+
+/// A reader that yields some lines and then fails on every read, as a dying disk does.
+struct FailingAfter {
+    text: std::io::Cursor<Vec<u8>>,
+}
+
+impl std::io::Read for FailingAfter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.text.read(buf)? {
+            0 => Err(std::io::Error::other("input/output error")),
+            n => Ok(n),
+        }
+    }
+}
+
+impl std::io::BufRead for FailingAfter {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        let buf = self.text.fill_buf()?;
+        if buf.is_empty() {
+            return Err(std::io::Error::other("input/output error"));
+        }
+        Ok(buf)
+    }
+    fn consume(&mut self, n: usize) {
+        self.text.consume(n)
+    }
+}
+
+/// A read error ends the import at once with the line it happened on; what the lines before
+/// it queued stays queued (it used to repeat the error on every line, forever).
+#[tokio::test]
+async fn a_read_error_ends_the_import_with_its_line() {
+    let rig = rig("sandbox").await;
+    let text = format!("{}\n", events(2, "game_launch", "p1"));
+    let input = FailingAfter { text: std::io::Cursor::new(text.into_bytes()) };
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        postback::ingest::import_ndjson(&rig.store, rig.game_id, input, now_ms()),
+    )
+    .await
+    .expect("no endless loop");
+    match outcome {
+        Err(postback::ingest::ImportError::Read { line, report, message }) => {
+            assert_eq!(line, 3);
+            assert_eq!((report.events, report.enqueued), (2, 6));
+            assert!(message.contains("input/output error"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rig.store.queue_counts().await.unwrap().0, 6, "acknowledged lines stay queued");
 }

@@ -27,6 +27,7 @@ fn entry(config_id: i64, at: i64, status: DeliveryStatus, http: Option<u16>, cre
         network: Network::TikTok,
         event_name: "purchase".into(),
         event_id: format!("e{at}"),
+        goal_key: String::new(),
         player_id: "p".into(),
         status,
         http_status: http,

@@ -337,7 +337,12 @@ async fn oauth1_connect_save_deliver_signed_and_reconnect_keeps_goals() {
     let report = rig.deliver_purchase("x-2", json!({"twclid": "tw"})).await;
     assert_eq!(report.success, 0);
     assert!(store.config(saved.config_id).await.unwrap().paused_reason.is_some());
-    connector.disconnect(saved.config_id).await.unwrap();
+    // The held conversion is not dropped silently: disconnecting asks first.
+    let refused = connector.disconnect(saved.config_id, false).await.unwrap_err();
+    assert!(matches!(refused, postback::connect::ConnectError::QueuedEvents { count: 1, .. }), "{refused:?}");
+    assert!(refused.to_string().contains("1 conversions for X Ads"), "{refused}");
+    assert!(store.config(saved.config_id).await.is_ok(), "nothing removed");
+    connector.disconnect(saved.config_id, true).await.unwrap();
 }
 
 fn oauth1_token(keychain: &Keychain, reference: &str) -> String {
@@ -370,7 +375,7 @@ async fn oauth2_tokens_are_refreshed_before_expiry_and_written_back_to_the_keych
     assert!(pkce::refresh(&no_redirects(), &tokens).await.is_err());
     let report = rig.deliver_purchase("x2-2", json!({"twclid": "tw"})).await;
     assert_eq!(report.success, 1);
-    connector.disconnect(saved.config_id).await.unwrap();
+    connector.disconnect(saved.config_id, false).await.unwrap();
 }
 
 #[tokio::test]
@@ -403,5 +408,5 @@ async fn a_waiting_connect_x_can_be_cancelled() {
         .expect("approved");
     let saved = rig.connector.finish_x(rig.game_id, &handle, "sbx01").await.expect("saved");
     assert!(rig.connector.finish_x(rig.game_id, &handle, "sbx01").await.is_err(), "a handle is used once");
-    rig.connector.disconnect(saved.config_id).await.unwrap();
+    rig.connector.disconnect(saved.config_id, false).await.unwrap();
 }

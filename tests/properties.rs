@@ -1,8 +1,10 @@
 //! No input panics the parser or the builders: arbitrary strings, huge numbers, odd unicode.
 
 use chrono::Utc;
+use postback::delivery::retry::RetryPolicy;
+use postback::model::Network;
 use postback::model::{ConversionEvent, PostbackConfig};
-use postback::networks::{build_requests, prepare, preview};
+use postback::networks::{build_requests, classify, prepare, preview, HttpResponse, ItemOutcome, MAX_WAIT};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -69,5 +71,74 @@ proptest! {
         let doc = json!({"network": network, "pixel_code": pixel, "pixel_id": pixel, "trigger_events": [tag.clone()],
             "goals": [{"id": "g", "event": "purchase", "event_tag": tag}]});
         let _ = PostbackConfig::from_json(&doc);
+    }
+}
+
+fn header_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<u64>().prop_map(|n| n.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        Just("18446744073709551615".to_owned()),
+        Just("Fri, 31 Dec 9999 23:59:59 GMT".to_owned()),
+        Just("Thu, 01 Jan 1970 00:00:00 GMT".to_owned()),
+        "\\PC{0,30}",
+    ]
+}
+
+fn body() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\PC{0,200}",
+        any::<i64>().prop_map(|code| json!({"code": code, "message": "m", "request_id": "r"}).to_string()),
+        (any::<u64>(), any::<u64>()).prop_map(|(n, i)| json!({"data": {"conversions_processed": n},
+            "errors": [{"message": "bad", "parameter": format!("conversions[{i}].event_id")}]})
+        .to_string()),
+        any::<String>().prop_map(|id| {
+            json!({"invalid_events": [{"error_message": "x", "event": {"metadata": {"conversion_id": id}}}]})
+                .to_string()
+        }),
+        Just("{\"errors\": [{\"parameter\": \"conversions[99999999999999999999].x\"}]}".to_owned()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    /// Whatever a network (or something pretending to be one) answers, no classifier and no
+    /// retry computation panics, and no wait exceeds the maximum.
+    #[test]
+    fn arbitrary_answers_never_panic(
+        status in 0u16..1000,
+        retry_after in header_value(),
+        reset in header_value(),
+        body in body(),
+        items in 1usize..5,
+        now in any::<i64>(),
+        attempt in any::<u32>(),
+        jitter in any::<f64>(),
+    ) {
+        let event = ConversionEvent::from_json(&json!({"event_id": "e", "name": "purchase",
+            "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full",
+            "click_ids": {"ttclid": "t", "twclid": "w", "rdt_cid": "r"}})).expect("event");
+        let response = HttpResponse::new(status, body)
+            .with_header("Retry-After", &retry_after)
+            .with_header("x-rate-limit-reset", &reset);
+        for (network, config) in Network::ALL.into_iter().zip(configs()) {
+            let prepared: Vec<_> = (0..items).map(|_| prepare(&config, &event, false).expect("prepared")).collect();
+            for request in build_requests(&config, &prepared) {
+                let c = classify(network, &request, &response, now);
+                prop_assert_eq!(c.items.len(), request.item_events.len());
+                for outcome in &c.items {
+                    if let ItemOutcome::Transient { retry_after: Some(wait), .. } = outcome {
+                        prop_assert!(*wait <= MAX_WAIT);
+                        let policy = RetryPolicy::default();
+                        prop_assert!(policy.delay(attempt, Some(*wait), jitter) <= MAX_WAIT + std::time::Duration::from_secs(1));
+                    }
+                }
+            }
+        }
+        let policy = RetryPolicy::default();
+        let _ = policy.delay(attempt, None, jitter);
+        let _ = policy.offline_delay(attempt, jitter);
+        let _ = policy.exhausted(now, now.wrapping_mul(3));
     }
 }

@@ -1,7 +1,7 @@
 //! The store against a real SQLite file in a temporary directory.
 
 use postback::model::{ApiError, Goal, IntegrationStatus, Network, PostbackConfig, XConfig};
-use postback::store::{Store, StoreError, DB_FILE, DEMO_GAME_NAME};
+use postback::store::{NewDelivery, Store, StoreError, DB_FILE, DEMO_GAME_NAME};
 use serde_json::json;
 
 fn x_config(pixel: &str) -> PostbackConfig {
@@ -161,13 +161,59 @@ async fn an_event_id_is_remembered_for_48_hours_and_then_forgotten() {
         "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}))
     .unwrap();
     let t0 = 1_795_000_000_000;
-    assert_eq!(store.enqueue(&[(config, &event), (config, &event)], t0).await.unwrap().enqueued, 1);
+    let one = NewDelivery { config_id: config, goal_key: "", event: &event };
+    assert_eq!(store.enqueue(&[one, one], t0).await.unwrap().enqueued, 1);
     // Delivered: the row stays as dedup memory.
     let leased = store.claim(config, "test", t0, 1000, 10).await.unwrap();
-    store.settle(&Settlement { done: vec![leased[0].id], ..Settlement::default() }).await.unwrap();
+    let done = Settlement { lease_token: "test".into(), done: vec![leased[0].id], ..Settlement::default() };
+    assert_eq!(store.settle(&done).await.unwrap().lost, 0);
     assert_eq!(store.queue_counts().await.unwrap(), (0, 0, 0));
-    assert_eq!(store.enqueue(&[(config, &event)], t0 + DEDUP_WINDOW_MS - 1).await.unwrap().duplicates, 1);
-    assert_eq!(store.enqueue(&[(config, &event)], t0 + DEDUP_WINDOW_MS + 1).await.unwrap().enqueued, 1);
+    assert_eq!(store.enqueue(&[one], t0 + DEDUP_WINDOW_MS - 1).await.unwrap().duplicates, 1);
+    assert_eq!(store.enqueue(&[one], t0 + DEDUP_WINDOW_MS + 1).await.unwrap().enqueued, 1);
+    assert_eq!(store.queue_counts().await.unwrap().0, 1);
+}
+
+/// A settle matches its claim's lease token: rows another dispatcher re-claimed after the lease
+/// expired are left alone (not marked dead, not released) and counted as lost.
+#[tokio::test]
+async fn a_settle_touches_only_the_rows_its_lease_token_still_holds() {
+    use postback::model::ConversionEvent;
+    use postback::store::Settlement;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
+    let config = store.configs(game.id).await.unwrap()[0].id;
+    let events: Vec<ConversionEvent> = (0..3)
+        .map(|i| {
+            ConversionEvent::from_json(&json!({"event_id": format!("e{i}"), "name": "purchase",
+                "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}))
+            .unwrap()
+        })
+        .collect();
+    let items: Vec<NewDelivery> =
+        events.iter().map(|e| NewDelivery { config_id: config, goal_key: "", event: e }).collect();
+    let t0 = 1_795_000_000_000;
+    store.enqueue(&items, t0).await.unwrap();
+    let first = store.claim(config, "slow:1", t0, 1000, 10).await.unwrap();
+    assert_eq!(first.len(), 3);
+    // The lease expires; another dispatcher re-claims and delivers two of them.
+    store.reclaim_expired_leases(t0 + 2000).await.unwrap();
+    let second = store.claim(config, "fast:1", t0 + 2000, 1000, 2).await.unwrap();
+    assert_eq!(second.len(), 2);
+    let delivered = Settlement {
+        lease_token: "fast:1".into(),
+        done: second.iter().map(|l| l.id).collect(),
+        ..Settlement::default()
+    };
+    assert_eq!(store.settle(&delivered).await.unwrap().lost, 0);
+    // The first dispatcher comes back and would mark everything dead: only its third row is its own.
+    let stale = Settlement {
+        lease_token: "slow:1".into(),
+        dead: first.iter().map(|l| l.id).collect(),
+        ..Settlement::default()
+    };
+    assert_eq!(store.settle(&stale).await.unwrap().lost, 3, "the third row went back to the queue at reclaim");
+    assert_eq!(store.queue_counts().await.unwrap(), (1, 0, 0), "nothing delivered was marked dead");
     assert_eq!(store.queue_counts().await.unwrap().0, 1);
 }
 

@@ -10,7 +10,7 @@ use postback::model::{
     ApiError, AppInfo, ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig,
     TikTokConfig, XConfig,
 };
-use postback::model::{DeliveryStatus, LogEntry, SandboxDemo};
+use postback::model::{DeliveryStatus, EngineState, LogEntry, SandboxDemo};
 use ts_rs::{Config, TS};
 
 fn bindings_dir() -> PathBuf {
@@ -45,6 +45,7 @@ fn typescript_bindings_are_fresh() {
         check::<Game>(&cfg, update),
         check::<Goal>(&cfg, update),
         check::<DeliveryStatus>(&cfg, update),
+        check::<EngineState>(&cfg, update),
         check::<Health>(&cfg, update),
         check::<IdKind>(&cfg, update),
         check::<LogEntry>(&cfg, update),

@@ -51,7 +51,12 @@ enum Command {
     Disconnect {
         #[arg(long)]
         config: i64,
+        /// Also discard the config's conversions that were not delivered yet (refused without it)
+        #[arg(long)]
+        discard_queued: bool,
     },
+    /// Re-queue a config's failed and given-up events under their own event ids
+    Replay(cli::ReplayArgs),
     /// Forget a player: remove queued events, scrub the log, skip future events
     Erase {
         #[arg(long)]
@@ -61,6 +66,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
+    // Diagnostics go to stderr (stdout carries the commands' JSON): warnings and errors, and
+    // progress for `serve`. POSTBACK_LOG overrides, e.g. POSTBACK_LOG=postback=debug.
+    let default_filter = if matches!(args.command, Command::Serve(_)) { "postback=info" } else { "postback=warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTBACK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
     let data_dir = args.data_dir.unwrap_or_else(postback::store::default_data_dir);
     let data_dir = data_dir.as_path();
     // Async commands are lazy futures: nothing runs before the runtime polls them.
@@ -68,10 +79,13 @@ fn main() -> ExitCode {
         Command::Preview { config, event } => cli::preview_command(&config, &event, Some(data_dir)),
         Command::Validate(args) => with_runtime(cli::validate_command(args)),
         Command::Connect(args) => with_runtime(cli::connect_command(data_dir, args)),
-        Command::Disconnect { config } => with_runtime(cli::disconnect(data_dir, config)),
+        Command::Disconnect { config, discard_queued } => {
+            with_runtime(cli::disconnect(data_dir, config, discard_queued))
+        }
+        Command::Replay(args) => with_runtime(cli::replay(data_dir, args)),
         Command::Integrations => with_runtime(reported(cli::integrations(data_dir))),
         Command::Sandbox { port } => with_runtime(reported(cli::sandbox(SocketAddr::from(([127, 0, 0, 1], port))))),
-        Command::Import { file, game } => with_runtime(reported(cli::import(data_dir, &file, game))),
+        Command::Import { file, game } => with_runtime(cli::import(data_dir, &file, game)),
         Command::Serve(options) => with_runtime(reported(cli::serve(data_dir, options))),
         Command::Erase { player } => with_runtime(reported(cli::erase(data_dir, &player))),
     }

@@ -100,6 +100,12 @@ fn report(result: Result<serde_json::Value, ConnectError>) -> ExitCode {
             eprintln!("{}", error_json(&e));
             ExitCode::from(2)
         }
+        Err(e @ ConnectError::QueuedEvents { .. }) => {
+            // Nothing was changed; the command needs the user's explicit --discard-queued.
+            let api = ApiError::from(e);
+            eprintln!("{}", json!({"error": {"code": api.code, "field": "discard_queued", "message": api.message}}));
+            ExitCode::from(2)
+        }
         Err(e) => {
             let api = ApiError::from(e);
             eprintln!("{}", json!({"error": {"code": api.code, "field": api.field, "message": api.message}}));
@@ -140,10 +146,10 @@ pub async fn connect_command(data_dir: &Path, args: ConnectArgs) -> ExitCode {
     report(outcome.await)
 }
 
-pub async fn disconnect(data_dir: &Path, config_id: i64) -> ExitCode {
+pub async fn disconnect(data_dir: &Path, config_id: i64, discard_queued: bool) -> ExitCode {
     let outcome = async {
         let (store, connector, _) = connector(data_dir).await?;
-        let done = connector.disconnect(config_id).await;
+        let done = connector.disconnect(config_id, discard_queued).await;
         store.close().await;
         done?;
         Ok(json!({"ok": true, "disconnected": config_id}))

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use serde_json::json;
 
 mod connect;
+mod span;
 pub use connect::{connect_command, disconnect, validate_command, ConnectArgs, ValidateArgs};
+pub use span::parse_span;
 
-use crate::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions};
+use crate::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions, WriterLock};
 use crate::model::{ConversionEvent, Game, InputError, PostbackConfig};
 use crate::networks::{self, Preview};
 use crate::store::Store;
@@ -85,14 +87,28 @@ pub async fn integrations(data_dir: &Path) -> CliResult {
     for game in store.games().await.map_err(|e| e.to_string())? {
         println!("{} (game {}, data in {})", game.name, game.id, data_dir.display());
         for r in store.integrations(game.id).await.map_err(|e| e.to_string())? {
+            let config = r.config_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
             println!(
-                "  {:<11} {:<13} enabled={:<5} pixel={:<22} health={:?}",
+                "  {:<11} config={:<4} {:<13} enabled={:<5} pixel={:<22} health={:?} queued={}",
                 r.display_name,
+                config,
                 format!("{:?}", r.status),
                 r.enabled,
                 r.pixel.as_deref().unwrap_or("-"),
-                r.health
+                r.health,
+                r.pending
             );
+            if let Some(reason) = &r.paused_reason {
+                println!("      Paused: {reason}");
+            }
+            if let Some(since) = r.offline_since {
+                let since = chrono::DateTime::from_timestamp_millis(since).unwrap_or_default();
+                println!(
+                    "      Offline — waiting for the network since {} ({})",
+                    since.format("%Y-%m-%d %H:%M:%S UTC"),
+                    r.offline_reason.as_deref().unwrap_or("no answer")
+                );
+            }
         }
     }
     store.close().await;
@@ -112,19 +128,55 @@ pub async fn sandbox(addr: SocketAddr) -> CliResult {
     Ok(())
 }
 
-pub async fn import(data_dir: &Path, file: &Path, game: Option<i64>) -> CliResult {
-    let (store, first_game) = open(data_dir).await?;
+/// `postback import FILE`: exit 0 when the file was read to its end (bad lines are reported
+/// and skipped), 2 when it could not be read (nothing, or only the lines before the error, was
+/// queued — the message says which), 1 when the database failed.
+pub async fn import(data_dir: &Path, file: &Path, game: Option<i64>) -> ExitCode {
+    if file.is_dir() {
+        eprintln!("error: {} is a directory; give the path of an NDJSON file (one event per line)", file.display());
+        return ExitCode::from(2);
+    }
+    let reader = match std::fs::File::open(file) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}; check the path", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let (store, first_game) = match open(data_dir).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let game_id = game.unwrap_or(first_game.id);
-    let reader = std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let report = crate::ingest::import_ndjson(&store, game_id, std::io::BufReader::new(reader), now_ms())
-        .await
-        .map_err(|e| e.to_string())?;
+    let outcome = crate::ingest::import_ndjson(&store, game_id, std::io::BufReader::new(reader), now_ms()).await;
+    store.close().await;
+    let (report, exit) = match outcome {
+        Ok(report) => (report, ExitCode::SUCCESS),
+        Err(crate::ingest::ImportError::Read { line, message, report }) => {
+            eprintln!(
+                "error: cannot read line {line} of {}: {message}; the import stopped there, {} conversions from {} events before it were queued",
+                file.display(),
+                report.enqueued,
+                report.events
+            );
+            (*report, ExitCode::from(2))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     for e in &report.errors {
         eprintln!("line {}: {}: {}", e.line, e.field, e.message);
     }
-    println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
-    store.close().await;
-    Ok(())
+    match serde_json::to_string(&report) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: {e}"),
+    }
+    exit
 }
 
 /// `postback serve` settings.
@@ -136,9 +188,10 @@ pub struct ServeOptions {
     /// Also run the sandbox networks in this process (for the demo configs)
     #[arg(long)]
     pub with_sandbox: bool,
-    /// Attempts per event before it is marked Failed
-    #[arg(long, default_value_t = 8)]
-    pub max_attempts: u32,
+    /// How long server errors (5xx, 429) are retried before an event is Given up, counted from
+    /// its first failed answer (e.g. 24h, 90m); no answer at all is never given up this way
+    #[arg(long, default_value = "24h", value_parser = parse_span)]
+    pub give_up_after: std::time::Duration,
     /// Seconds a claimed batch stays leased; after a crash it returns to the queue then
     #[arg(long, default_value_t = 120)]
     pub lease_secs: u64,
@@ -148,16 +201,24 @@ pub struct ServeOptions {
     /// TikTok and Reddit: burst of requests per account
     #[arg(long, default_value_t = 100)]
     pub burst: u32,
-    /// X: events per 15-minute window per account
+    /// X: events per window per account
     #[arg(long, default_value_t = 60_000)]
     pub x_events_per_window: u64,
+    /// X: the rate-limit window (15 minutes on the real API)
+    #[arg(long, default_value = "15m", value_parser = parse_span)]
+    pub x_window: std::time::Duration,
 }
 
 pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
-    let ServeOptions { until_idle, with_sandbox, max_attempts, lease_secs, .. } = opts;
+    let ServeOptions { until_idle, with_sandbox, give_up_after, lease_secs, .. } = opts;
     if !(opts.rps > 0.0 && opts.rps.is_finite()) || opts.burst == 0 || opts.x_events_per_window == 0 {
         return Err("--rps, --burst and --x-events-per-window must be greater than zero".into());
     }
+    if give_up_after.is_zero() || opts.x_window.is_zero() {
+        return Err("--give-up-after and --x-window must be longer than zero".into());
+    }
+    // Exactly one process delivers from a data directory.
+    let _writer = WriterLock::acquire(data_dir, "postback serve").map_err(|e| e.to_string())?;
     let (store, _) = open(data_dir).await?;
     let sandbox = if with_sandbox {
         let addr = SocketAddr::from(([127, 0, 0, 1], crate::SANDBOX_DEFAULT_PORT));
@@ -166,15 +227,16 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
         None
     };
     let mut options = DispatcherOptions::default();
-    options.retry.max_attempts = max_attempts.max(1);
+    options.retry.give_up_after = give_up_after;
     options.lease = std::time::Duration::from_secs(lease_secs.max(1));
     options.rates.requests_per_second = opts.rps;
     options.rates.request_burst = opts.burst;
     options.rates.x_events_per_window = opts.x_events_per_window;
+    options.rates.x_window = opts.x_window;
     let credentials = Arc::new(Credentials::with_system_keychain());
     let mut dispatcher = Dispatcher::new(store.clone(), credentials, options);
     let report = if until_idle {
-        dispatcher.run_until_idle().await
+        dispatcher.run_until_idle().await.map_err(|e| format!("delivery stopped: {e}"))?
     } else {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -182,18 +244,64 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
             let _ = tx.send(true);
         });
         dispatcher.run(rx).await
-    }
-    .map_err(|e| e.to_string())?;
+    };
     println!(
         "{}",
-        json!({"success": report.success, "failed": report.failed, "retried": report.retried,
-               "dropped_erased": report.dropped_erased, "requests": report.requests})
+        json!({"success": report.success, "failed": report.failed, "retried": report.retried, "held": report.held,
+               "offline": report.offline, "given_up": report.given_up, "dropped_erased": report.dropped_erased,
+               "requests": report.requests, "lost_leases": report.lost_leases, "failed_turns": report.failed_turns})
     );
     if let Some(s) = sandbox {
         s.stop().await;
     }
     store.close().await;
     Ok(())
+}
+
+/// `postback replay` settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// The config whose failed and given-up events go back to the queue
+    #[arg(long)]
+    pub config: i64,
+    /// Only events that failed or were given up within this span (e.g. 24h, 7d)
+    #[arg(long, value_parser = parse_span)]
+    pub since: Option<std::time::Duration>,
+    /// Only these event ids (repeatable)
+    #[arg(long = "event-id")]
+    pub event_ids: Vec<String>,
+}
+
+/// Re-queues a config's failed and given-up events under their own event ids (the networks
+/// deduplicate on them). Prints how many; a named event that was delivered is refused (exit 2).
+pub async fn replay(data_dir: &Path, args: ReplayArgs) -> ExitCode {
+    let outcome = async {
+        let (store, _) = open(data_dir).await?;
+        let result = async {
+            store.config(args.config).await?;
+            let now = now_ms();
+            let since_ms = args.since.map(|s| now - i64::try_from(s.as_millis()).unwrap_or(i64::MAX / 2));
+            let replay = crate::store::Replay { config_id: args.config, since_ms, event_ids: args.event_ids.clone() };
+            store.replay(&replay, now).await
+        }
+        .await;
+        store.close().await;
+        result.map_err(|e| e.to_string())
+    };
+    match outcome.await {
+        Ok(Ok(requeued)) => {
+            println!("{}", json!({"config_id": args.config, "requeued": requeued}));
+            ExitCode::SUCCESS
+        }
+        Ok(Err(refusal)) => {
+            eprintln!("error: {refusal}; nothing was re-queued");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 pub async fn erase(data_dir: &Path, player: &str) -> CliResult {

@@ -33,6 +33,9 @@ pub enum ConnectError {
     /// The local database could not be opened.
     #[error("{0}")]
     Local(String),
+    /// Disconnecting would discard conversions that were not delivered yet.
+    #[error("{count} conversions for {} are still waiting to be delivered; disconnecting discards them — confirm to discard them (CLI: --discard-queued), or wait until they are sent", .network.display_name())]
+    QueuedEvents { network: crate::model::Network, count: u64 },
 }
 
 impl From<ConnectError> for ApiError {
@@ -45,6 +48,7 @@ impl From<ConnectError> for ApiError {
             ConnectError::Store(e) => e.into(),
             ConnectError::OAuth(e) => e.into(),
             ConnectError::Local(m) => ApiError::new("storage", m),
+            ConnectError::QueuedEvents { .. } => ApiError::new("queued_events", e.to_string()),
         }
     }
 }

@@ -184,9 +184,15 @@ impl Connector {
 
     /// Removes the config (its queue goes with it), then its keychain entry. In this order a
     /// failure never leaves a config pointing at a removed entry; a keychain that refuses the
-    /// removal is reported, with the config already gone.
-    pub async fn disconnect(&self, config_id: i64) -> Result<(), ConnectError> {
+    /// removal is reported, with the config already gone. Conversions still waiting to be
+    /// delivered are discarded only when `discard_queued` says so; otherwise the refusal says
+    /// how many there are.
+    pub async fn disconnect(&self, config_id: i64, discard_queued: bool) -> Result<(), ConnectError> {
         let stored = self.store.config(config_id).await?;
+        let pending = self.store.pending_count(config_id).await?;
+        if pending > 0 && !discard_queued {
+            return Err(ConnectError::QueuedEvents { network: stored.config.network(), count: pending });
+        }
         self.store.delete_config(config_id).await?;
         if let Some(reference) = stored.credential_ref.filter(|r| r != crate::SANDBOX_CREDENTIAL_REF) {
             let keychain = self.keychain()?;

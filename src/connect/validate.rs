@@ -93,7 +93,9 @@ pub async fn validate(
             field: "config".into(),
             message: format!("{name} refused the test event without naming a reason"),
         }),
-        ItemOutcome::Transient { reason, .. } => Err(ConnectError::Unreachable(format!("{name}: {reason}"))),
+        ItemOutcome::Transient { reason, .. } | ItemOutcome::Unanswered { reason } => {
+            Err(ConnectError::Unreachable(format!("{name}: {reason}")))
+        }
     }
 }
 

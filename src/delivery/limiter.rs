@@ -35,8 +35,17 @@ impl Limiter {
         Limiter::Window { limit: limit.max(1), window: window.as_millis() as Millis, sent, total }
     }
 
+    /// The most units one request may carry so that it can ever go without breaking the limit
+    /// (X: the window's events); `None` when requests are counted, not their items.
+    pub fn item_capacity(&self) -> Option<u64> {
+        match self {
+            Limiter::Bucket { .. } => None,
+            Limiter::Window { limit, .. } => Some(*limit),
+        }
+    }
+
     /// How long to wait from `now` until `units` may go. Zero means they were taken now.
-    /// Units larger than the limiter can ever allow are clamped to its capacity.
+    /// Callers size requests to [`Self::item_capacity`]; larger demands are clamped to it.
     pub fn try_take(&mut self, units: u64, now: Millis) -> Duration {
         match self {
             Limiter::Bucket { interval, tolerance, tat } => {

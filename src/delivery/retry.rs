@@ -1,33 +1,69 @@
-//! When to try again after a transient failure.
+//! When to try again: after a transient answer (5xx, 429, TikTok 40100), and while a network
+//! gives no answer at all.
 
 use std::time::Duration;
 
-/// Retry settings; the defaults suit ad networks' own guidance (back off, honour their wait).
+use crate::networks::MAX_WAIT;
+
+/// Retry settings; the defaults suit ad networks' own guidance (back off, honour their wait) and
+/// a desktop that is offline for a weekend.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
-    /// Attempts in all, including the first; the last failure marks the event Failed.
-    pub max_attempts: u32,
+    /// First backoff after a transient answer; doubles per attempt.
     pub base: Duration,
+    /// Longest backoff between two attempts after transient answers.
     pub cap: Duration,
+    /// Transient answers are given up by age, not by count: this long after the first failed
+    /// answer of a run of failures, the event is Given up (kept for replay).
+    pub give_up_after: Duration,
+    /// The longest wait a network's `Retry-After` / reset header is honoured for.
+    pub max_wait: Duration,
+    /// First wait before probing a network that gave no answer; doubles per probe.
+    pub offline_base: Duration,
+    /// Longest wait between two probes of an unreachable network.
+    pub offline_cap: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 8, base: Duration::from_secs(2), cap: Duration::from_secs(15 * 60) }
+        Self {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(15 * 60),
+            give_up_after: Duration::from_secs(24 * 3600),
+            max_wait: MAX_WAIT,
+            offline_base: Duration::from_secs(1),
+            offline_cap: Duration::from_secs(5 * 60),
+        }
     }
+}
+
+fn exponential(base: Duration, cap: Duration, step: u32, jitter: f64) -> Duration {
+    let exponent = step.saturating_sub(1).min(30);
+    let backoff = base.saturating_mul(1u32 << exponent).min(cap);
+    backoff.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
 }
 
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1` after `attempt` failed (1-based), with `jitter` in
-    /// [0, 1) spreading retries ±20 %; a wait the network asked for is never shortened.
+    /// [0, 1) spreading retries ±20 %. A wait the network asked for is honoured (up to
+    /// `max_wait`) and never shortened.
     pub fn delay(&self, attempt: u32, asked: Option<Duration>, jitter: f64) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(20);
-        let backoff = self.base.saturating_mul(1 << exponent).min(self.cap);
-        let spread = backoff.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0));
-        match asked {
-            Some(wait) => wait.max(spread.min(wait + Duration::from_secs(1))),
+        let spread = exponential(self.base, self.cap, attempt, jitter);
+        match asked.map(|wait| wait.min(self.max_wait)) {
+            Some(wait) => wait.max(spread.min(wait.saturating_add(Duration::from_secs(1)))),
             None => spread,
         }
+    }
+
+    /// The wait before probing an unreachable network again after `probes` unanswered sends.
+    pub fn offline_delay(&self, probes: u32, jitter: f64) -> Duration {
+        exponential(self.offline_base, self.offline_cap, probes, jitter)
+    }
+
+    /// Whether a run of transient failures that began at `failing_since` has used its budget.
+    pub fn exhausted(&self, failing_since_ms: i64, now_ms: i64) -> bool {
+        let budget = i64::try_from(self.give_up_after.as_millis()).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(failing_since_ms) >= budget
     }
 }
 
@@ -41,14 +77,33 @@ mod tests {
         assert_eq!(p.delay(1, None, 0.5), Duration::from_secs(2));
         assert_eq!(p.delay(3, None, 0.5), Duration::from_secs(8));
         assert_eq!(p.delay(30, None, 0.5), Duration::from_secs(900));
+        assert_eq!(p.delay(u32::MAX, None, 0.5), Duration::from_secs(900));
         assert_eq!(p.delay(1, None, 0.0), Duration::from_millis(1600));
         assert!(p.delay(1, None, 0.999) < Duration::from_millis(2400));
     }
 
     #[test]
-    fn the_networks_wait_is_honoured() {
+    fn the_networks_wait_is_honoured_up_to_the_maximum() {
         let p = RetryPolicy::default();
         assert_eq!(p.delay(1, Some(Duration::from_secs(60)), 0.5), Duration::from_secs(60));
         assert!(p.delay(5, Some(Duration::from_secs(1)), 0.5) >= Duration::from_secs(1));
+        assert_eq!(p.delay(1, Some(Duration::MAX), 0.5), MAX_WAIT);
+    }
+
+    #[test]
+    fn offline_probes_back_off_to_a_few_minutes() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.offline_delay(1, 0.5), Duration::from_secs(1));
+        assert_eq!(p.offline_delay(4, 0.5), Duration::from_secs(8));
+        assert_eq!(p.offline_delay(100, 0.5), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn transient_failures_are_given_up_by_age() {
+        let p = RetryPolicy::default();
+        let day = 24 * 3600 * 1000;
+        assert!(!p.exhausted(0, day - 1));
+        assert!(p.exhausted(0, day));
+        assert!(!p.exhausted(i64::MAX, i64::MIN), "no overflow on absurd times");
     }
 }

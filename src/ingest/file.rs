@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::model::{ConversionEvent, InputError};
 use crate::networks;
-use crate::store::{Store, StoreError};
+use crate::store::{NewDelivery, Store, StoreError};
 
 /// Lines parsed and enqueued per transaction.
 const CHUNK_LINES: usize = 5000;
@@ -36,25 +36,49 @@ pub struct ImportReport {
     pub errors: Vec<LineError>,
 }
 
+/// Why an import stopped before the end of its input.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The input could not be read (a directory, a disk error): nothing after `line` was read.
+    #[error("cannot read line {line}: {message}; {} conversions from the lines before it were queued", .report.enqueued)]
+    Read { line: u64, message: String, report: Box<ImportReport> },
+}
+
 pub async fn import_ndjson(
     store: &Store,
     game_id: i64,
-    input: impl BufRead,
+    mut input: impl BufRead,
     now_ms: i64,
-) -> Result<ImportReport, StoreError> {
+) -> Result<ImportReport, ImportError> {
     store.game(game_id).await?;
     let configs: Vec<_> = store.configs(game_id).await?.into_iter().filter(|c| c.enabled).collect();
     let mut report = ImportReport::default();
     let mut chunk: Vec<ConversionEvent> = Vec::with_capacity(CHUNK_LINES);
-    for (index, line) in input.lines().enumerate() {
-        let number = index as u64 + 1;
-        let line = match line {
-            Ok(l) => l,
+    let mut bytes = Vec::new();
+    let mut number = 0u64;
+    loop {
+        bytes.clear();
+        number += 1;
+        match input.read_until(b'\n', &mut bytes) {
+            Ok(0) => break,
+            Ok(_) => {}
             Err(e) => {
+                // A read error repeats on every call (a directory, a failing disk): stop here,
+                // keep what the earlier lines queued, and say where.
+                enqueue_chunk(store, &configs, &mut chunk, &mut report, now_ms).await?;
+                return Err(ImportError::Read { line: number, message: e.to_string(), report: Box::new(report) });
+            }
+        }
+        let line = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            Err(_) => {
+                report.lines += 1;
                 report.errors.push(LineError {
                     line: number,
                     field: "line".into(),
-                    message: format!("unreadable: {e}"),
+                    message: "is not UTF-8 text; save the file as UTF-8".into(),
                 });
                 continue;
             }
@@ -63,7 +87,7 @@ pub async fn import_ndjson(
             continue;
         }
         report.lines += 1;
-        match ConversionEvent::from_json_str(&line) {
+        match ConversionEvent::from_json_str(line) {
             Ok(event) => chunk.push(event),
             Err(InputError { field, message }) => report.errors.push(LineError { line: number, field, message }),
         }
@@ -88,15 +112,23 @@ async fn enqueue_chunk(
     report.events += chunk.len() as u64;
     let players: Vec<&str> = chunk.iter().map(|e| e.player_id.as_str()).collect();
     let erased = store.erased_among(&players).await?;
-    let mut wanted: Vec<(i64, &ConversionEvent)> = Vec::with_capacity(chunk.len() * configs.len());
+    // Prepared once here to route and check consent and identifiers; X yields one conversion
+    // per mapped goal, each queued (and later settled) on its own.
+    let mut goals: Vec<(i64, &ConversionEvent, Vec<String>)> = Vec::with_capacity(chunk.len() * configs.len());
     for event in chunk.iter() {
         for stored in configs {
             match networks::prepare(&stored.config, event, erased.contains(&event.player_id)) {
-                Ok(_) => wanted.push((stored.id, event)),
+                Ok(prepared) => goals.push((stored.id, event, prepared.goals)),
                 Err(skip) => *report.skipped.entry(skip.reason.as_str().to_owned()).or_default() += 1,
             }
         }
     }
+    let wanted: Vec<NewDelivery> = goals
+        .iter()
+        .flat_map(|(config_id, event, keys)| {
+            keys.iter().map(move |goal_key| NewDelivery { config_id: *config_id, goal_key, event })
+        })
+        .collect();
     let queued = store.enqueue(&wanted, now_ms).await?;
     report.enqueued += queued.enqueued;
     report.duplicates += queued.duplicates;

@@ -2,4 +2,4 @@
 
 mod file;
 
-pub use file::{import_ndjson, ImportReport, LineError};
+pub use file::{import_ndjson, ImportError, ImportReport, LineError};

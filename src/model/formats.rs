@@ -60,34 +60,38 @@ pub fn x_event_tag_pixel(tag: &str) -> Option<&str> {
     tag.strip_prefix("tw-")?.split_once('-').map(|(pixel, _)| pixel)
 }
 
-/// An API base URL override (the sandbox). Plain http only on loopback: tokens must not cross a
-/// network unencrypted.
+/// An API base URL override (the sandbox). Parsed with the `url` crate: https anywhere, plain
+/// http only when the host *is* a loopback address or `localhost` (tokens must not cross a
+/// network unencrypted); never a user name or password, query or fragment.
 pub fn base_url(raw: &str) -> Result<String, String> {
-    let s = raw.trim().trim_end_matches('/');
-    let host_port = if let Some(rest) = s.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = s.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or_default();
-        let host = if rest.starts_with('[') {
-            rest.split(']').next().unwrap_or_default().trim_start_matches('[')
-        } else {
-            host
-        };
-        if !matches!(host, "127.0.0.1" | "localhost" | "::1") && !host.starts_with("127.") {
-            return Err(format!(
-                "'{s}' uses plain http on a non-loopback host; use https, or http only for 127.0.0.1 / localhost / [::1]"
-            ));
-        }
-        rest
-    } else {
+    let s = raw.trim();
+    let example = "write it like https://api.example.com or http://127.0.0.1:8787";
+    let url = url::Url::parse(s).map_err(|e| format!("'{s}' is not a URL ({e}); {example}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
         return Err(format!(
-            "'{s}' is not an http(s) URL; write it like https://api.example.com or http://127.0.0.1:8787"
+            "'{s}' carries a user name or password before '@'; remove it — the host is what follows the '@', {example}"
         ));
-    };
-    if host_port.is_empty() || host_port.contains(char::is_whitespace) {
-        return Err(format!("'{s}' has no host; write it like http://127.0.0.1:8787"));
     }
-    Ok(s.to_owned())
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("'{s}' has a query or fragment; give only the scheme, host, port and path"));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => return Err(format!("'{s}' has no host; {example}")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(format!(
+                "'{s}' uses plain http on a host that is not this computer; use https, or http only for 127.0.0.1 / localhost / [::1]"
+            ))
+        }
+        other => return Err(format!("'{s}' uses {other}:, not http(s); {example}")),
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
@@ -124,11 +128,41 @@ mod tests {
 
     #[test]
     fn base_urls() {
-        assert_eq!(base_url("http://127.0.0.1:8787/").as_deref(), Ok("http://127.0.0.1:8787"));
-        assert!(base_url("http://[::1]:9000").is_ok());
-        assert!(base_url("https://ads-api.x.com").is_ok());
-        assert!(base_url("http://ads-api.x.com").is_err());
-        assert!(base_url("ftp://x").is_err());
+        let accepted = [
+            ("http://127.0.0.1:8787/", "http://127.0.0.1:8787"),
+            ("  http://127.0.0.1:47811 ", "http://127.0.0.1:47811"),
+            ("http://127.1.2.3:9000", "http://127.1.2.3:9000"),
+            ("http://localhost:8080/api/", "http://localhost:8080/api"),
+            ("http://LOCALHOST:8080", "http://localhost:8080"),
+            ("http://[::1]:9000", "http://[::1]:9000"),
+            ("https://ads-api.x.com", "https://ads-api.x.com"),
+            ("https://business-api.tiktok.com/", "https://business-api.tiktok.com"),
+        ];
+        for (raw, want) in accepted {
+            assert_eq!(base_url(raw).as_deref(), Ok(want), "{raw}");
+        }
+        let refused = [
+            ("http://127.0.0.1@evil.example", "user name"),
+            ("http://localhost:1@evil.example", "user name"),
+            ("https://user:pw@ads-api.x.com", "user name"),
+            ("http://127.evil.example", "plain http"),
+            ("http://localhost.evil.example", "plain http"),
+            ("http://127.0.0.1.nip.io", "plain http"),
+            ("http://ads-api.x.com", "plain http"),
+            ("http://0.0.0.0:8080", "plain http"),
+            ("http://[::ffff:8.8.8.8]", "plain http"),
+            ("http://10.0.0.1", "plain http"),
+            ("ftp://127.0.0.1", "ftp"),
+            ("file:///etc/passwd", "no host"),
+            ("127.0.0.1:8787", "not"),
+            ("http://", "not a URL"),
+            ("https://ads-api.x.com/?token=1", "query"),
+            ("", "not a URL"),
+        ];
+        for (raw, words) in refused {
+            let err = base_url(raw).expect_err(raw);
+            assert!(err.contains(words), "{raw}: {err}");
+        }
     }
 }
 

@@ -51,6 +51,14 @@ pub struct ConfigSummary {
     pub trigger_events: Vec<String>,
     /// Why delivery is paused, when it is.
     pub paused_reason: Option<String>,
+    /// Set while the network gives no answer (epoch ms of the first unanswered send): the
+    /// config shows "Offline — waiting for the network" and probes with backoff.
+    pub offline_since: Option<i64>,
+    /// What the last unanswered send ran into (connection refused, DNS, timeout).
+    pub offline_reason: Option<String>,
+    /// Conversions waiting to be delivered (a disconnect would discard them).
+    #[ts(type = "number")]
+    pub pending: u64,
 }
 
 /// What the window needs to know about the running app.
@@ -90,32 +98,46 @@ impl SandboxDemo {
 }
 
 /// The outcome of one delivery attempt, as the delivery log records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Success,
-    /// Refused for good, or given up after the last retry.
+    /// Refused for good (the payload, or too old for the network); not retried.
     Failed,
-    /// A transient failure; another attempt is scheduled.
+    /// A transient failure with an answer (5xx, 429); another attempt is scheduled.
     Retried,
+    /// The network refused the credentials (401/403): the event waits for a rotation.
+    Held,
+    /// No answer at all (offline, DNS, timeout): the event waits for the network, attempts
+    /// not spent.
+    Offline,
+    /// Transient failures went on past the give-up budget (24 h by default): kept for replay.
+    GivenUp,
 }
 
 impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 6] = [
+        DeliveryStatus::Success,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Retried,
+        DeliveryStatus::Held,
+        DeliveryStatus::Offline,
+        DeliveryStatus::GivenUp,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Success => "success",
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Retried => "retried",
+            DeliveryStatus::Held => "held",
+            DeliveryStatus::Offline => "offline",
+            DeliveryStatus::GivenUp => "given_up",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "success" => Some(DeliveryStatus::Success),
-            "failed" => Some(DeliveryStatus::Failed),
-            "retried" => Some(DeliveryStatus::Retried),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|status| status.as_str() == s.trim())
     }
 }
 
@@ -129,6 +151,8 @@ pub struct LogEntry {
     pub network: Network,
     pub event_name: String,
     pub event_id: String,
+    /// X: the Conversion Goal this conversion reported; empty for TikTok and Reddit.
+    pub goal_key: String,
     pub status: DeliveryStatus,
     pub http_status: Option<i64>,
     pub latency_ms: Option<i64>,

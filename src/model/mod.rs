@@ -1,6 +1,7 @@
 //! Plain domain types shared by every part of the engine and exported to the UI as TypeScript.
 
 mod config;
+mod engine;
 mod error;
 mod event;
 pub mod formats;
@@ -8,6 +9,7 @@ mod game;
 mod network;
 
 pub use config::{Goal, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
+pub use engine::EngineState;
 pub use error::{ApiError, InputError};
 pub use event::{ClickIds, Consent, ConversionEvent, Item};
 pub use game::{AppInfo, ConfigSummary, DeliveryStatus, Game, Health, IntegrationStatus, LogEntry, SandboxDemo};

@@ -45,6 +45,11 @@ pub enum ItemOutcome {
     },
     /// Not judged on its own: the batch failed because of other items, send it again alone.
     Resend,
+    /// No HTTP answer at all (connection refused, DNS, timeout): not an attempt; the network
+    /// is offline for now.
+    Unanswered {
+        reason: String,
+    },
 }
 
 impl ItemOutcome {
@@ -92,7 +97,7 @@ impl ItemOutcome {
         match self {
             ItemOutcome::Success => 0,
             ItemOutcome::Resend => 1,
-            ItemOutcome::Transient { .. } => 2,
+            ItemOutcome::Unanswered { .. } | ItemOutcome::Transient { .. } => 2,
             ItemOutcome::Rejected { credential: false, .. } => 3,
             ItemOutcome::Rejected { credential: true, .. } => 4,
         }
@@ -115,15 +120,21 @@ impl Classification {
     }
 }
 
+/// The longest wait a network's answer can impose; a longer (or absurd) `Retry-After` or
+/// `x-rate-limit-reset` is clamped to it, so a broken header never parks delivery for good.
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+
 /// The wait a `Retry-After` header asks for: delta seconds, or an HTTP date measured against
-/// `now` (epoch seconds).
+/// `now` (epoch seconds); at most [`MAX_WAIT`].
 pub(super) fn retry_after(response: &HttpResponse, now: i64) -> Option<Duration> {
     let value = response.header("retry-after")?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?.timestamp();
-    Some(Duration::from_secs(at.saturating_sub(now).max(0) as u64))
+    let wait = if let Ok(seconds) = value.parse::<u64>() {
+        Duration::from_secs(seconds)
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(value).ok()?.timestamp();
+        Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+    };
+    Some(wait.min(MAX_WAIT))
 }
 
 /// The generic reading of an HTTP status when the body says nothing more specific.
@@ -164,6 +175,15 @@ mod tests {
         assert_eq!(retry_after(&date, 1_445_412_420), Some(Duration::from_secs(60)));
         assert_eq!(retry_after(&date, 1_445_412_600), Some(Duration::ZERO), "a date in the past: no wait");
         assert_eq!(retry_after(&HttpResponse::new(429, "").with_header("Retry-After", "soon"), 0), None);
+        assert_eq!(retry_after(&HttpResponse::new(429, "").with_header("Retry-After", "-5"), 0), None);
+    }
+
+    #[test]
+    fn hostile_waits_are_clamped() {
+        for value in ["18446744073709551615", "Fri, 31 Dec 9999 23:59:59 GMT", "99999999"] {
+            let r = HttpResponse::new(429, "").with_header("Retry-After", value);
+            assert_eq!(retry_after(&r, 0), Some(MAX_WAIT), "{value}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use classify::{Classification, HttpResponse, ItemOutcome};
+pub use classify::{Classification, HttpResponse, ItemOutcome, MAX_WAIT};
 pub use request::{Header, HeaderValue, Request};
 
 use crate::identity::{self, EmailRule, Identity};
@@ -61,6 +61,9 @@ impl Skip {
 pub struct PreparedEvent {
     pub event_id: String,
     pub items: Vec<Value>,
+    /// For each item, the X goal it reports (`""` for TikTok and Reddit): the queue keeps one
+    /// row per conversion so that each has its own outcome.
+    pub goals: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -78,13 +81,24 @@ pub fn batch_limit(network: Network) -> usize {
 /// Order of the checks: erasure, then routing (trigger events / goals), then consent, then the
 /// network's minimum identifier.
 pub fn prepare(config: &PostbackConfig, event: &ConversionEvent, player_erased: bool) -> Result<PreparedEvent, Skip> {
+    prepare_goal(config, event, "", player_erased)
+}
+
+/// [`prepare`] for one queued conversion: for X, only the goal `goal_key` (every mapped goal
+/// when it is empty); TikTok and Reddit ignore it.
+pub fn prepare_goal(
+    config: &PostbackConfig,
+    event: &ConversionEvent,
+    goal_key: &str,
+    player_erased: bool,
+) -> Result<PreparedEvent, Skip> {
     if player_erased {
         return Err(Skip::new(
             SkipReason::PlayerErased,
             "this player asked to be erased; their events are never forwarded",
         ));
     }
-    route(config, event)?;
+    route(config, event, goal_key)?;
     if event.consent == Consent::None {
         return Err(Skip::new(
             SkipReason::ConsentNone,
@@ -96,25 +110,35 @@ pub fn prepare(config: &PostbackConfig, event: &ConversionEvent, player_erased: 
     let id = identity::resolve(event, rule, &mut warnings);
     check_minimum_identifier(config.network(), &id, event.consent)?;
     let money = money::resolve(event, &mut warnings);
-    let items = match config {
-        PostbackConfig::TikTok(_) => vec![tiktok::event_item(event, &id, money.as_ref())],
-        PostbackConfig::Reddit(_) => vec![reddit::event_item(event, &id, money.as_ref())],
-        PostbackConfig::X(c) => x::conversions(c, event, &id, money.as_ref(), &mut warnings),
+    let (items, goals) = match config {
+        PostbackConfig::TikTok(_) => (vec![tiktok::event_item(event, &id, money.as_ref())], vec![String::new()]),
+        PostbackConfig::Reddit(_) => (vec![reddit::event_item(event, &id, money.as_ref())], vec![String::new()]),
+        PostbackConfig::X(c) => {
+            x::conversions(c, event, goal_key, &id, money.as_ref(), &mut warnings).into_iter().unzip()
+        }
     };
-    Ok(PreparedEvent { event_id: event.event_id.clone(), items, warnings })
+    Ok(PreparedEvent { event_id: event.event_id.clone(), items, goals, warnings })
 }
 
-fn route(config: &PostbackConfig, event: &ConversionEvent) -> Result<(), Skip> {
+fn route(config: &PostbackConfig, event: &ConversionEvent, goal_key: &str) -> Result<(), Skip> {
     let triggers = match config {
         PostbackConfig::TikTok(c) => &c.trigger_events,
         PostbackConfig::Reddit(c) => &c.trigger_events,
         PostbackConfig::X(c) => {
-            return if x::mapped_goals(c, &event.name).next().is_some() {
+            return if x::mapped_goals(c, &event.name, goal_key).next().is_some() {
                 Ok(())
-            } else {
+            } else if goal_key.is_empty() {
                 Err(Skip::new(
                     SkipReason::NoMappedGoal,
                     format!("no active X Conversion Goal with an event tag counts '{}'; map a goal to it", event.name),
+                ))
+            } else {
+                Err(Skip::new(
+                    SkipReason::NoMappedGoal,
+                    format!(
+                        "X Conversion Goal '{goal_key}' no longer counts '{}' with an event tag (deactivated, unmapped or changed); map it again and replay",
+                        event.name
+                    ),
                 ))
             };
         }
@@ -156,7 +180,14 @@ fn check_minimum_identifier(network: Network, id: &Identity, consent: Consent) -
 /// Groups prepared events into the fewest requests within the network's batch limit.
 /// An event's items always travel together; a validation request (test code) carries one event.
 pub fn build_requests(config: &PostbackConfig, events: &[PreparedEvent]) -> Vec<Request> {
-    let limit = if has_test_code(config) { 1 } else { batch_limit(config.network()) };
+    let refs: Vec<&PreparedEvent> = events.iter().collect();
+    build_requests_within(config, &refs, batch_limit(config.network()))
+}
+
+/// [`build_requests`] with at most `max_items` items per request (fewer than the network takes
+/// when a rate limit's budget is smaller); `item_events` index into `events`.
+pub fn build_requests_within(config: &PostbackConfig, events: &[&PreparedEvent], max_items: usize) -> Vec<Request> {
+    let limit = max_items.clamp(1, batch_limit(config.network()));
     let mut requests = Vec::new();
     let mut items: Vec<Value> = Vec::new();
     let mut owners: Vec<usize> = Vec::new();
@@ -207,14 +238,57 @@ pub fn classify(network: Network, request: &Request, response: &HttpResponse, no
 
 /// The outcome of a request that got no answer (connection refused, reset, timed out).
 pub fn transport_failure(message: &str, items_sent: usize) -> Classification {
-    Classification::all(ItemOutcome::transient(format!("no answer: {message}"), None), items_sent, None)
+    Classification::all(ItemOutcome::Unanswered { reason: format!("no answer: {message}") }, items_sent, None)
+}
+
+/// How old (and how far ahead) an event may be for a network to take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptanceWindow {
+    pub max_age: chrono::Duration,
+    pub max_ahead: Option<chrono::Duration>,
+    /// Whether the network documents the limit, or it is the product's own choice.
+    pub documented: bool,
+}
+
+/// Reddit documents 7 days (168 h) back and 5 minutes ahead. TikTok and X document no limit:
+/// we stop at their longest click attribution windows (TikTok 28 days, X 30 days), since an
+/// older conversion can no longer be attributed to an ad.
+pub fn acceptance_window(network: Network) -> AcceptanceWindow {
+    match network {
+        Network::Reddit => AcceptanceWindow {
+            max_age: chrono::Duration::hours(168),
+            max_ahead: Some(chrono::Duration::minutes(5)),
+            documented: true,
+        },
+        Network::TikTok => AcceptanceWindow { max_age: chrono::Duration::days(28), max_ahead: None, documented: false },
+        Network::X => AcceptanceWindow { max_age: chrono::Duration::days(30), max_ahead: None, documented: false },
+    }
 }
 
 /// Why the network would refuse this event at send time because of its age, if it would.
 pub fn send_window_problem(network: Network, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
-    match network {
-        Network::Reddit => reddit::send_window_problem(occurred_at, now),
-        Network::TikTok | Network::X => None,
+    let window = acceptance_window(network);
+    let name = network.display_name();
+    let days = |d: chrono::Duration| {
+        if d.num_hours() % 24 == 0 {
+            format!("{} days", d.num_days())
+        } else {
+            format!("{} h", d.num_hours())
+        }
+    };
+    if occurred_at < now - window.max_age {
+        let age = now - occurred_at;
+        Some(format!(
+            "too old for {name}: the event is {} old and {name} takes events up to {} old; it is marked Failed instead of sent",
+            days(chrono::Duration::hours(age.num_hours().max(1))),
+            days(window.max_age)
+        ))
+    } else if window.max_ahead.is_some_and(|ahead| occurred_at > now + ahead) {
+        Some(format!(
+            "event time is more than 5 minutes in the future; {name} refuses it — check the clock of the event source"
+        ))
+    } else {
+        None
     }
 }
 

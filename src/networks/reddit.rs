@@ -1,6 +1,5 @@
 //! Reddit Conversions API v3. Facts: `shared/networks/reddit.md`.
 
-use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
 
 use super::classify::{by_status, excerpt, retry_after, Classification, HttpResponse, ItemOutcome};
@@ -77,23 +76,6 @@ pub fn request(config: &RedditConfig, items: Vec<Value>) -> (String, Vec<Header>
         json_headers("authorization", HeaderValue::BearerToken),
         json!({ "data": Value::Object(data) }),
     )
-}
-
-/// Reddit refuses events older than 168 hours or more than 5 minutes in the future.
-pub fn send_window_problem(occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
-    if occurred_at < now - Duration::hours(168) {
-        Some(
-            "event is older than 7 days (168 h); Reddit refuses it, so it will be marked Failed instead of sent"
-                .to_owned(),
-        )
-    } else if occurred_at > now + Duration::minutes(5) {
-        Some(
-            "event time is more than 5 minutes in the future; Reddit refuses it — check the clock of the event source"
-                .to_owned(),
-        )
-    } else {
-        None
-    }
 }
 
 fn conversion_id(event: &Value) -> Option<&str> {
@@ -177,13 +159,5 @@ mod tests {
         // Without a list the batch is split and each event tried alone.
         let c = classify(&body(&["a", "b"]), &HttpResponse::new(400, r#"{"message":"bad"}"#), 2, 0);
         assert_eq!(c.items, vec![ItemOutcome::Resend; 2]);
-    }
-
-    #[test]
-    fn send_window() {
-        let now = Utc::now();
-        assert!(send_window_problem(now - Duration::hours(169), now).is_some());
-        assert!(send_window_problem(now - Duration::hours(167), now).is_none());
-        assert!(send_window_problem(now + Duration::minutes(6), now).is_some());
     }
 }

@@ -14,9 +14,16 @@ use crate::model::{formats, ConversionEvent, Goal, XConfig};
 pub const MAX_CONVERSIONS: usize = 500;
 const DEFAULT_BASE: &str = "https://ads-api.x.com";
 
-/// Active goals with an event tag that count this event name, in the config's order.
-pub fn mapped_goals<'a>(config: &'a XConfig, event_name: &'a str) -> impl Iterator<Item = &'a Goal> + 'a {
-    config.goals.iter().filter(move |g| g.active && g.event == event_name && g.event_tag.is_some())
+/// Active goals with an event tag that count this event name, in the config's order; only the
+/// goal `goal_key` when it is not empty.
+pub fn mapped_goals<'a>(
+    config: &'a XConfig,
+    event_name: &'a str,
+    goal_key: &'a str,
+) -> impl Iterator<Item = &'a Goal> + 'a {
+    config.goals.iter().filter(move |g| {
+        g.active && g.event == event_name && g.event_tag.is_some() && (goal_key.is_empty() || g.id == goal_key)
+    })
 }
 
 fn identifiers(id: &Identity) -> Vec<Value> {
@@ -40,17 +47,19 @@ fn identifiers(id: &Identity) -> Vec<Value> {
     list
 }
 
-/// One conversion per mapped goal, all sharing the event's conversion id.
+/// One conversion per mapped goal (or only `goal_key`'s), all sharing the event's conversion
+/// id, each with the key of the goal it reports.
 pub fn conversions(
     config: &XConfig,
     event: &ConversionEvent,
+    goal_key: &str,
     id: &Identity,
     money: Option<&Money>,
     warnings: &mut Vec<String>,
-) -> Vec<Value> {
+) -> Vec<(Value, String)> {
     let identifiers = identifiers(id);
     let time = event.occurred_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    mapped_goals(config, &event.name)
+    mapped_goals(config, &event.name, goal_key)
         .filter_map(|goal| goal.event_tag.as_deref().map(|tag| (goal, tag)))
         .map(|(goal, tag)| {
             if formats::x_event_tag_pixel(tag).is_some_and(|p| p != config.pixel_id) {
@@ -85,7 +94,7 @@ pub fn conversions(
                     .collect();
                 c.insert("contents".into(), contents.into());
             }
-            Value::Object(c)
+            (Value::Object(c), goal.id.clone())
         })
         .collect()
 }
@@ -173,10 +182,12 @@ pub fn classify(response: &HttpResponse, items_sent: usize, now: i64) -> Classif
     classified
 }
 
-/// The wait until `x-rate-limit-reset` (epoch seconds), at least one second.
+/// The wait until `x-rate-limit-reset` (epoch seconds), at least one second and at most
+/// [`MAX_WAIT`](super::classify::MAX_WAIT): a hostile or broken header never parks delivery.
 fn reset_wait(response: &HttpResponse, now: i64) -> Option<Duration> {
     let reset: i64 = response.header("x-rate-limit-reset")?.trim().parse().ok()?;
-    Some(Duration::from_secs(reset.saturating_sub(now).max(1) as u64))
+    let seconds = u64::try_from(reset.saturating_sub(now)).unwrap_or(0).max(1);
+    Some(Duration::from_secs(seconds).min(super::classify::MAX_WAIT))
 }
 
 #[cfg(test)]

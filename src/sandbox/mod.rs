@@ -116,6 +116,23 @@ pub async fn start(addr: SocketAddr) -> std::io::Result<RunningSandbox> {
     Ok(RunningSandbox { base_url: format!("http://{addr}"), addr, state, shutdown: Some(tx), task: Some(task) })
 }
 
+/// Adds the injected `Retry-After` (and X's reset header) to an injected failure's answer.
+fn with_injected_wait(
+    mut response: axum::response::Response,
+    state: &SandboxState,
+    x: bool,
+) -> axum::response::Response {
+    if let Some(value) = state.faults().retry_after {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert("retry-after", v.clone());
+            if x {
+                response.headers_mut().insert("x-rate-limit-reset", v);
+            }
+        }
+    }
+    response
+}
+
 /// The common start of every network route: injected latency, the request count, and an
 /// injected failure if one is drawn.
 async fn before_request(state: &SandboxState, network: crate::model::Network) -> Option<u16> {

@@ -10,7 +10,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::state::{now_secs, SandboxState};
-use super::{before_request, REDDIT_TOKEN};
+use super::{before_request, with_injected_wait, REDDIT_TOKEN};
 use crate::model::{formats, Network};
 
 const TRACKING_TYPES: [&str; 9] =
@@ -59,7 +59,7 @@ pub async fn conversion_events(
     body: Bytes,
 ) -> Response {
     if let Some(status) = before_request(&state, Network::Reddit).await {
-        return match status {
+        let injected = match status {
             401 => (StatusCode::UNAUTHORIZED, "Authorization Required").into_response(),
             429 => {
                 let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
@@ -68,6 +68,7 @@ pub async fn conversion_events(
             }
             s => error(StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), "Service unavailable"),
         };
+        return with_injected_wait(injected, &state, false);
     }
     let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let token = token.strip_prefix("Bearer ").unwrap_or_default();

@@ -22,8 +22,15 @@ pub struct Faults {
     pub revoked_tokens: Vec<String>,
     /// X answers refused conversions inside a 200 (`conversions_processed` < sent) instead of a 400.
     pub x_partial_success: bool,
-    /// Events X accepts per 15-minute window before answering 429.
+    /// Events X accepts per window before answering 429.
     pub x_window_limit: u64,
+    /// Length of X's rate-limit window in seconds (15 minutes on the real API).
+    pub x_window_secs: u64,
+    /// The next this many requests fail with `status`, whatever `error_rate` says ("for a while").
+    pub fail_next: u64,
+    /// Sent verbatim as `Retry-After` (and, by X, as `x-rate-limit-reset`) with injected
+    /// answers: hostile values test the client's clamping.
+    pub retry_after: Option<String>,
 }
 
 impl Default for Faults {
@@ -35,6 +42,9 @@ impl Default for Faults {
             revoked_tokens: Vec::new(),
             x_partial_success: false,
             x_window_limit: 60_000,
+            x_window_secs: 900,
+            fail_next: 0,
+            retry_after: None,
         }
     }
 }
@@ -53,6 +63,8 @@ pub struct NetworkStats {
     pub rejected: u64,
     /// Events accepted with a test code (not counted above).
     pub test_events: u64,
+    /// The most events accepted from one request.
+    pub largest_batch: u64,
 }
 
 #[derive(Default)]
@@ -108,9 +120,17 @@ impl SandboxState {
         self.lock().faults.revoked_tokens.iter().any(|t| t == token)
     }
 
-    /// Whether this request should fail by injection, drawn against `error_rate`.
+    /// Whether this request should fail by injection: one of the `fail_next` ones, or drawn
+    /// against `error_rate`.
     pub fn draw_fault(&self) -> Option<u16> {
-        let faults = self.faults();
+        let faults = {
+            let mut inner = self.lock();
+            if inner.faults.fail_next > 0 {
+                inner.faults.fail_next -= 1;
+                return Some(inner.faults.status);
+            }
+            inner.faults.clone()
+        };
         if faults.error_rate <= 0.0 {
             return None;
         }
@@ -136,7 +156,9 @@ impl SandboxState {
         let inner = &mut *inner;
         let seen = inner.seen.entry(network).or_default();
         let stats = inner.stats.entry(network).or_default();
+        let mut batch = 0;
         for key in keys {
+            batch += 1;
             stats.accepted += 1;
             if seen.insert(key.to_owned()) {
                 stats.distinct_event_ids += 1;
@@ -144,6 +166,7 @@ impl SandboxState {
                 stats.duplicates += 1;
             }
         }
+        stats.largest_batch = stats.largest_batch.max(batch);
     }
 
     /// X's 15-minute window: takes `events` from it, or returns `Err(reset)` when it is spent.
@@ -151,12 +174,13 @@ impl SandboxState {
     pub fn x_take(&self, events: u64) -> Result<(u64, u64, u64), (u64, u64)> {
         let mut inner = self.lock();
         let limit = inner.faults.x_window_limit;
+        let length = inner.faults.x_window_secs.max(1);
         let now = now_secs();
-        let window_start = now - now % 900;
+        let window_start = now - now % length;
         if inner.x_window.0 != window_start {
             inner.x_window = (window_start, 0);
         }
-        let reset = window_start + 900;
+        let reset = window_start + length;
         if inner.x_window.1 + events > limit {
             return Err((limit, reset));
         }

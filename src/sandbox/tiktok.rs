@@ -10,7 +10,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::state::SandboxState;
-use super::{before_request, TIKTOK_TOKEN};
+use super::{before_request, with_injected_wait, TIKTOK_TOKEN};
 use crate::model::{formats, Network};
 
 fn answer(code: i64, message: &str) -> Response {
@@ -51,7 +51,7 @@ fn event_problem(i: usize, event: &Value) -> Option<String> {
 
 pub async fn track(State(state): State<Arc<SandboxState>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(status) = before_request(&state, Network::TikTok).await {
-        return match status {
+        let injected = match status {
             429 => answer(40100, "Too many requests. Please retry in some time."),
             401 => answer(40105, "Access token is incorrect or has been revoked."),
             403 => answer(40001, "No permission to operate pixel code."),
@@ -61,6 +61,7 @@ pub async fn track(State(state): State<Arc<SandboxState>>, headers: HeaderMap, b
             )
                 .into_response(),
         };
+        return with_injected_wait(injected, &state, false);
     }
     let token = headers.get("access-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if token != TIKTOK_TOKEN || state.is_revoked(token) {

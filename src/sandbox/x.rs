@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::state::{now_secs, SandboxState};
-use super::{before_request, oauth};
+use super::{before_request, oauth, with_injected_wait};
 use crate::model::{formats, Network};
 
 fn errors(status: StatusCode, list: Vec<Value>) -> Response {
@@ -113,7 +113,7 @@ pub async fn conversions(
         if status == StatusCode::TOO_MANY_REQUESTS {
             rate_headers(&mut response, 60_000, 0, now_secs() + 1);
         }
-        return response;
+        return with_injected_wait(response, &state, true);
     }
     if let Err(message) = authenticate(&state, &headers, "POST", &format!("/12/measurement/conversions/{pixel_id}")) {
         state.count_rejected(Network::X, 1);

@@ -19,8 +19,31 @@ pub struct StoredConfig {
     pub credential_ref: Option<String>,
     /// Why delivery is paused (the network refused the credentials), if it is.
     pub paused_reason: Option<String>,
+    /// Whether the network answered lately.
+    pub offline: OfflineState,
     pub config: PostbackConfig,
 }
+
+/// A config whose network gave no answer: since when, when to probe next, why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OfflineState {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub probes: i64,
+    pub reason: Option<String>,
+}
+
+/// The configs the dispatcher works on, and those whose stored settings cannot be read (each
+/// with the reason; the dispatcher pauses them and goes on with the others).
+#[derive(Debug, Default)]
+pub struct ConfigLoad {
+    pub configs: Vec<StoredConfig>,
+    pub broken: Vec<(i64, String)>,
+}
+
+const CONFIG_COLUMNS: &str =
+    "id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason,
+     offline_since, offline_until, offline_probes, offline_reason";
 
 async fn upsert_goal(
     conn: &mut sqlx::SqliteConnection,
@@ -139,13 +162,10 @@ impl Store {
 
     /// One config by id.
     pub async fn config(&self, config_id: i64) -> Result<StoredConfig, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason
-             FROM configs WHERE id = ?",
-        )
-        .bind(config_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("SELECT {CONFIG_COLUMNS} FROM configs WHERE id = ?"))
+            .bind(config_id)
+            .fetch_all(&self.pool)
+            .await?;
         self.stored_configs(rows).await?.pop().ok_or(StoreError::ConfigNotFound(config_id))
     }
 
@@ -203,38 +223,52 @@ impl Store {
 
     /// The game's configs, in network order.
     pub async fn configs(&self, game_id: i64) -> Result<Vec<StoredConfig>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason
-             FROM configs WHERE game_id = ? ORDER BY id",
-        )
-        .bind(game_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("SELECT {CONFIG_COLUMNS} FROM configs WHERE game_id = ? ORDER BY id"))
+            .bind(game_id)
+            .fetch_all(&self.pool)
+            .await?;
         self.stored_configs(rows).await
     }
 
-    /// Every enabled config of every game, paused ones included.
-    pub async fn enabled_configs(&self) -> Result<Vec<StoredConfig>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason
-             FROM configs WHERE enabled = 1 ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        self.stored_configs(rows).await
+    /// Every enabled config of every game, paused ones included; a config whose settings no
+    /// longer parse is listed apart with the reason instead of failing the others.
+    pub async fn delivery_configs(&self) -> Result<ConfigLoad, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {CONFIG_COLUMNS} FROM configs WHERE enabled = 1 ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut load = ConfigLoad::default();
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            match self.stored_config(&row).await {
+                Ok(config) => load.configs.push(config),
+                Err(StoreError::Corrupt(reason)) => load.broken.push((id, reason)),
+                Err(StoreError::Sqlx(sqlx::Error::ColumnDecode { source, .. })) => {
+                    load.broken.push((id, format!("config {id} has a damaged column: {source}")))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(load)
     }
 
     async fn stored_configs(&self, rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<StoredConfig>, StoreError> {
         let mut configs = Vec::with_capacity(rows.len());
         for row in rows {
-            let id: i64 = row.get("id");
-            let game_id: i64 = row.get("game_id");
-            let network_name: String = row.get("network");
+            configs.push(self.stored_config(&row).await?);
+        }
+        Ok(configs)
+    }
+
+    async fn stored_config(&self, row: &sqlx::sqlite::SqliteRow) -> Result<StoredConfig, StoreError> {
+        {
+            let id: i64 = row.try_get("id")?;
+            let game_id: i64 = row.try_get("game_id")?;
+            let network_name: String = row.try_get("network")?;
             let network = Network::parse(&network_name)
                 .ok_or_else(|| StoreError::Corrupt(format!("config {id} has unknown network '{network_name}'")))?;
-            let pixel: String = row.get("pixel");
-            let base_url: Option<String> = row.get("base_url");
-            let triggers: String = row.get("trigger_events");
+            let pixel: String = row.try_get("pixel")?;
+            let base_url: Option<String> = row.try_get("base_url")?;
+            let triggers: String = row.try_get("trigger_events")?;
             let trigger_events = || -> Result<Vec<String>, StoreError> {
                 serde_json::from_str(&triggers)
                     .map_err(|e| StoreError::Corrupt(format!("config {id} trigger events: {e}")))
@@ -256,16 +290,21 @@ impl Store {
                     PostbackConfig::X(XConfig { pixel_id: pixel, goals: self.x_goals(game_id, id).await?, base_url })
                 }
             };
-            configs.push(StoredConfig {
+            Ok(StoredConfig {
                 id,
                 game_id,
-                enabled: row.get("enabled"),
-                credential_ref: row.get("credential_ref"),
-                paused_reason: row.get("paused_reason"),
+                enabled: row.try_get("enabled")?,
+                credential_ref: row.try_get("credential_ref")?,
+                paused_reason: row.try_get("paused_reason")?,
+                offline: OfflineState {
+                    since: row.try_get("offline_since")?,
+                    until: row.try_get("offline_until")?,
+                    probes: row.try_get("offline_probes")?,
+                    reason: row.try_get("offline_reason")?,
+                },
                 config,
-            });
+            })
         }
-        Ok(configs)
     }
 
     /// Every goal of the game, with this X config's event tag where one is mapped.
@@ -299,9 +338,9 @@ impl Store {
         let mut rows = Vec::with_capacity(Network::ALL.len());
         for network in Network::ALL {
             let stored = configs.iter().find(|c| c.config.network() == network);
-            let health = match stored {
-                Some(c) => self.health(c.id, now).await?,
-                None => Health::NoRecentActivity,
+            let (health, pending) = match stored {
+                Some(c) => (self.health(c.id, now).await?, self.pending_count(c.id).await?),
+                None => (Health::NoRecentActivity, 0),
             };
             rows.push(ConfigSummary {
                 game_id,
@@ -319,6 +358,9 @@ impl Store {
                 health,
                 trigger_events: stored.map(|c| c.config.trigger_events().to_vec()).unwrap_or_default(),
                 paused_reason: stored.and_then(|c| c.paused_reason.clone()),
+                offline_since: stored.and_then(|c| c.offline.since),
+                offline_reason: stored.and_then(|c| c.offline.reason.clone()),
+                pending,
             });
         }
         Ok(rows)

@@ -24,7 +24,8 @@ impl Store {
     /// One page of the log, newest first (keyset paging, never OFFSET).
     pub async fn log_page(&self, filter: &LogFilter) -> Result<Vec<LogEntry>, StoreError> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, at, config_id, network, event_name, event_id, status, http_status, latency_ms, attempt, request_id, error
+            "SELECT id, at, config_id, network, event_name, event_id, goal_key, status, http_status, latency_ms, attempt,
+                    request_id, error
              FROM delivery_log WHERE 1 = 1",
         );
         if let Some(since) = filter.since_ms {
@@ -53,6 +54,7 @@ impl Store {
                         .ok_or_else(|| StoreError::Corrupt(format!("log network '{network}'")))?,
                     event_name: r.get("event_name"),
                     event_id: r.get("event_id"),
+                    goal_key: r.get("goal_key"),
                     status: DeliveryStatus::parse(&status)
                         .ok_or_else(|| StoreError::Corrupt(format!("log status '{status}'")))?,
                     http_status: r.get("http_status"),
@@ -68,7 +70,7 @@ impl Store {
     /// Attempts per status since a time. One index-only count per status on (status, at, id).
     pub async fn log_counts(&self, since_ms: i64) -> Result<BTreeMap<String, u64>, StoreError> {
         let mut counts = BTreeMap::new();
-        for status in [DeliveryStatus::Success, DeliveryStatus::Failed, DeliveryStatus::Retried] {
+        for status in DeliveryStatus::ALL {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_log WHERE status = ? AND at >= ?")
                 .bind(status.as_str())
                 .bind(since_ms)
@@ -84,7 +86,7 @@ impl Store {
     /// Attempts per hour and status since a time, for a chart: (hour start ms, status, count).
     pub async fn log_hourly(&self, since_ms: i64) -> Result<Vec<(i64, String, u64)>, StoreError> {
         let mut buckets = Vec::new();
-        for status in [DeliveryStatus::Success, DeliveryStatus::Failed, DeliveryStatus::Retried] {
+        for status in DeliveryStatus::ALL {
             let rows = sqlx::query(
                 "SELECT (at / 3600000) * 3600000 AS hour, COUNT(*) FROM delivery_log WHERE status = ? AND at >= ?
                  GROUP BY hour",
@@ -162,7 +164,8 @@ impl Store {
 
 impl Store {
     /// Benchmarks and demos only: `rows` synthetic attempts of a config, spread evenly over the
-    /// `span_ms` before `now_ms` (1 in 10 failed, 1 in 10 retried), inserted set-wise in SQL.
+    /// `span_ms` before `now_ms` (1 in 10 failed, 1 in 10 retried), filed under 100,000 players
+    /// `player-0` … `player-99999` (keyed as real rows are), inserted set-wise in SQL.
     pub async fn fill_synthetic_log(
         &self,
         config_id: i64,
@@ -171,15 +174,29 @@ impl Store {
         span_ms: i64,
     ) -> Result<(), StoreError> {
         const PER_STATEMENT: u64 = 250_000;
+        const PLAYERS: i64 = 100_000;
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS synthetic_players (n INTEGER PRIMARY KEY, key TEXT NOT NULL)")
+            .execute(&mut *conn)
+            .await?;
+        let keys: Vec<(i64, String)> = (0..PLAYERS).map(|n| (n, self.player_key(&format!("player-{n}")))).collect();
+        for chunk in keys.chunks(1000) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR IGNORE INTO synthetic_players (n, key) ");
+            insert.push_values(chunk, |mut b, (n, key)| {
+                b.push_bind(n).push_bind(key);
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
         let step = (span_ms / rows.max(1) as i64).max(1);
         let mut start = 0;
         while start < rows {
             let end = (start + PER_STATEMENT).min(rows);
             sqlx::query(
                 "WITH RECURSIVE seq(n) AS (SELECT ?1 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < ?2)
-                 INSERT INTO delivery_log (at, config_id, network, event_name, event_id, player_id, status, http_status,
+                 INSERT INTO delivery_log (at, config_id, network, event_name, event_id, player_key, status, http_status,
                                            latency_ms, attempt, request_id, credential_failure, error)
-                 SELECT ?3 - n * ?4, ?5, 'tiktok', 'purchase', 'evt-' || n, 'player-' || (n % 1000),
+                 SELECT ?3 - n * ?4, ?5, 'tiktok', 'purchase', 'evt-' || n,
+                        (SELECT key FROM synthetic_players WHERE synthetic_players.n = seq.n % ?6),
                         CASE n % 10 WHEN 0 THEN 'failed' WHEN 1 THEN 'retried' ELSE 'success' END,
                         CASE n % 10 WHEN 0 THEN 400 WHEN 1 THEN 503 ELSE 200 END, 40 + n % 50, 1, NULL, 0,
                         CASE n % 10 WHEN 0 THEN 'HTTP 400: invalid' WHEN 1 THEN 'HTTP 503' END
@@ -190,7 +207,8 @@ impl Store {
             .bind(now_ms)
             .bind(step)
             .bind(config_id)
-            .execute(&self.pool)
+            .bind(PLAYERS)
+            .execute(&mut *conn)
             .await?;
             start = end;
         }

@@ -1,5 +1,6 @@
-//! The durable delivery queue: enqueue with 48 h dedup, atomic batch claims with leases, and
-//! settling a batch's outcomes in one transaction.
+//! The durable delivery queue: durable enqueue with 48 h dedup, atomic batch claims under a lease
+//! token, and settling a batch's outcomes in one transaction that only touches rows the token
+//! still holds.
 
 use std::collections::HashSet;
 
@@ -8,16 +9,25 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::{Store, StoreError};
 use crate::model::{ConversionEvent, DeliveryStatus, Network};
 
-/// How long a (config, event id) pair is remembered for dedup.
+/// How long a (config, event id, goal) is remembered for dedup.
 pub const DEDUP_WINDOW_MS: i64 = 48 * 3600 * 1000;
 /// Rows per multi-row statement (bound variables stay far below SQLite's limit).
 const CHUNK: usize = 1000;
 
-/// What `enqueue` did with the offered events.
+/// One conversion to queue: an event for a config (and, for X, one of its goals).
+#[derive(Debug, Clone, Copy)]
+pub struct NewDelivery<'a> {
+    pub config_id: i64,
+    /// The X goal this conversion reports; `""` for TikTok and Reddit.
+    pub goal_key: &'a str,
+    pub event: &'a ConversionEvent,
+}
+
+/// What `enqueue` did with the offered conversions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EnqueueReport {
     pub enqueued: u64,
-    /// Same (config, event id) already enqueued within 48 h.
+    /// Same (config, event id, goal) already queued, or delivered within 48 h.
     pub duplicates: u64,
 }
 
@@ -26,14 +36,19 @@ pub struct EnqueueReport {
 pub struct Leased {
     pub id: i64,
     pub event_id: String,
+    pub goal_key: String,
     pub event_name: String,
     pub player_id: String,
     pub payload: String,
-    /// Attempts made before this one.
+    /// Sends of this row that got an HTTP answer, before this one.
     pub attempts: i64,
+    /// Event time, epoch ms.
+    pub occurred_at: i64,
+    /// First failed answer of the current run of failures; the give-up budget counts from it.
+    pub failing_since: Option<i64>,
 }
 
-/// One attempt to record in the delivery log.
+/// One attempt to record in the delivery log. `player_id` is raw here and keyed on write.
 #[derive(Debug, Clone)]
 pub struct NewLogEntry {
     pub at: i64,
@@ -41,6 +56,7 @@ pub struct NewLogEntry {
     pub network: Network,
     pub event_name: String,
     pub event_id: String,
+    pub goal_key: String,
     pub player_id: String,
     pub status: DeliveryStatus,
     pub http_status: Option<u16>,
@@ -51,25 +67,39 @@ pub struct NewLogEntry {
     pub error: Option<String>,
 }
 
-/// Everything one dispatched batch changes, applied atomically.
+/// A transient failure with an answer: attempts + 1, back at `run_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Retry {
+    pub id: i64,
+    pub run_at: i64,
+    pub failing_since: i64,
+}
+
+/// Everything one claimed batch changes, applied atomically, and only to rows `lease_token`
+/// still holds (another dispatcher may have re-claimed an expired lease).
 #[derive(Debug, Default)]
 pub struct Settlement {
-    /// Delivered: kept 48 h as 'done' (payload cleared) to remember the event id.
+    pub lease_token: String,
+    /// When the outcomes were decided.
+    pub at: i64,
+    /// Delivered: kept 48 h as 'done' (payload and player cleared) to remember the event id.
     pub done: Vec<i64>,
     /// Dropped for good without a log row (erased player): deleted.
     pub remove: Vec<i64>,
-    /// Transient failure: attempts + 1, back to the queue at `run_at`.
-    pub retry: Vec<(i64, i64)>,
-    /// Not attempted (paused config): back to the queue unchanged.
+    pub retry: Vec<Retry>,
+    /// Not attempted, or held (paused config, no answer): back to the queue unchanged.
     pub release: Vec<i64>,
-    /// Not attempted (credentials unreadable for now, e.g. a locked keychain): back to the queue
-    /// at `run_at`, attempts unchanged.
+    /// Not attempted (credentials unreadable for now): back at `run_at`, attempts unchanged.
     pub defer: Vec<(i64, i64)>,
-    /// Given up or refused: kept as 'dead' for replay.
+    /// Refused or given up after an answer: 'dead' for replay, attempts + 1.
     pub dead: Vec<i64>,
+    /// Failed without being sent (too old, unreadable): 'dead', attempts unchanged.
+    pub dead_unsent: Vec<i64>,
     pub log: Vec<NewLogEntry>,
     /// Pause the config (credential failure).
     pub pause: Option<Pause>,
+    /// The config's network went away or came back.
+    pub offline: Option<Offline>,
 }
 
 /// A config to pause because the network refused the credential it was sent with.
@@ -81,57 +111,118 @@ pub struct Pause {
     pub reason: String,
 }
 
+/// A change of a config's connectivity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offline {
+    /// No answer: wait until `until` before probing again.
+    Down { config_id: i64, since: i64, until: i64, probes: i64, reason: String },
+    /// An answer came: the network is reachable.
+    Up { config_id: i64 },
+}
+
+/// What settling did: `lost` rows were no longer held by the lease token and stayed untouched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SettleReport {
+    pub lost: u64,
+}
+
+/// Which dead rows to put back.
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    pub config_id: i64,
+    /// Only rows that failed or were given up at or after this time.
+    pub since_ms: Option<i64>,
+    /// Only these event ids (all of a config's dead rows when empty).
+    pub event_ids: Vec<String>,
+}
+
+/// Why a replay of named events was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayRefusal {
+    #[error("event {0} was delivered; the network already has it, so it is not sent again")]
+    Delivered(String),
+    #[error("event {0} is still queued; it will be delivered without a replay")]
+    Pending(String),
+    #[error("event {0} is not in this config's queue (unknown, or older than the 48 h dedup memory)")]
+    Unknown(String),
+}
+
 fn ids_json(ids: &[i64]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }
 
+fn corrupt(e: sqlx::Error) -> StoreError {
+    StoreError::Corrupt(format!("a queued row cannot be read: {e}"))
+}
+
 impl Store {
-    /// Enqueues events for configs, skipping (config, event id) pairs seen within 48 h.
-    /// All or nothing: one transaction.
-    pub async fn enqueue(&self, items: &[(i64, &ConversionEvent)], now_ms: i64) -> Result<EnqueueReport, StoreError> {
-        // Repeats within this call are duplicates too; SQL then sees each pair once.
-        let mut seen: HashSet<(i64, &str)> = HashSet::with_capacity(items.len());
-        let unique: Vec<&(i64, &ConversionEvent)> =
-            items.iter().filter(|(config, event)| seen.insert((*config, event.event_id.as_str()))).collect();
+    /// Enqueues conversions, skipping any seen within 48 h. All or nothing, and durable once it
+    /// returns: the commit is synced to disk (synchronous=FULL) because the caller tells the
+    /// event's source that it was accepted.
+    pub async fn enqueue(&self, items: &[NewDelivery<'_>], now_ms: i64) -> Result<EnqueueReport, StoreError> {
+        // Repeats within this call are duplicates too; SQL then sees each key once.
+        let mut seen: HashSet<(i64, &str, &str)> = HashSet::with_capacity(items.len());
+        let unique: Vec<&NewDelivery> =
+            items.iter().filter(|d| seen.insert((d.config_id, d.event.event_id.as_str(), d.goal_key))).collect();
         let mut report = EnqueueReport { enqueued: 0, duplicates: (items.len() - unique.len()) as u64 };
-        let mut tx = self.pool.begin().await?;
-        for chunk in unique.chunks(CHUNK) {
-            let mut payloads = Vec::with_capacity(chunk.len());
-            for (_, event) in chunk {
-                payloads.push(serde_json::to_string(event).map_err(|e| StoreError::Corrupt(format!("event: {e}")))?);
-            }
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO queue (config_id, event_id, event_name, player_id, payload, run_at, enqueued_at) ",
-            );
-            insert.push_values(chunk.iter().zip(&payloads), |mut b, ((config_id, event), payload)| {
-                b.push_bind(*config_id)
-                    .push_bind(&event.event_id)
-                    .push_bind(&event.name)
-                    .push_bind(&event.player_id)
-                    .push_bind(payload)
-                    .push_bind(now_ms)
-                    .push_bind(now_ms);
-            });
-            // A pair last enqueued more than 48 h ago starts afresh; a newer one is a duplicate.
-            insert.push(
-                " ON CONFLICT (config_id, event_id) DO UPDATE SET event_name = excluded.event_name,
-                     player_id = excluded.player_id, payload = excluded.payload, state = 'ready', attempts = 0,
-                     run_at = excluded.run_at, lease_owner = NULL, lease_until = NULL, enqueued_at = excluded.enqueued_at
-                 WHERE queue.enqueued_at < ",
-            );
-            insert.push_bind(now_ms - DEDUP_WINDOW_MS);
-            let inserted = insert.build().execute(&mut *tx).await?.rows_affected();
-            report.enqueued += inserted;
-            report.duplicates += chunk.len() as u64 - inserted;
+        if unique.is_empty() {
+            return Ok(report);
         }
-        tx.commit().await?;
+        let mut conn = self.pool.acquire().await?;
+        let sync = if self.durable_enqueue { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
+        sqlx::query(sync).execute(&mut *conn).await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            for chunk in unique.chunks(CHUNK) {
+                let mut payloads = Vec::with_capacity(chunk.len());
+                for d in chunk {
+                    payloads.push(
+                        serde_json::to_string(d.event).map_err(|e| StoreError::Corrupt(format!("event: {e}")))?,
+                    );
+                }
+                let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO queue (config_id, event_id, goal_key, event_name, player_id, occurred_at, payload, run_at,
+                                        enqueued_at) ",
+                );
+                insert.push_values(chunk.iter().zip(&payloads), |mut b, (d, payload)| {
+                    b.push_bind(d.config_id)
+                        .push_bind(&d.event.event_id)
+                        .push_bind(d.goal_key)
+                        .push_bind(&d.event.name)
+                        .push_bind(&d.event.player_id)
+                        .push_bind(d.event.occurred_at.timestamp_millis())
+                        .push_bind(payload)
+                        .push_bind(now_ms)
+                        .push_bind(now_ms);
+                });
+                // A key settled more than 48 h ago starts afresh; a pending one is never reset.
+                insert.push(
+                    " ON CONFLICT (config_id, event_id, goal_key) DO UPDATE SET event_name = excluded.event_name,
+                         player_id = excluded.player_id, occurred_at = excluded.occurred_at, payload = excluded.payload,
+                         state = 'ready', attempts = 0, run_at = excluded.run_at, failing_since = NULL,
+                         lease_token = NULL, lease_until = NULL, enqueued_at = excluded.enqueued_at, settled_at = NULL
+                     WHERE queue.state != 'ready' AND queue.enqueued_at < ",
+                );
+                insert.push_bind(now_ms - DEDUP_WINDOW_MS);
+                let inserted = insert.build().execute(&mut *tx).await?.rows_affected();
+                report.enqueued += inserted;
+                report.duplicates += chunk.len() as u64 - inserted;
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        // Back to the pool's default, whatever happened above.
+        let restored = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
+        result?;
+        restored?;
         Ok(report)
     }
 
-    /// Returns expired leases (a dispatcher died mid-batch) to the queue.
+    /// Returns expired leases (a dispatcher died or hung mid-batch) to the queue.
     pub async fn reclaim_expired_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query(
-            "UPDATE queue SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL AND lease_until < ?",
+            "UPDATE queue SET lease_token = NULL, lease_until = NULL WHERE lease_token IS NOT NULL AND lease_until < ?",
         )
         .bind(now_ms)
         .execute(&self.pool)
@@ -139,119 +230,220 @@ impl Store {
         .rows_affected())
     }
 
-    /// Keeps `owner`'s claim on these rows until `until` (a long rate-limit wait).
-    pub async fn extend_lease(&self, ids: &[i64], owner: &str, until: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE queue SET lease_until = ? WHERE lease_owner = ? AND id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(until)
-        .bind(owner)
-        .bind(ids_json(ids))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    /// Keeps the rows of one claim leased until `until` (the heartbeat of a running batch).
+    /// Returns how many rows the token still holds.
+    pub async fn extend_lease(&self, lease_token: &str, until: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("UPDATE queue SET lease_until = ? WHERE lease_token = ?")
+            .bind(until)
+            .bind(lease_token)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
-    /// Atomically claims up to `limit` ready rows of a config for `owner` until `now + lease_ms`.
+    /// Puts every row of one claim back unchanged (its task failed before settling).
+    pub async fn release_lease(&self, lease_token: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query("UPDATE queue SET lease_token = NULL, lease_until = NULL WHERE lease_token = ?")
+            .bind(lease_token)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Atomically claims up to `limit` ready rows of a config under `lease_token` until
+    /// `now + lease_ms`, oldest first.
     pub async fn claim(
         &self,
         config_id: i64,
-        owner: &str,
+        lease_token: &str,
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Leased>, StoreError> {
         let rows = sqlx::query(
-            "UPDATE queue SET lease_owner = ?1, lease_until = ?2
+            "UPDATE queue SET lease_token = ?1, lease_until = ?2
              WHERE id IN (SELECT id FROM queue
-                          WHERE config_id = ?3 AND state = 'ready' AND lease_owner IS NULL AND run_at <= ?4
+                          WHERE config_id = ?3 AND state = 'ready' AND lease_token IS NULL AND run_at <= ?4
                           ORDER BY run_at, id LIMIT ?5)
-             RETURNING id, event_id, event_name, player_id, payload, attempts",
+             RETURNING id, event_id, goal_key, event_name, player_id, payload, attempts, occurred_at, failing_since",
         )
-        .bind(owner)
+        .bind(lease_token)
         .bind(now_ms + lease_ms)
         .bind(config_id)
         .bind(now_ms)
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        let mut leased: Vec<Leased> = rows
+        let mut leased = rows
             .iter()
-            .map(|r| Leased {
-                id: r.get("id"),
-                event_id: r.get("event_id"),
-                event_name: r.get("event_name"),
-                player_id: r.get("player_id"),
-                payload: r.get("payload"),
-                attempts: r.get("attempts"),
+            .map(|r| {
+                Ok(Leased {
+                    id: r.try_get("id").map_err(corrupt)?,
+                    event_id: r.try_get("event_id").map_err(corrupt)?,
+                    goal_key: r.try_get("goal_key").map_err(corrupt)?,
+                    event_name: r.try_get("event_name").map_err(corrupt)?,
+                    player_id: r.try_get("player_id").map_err(corrupt)?,
+                    payload: r.try_get("payload").map_err(corrupt)?,
+                    attempts: r.try_get("attempts").map_err(corrupt)?,
+                    occurred_at: r.try_get("occurred_at").map_err(corrupt)?,
+                    failing_since: r.try_get("failing_since").map_err(corrupt)?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, StoreError>>()?;
         leased.sort_by_key(|l| l.id);
         Ok(leased)
     }
 
-    /// Applies one batch's outcomes in one transaction: a crash leaves all or none of it.
-    pub async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
+    /// Applies one batch's outcomes in one transaction: a crash leaves all or none of it. Every
+    /// row statement matches the settlement's lease token, so rows another dispatcher re-claimed
+    /// meanwhile are left alone and counted as lost.
+    pub async fn settle(&self, s: &Settlement) -> Result<SettleReport, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let token = s.lease_token.as_str();
+        let mut expected = 0u64;
+        let mut touched = 0u64;
+        let mut run = |expected_rows: usize, affected: u64| {
+            expected += expected_rows as u64;
+            touched += affected;
+        };
         if !s.done.is_empty() {
-            sqlx::query(
-                "UPDATE queue SET state = 'done', payload = '', lease_owner = NULL, lease_until = NULL
-                 WHERE id IN (SELECT value FROM json_each(?))",
+            let n = sqlx::query(
+                "UPDATE queue SET state = 'done', payload = '', player_id = '', attempts = attempts + 1,
+                     lease_token = NULL, lease_until = NULL, settled_at = ?2
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?3",
             )
             .bind(ids_json(&s.done))
+            .bind(s.at)
+            .bind(token)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            run(s.done.len(), n);
         }
         if !s.remove.is_empty() {
-            sqlx::query("DELETE FROM queue WHERE id IN (SELECT value FROM json_each(?))")
+            let n = sqlx::query("DELETE FROM queue WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?2")
                 .bind(ids_json(&s.remove))
+                .bind(token)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            run(s.remove.len(), n);
+        }
+        if !s.retry.is_empty() {
+            let rows = serde_json::to_string(&s.retry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let n = sqlx::query(
+                "UPDATE queue SET attempts = attempts + 1, lease_token = NULL, lease_until = NULL,
+                     run_at = (SELECT json_extract(j.value, '$.run_at') FROM json_each(?1) j
+                               WHERE json_extract(j.value, '$.id') = queue.id),
+                     failing_since = (SELECT json_extract(j.value, '$.failing_since') FROM json_each(?1) j
+                                      WHERE json_extract(j.value, '$.id') = queue.id)
+                 WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(?1)) AND lease_token = ?2",
+            )
+            .bind(rows)
+            .bind(token)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            run(s.retry.len(), n);
+        }
+        if !s.defer.is_empty() {
+            let pairs = serde_json::to_string(&s.defer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let n = sqlx::query(
+                "UPDATE queue SET lease_token = NULL, lease_until = NULL,
+                     run_at = (SELECT json_extract(j.value, '$[1]') FROM json_each(?1) j WHERE json_extract(j.value, '$[0]') = queue.id)
+                 WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(?1)) AND lease_token = ?2",
+            )
+            .bind(pairs)
+            .bind(token)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            run(s.defer.len(), n);
+        }
+        if !s.release.is_empty() {
+            let n = sqlx::query(
+                "UPDATE queue SET lease_token = NULL, lease_until = NULL
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?2",
+            )
+            .bind(ids_json(&s.release))
+            .bind(token)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            run(s.release.len(), n);
+        }
+        for (ids, counted) in [(&s.dead, 1), (&s.dead_unsent, 0)] {
+            if ids.is_empty() {
+                continue;
+            }
+            let n = sqlx::query(
+                "UPDATE queue SET state = 'dead', attempts = attempts + ?2, lease_token = NULL, lease_until = NULL,
+                     settled_at = ?3
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?4",
+            )
+            .bind(ids_json(ids))
+            .bind(counted)
+            .bind(s.at)
+            .bind(token)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            run(ids.len(), n);
+        }
+        self.insert_log(&mut tx, &s.log).await?;
+        if let Some(pause) = &s.pause {
+            sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ? AND credential_ref IS ?")
+                .bind(&pause.reason)
+                .bind(pause.config_id)
+                .bind(&pause.credential_ref)
                 .execute(&mut *tx)
                 .await?;
         }
-        for (pairs, counts) in [(&s.retry, 1), (&s.defer, 0)] {
-            if pairs.is_empty() {
-                continue;
+        match &s.offline {
+            Some(Offline::Down { config_id, since, until, probes, reason }) => {
+                sqlx::query(
+                    "UPDATE configs SET offline_since = COALESCE(offline_since, ?1), offline_until = ?2,
+                         offline_probes = ?3, offline_reason = ?4 WHERE id = ?5",
+                )
+                .bind(since)
+                .bind(until)
+                .bind(probes)
+                .bind(reason)
+                .bind(config_id)
+                .execute(&mut *tx)
+                .await?;
             }
-            let pairs = serde_json::to_string(pairs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query(
-                "UPDATE queue SET attempts = attempts + ?2, lease_owner = NULL, lease_until = NULL,
-                     run_at = (SELECT json_extract(j.value, '$[1]') FROM json_each(?1) j WHERE json_extract(j.value, '$[0]') = queue.id)
-                 WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(?1))",
-            )
-            .bind(pairs)
-            .bind(counts)
-            .execute(&mut *tx)
-            .await?;
+            Some(Offline::Up { config_id }) => {
+                sqlx::query(
+                    "UPDATE configs SET offline_since = NULL, offline_until = NULL, offline_probes = 0,
+                         offline_reason = NULL WHERE id = ? AND offline_since IS NOT NULL",
+                )
+                .bind(config_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {}
         }
-        if !s.release.is_empty() {
-            sqlx::query(
-                "UPDATE queue SET lease_owner = NULL, lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))",
-            )
-            .bind(ids_json(&s.release))
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !s.dead.is_empty() {
-            sqlx::query(
-                "UPDATE queue SET state = 'dead', attempts = attempts + 1, lease_owner = NULL, lease_until = NULL
-                 WHERE id IN (SELECT value FROM json_each(?))",
-            )
-            .bind(ids_json(&s.dead))
-            .execute(&mut *tx)
-            .await?;
-        }
-        for chunk in s.log.chunks(CHUNK / 2) {
+        tx.commit().await?;
+        Ok(SettleReport { lost: expected.saturating_sub(touched) })
+    }
+
+    /// Appends attempts to the delivery log, filing each under its player's keyed hash.
+    async fn insert_log(&self, tx: &mut sqlx::SqliteConnection, entries: &[NewLogEntry]) -> Result<(), StoreError> {
+        for chunk in entries.chunks(CHUNK / 2) {
+            let keys: Vec<String> = chunk.iter().map(|e| self.player_key(&e.player_id)).collect();
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO delivery_log (at, config_id, network, event_name, event_id, player_id, status, http_status,
-                     latency_ms, attempt, request_id, credential_failure, error) ",
+                "INSERT INTO delivery_log (at, config_id, network, event_name, event_id, goal_key, player_key, status,
+                     http_status, latency_ms, attempt, request_id, credential_failure, error) ",
             );
-            insert.push_values(chunk, |mut b, e| {
+            insert.push_values(chunk.iter().zip(&keys), |mut b, (e, key)| {
                 b.push_bind(e.at)
                     .push_bind(e.config_id)
                     .push_bind(e.network.as_str())
                     .push_bind(&e.event_name)
                     .push_bind(&e.event_id)
-                    .push_bind(&e.player_id)
+                    .push_bind(&e.goal_key)
+                    .push_bind(key)
                     .push_bind(e.status.as_str())
                     .push_bind(e.http_status.map(i64::from))
                     .push_bind(e.latency_ms)
@@ -262,23 +454,14 @@ impl Store {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        if let Some(pause) = &s.pause {
-            sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ? AND credential_ref IS ?")
-                .bind(&pause.reason)
-                .bind(pause.config_id)
-                .bind(&pause.credential_ref)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
     /// Queue size: (ready, leased, dead).
     pub async fn queue_counts(&self) -> Result<(u64, u64, u64), StoreError> {
         let row = sqlx::query(
-            "SELECT COALESCE(SUM(state = 'ready' AND lease_owner IS NULL), 0),
-                    COALESCE(SUM(state = 'ready' AND lease_owner IS NOT NULL), 0),
+            "SELECT COALESCE(SUM(state = 'ready' AND lease_token IS NULL), 0),
+                    COALESCE(SUM(state = 'ready' AND lease_token IS NOT NULL), 0),
                     COALESCE(SUM(state = 'dead'), 0) FROM queue",
         )
         .fetch_one(&self.pool)
@@ -286,28 +469,78 @@ impl Store {
         Ok((row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64, row.get::<i64, _>(2) as u64))
     }
 
-    /// The earliest time a waiting row of an active config may run: its backoff time, or for a
-    /// leased row (perhaps of a dispatcher that died) the end of its lease. `None`: nothing waits.
+    /// Conversions of a config still waiting to be delivered (ready or in flight).
+    pub async fn pending_count(&self, config_id: i64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue WHERE config_id = ? AND state = 'ready'")
+            .bind(config_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    /// The earliest time a waiting row of an active config may run: its backoff time (not before
+    /// its config's network is probed again), or the end of a lease (perhaps of a dispatcher
+    /// that died). `None`: nothing waits. Index lookups only, per config.
     pub async fn next_run_at(&self) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT MIN(CASE WHEN q.lease_owner IS NULL THEN q.run_at ELSE q.lease_until END)
-             FROM queue q JOIN configs c ON c.id = q.config_id
-             WHERE q.state = 'ready' AND c.enabled = 1 AND c.paused_reason IS NULL",
+            "SELECT MIN(t) FROM (
+                 SELECT MAX((SELECT MIN(q.run_at) FROM queue q
+                             WHERE q.config_id = c.id AND q.state = 'ready' AND q.lease_token IS NULL),
+                            COALESCE(c.offline_until, 0)) AS t
+                 FROM configs c WHERE c.enabled = 1 AND c.paused_reason IS NULL
+                 UNION ALL
+                 SELECT MIN(lease_until) FROM queue WHERE lease_token IS NOT NULL)",
         )
         .fetch_one(&self.pool)
         .await?)
     }
 
-    /// Puts a config's dead rows back into the queue (after fixing what made them fail).
-    pub async fn replay_dead(&self, config_id: i64, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE queue SET state = 'ready', attempts = 0, run_at = ? WHERE config_id = ? AND state = 'dead'",
-        )
-        .bind(now_ms)
-        .bind(config_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+    /// Puts a config's dead (failed or given-up) rows back into the queue under their own event
+    /// ids. Named events that were delivered, are still pending or are unknown are refused with
+    /// the reason, and nothing is re-queued then. Returns how many rows were re-queued.
+    pub async fn replay(&self, replay: &Replay, now_ms: i64) -> Result<Result<u64, ReplayRefusal>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for event_id in &replay.event_ids {
+            let states: Vec<String> =
+                sqlx::query_scalar("SELECT state FROM queue WHERE config_id = ? AND event_id = ?")
+                    .bind(replay.config_id)
+                    .bind(event_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let delivered_earlier: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM delivery_log WHERE config_id = ? AND event_id = ? AND status = 'success' LIMIT 1",
+            )
+            .bind(replay.config_id)
+            .bind(event_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let refusal = if states.iter().any(|s| s == "dead") {
+                None
+            } else if states.iter().any(|s| s == "done") || delivered_earlier.is_some() {
+                Some(ReplayRefusal::Delivered(event_id.clone()))
+            } else if states.iter().any(|s| s == "ready") {
+                Some(ReplayRefusal::Pending(event_id.clone()))
+            } else {
+                Some(ReplayRefusal::Unknown(event_id.clone()))
+            };
+            if let Some(refusal) = refusal {
+                return Ok(Err(refusal));
+            }
+        }
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "UPDATE queue SET state = 'ready', attempts = 0, failing_since = NULL, settled_at = NULL, run_at = ",
+        );
+        q.push_bind(now_ms).push(" WHERE state = 'dead' AND config_id = ").push_bind(replay.config_id);
+        if let Some(since) = replay.since_ms {
+            q.push(" AND settled_at >= ").push_bind(since);
+        }
+        if !replay.event_ids.is_empty() {
+            let ids = serde_json::to_string(&replay.event_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            q.push(" AND event_id IN (SELECT value FROM json_each(").push_bind(ids).push("))");
+        }
+        let n = q.build().execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(Ok(n))
     }
 
     /// Lets a paused config deliver again (its credentials changed).
@@ -316,8 +549,20 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets a player: future events are skipped, queued ones removed, the log scrubbed.
-    /// Returns (queued events removed, log rows scrubbed).
+    /// Pauses a config with a reason a person can act on (a row that cannot be read, a task
+    /// that keeps failing).
+    pub async fn pause(&self, config_id: i64, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ?")
+            .bind(reason)
+            .bind(config_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a player: future events are skipped, queued ones removed, the log unlinked.
+    /// Returns (queued conversions removed, log rows unlinked). The log is updated in small
+    /// transactions through its player index, so a dispatcher never waits long for the lock.
     pub async fn erase_player(&self, player_id: &str, now_ms: i64) -> Result<(u64, u64), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT OR IGNORE INTO erased_players (player_id, erased_at) VALUES (?, ?)")
@@ -330,19 +575,27 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        // Delivered rows only remember event ids for dedup; they go too (they name the player).
-        sqlx::query("DELETE FROM queue WHERE player_id = ?").bind(player_id).execute(&mut *tx).await?;
-        let logged = sqlx::query("UPDATE delivery_log SET player_id = NULL WHERE player_id = ?")
-            .bind(player_id)
-            .execute(&mut *tx)
+        tx.commit().await?;
+        let key = self.player_key(player_id);
+        let mut logged = 0;
+        loop {
+            let n = sqlx::query(
+                "UPDATE delivery_log SET player_key = NULL
+                 WHERE id IN (SELECT id FROM delivery_log WHERE player_key = ? LIMIT 2000)",
+            )
+            .bind(&key)
+            .execute(&self.pool)
             .await?
             .rows_affected();
-        tx.commit().await?;
-        Ok((queued, logged))
+            logged += n;
+            if n < 2000 {
+                return Ok((queued, logged));
+            }
+        }
     }
 
     /// Which of these players were erased.
-    pub async fn erased_among(&self, players: &[&str]) -> Result<std::collections::HashSet<String>, StoreError> {
+    pub async fn erased_among(&self, players: &[&str]) -> Result<HashSet<String>, StoreError> {
         if players.is_empty() {
             return Ok(Default::default());
         }
