@@ -1,10 +1,13 @@
-//! What the app runs besides the window: the sandbox networks (the demo configs' peer) and the
-//! same dispatcher as `postback serve`, until the app exits.
+//! What the app runs besides the window: the sandbox networks (the demo configs' peer) and,
+//! when this process holds the data directory's writer lock, the same dispatcher as
+//! `postback serve`, until the app exits.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
-use postback::delivery::{Credentials, Dispatcher, DispatcherOptions};
+use postback::delivery::{Credentials, Dispatcher, DispatcherOptions, LockError, WriterLock};
+use postback::model::EngineState;
 use postback::sandbox::RunningSandbox;
 use postback::store::Store;
 use tokio::sync::watch;
@@ -13,24 +16,40 @@ use tokio::sync::watch;
 pub struct Background {
     _sandbox: Option<RunningSandbox>,
     _stop: watch::Sender<bool>,
+    _writer: Option<WriterLock>,
+    /// What the delivery engine is doing, for the window.
+    pub engine: watch::Receiver<EngineState>,
 }
 
-pub async fn start(store: Store, credentials: Arc<Credentials>) -> Background {
+pub async fn start(store: Store, credentials: Arc<Credentials>, data_dir: &Path) -> Background {
     let addr = SocketAddr::from(([127, 0, 0, 1], postback::SANDBOX_DEFAULT_PORT));
     let sandbox = match postback::sandbox::start(addr).await {
         Ok(s) => Some(s),
         // Another Postback Desk (or `postback sandbox`) already serves it: use that one.
         Err(e) => {
-            eprintln!("sandbox not started on {addr}: {e}");
+            tracing::warn!(%addr, error = %e, "sandbox not started; using the one already listening");
             None
         }
     };
     let (stop, stop_rx) = watch::channel(false);
-    let mut dispatcher = Dispatcher::new(store, credentials, DispatcherOptions::default());
-    tauri::async_runtime::spawn(async move {
-        if let Err(e) = dispatcher.run(stop_rx).await {
-            eprintln!("dispatcher stopped: {e}");
+    let (writer, engine) = match WriterLock::acquire(data_dir, "Postback Desk") {
+        Ok(lock) => {
+            let mut dispatcher = Dispatcher::new(store, credentials, DispatcherOptions::default());
+            let engine = dispatcher.subscribe();
+            tauri::async_runtime::spawn(async move {
+                dispatcher.run(stop_rx).await;
+            });
+            (Some(lock), engine)
         }
-    });
-    Background { _sandbox: sandbox, _stop: stop }
+        Err(e) => {
+            // Another process delivers: this window still edits, imports and reads.
+            tracing::warn!(error = %e, "delivery runs elsewhere; this window is read-only for delivery");
+            let state = match e {
+                LockError::Held { pid, holder, .. } => EngineState::ReadOnly { holder_pid: pid, holder },
+                other => EngineState::ReadOnly { holder_pid: None, holder: other.to_string() },
+            };
+            (None, watch::channel(state).1)
+        }
+    };
+    Background { _sandbox: sandbox, _stop: stop, _writer: writer, engine }
 }

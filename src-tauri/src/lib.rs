@@ -6,7 +6,7 @@ pub mod state;
 
 use std::path::PathBuf;
 
-use tauri::{Manager, Runtime};
+use tauri::{Emitter, Manager, Runtime};
 
 /// Registers the commands on any runtime, so tests can use `tauri::test::mock_builder()`.
 pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
@@ -19,7 +19,8 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::credentials::authorize_x,
         commands::credentials::cancel_x_authorization,
         commands::credentials::finish_x_connection,
-        commands::credentials::disconnect_integration
+        commands::credentials::disconnect_integration,
+        commands::engine::engine_state
     ])
 }
 
@@ -30,16 +31,42 @@ pub fn manage_state<R: Runtime, M: Manager<R>>(app: &M, data_dir: PathBuf) -> Re
     Ok(())
 }
 
+/// Forwards the delivery engine's state to the window as `engine-state` events.
+fn forward_engine_state<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+    mut engine: tokio::sync::watch::Receiver<postback::model::EngineState>,
+) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        while engine.changed().await.is_ok() {
+            let state = engine.borrow_and_update().clone();
+            let _ = app.emit("engine-state", state);
+        }
+    });
+}
+
 /// Runs the app on the embedded default: local SQLite in the data directory, sandbox networks.
 pub fn run() {
     let data_dir = postback::store::default_data_dir();
-    let result = with_commands(tauri::Builder::default())
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTBACK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("postback=info,postback_desk_lib=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // A second launch focuses the first window instead of opening a second app on the same data.
+    let single_instance = tauri_plugin_single_instance::init(|app, _args, _cwd| {
+        if let Some(window) = app.get_webview_window("main") {
+            let _ = window.unminimize();
+            let _ = window.show();
+            let _ = window.set_focus();
+        }
+    });
+    let result = with_commands(tauri::Builder::default().plugin(single_instance))
         .setup(move |app| {
             manage_state(app, data_dir.clone())
                 .map_err(|e| format!("cannot open the database in {}: {e}", data_dir.display()))?;
             let state = app.state::<state::AppState>();
             let (store, credentials) = (state.store.clone(), state.credentials.clone());
-            let background = tauri::async_runtime::block_on(background::start(store, credentials));
+            let background = tauri::async_runtime::block_on(background::start(store, credentials, &data_dir));
+            forward_engine_state(app.handle(), background.engine.clone());
             app.manage(background);
             Ok(())
         })

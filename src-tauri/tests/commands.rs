@@ -109,9 +109,48 @@ fn disconnect_removes_the_config() {
     let (_app, webview) = app(dir.path());
     let tiktok = demo_rows(&webview).into_iter().find(|r| r.network == Network::TikTok).expect("tiktok row");
     let config_id = tiktok.config_id.expect("the demo game has a TikTok config");
-    assert_eq!(invoke(&webview, "disconnect_integration", json!({"configId": config_id})), Ok(Value::Null));
+    assert_eq!(
+        invoke(&webview, "disconnect_integration", json!({"configId": config_id, "discardQueued": false})),
+        Ok(Value::Null)
+    );
     let after = demo_rows(&webview).into_iter().find(|r| r.network == Network::TikTok).expect("tiktok row");
     assert_eq!((after.config_id, after.status), (None, postback::model::IntegrationStatus::NotConnected));
-    let again = invoke(&webview, "disconnect_integration", json!({"configId": config_id})).expect_err("gone");
+    let again = invoke(&webview, "disconnect_integration", json!({"configId": config_id, "discardQueued": true}))
+        .expect_err("gone");
     assert_eq!(serde_json::from_value::<ApiError>(again).expect("ApiError").code, "not_found");
+}
+
+#[test]
+fn disconnect_with_waiting_conversions_asks_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let reddit = demo_rows(&webview).into_iter().find(|r| r.network == Network::Reddit).expect("reddit row");
+    let line = json!({"event_id": "w1", "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(), "player_id": "p",
+                      "consent": "anonymous", "click_ids": {"rdt_cid": "r"}})
+    .to_string();
+    let store = tauri::async_runtime::block_on(postback::store::Store::open(dir.path())).expect("store");
+    let report =
+        tauri::async_runtime::block_on(postback::ingest::import_ndjson(&store, reddit.game_id, line.as_bytes(), 0))
+            .expect("import");
+    assert_eq!(report.enqueued, 1);
+    let row = demo_rows(&webview).into_iter().find(|r| r.network == Network::Reddit).expect("reddit row");
+    assert_eq!(row.pending, 1, "the card can say what a disconnect would discard");
+    let config_id = row.config_id.expect("config");
+    let err = invoke(&webview, "disconnect_integration", json!({"configId": config_id, "discardQueued": false}))
+        .expect_err("asks first");
+    let err: ApiError = serde_json::from_value(err).expect("ApiError");
+    assert_eq!(err.code, "queued_events");
+    assert!(err.message.contains("1 conversions for Reddit Ads"), "{}", err.message);
+    assert_eq!(
+        invoke(&webview, "disconnect_integration", json!({"configId": config_id, "discardQueued": true})),
+        Ok(Value::Null)
+    );
+}
+
+#[test]
+fn the_engine_state_is_readable_before_the_dispatcher_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let state = invoke(&webview, "engine_state", json!({})).expect("engine_state");
+    assert_eq!(state, json!({"state": "starting"}));
 }

@@ -43,7 +43,13 @@ pub async fn finish_x_connection(
     Ok(state.connector.finish_x(game_id, &handle, &pixel_id).await?)
 }
 
+/// Refused with code `queued_events` (and the count) while conversions wait, unless the user
+/// confirmed discarding them.
 #[tauri::command]
-pub async fn disconnect_integration(state: State<'_, AppState>, config_id: i64) -> Result<(), ApiError> {
-    Ok(state.connector.disconnect(config_id).await?)
+pub async fn disconnect_integration(
+    state: State<'_, AppState>,
+    config_id: i64,
+    discard_queued: bool,
+) -> Result<(), ApiError> {
+    Ok(state.connector.disconnect(config_id, discard_queued).await?)
 }

@@ -2,5 +2,6 @@
 //! `lib.rs` (the macro needs the module the command was defined in).
 
 pub mod credentials;
+pub mod engine;
 pub mod formats;
 pub mod integrations;

@@ -27,6 +27,28 @@ describe('backend', () => {
     expect((error as BackendError).message).toContain('X Ads');
   });
 
+  it('passes the discard confirmation of a disconnect', async () => {
+    const seen: unknown[] = [];
+    mockIPC((cmd, args) => {
+      if (cmd === 'disconnect_integration') seen.push(args);
+      return null;
+    });
+    await backend.disconnectIntegration(3, true);
+    expect(seen).toEqual([{ configId: 3, discardQueued: true }]);
+  });
+
+  it('delivers engine-state events to the listener until it unsubscribes', async () => {
+    mockIPC(() => null, { shouldMockEvents: true });
+    const { emit } = await import('@tauri-apps/api/event');
+    const states: string[] = [];
+    const stop = await backend.onEngineState((s) => states.push(s.state));
+    await emit('engine-state', { state: 'retrying', reason: 'database is locked', since_ms: 1, retry_in_ms: 250, failures: 1 });
+    await emit('engine-state', { state: 'running' });
+    stop();
+    await emit('engine-state', { state: 'stopped' });
+    expect(states).toEqual(['retrying', 'running']);
+  });
+
   it('decodes strings and unknown values without losing them', () => {
     expect(decodeError('boom').message).toBe('boom');
     expect(decodeError(42).code).toBe('internal');

@@ -1,8 +1,10 @@
 // The only module that talks to Rust: every command and its types, and error decoding.
 import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { ApiError } from './bindings/ApiError';
 import type { AppInfo } from './bindings/AppInfo';
 import type { ConfigSummary } from './bindings/ConfigSummary';
+import type { EngineState } from './bindings/EngineState';
 import type { Game } from './bindings/Game';
 import type { IdKind } from './bindings/IdKind';
 import type { Saved } from './bindings/Saved';
@@ -63,5 +65,15 @@ export const backend = {
   cancelXAuthorization: () => call<null>('cancel_x_authorization'),
   finishXConnection: (gameId: number, handle: string, pixelId: string) =>
     call<Saved>('finish_x_connection', { gameId, handle, pixelId }),
-  disconnectIntegration: (configId: number) => call<null>('disconnect_integration', { configId }),
+  /**
+   * Removes the config and its keychain entry. While conversions wait, it rejects with code
+   * `queued_events` (the message says how many) unless `discardQueued` confirms discarding them.
+   */
+  disconnectIntegration: (configId: number, discardQueued: boolean) =>
+    call<null>('disconnect_integration', { configId, discardQueued }),
+  /** What the delivery engine is doing (running, retrying after an error, read-only). */
+  engineState: () => call<EngineState>('engine_state'),
+  /** Calls `handler` on every change of the engine's state; resolves to the unsubscribe. */
+  onEngineState: (handler: (state: EngineState) => void): Promise<UnlistenFn> =>
+    listen<EngineState>('engine-state', (event) => handler(event.payload)),
 };

@@ -26,4 +26,17 @@ trigger_events: Array<string>,
 /**
  * Why delivery is paused, when it is.
  */
-paused_reason: string | null, };
+paused_reason: string | null, 
+/**
+ * Set while the network gives no answer (epoch ms of the first unanswered send): the
+ * config shows "Offline — waiting for the network" and probes with backoff.
+ */
+offline_since: number | null, 
+/**
+ * What the last unanswered send ran into (connection refused, DNS, timeout).
+ */
+offline_reason: string | null, 
+/**
+ * Conversions waiting to be delivered (a disconnect would discard them).
+ */
+pending: number, };

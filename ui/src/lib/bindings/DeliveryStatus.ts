@@ -3,4 +3,4 @@
 /**
  * The outcome of one delivery attempt, as the delivery log records it.
  */
-export type DeliveryStatus = "success" | "failed" | "retried";
+export type DeliveryStatus = "success" | "failed" | "retried" | "held" | "offline" | "given_up";

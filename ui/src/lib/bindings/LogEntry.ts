@@ -9,7 +9,11 @@ export type LogEntry = { id: number,
 /**
  * Epoch milliseconds (UTC).
  */
-at: number, config_id: number, network: Network, event_name: string, event_id: string, status: DeliveryStatus, http_status: number | null, latency_ms: number | null, attempt: number, 
+at: number, config_id: number, network: Network, event_name: string, event_id: string, 
+/**
+ * X: the Conversion Goal this conversion reported; empty for TikTok and Reddit.
+ */
+goal_key: string, status: DeliveryStatus, http_status: number | null, latency_ms: number | null, attempt: number, 
 /**
  * The network's request / debug id, when it gave one.
  */
