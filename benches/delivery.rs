@@ -99,10 +99,8 @@ async fn enqueue_in_batches(store: &Store, configs: &[i64], n: u64, batch: u64) 
     let mut i = 0;
     while i < n {
         let events: Vec<ConversionEvent> = (i..(i + batch).min(n)).map(event).collect();
-        let items: Vec<NewDelivery> = events
-            .iter()
-            .flat_map(|e| configs.iter().map(move |c| NewDelivery { config_id: *c, goal_key: "", event: e }))
-            .collect();
+        let items: Vec<NewDelivery> =
+            events.iter().flat_map(|e| configs.iter().map(move |c| NewDelivery::new(*c, e))).collect();
         let started = Instant::now();
         store.enqueue(&items, now_ms()).await.expect("enqueue");
         total += started.elapsed();
@@ -144,10 +142,7 @@ async fn main() {
         let options = StoreOptions { durable_enqueue: durable, ..StoreOptions::default() };
         let other = Store::open_with(dir.path(), options).await.expect("store");
         let game = other.create_game("Durability").await.expect("game");
-        let config = other
-            .create_config(game.id, &tiktok_config(&base_url), Some("sandbox"))
-            .await
-            .expect("config");
+        let config = other.create_config(game.id, &tiktok_config(&base_url), Some("sandbox")).await.expect("config");
         let m = scale(100_000);
         let took = enqueue_in_batches(&other, &[config], m, 1_000).await;
         println!(

@@ -12,6 +12,7 @@ pub mod networks;
 pub mod oauth;
 pub mod sandbox;
 pub mod secrets;
+pub mod setup;
 pub mod store;
 
 /// Port of the built-in sandbox networks on loopback; the demo configs point here.

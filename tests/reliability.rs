@@ -370,3 +370,34 @@ async fn replay_refuses_delivered_events() {
     let unknown = postback::store::Replay { event_ids: vec!["nope".into()], ..replay };
     assert!(rig.store.replay(&unknown, now_ms()).await.unwrap().is_err());
 }
+
+/// A config whose stored settings no longer parse is paused with the reason; the others go on.
+#[tokio::test]
+async fn a_config_that_cannot_be_read_is_paused_and_the_others_deliver() {
+    let rig = rig_with("sandbox", launch_goal()).await;
+    rig.import(&events(4, "game_launch", "p1")).await;
+    let mut raw = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}",
+        rig.dir.path().join(postback::store::DB_FILE).display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE configs SET trigger_events = '{broken' WHERE id = ?")
+        .bind(rig.config_ids[1])
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let run = rig.dispatch(fast_options()).await;
+    assert_eq!(run.success, 8, "TikTok and X deliver: {run:?}");
+    let summaries = rig.store.integrations(rig.game_id).await;
+    assert!(summaries.is_err(), "the damaged config is reported, not hidden");
+    sqlx::query("UPDATE configs SET trigger_events = '[\"game_launch\"]' WHERE id = ?")
+        .bind(rig.config_ids[1])
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let reddit = rig.store.config(rig.config_ids[1]).await.unwrap();
+    let reason = reddit.paused_reason.unwrap_or_default();
+    assert!(reason.contains("cannot be read") && reason.contains("trigger events"), "{reason}");
+    assert_eq!(rig.store.pending_count(rig.config_ids[1]).await.unwrap(), 4, "its events are kept");
+}

@@ -242,3 +242,63 @@ fn reddit_warns_about_events_outside_its_window_without_changing_the_request() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A goal's value filter "value ≥ N in currency C", table-driven through preview: events in
+/// another currency, without a value, or below the minimum do not count for that goal.
+#[test]
+fn goal_value_filters() {
+    let x = config(json!({"network": "x", "pixel_id": "oka17", "goals": [
+        {"id": "whale", "name": "Whale purchase", "event": "purchase", "event_tag": "tw-oka17-whale",
+         "min_value": "10", "currency": "usd"},
+        {"id": "any", "name": "Any purchase", "event": "purchase", "event_tag": "tw-oka17-any01", "active": false}]}));
+    let cases: [(Value, Option<&str>); 7] = [
+        (json!({"value": "10.00", "currency": "USD"}), None),
+        (json!({"value": 25, "currency": "usd"}), None),
+        (json!({"value": "9.99", "currency": "USD"}), Some("below the goal's 10 USD")),
+        (json!({"value": "50", "currency": "EUR"}), Some("value is in EUR")),
+        (json!({}), Some("no value")),
+        (json!({"value": "50"}), Some("no value")),
+        (json!({"value": "abc", "currency": "USD"}), Some("no value")),
+    ];
+    for (money, skipped) in cases {
+        let mut extra = json!({"click_ids": {"twclid": "w"}});
+        for (k, v) in money.as_object().unwrap() {
+            extra[k] = v.clone();
+        }
+        let e = event(extra);
+        match (preview(&x, &e, false, Utc::now()), skipped) {
+            (Preview::Forwarded { requests, .. }, None) => {
+                let conversions = requests[0]["body"]["conversions"].as_array().unwrap().clone();
+                assert_eq!(conversions.len(), 1, "{money}: the inactive goal never sends");
+                assert_eq!(conversions[0]["event_id"], "tw-oka17-whale");
+            }
+            (Preview::Skipped { skipped: skip }, Some(words)) => {
+                assert_eq!(skip.reason, SkipReason::EventNotTriggered, "{money}");
+                assert!(
+                    skip.message.contains(words) && skip.message.contains("Whale purchase"),
+                    "{money}: {}",
+                    skip.message
+                );
+            }
+            (other, want) => panic!("{money}: {other:?}, wanted skip {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn goal_rules_and_filters_are_checked_in_config_files() {
+    let bad = [
+        (json!({"id": "g", "event": "purchase", "rule": "sometimes"}), "goals.0.rule"),
+        (json!({"id": "g", "event": "purchase", "min_value": "10"}), "goals.0.currency"),
+        (json!({"id": "g", "event": "purchase", "currency": "USD"}), "goals.0.min_value"),
+        (json!({"id": "g", "event": "purchase", "min_value": "ten", "currency": "USD"}), "goals.0.min_value"),
+        (json!({"id": "g", "event": "purchase", "min_value": "10", "currency": "ZZZ"}), "goals.0.currency"),
+    ];
+    for (goal, field) in bad {
+        let doc = json!({"network": "x", "pixel_id": "oka17", "goals": [goal]});
+        assert_eq!(PostbackConfig::from_json(&doc).unwrap_err().field, field, "{doc}");
+    }
+    let ok = json!({"network": "x", "pixel_id": "oka17", "goals": [{"id": "g", "event": "purchase", "rule": "once_per_player"}]});
+    let PostbackConfig::X(x) = PostbackConfig::from_json(&ok).unwrap() else { panic!() };
+    assert_eq!(x.goals[0].rule, postback::model::TriggerRule::OncePerPlayer);
+}

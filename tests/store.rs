@@ -7,13 +7,7 @@ use serde_json::json;
 fn x_config(pixel: &str) -> PostbackConfig {
     PostbackConfig::X(XConfig {
         pixel_id: pixel.into(),
-        goals: vec![Goal {
-            id: "buy".into(),
-            name: "Purchase".into(),
-            event: "purchase".into(),
-            active: true,
-            event_tag: Some(format!("tw-{pixel}-buy01")),
-        }],
+        goals: vec![Goal::mapped("buy", "Purchase", "purchase", &format!("tw-{pixel}-buy01"))],
         base_url: None,
     })
 }
@@ -161,7 +155,7 @@ async fn an_event_id_is_remembered_for_48_hours_and_then_forgotten() {
         "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}))
     .unwrap();
     let t0 = 1_795_000_000_000;
-    let one = NewDelivery { config_id: config, goal_key: "", event: &event };
+    let one = NewDelivery::new(config, &event);
     assert_eq!(store.enqueue(&[one, one], t0).await.unwrap().enqueued, 1);
     // Delivered: the row stays as dedup memory.
     let leased = store.claim(config, "test", t0, 1000, 10).await.unwrap();
@@ -190,8 +184,7 @@ async fn a_settle_touches_only_the_rows_its_lease_token_still_holds() {
             .unwrap()
         })
         .collect();
-    let items: Vec<NewDelivery> =
-        events.iter().map(|e| NewDelivery { config_id: config, goal_key: "", event: e }).collect();
+    let items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
     let t0 = 1_795_000_000_000;
     store.enqueue(&items, t0).await.unwrap();
     let first = store.claim(config, "slow:1", t0, 1000, 10).await.unwrap();

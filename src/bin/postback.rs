@@ -37,7 +37,7 @@ enum Command {
     /// Enqueue canonical events (one JSON object per line) for the game's configs
     Import {
         file: PathBuf,
-        /// Game id (default: the first game, the demo game on a fresh database)
+        /// Game id (default: the current game, the demo game on a fresh database)
         #[arg(long)]
         game: Option<i64>,
     },
@@ -57,6 +57,31 @@ enum Command {
     },
     /// Re-queue a config's failed and given-up events under their own event ids
     Replay(cli::ReplayArgs),
+    /// Games: list, create, rename, delete, use
+    #[command(subcommand)]
+    Games(cli::GamesCommand),
+    /// Conversion Goals of a game: list, add, edit, activate, deactivate, delete, order
+    Goals(cli::GoalsArgs),
+    /// Map an X config's goal to its Single Event Tag (or --clear it)
+    MapTag(cli::MapTagArgs),
+    /// Let a config deliver again
+    Enable {
+        #[arg(long)]
+        config: i64,
+    },
+    /// Stop a config: its events are no longer queued, queued ones wait
+    Disable {
+        #[arg(long)]
+        config: i64,
+    },
+    /// TikTok / Reddit: the events a config forwards
+    SetTriggers {
+        #[arg(long)]
+        config: i64,
+        /// Repeat for each event
+        #[arg(long = "event", required = true)]
+        events: Vec<String>,
+    },
     /// Forget a player: remove queued events, scrub the log, skip future events
     Erase {
         #[arg(long)]
@@ -83,6 +108,12 @@ fn main() -> ExitCode {
             with_runtime(cli::disconnect(data_dir, config, discard_queued))
         }
         Command::Replay(args) => with_runtime(cli::replay(data_dir, args)),
+        Command::Games(command) => with_runtime(cli::games(data_dir, command)),
+        Command::Goals(args) => with_runtime(cli::goals(data_dir, args)),
+        Command::MapTag(args) => with_runtime(cli::map_tag(data_dir, args)),
+        Command::Enable { config } => with_runtime(cli::set_enabled(data_dir, config, true)),
+        Command::Disable { config } => with_runtime(cli::set_enabled(data_dir, config, false)),
+        Command::SetTriggers { config, events } => with_runtime(cli::set_triggers(data_dir, config, events)),
         Command::Integrations => with_runtime(reported(cli::integrations(data_dir))),
         Command::Sandbox { port } => with_runtime(reported(cli::sandbox(SocketAddr::from(([127, 0, 0, 1], port))))),
         Command::Import { file, game } => with_runtime(cli::import(data_dir, &file, game)),

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use serde_json::json;
 
 mod connect;
+mod setup;
 mod span;
 pub use connect::{connect_command, disconnect, validate_command, ConnectArgs, ValidateArgs};
+pub use setup::{games, goals, map_tag, set_enabled, set_triggers, GamesCommand, GoalsArgs, MapTagArgs};
 pub use span::parse_span;
 
 use crate::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions, WriterLock};

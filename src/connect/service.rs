@@ -174,11 +174,22 @@ impl Connector {
         let keychain = self.keychain_ready().await?;
         let existing = self.store.config_for(game_id, Network::X).await?;
         // No goals here: an update keeps the config's goal mappings as they are.
-        let config = PostbackConfig::X(crate::model::XConfig { pixel_id, goals: Vec::new(), base_url });
-        let validation = validate(&self.http, &config, &live).await?;
+        let config =
+            PostbackConfig::X(crate::model::XConfig { pixel_id: pixel_id.clone(), goals: Vec::new(), base_url });
+        let mut validation = validate(&self.http, &config, &live).await?;
+        let previous_pixel = existing.as_ref().map(|c| c.config.pixel().to_owned());
         let config_id = self
             .store_credential(keychain, game_id, existing.map(|c| (c.id, c.credential_ref)), &config, credential)
             .await?;
+        // X tags are per pixel (tw-<pixel>-…): another pixel's tags would all be refused.
+        if previous_pixel.is_some_and(|p| p != pixel_id) {
+            let cleared = self.store.clear_foreign_tags(config_id, &pixel_id).await?;
+            if cleared > 0 {
+                validation.message.push_str(&format!(
+                    ". The {cleared} event tags of the previous pixel were cleared: map the goals to pixel {pixel_id}'s Single Event Tags"
+                ));
+            }
+        }
         Ok(Saved { config_id, validation })
     }
 

@@ -8,8 +8,17 @@ use std::io::BufRead;
 use serde::Serialize;
 
 use crate::model::{ConversionEvent, InputError};
+use crate::model::{PostbackConfig, TriggerRule};
 use crate::networks;
-use crate::store::{NewDelivery, Store, StoreError};
+use crate::store::{NewDelivery, Store, StoreError, StoredConfig};
+
+/// Whether an X goal counts a player only once.
+fn once_per_player(config: &PostbackConfig, goal_key: &str) -> bool {
+    match config {
+        PostbackConfig::X(x) => x.goals.iter().any(|g| g.id == goal_key && g.rule == TriggerRule::OncePerPlayer),
+        _ => false,
+    }
+}
 
 /// Lines parsed and enqueued per transaction.
 const CHUNK_LINES: usize = 5000;
@@ -114,24 +123,30 @@ async fn enqueue_chunk(
     let erased = store.erased_among(&players).await?;
     // Prepared once here to route and check consent and identifiers; X yields one conversion
     // per mapped goal, each queued (and later settled) on its own.
-    let mut goals: Vec<(i64, &ConversionEvent, Vec<String>)> = Vec::with_capacity(chunk.len() * configs.len());
+    let mut goals: Vec<(&StoredConfig, &ConversionEvent, Vec<String>)> =
+        Vec::with_capacity(chunk.len() * configs.len());
     for event in chunk.iter() {
         for stored in configs {
             match networks::prepare(&stored.config, event, erased.contains(&event.player_id)) {
-                Ok(prepared) => goals.push((stored.id, event, prepared.goals)),
+                Ok(prepared) => goals.push((stored, event, prepared.goals)),
                 Err(skip) => *report.skipped.entry(skip.reason.as_str().to_owned()).or_default() += 1,
             }
         }
     }
     let wanted: Vec<NewDelivery> = goals
         .iter()
-        .flat_map(|(config_id, event, keys)| {
-            keys.iter().map(move |goal_key| NewDelivery { config_id: *config_id, goal_key, event })
+        .flat_map(|(stored, event, keys)| {
+            keys.iter().map(move |goal_key| {
+                NewDelivery::new(stored.id, event).for_goal(goal_key, once_per_player(&stored.config, goal_key))
+            })
         })
         .collect();
     let queued = store.enqueue(&wanted, now_ms).await?;
     report.enqueued += queued.enqueued;
     report.duplicates += queued.duplicates;
+    if queued.already_converted > 0 {
+        *report.skipped.entry("already_converted".to_owned()).or_default() += queued.already_converted;
+    }
     chunk.clear();
     Ok(())
 }

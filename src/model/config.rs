@@ -13,14 +13,65 @@ pub struct Goal {
     /// The canonical event name that counts for this goal (`purchase`, `game_launch`, …).
     pub event: String,
     pub active: bool,
+    /// Every matching event, or only a player's first.
+    #[serde(default)]
+    pub rule: TriggerRule,
+    /// Only events worth at least this much in this currency count (purchase goals).
+    #[serde(default)]
+    pub value_filter: Option<ValueFilter>,
     /// X Single Event Tag id (`tw-xxxxx-yyyyy`); a goal without one is not sent to X.
     pub event_tag: Option<String>,
 }
 
+/// How often a player's events count for a goal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerRule {
+    #[default]
+    EveryTime,
+    /// Only the player's first matching event (enqueued first); later ones are not sent.
+    OncePerPlayer,
+}
+
+impl TriggerRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerRule::EveryTime => "every_time",
+            TriggerRule::OncePerPlayer => "once_per_player",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "every_time" => Some(TriggerRule::EveryTime),
+            "once_per_player" => Some(TriggerRule::OncePerPlayer),
+            _ => None,
+        }
+    }
+}
+
+/// "value ≥ `min_value` in `currency`": events in another currency, or without a value, do
+/// not count (no conversion rates are applied).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ValueFilter {
+    /// A decimal amount such as `"9.99"`.
+    pub min_value: String,
+    /// ISO 4217, upper case.
+    pub currency: String,
+}
+
 impl Goal {
-    /// An active goal counting `event`, reported to X under `event_tag`.
+    /// An active goal counting every `event`, reported to X under `event_tag`.
     pub fn mapped(id: &str, name: &str, event: &str, event_tag: &str) -> Self {
-        Goal { id: id.into(), name: name.into(), event: event.into(), active: true, event_tag: Some(event_tag.into()) }
+        Goal {
+            id: id.into(),
+            name: name.into(),
+            event: event.into(),
+            active: true,
+            rule: TriggerRule::EveryTime,
+            value_filter: None,
+            event_tag: Some(event_tag.into()),
+        }
     }
 }
 
@@ -214,11 +265,25 @@ fn goal(v: &Value) -> Result<Goal, InputError> {
     let event_tag = optional_str(obj, "event_tag")?
         .map(|t| formats::x_event_tag(&t).map_err(|m| InputError::new("event_tag", m)))
         .transpose()?;
+    let rule = match optional_str(obj, "rule")? {
+        None => TriggerRule::EveryTime,
+        Some(r) => TriggerRule::parse(&r).ok_or_else(|| {
+            InputError::new("rule", format!("'{r}' is not a rule; use every_time or once_per_player"))
+        })?,
+    };
+    let value_filter = match (optional_str(obj, "min_value")?, optional_str(obj, "currency")?) {
+        (None, None) => None,
+        (Some(min), Some(currency)) => Some(formats::value_filter(&min, &currency)?),
+        (Some(_), None) => return Err(InputError::new("currency", "is required with min_value, e.g. USD")),
+        (None, Some(_)) => return Err(InputError::new("min_value", "is required with currency, e.g. 9.99")),
+    };
     Ok(Goal {
         name: optional_str(obj, "name")?.unwrap_or_else(|| id.clone()),
         id,
         event: required_str(obj, "event")?,
         active,
+        rule,
+        value_filter,
         event_tag,
     })
 }

@@ -166,6 +166,40 @@ mod tests {
     }
 }
 
+/// A goal's value filter: a non-negative decimal amount and an ISO 4217 currency.
+pub fn value_filter(min_value: &str, currency: &str) -> Result<super::ValueFilter, super::InputError> {
+    use std::str::FromStr;
+    let min = min_value.trim();
+    let amount = rust_decimal::Decimal::from_str(min)
+        .ok()
+        .filter(|d| !d.is_sign_negative())
+        .ok_or_else(|| super::InputError::new("min_value", format!("'{min}' is not an amount; write it like 9.99")))?;
+    let code = currency.trim().to_ascii_uppercase();
+    if iso_currency::Currency::from_code(&code).is_none() {
+        return Err(super::InputError::new(
+            "currency",
+            format!("'{}' is not an ISO 4217 currency code; write it like USD or EUR", currency.trim()),
+        ));
+    }
+    Ok(super::ValueFilter { min_value: amount.normalize().to_string(), currency: code })
+}
+
+/// A canonical event name a goal or trigger counts: lower-case letters, digits and `_`, as the
+/// game server sends them (`purchase`, `level_complete`).
+pub fn event_name(raw: &str) -> Result<String, String> {
+    let s = raw.trim();
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "'{s}' is not an event name; use the name your game sends, in lower case with _ (e.g. purchase, level_complete)"
+        ))
+    }
+}
+
 /// Which id a person is typing, for the UI's as-you-type check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]

@@ -8,6 +8,19 @@ use super::Network;
 pub struct Game {
     pub id: i64,
     pub name: String,
+    /// The built-in demo game on the sandbox: it stays available (cannot be deleted).
+    pub demo: bool,
+}
+
+/// What deleting a game removes, for its confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct GameUsage {
+    pub game: Game,
+    pub configs: u64,
+    pub goals: u64,
+    /// Conversions not delivered yet (waiting, or failed and kept for replay).
+    pub queued: u64,
+    pub log_rows: u64,
 }
 
 /// How a config's deliveries have been going recently.
@@ -57,8 +70,24 @@ pub struct ConfigSummary {
     /// What the last unanswered send ran into (connection refused, DNS, timeout).
     pub offline_reason: Option<String>,
     /// Conversions waiting to be delivered (a disconnect would discard them).
-    #[ts(type = "number")]
     pub pending: u64,
+    /// What is missing before this config can deliver anything, each with a one-click fix in
+    /// the window.
+    pub gaps: Vec<SetupGap>,
+    /// X: active goals without an event tag (not sent to X).
+    pub unmapped_goals: Vec<String>,
+}
+
+/// Something a config lacks before it can deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum SetupGap {
+    /// TikTok / Reddit forward no event.
+    NoTriggerEvents,
+    /// The game has no active goal (X sends goals).
+    NoGoals,
+    /// No active goal has an X event tag.
+    NoMappedGoals,
 }
 
 /// What the window needs to know about the running app.

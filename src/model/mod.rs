@@ -8,9 +8,11 @@ pub mod formats;
 mod game;
 mod network;
 
-pub use config::{Goal, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
+pub use config::{Goal, PostbackConfig, RedditConfig, TikTokConfig, TriggerRule, ValueFilter, XConfig};
 pub use engine::EngineState;
 pub use error::{ApiError, InputError};
 pub use event::{ClickIds, Consent, ConversionEvent, Item};
-pub use game::{AppInfo, ConfigSummary, DeliveryStatus, Game, Health, IntegrationStatus, LogEntry, SandboxDemo};
+pub use game::{
+    AppInfo, ConfigSummary, DeliveryStatus, Game, GameUsage, Health, IntegrationStatus, LogEntry, SandboxDemo, SetupGap,
+};
 pub use network::Network;

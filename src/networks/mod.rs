@@ -98,7 +98,10 @@ pub fn prepare_goal(
             "this player asked to be erased; their events are never forwarded",
         ));
     }
-    route(config, event, goal_key)?;
+    // Money first: a goal's value filter decides whether the event counts at all.
+    let mut money_warnings = Vec::new();
+    let money = money::resolve(event, &mut money_warnings);
+    route(config, event, goal_key, money.as_ref())?;
     if event.consent == Consent::None {
         return Err(Skip::new(
             SkipReason::ConsentNone,
@@ -109,7 +112,7 @@ pub fn prepare_goal(
     let rule = if config.network() == Network::Reddit { EmailRule::Reddit } else { EmailRule::Plain };
     let id = identity::resolve(event, rule, &mut warnings);
     check_minimum_identifier(config.network(), &id, event.consent)?;
-    let money = money::resolve(event, &mut warnings);
+    warnings.extend(money_warnings);
     let (items, goals) = match config {
         PostbackConfig::TikTok(_) => (vec![tiktok::event_item(event, &id, money.as_ref())], vec![String::new()]),
         PostbackConfig::Reddit(_) => (vec![reddit::event_item(event, &id, money.as_ref())], vec![String::new()]),
@@ -120,13 +123,31 @@ pub fn prepare_goal(
     Ok(PreparedEvent { event_id: event.event_id.clone(), items, goals, warnings })
 }
 
-fn route(config: &PostbackConfig, event: &ConversionEvent, goal_key: &str) -> Result<(), Skip> {
+fn route(
+    config: &PostbackConfig,
+    event: &ConversionEvent,
+    goal_key: &str,
+    money: Option<&money::Money>,
+) -> Result<(), Skip> {
     let triggers = match config {
         PostbackConfig::TikTok(c) => &c.trigger_events,
         PostbackConfig::Reddit(c) => &c.trigger_events,
         PostbackConfig::X(c) => {
-            return if x::mapped_goals(c, &event.name, goal_key).next().is_some() {
+            let mut named = x::mapped_goals(c, &event.name, goal_key).peekable();
+            let first = named.peek().copied();
+            return if x::counting_goals(c, &event.name, goal_key, money).next().is_some() {
                 Ok(())
+            } else if let Some(goal) = first {
+                // Goals count this event name, but their value filters do not let it through.
+                let why = goal
+                    .value_filter
+                    .as_ref()
+                    .and_then(|f| money::meets(f, money).err())
+                    .unwrap_or_else(|| "it does not meet the goal's filter".into());
+                Err(Skip::new(
+                    SkipReason::EventNotTriggered,
+                    format!("'{}' does not count for X Conversion Goal '{}': {why}", event.name, goal.name),
+                ))
             } else if goal_key.is_empty() {
                 Err(Skip::new(
                     SkipReason::NoMappedGoal,

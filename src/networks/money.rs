@@ -6,7 +6,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::Value;
 
-use crate::model::ConversionEvent;
+use crate::model::{ConversionEvent, ValueFilter};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Money {
@@ -24,6 +24,27 @@ impl Money {
     /// The amount as a string with two decimals (X), rounded half away from zero.
     pub fn two_decimals(&self) -> String {
         format!("{:.2}", self.amount.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero))
+    }
+}
+
+/// Whether an event's money meets a goal's value filter; the reason when it does not. Amounts
+/// in another currency never count: no conversion rates are applied.
+pub fn meets(filter: &ValueFilter, money: Option<&Money>) -> Result<(), String> {
+    let min = Decimal::from_str(&filter.min_value).unwrap_or(Decimal::MAX);
+    match money {
+        None => Err(format!(
+            "it has no value with a currency (the goal counts {} {} or more)",
+            filter.min_value, filter.currency
+        )),
+        Some(m) if m.currency != filter.currency => Err(format!(
+            "its value is in {}; the goal counts {} only (no conversion rates are applied)",
+            m.currency, filter.currency
+        )),
+        Some(m) if m.amount < min => Err(format!(
+            "its value {} {} is below the goal's {} {}",
+            m.amount, m.currency, filter.min_value, filter.currency
+        )),
+        Some(_) => Ok(()),
     }
 }
 

@@ -47,7 +47,18 @@ fn identifiers(id: &Identity) -> Vec<Value> {
     list
 }
 
-/// One conversion per mapped goal (or only `goal_key`'s), all sharing the event's conversion
+/// The mapped goals that count this event, value filters applied.
+pub fn counting_goals<'a>(
+    config: &'a XConfig,
+    event_name: &'a str,
+    goal_key: &'a str,
+    money: Option<&'a Money>,
+) -> impl Iterator<Item = &'a Goal> + 'a {
+    mapped_goals(config, event_name, goal_key)
+        .filter(move |g| g.value_filter.as_ref().is_none_or(|f| super::money::meets(f, money).is_ok()))
+}
+
+/// One conversion per counting goal (or only `goal_key`'s), all sharing the event's conversion
 /// id, each with the key of the goal it reports.
 pub fn conversions(
     config: &XConfig,
@@ -59,7 +70,7 @@ pub fn conversions(
 ) -> Vec<(Value, String)> {
     let identifiers = identifiers(id);
     let time = event.occurred_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    mapped_goals(config, &event.name, goal_key)
+    counting_goals(config, &event.name, goal_key, money)
         .filter_map(|goal| goal.event_tag.as_deref().map(|tag| (goal, tag)))
         .map(|(goal, tag)| {
             if formats::x_event_tag_pixel(tag).is_some_and(|p| p != config.pixel_id) {

@@ -4,7 +4,8 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 use crate::model::{
-    ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig,
+    ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig, SetupGap,
+    TikTokConfig, XConfig,
 };
 
 pub const DEMO_GAME_NAME: &str = "Sandbox Game";
@@ -45,16 +46,23 @@ const CONFIG_COLUMNS: &str =
     "id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason,
      offline_since, offline_until, offline_probes, offline_reason";
 
-async fn upsert_goal(
+/// Adds or updates a goal of a game by its key; returns the row id.
+pub(super) async fn upsert_goal(
     conn: &mut sqlx::SqliteConnection,
     game_id: i64,
     goal: &Goal,
     position: i64,
 ) -> Result<i64, StoreError> {
+    let (min_value, currency) = match &goal.value_filter {
+        Some(f) => (Some(f.min_value.as_str()), Some(f.currency.as_str())),
+        None => (None, None),
+    };
     Ok(sqlx::query_scalar(
-        "INSERT INTO goals (game_id, key, name, event, active, position) VALUES (?, ?, ?, ?, ?, ?)
+        "INSERT INTO goals (game_id, key, name, event, active, position, rule, min_value, currency)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (game_id, key) DO UPDATE SET name = excluded.name, event = excluded.event,
-             active = excluded.active, position = excluded.position
+             active = excluded.active, position = excluded.position, rule = excluded.rule,
+             min_value = excluded.min_value, currency = excluded.currency
          RETURNING id",
     )
     .bind(game_id)
@@ -63,6 +71,9 @@ async fn upsert_goal(
     .bind(&goal.event)
     .bind(goal.active)
     .bind(position)
+    .bind(goal.rule.as_str())
+    .bind(min_value)
+    .bind(currency)
     .fetch_one(conn)
     .await?)
 }
@@ -92,36 +103,24 @@ async fn insert_goal_tags(
     Ok(())
 }
 
+/// What a config lacks before it can deliver anything.
+fn setup_gaps(config: &PostbackConfig) -> Vec<SetupGap> {
+    match config {
+        PostbackConfig::X(x) if !x.goals.iter().any(|g| g.active) => vec![SetupGap::NoGoals],
+        PostbackConfig::X(x) if !x.goals.iter().any(|g| g.active && g.event_tag.is_some()) => {
+            vec![SetupGap::NoMappedGoals]
+        }
+        PostbackConfig::X(_) => Vec::new(),
+        other if other.trigger_events().is_empty() => vec![SetupGap::NoTriggerEvents],
+        _ => Vec::new(),
+    }
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 impl Store {
-    pub async fn create_game(&self, name: &str) -> Result<Game, StoreError> {
-        let id: i64 = sqlx::query_scalar("INSERT INTO games (name) VALUES (?) RETURNING id")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Game { id, name: name.to_owned() })
-    }
-
-    pub async fn game(&self, game_id: i64) -> Result<Game, StoreError> {
-        let row =
-            sqlx::query("SELECT id, name FROM games WHERE id = ?").bind(game_id).fetch_optional(&self.pool).await?;
-        row.map(|r| Game { id: r.get("id"), name: r.get("name") }).ok_or(StoreError::GameNotFound(game_id))
-    }
-
-    pub async fn games(&self) -> Result<Vec<Game>, StoreError> {
-        let rows = sqlx::query("SELECT id, name FROM games ORDER BY id").fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(|r| Game { id: r.get("id"), name: r.get("name") }).collect())
-    }
-
-    /// Adds or updates a Conversion Goal of a game, keyed by its id; returns the row id.
-    pub async fn upsert_goal(&self, game_id: i64, goal: &Goal, position: i64) -> Result<i64, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        upsert_goal(&mut conn, game_id, goal, position).await
-    }
-
     /// Saves a new config. A game has at most one config per network: a second one is refused.
     pub async fn create_config(
         &self,
@@ -209,6 +208,38 @@ impl Store {
             }
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// The events a TikTok / Reddit config forwards.
+    pub async fn set_trigger_events(&self, config_id: i64, events: &[String]) -> Result<(), StoreError> {
+        let json = serde_json::to_string(events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let n = sqlx::query(
+            "UPDATE configs SET trigger_events = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+        )
+        .bind(json)
+        .bind(config_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::ConfigNotFound(config_id));
+        }
+        Ok(())
+    }
+
+    /// Turns a config's delivery on or off: while off, its events are not queued and those
+    /// already queued wait.
+    pub async fn set_enabled(&self, config_id: i64, enabled: bool) -> Result<(), StoreError> {
+        let n = sqlx::query("UPDATE configs SET enabled = ? WHERE id = ?")
+            .bind(enabled)
+            .bind(config_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::ConfigNotFound(config_id));
+        }
         Ok(())
     }
 
@@ -309,25 +340,16 @@ impl Store {
 
     /// Every goal of the game, with this X config's event tag where one is mapped.
     async fn x_goals(&self, game_id: i64, config_id: i64) -> Result<Vec<Goal>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT g.key, g.name, g.event, g.active, t.event_tag
-             FROM goals g LEFT JOIN x_goal_tags t ON t.goal_id = g.id AND t.config_id = ?
+        let rows = sqlx::query(&format!(
+            "SELECT {}, t.event_tag FROM goals g LEFT JOIN x_goal_tags t ON t.goal_id = g.id AND t.config_id = ?
              WHERE g.game_id = ? ORDER BY g.position, g.id",
-        )
+            super::goals::GOAL_COLUMNS
+        ))
         .bind(config_id)
         .bind(game_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Goal {
-                id: r.get("key"),
-                name: r.get("name"),
-                event: r.get("event"),
-                active: r.get("active"),
-                event_tag: r.get("event_tag"),
-            })
-            .collect())
+        rows.iter().map(|r| super::goals::goal_of(r, r.try_get("event_tag")?)).collect()
     }
 
     /// One row per network for Settings → Integrations, with each config's health.
@@ -361,18 +383,25 @@ impl Store {
                 offline_since: stored.and_then(|c| c.offline.since),
                 offline_reason: stored.and_then(|c| c.offline.reason.clone()),
                 pending,
+                gaps: stored.map(|c| setup_gaps(&c.config)).unwrap_or_default(),
+                unmapped_goals: match stored.map(|c| &c.config) {
+                    Some(PostbackConfig::X(x)) => {
+                        x.goals.iter().filter(|g| g.active && g.event_tag.is_none()).map(|g| g.name.clone()).collect()
+                    }
+                    _ => Vec::new(),
+                },
             });
         }
         Ok(rows)
     }
 
     /// On first start: a demo game whose three configs point at the built-in sandbox.
-    /// Does nothing when any game exists. Returns the first game.
+    /// Does nothing when any game exists. Returns the current game (the one chosen last).
     pub async fn ensure_demo_game(&self, sandbox_base_url: &str) -> Result<Game, StoreError> {
-        if let Some(first) = self.games().await?.into_iter().next() {
-            return Ok(first);
+        if let Some(current) = self.current_game().await? {
+            return Ok(current);
         }
-        let game = self.create_game(DEMO_GAME_NAME).await?;
+        let game = self.create_game_row(DEMO_GAME_NAME, true).await?;
         let goals = vec![
             Goal::mapped("launch", "Game launch", "game_launch", "tw-sbx01-launch"),
             Goal::mapped("purchase", "Purchase", "purchase", "tw-sbx01-buy01"),

@@ -12,6 +12,10 @@ pub enum StoreError {
     ConfigExists(Network),
     #[error("no game with id {0}")]
     GameNotFound(i64),
+    #[error("a game named '{0}' already exists; choose another name")]
+    GameExists(String),
+    #[error("this game has no goal '{0}'")]
+    GoalNotFound(String),
     #[error("no postback config with id {0}; it may have been disconnected")]
     ConfigNotFound(i64),
     #[error("stored data is damaged ({0}); re-save the config to repair it")]
@@ -22,7 +26,8 @@ impl From<StoreError> for crate::model::ApiError {
     fn from(e: StoreError) -> Self {
         let code = match &e {
             StoreError::ConfigExists(_) => "config_exists",
-            StoreError::GameNotFound(_) | StoreError::ConfigNotFound(_) => "not_found",
+            StoreError::GameNotFound(_) | StoreError::ConfigNotFound(_) | StoreError::GoalNotFound(_) => "not_found",
+            StoreError::GameExists(_) => "game_exists",
             StoreError::DataDir { .. } | StoreError::Migrate(_) | StoreError::Sqlx(_) | StoreError::Corrupt(_) => {
                 "storage"
             }

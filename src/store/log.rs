@@ -181,7 +181,8 @@ impl Store {
             .await?;
         let keys: Vec<(i64, String)> = (0..PLAYERS).map(|n| (n, self.player_key(&format!("player-{n}")))).collect();
         for chunk in keys.chunks(1000) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR IGNORE INTO synthetic_players (n, key) ");
+            let mut insert: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT OR IGNORE INTO synthetic_players (n, key) ");
             insert.push_values(chunk, |mut b, (n, key)| {
                 b.push_bind(n).push_bind(key);
             });

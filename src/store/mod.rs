@@ -3,6 +3,8 @@
 
 mod configs;
 mod error;
+mod games;
+mod goals;
 mod log;
 mod player_key;
 mod queue;

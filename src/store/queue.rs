@@ -20,7 +20,19 @@ pub struct NewDelivery<'a> {
     pub config_id: i64,
     /// The X goal this conversion reports; `""` for TikTok and Reddit.
     pub goal_key: &'a str,
+    /// The goal counts a player once: queued only if the player has not converted for it yet.
+    pub once_per_player: bool,
     pub event: &'a ConversionEvent,
+}
+
+impl<'a> NewDelivery<'a> {
+    pub fn new(config_id: i64, event: &'a ConversionEvent) -> Self {
+        Self { config_id, goal_key: "", once_per_player: false, event }
+    }
+
+    pub fn for_goal(self, goal_key: &'a str, once_per_player: bool) -> Self {
+        Self { goal_key, once_per_player, ..self }
+    }
 }
 
 /// What `enqueue` did with the offered conversions.
@@ -29,6 +41,8 @@ pub struct EnqueueReport {
     pub enqueued: u64,
     /// Same (config, event id, goal) already queued, or delivered within 48 h.
     pub duplicates: u64,
+    /// Once-per-player goals the player had already converted for: not queued.
+    pub already_converted: u64,
 }
 
 /// A claimed queue row.
@@ -164,7 +178,7 @@ impl Store {
         let mut seen: HashSet<(i64, &str, &str)> = HashSet::with_capacity(items.len());
         let unique: Vec<&NewDelivery> =
             items.iter().filter(|d| seen.insert((d.config_id, d.event.event_id.as_str(), d.goal_key))).collect();
-        let mut report = EnqueueReport { enqueued: 0, duplicates: (items.len() - unique.len()) as u64 };
+        let mut report = EnqueueReport { duplicates: (items.len() - unique.len()) as u64, ..EnqueueReport::default() };
         if unique.is_empty() {
             return Ok(report);
         }
@@ -173,7 +187,36 @@ impl Store {
         sqlx::query(sync).execute(&mut *conn).await?;
         let result = async {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            for chunk in unique.chunks(CHUNK) {
+            // Once-per-player goals: the player's first conversion claims the goal, atomically
+            // with the enqueue; later ones (in this call or after) are not queued.
+            let mut kept: Vec<&NewDelivery> = Vec::with_capacity(unique.len());
+            for d in unique {
+                if !d.once_per_player {
+                    kept.push(d);
+                    continue;
+                }
+                let claimed = sqlx::query(
+                    "INSERT INTO goal_conversions (goal_id, player_key, event_id, at)
+                     SELECT g.id, ?1, ?2, ?3 FROM goals g JOIN configs c ON c.game_id = g.game_id
+                     WHERE c.id = ?4 AND g.key = ?5
+                     ON CONFLICT (goal_id, player_key) DO UPDATE SET at = at WHERE event_id = excluded.event_id",
+                )
+                .bind(self.player_key(&d.event.player_id))
+                .bind(&d.event.event_id)
+                .bind(now_ms)
+                .bind(d.config_id)
+                .bind(d.goal_key)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                // The same event again counts as a duplicate below, not as a second conversion.
+                if claimed == 1 {
+                    kept.push(d);
+                } else {
+                    report.already_converted += 1;
+                }
+            }
+            for chunk in kept.chunks(CHUNK) {
                 let mut payloads = Vec::with_capacity(chunk.len());
                 for d in chunk {
                     payloads.push(
@@ -575,8 +618,9 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        tx.commit().await?;
         let key = self.player_key(player_id);
+        sqlx::query("DELETE FROM goal_conversions WHERE player_key = ?").bind(&key).execute(&mut *tx).await?;
+        tx.commit().await?;
         let mut logged = 0;
         loop {
             let n = sqlx::query(
