@@ -10,7 +10,10 @@ use postback::model::{
     ApiError, AppInfo, ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig,
     TikTokConfig, XConfig,
 };
-use postback::model::{DeliveryStatus, EngineState, LogEntry, SandboxDemo};
+use postback::model::{
+    DeliveryStatus, EngineState, GameUsage, LogEntry, SandboxDemo, SetupGap, TriggerRule, ValueFilter,
+};
+use postback::setup::{GoalInput, TagCheck, TagInput, TagMapping, TagMappingRow};
 use ts_rs::{Config, TS};
 
 fn bindings_dir() -> PathBuf {
@@ -46,6 +49,15 @@ fn typescript_bindings_are_fresh() {
         check::<Goal>(&cfg, update),
         check::<DeliveryStatus>(&cfg, update),
         check::<EngineState>(&cfg, update),
+        check::<GameUsage>(&cfg, update),
+        check::<SetupGap>(&cfg, update),
+        check::<TriggerRule>(&cfg, update),
+        check::<ValueFilter>(&cfg, update),
+        check::<GoalInput>(&cfg, update),
+        check::<TagCheck>(&cfg, update),
+        check::<TagInput>(&cfg, update),
+        check::<TagMapping>(&cfg, update),
+        check::<TagMappingRow>(&cfg, update),
         check::<Health>(&cfg, update),
         check::<IdKind>(&cfg, update),
         check::<LogEntry>(&cfg, update),

@@ -12,8 +12,23 @@ use tauri::{Emitter, Manager, Runtime};
 pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder.invoke_handler(tauri::generate_handler![
         commands::integrations::app_info,
-        commands::integrations::list_games,
         commands::integrations::list_integrations,
+        commands::integrations::set_trigger_events,
+        commands::integrations::set_config_enabled,
+        commands::games::list_games,
+        commands::games::create_game,
+        commands::games::rename_game,
+        commands::games::switch_game,
+        commands::games::game_usage,
+        commands::games::delete_game,
+        commands::goals::list_goals,
+        commands::goals::save_goal,
+        commands::goals::set_goal_active,
+        commands::goals::delete_goal,
+        commands::goals::reorder_goals,
+        commands::goals::tag_mapping,
+        commands::goals::check_tags,
+        commands::goals::save_tags,
         commands::formats::check_id_format,
         commands::credentials::save_token_integration,
         commands::credentials::authorize_x,
@@ -50,7 +65,7 @@ pub fn run() {
     let data_dir = postback::store::default_data_dir();
     let filter = tracing_subscriber::EnvFilter::try_from_env("POSTBACK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("postback=info,postback_desk_lib=info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
     // A second launch focuses the first window instead of opening a second app on the same data.
     let single_instance = tauri_plugin_single_instance::init(|app, _args, _cwd| {
         if let Some(window) = app.get_webview_window("main") {
@@ -59,7 +74,11 @@ pub fn run() {
             let _ = window.set_focus();
         }
     });
-    let result = with_commands(tauri::Builder::default().plugin(single_instance))
+    let builder = tauri::Builder::default()
+        .plugin(single_instance)
+        // The window comes back at its last size and place.
+        .plugin(tauri_plugin_window_state::Builder::default().build());
+    let result = with_commands(builder)
         .setup(move |app| {
             manage_state(app, data_dir.clone())
                 .map_err(|e| format!("cannot open the database in {}: {e}", data_dir.display()))?;

@@ -125,9 +125,10 @@ fn disconnect_with_waiting_conversions_asks_first() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_app, webview) = app(dir.path());
     let reddit = demo_rows(&webview).into_iter().find(|r| r.network == Network::Reddit).expect("reddit row");
-    let line = json!({"event_id": "w1", "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(), "player_id": "p",
+    let line =
+        json!({"event_id": "w1", "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(), "player_id": "p",
                       "consent": "anonymous", "click_ids": {"rdt_cid": "r"}})
-    .to_string();
+        .to_string();
     let store = tauri::async_runtime::block_on(postback::store::Store::open(dir.path())).expect("store");
     let report =
         tauri::async_runtime::block_on(postback::ingest::import_ndjson(&store, reddit.game_id, line.as_bytes(), 0))
@@ -153,4 +154,69 @@ fn the_engine_state_is_readable_before_the_dispatcher_starts() {
     let (_app, webview) = app(dir.path());
     let state = invoke(&webview, "engine_state", json!({})).expect("engine_state");
     assert_eq!(state, json!({"state": "starting"}));
+}
+
+#[test]
+fn games_goals_tags_and_enable_through_ipc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let demo = demo_rows(&webview)[0].game_id;
+    // A new game becomes current once switched to, and app_info says so.
+    let game = invoke(&webview, "create_game", json!({"name": " Moon Miner "})).expect("create");
+    assert_eq!(game["name"], "Moon Miner");
+    let again = invoke(&webview, "create_game", json!({"name": "Moon Miner"})).expect_err("duplicate");
+    let again: ApiError = serde_json::from_value(again).expect("ApiError");
+    assert_eq!((again.code.as_str(), again.field.as_deref()), ("game_exists", Some("name")));
+    invoke(&webview, "switch_game", json!({"gameId": game["id"]})).expect("switch");
+    let info: AppInfo = serde_json::from_value(invoke(&webview, "app_info", json!({})).expect("info")).expect("info");
+    assert_eq!(info.current_game.name, "Moon Miner");
+
+    // Goals: a bad event names its field; a good one is listed.
+    let bad = json!({"key": null, "name": "Level", "event": "Level Up", "rule": "every_time", "min_value": null,
+                     "currency": null, "active": true});
+    let err: ApiError = serde_json::from_value(
+        invoke(&webview, "save_goal", json!({"gameId": game["id"], "input": bad})).expect_err("bad"),
+    )
+    .expect("ApiError");
+    assert_eq!(err.field.as_deref(), Some("event"));
+    let good = json!({"key": null, "name": "First purchase", "event": "purchase", "rule": "once_per_player",
+                      "min_value": null, "currency": null, "active": true});
+    invoke(&webview, "save_goal", json!({"gameId": game["id"], "input": good})).expect("goal");
+    let goals = invoke(&webview, "list_goals", json!({"gameId": game["id"]})).expect("goals");
+    assert_eq!(goals[0]["id"], "first-purchase");
+    assert_eq!(goals[0]["rule"], "once_per_player");
+
+    // The demo game's X config: its mapping, a malformed tag refused with the goal's field.
+    invoke(&webview, "switch_game", json!({"gameId": demo})).expect("back to the demo game");
+    let x = demo_rows(&webview).into_iter().find(|r| r.network == Network::X).expect("x row");
+    let x_id = x.config_id.expect("x config");
+    let mapping = invoke(&webview, "tag_mapping", json!({"configId": x_id})).expect("mapping");
+    assert_eq!(mapping["pixel_id"], "sbx01");
+    let tags = json!([{"goal_key": "purchase", "tag": "tw-nope"}]);
+    let err: ApiError = serde_json::from_value(
+        invoke(&webview, "save_tags", json!({"configId": x_id, "tags": tags})).expect_err("bad tag"),
+    )
+    .expect("ApiError");
+    assert_eq!(err.field.as_deref(), Some("tags.purchase"));
+    let checked = invoke(
+        &webview,
+        "check_tags",
+        json!({"configId": x_id, "tags": [{"goal_key": "purchase", "tag": "tw-zzz99-buy01"}]}),
+    )
+    .expect("check");
+    assert!(checked[0]["warnings"][0].as_str().expect("warning").contains("another pixel"));
+
+    // Enable / disable, and the demo game stays.
+    invoke(&webview, "set_config_enabled", json!({"configId": x_id, "enabled": false})).expect("disable");
+    let x = demo_rows(&webview).into_iter().find(|r| r.network == Network::X).expect("x row");
+    assert!(!x.enabled);
+    let err: ApiError =
+        serde_json::from_value(invoke(&webview, "delete_game", json!({"gameId": demo})).expect_err("demo stays"))
+            .expect("ApiError");
+    assert_eq!(err.code, "demo_game");
+    let usage = invoke(&webview, "game_usage", json!({"gameId": game["id"]})).expect("usage");
+    assert_eq!(usage["goals"], 1);
+    invoke(&webview, "delete_game", json!({"gameId": game["id"]})).expect("delete");
+    let games = invoke(&webview, "list_games", json!({})).expect("games");
+    assert_eq!(games.as_array().map(Vec::len), Some(1));
 }

@@ -4,4 +4,6 @@
 pub mod credentials;
 pub mod engine;
 pub mod formats;
+pub mod games;
+pub mod goals;
 pub mod integrations;
