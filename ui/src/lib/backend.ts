@@ -6,6 +6,12 @@ import type { AppInfo } from './bindings/AppInfo';
 import type { ConfigSummary } from './bindings/ConfigSummary';
 import type { EngineState } from './bindings/EngineState';
 import type { Game } from './bindings/Game';
+import type { GameUsage } from './bindings/GameUsage';
+import type { Goal } from './bindings/Goal';
+import type { GoalInput } from './bindings/GoalInput';
+import type { TagCheck } from './bindings/TagCheck';
+import type { TagInput } from './bindings/TagInput';
+import type { TagMapping } from './bindings/TagMapping';
 import type { IdKind } from './bindings/IdKind';
 import type { Saved } from './bindings/Saved';
 import type { TokenIntegrationInput } from './bindings/TokenIntegrationInput';
@@ -53,6 +59,29 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 export const backend = {
   appInfo: () => call<AppInfo>('app_info'),
   listGames: () => call<Game[]>('list_games'),
+  createGame: (name: string) => call<Game>('create_game', { name }),
+  renameGame: (gameId: number, name: string) => call<Game>('rename_game', { gameId, name }),
+  /** Makes the game current (the window reopens on it). */
+  switchGame: (gameId: number) => call<Game>('switch_game', { gameId }),
+  /** What deleting the game would remove. */
+  gameUsage: (gameId: number) => call<GameUsage>('game_usage', { gameId }),
+  deleteGame: (gameId: number) => call<GameUsage>('delete_game', { gameId }),
+  listGoals: (gameId: number) => call<Goal[]>('list_goals', { gameId }),
+  /** Creates (no key) or updates a goal; errors name the form field. */
+  saveGoal: (gameId: number, input: GoalInput) => call<Goal>('save_goal', { gameId, input }),
+  setGoalActive: (gameId: number, key: string, active: boolean) =>
+    call<null>('set_goal_active', { gameId, key, active }),
+  deleteGoal: (gameId: number, key: string) => call<null>('delete_goal', { gameId, key }),
+  reorderGoals: (gameId: number, keys: string[]) => call<Goal[]>('reorder_goals', { gameId, keys }),
+  tagMapping: (configId: number) => call<TagMapping>('tag_mapping', { configId }),
+  /** The as-you-type check of the X mapping table; nothing is saved. */
+  checkTags: (configId: number, tags: TagInput[]) => call<TagCheck[]>('check_tags', { configId, tags }),
+  /** Saves unless a tag is malformed (error field `tags.<goal key>`); returns the warnings. */
+  saveTags: (configId: number, tags: TagInput[]) => call<TagCheck[]>('save_tags', { configId, tags }),
+  setTriggerEvents: (configId: number, events: string[]) =>
+    call<string[]>('set_trigger_events', { configId, events }),
+  setConfigEnabled: (configId: number, enabled: boolean) =>
+    call<null>('set_config_enabled', { configId, enabled }),
   listIntegrations: (gameId: number) => call<ConfigSummary[]>('list_integrations', { gameId }),
   /** The cleaned id, or a BackendError('invalid_input') that says what a good one looks like. */
   checkIdFormat: (kind: IdKind, value: string) => call<string>('check_id_format', { kind, value }),

@@ -2,6 +2,7 @@
 import type { Health } from "./Health";
 import type { IntegrationStatus } from "./IntegrationStatus";
 import type { Network } from "./Network";
+import type { SetupGap } from "./SetupGap";
 
 /**
  * One row of Settings → Integrations: a network and the game's config for it, if any.
@@ -39,4 +40,13 @@ offline_reason: string | null,
 /**
  * Conversions waiting to be delivered (a disconnect would discard them).
  */
-pending: number, };
+pending: number, 
+/**
+ * What is missing before this config can deliver anything, each with a one-click fix in
+ * the window.
+ */
+gaps: Array<SetupGap>, 
+/**
+ * X: active goals without an event tag (not sent to X).
+ */
+unmapped_goals: Array<string>, };

@@ -3,4 +3,8 @@
 /**
  * A game whose player events are forwarded; each game has at most one config per network.
  */
-export type Game = { id: number, name: string, };
+export type Game = { id: number, name: string, 
+/**
+ * The built-in demo game on the sandbox: it stays available (cannot be deleted).
+ */
+demo: boolean, };
