@@ -118,6 +118,10 @@ fn unlimited() -> DispatcherOptions {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if std::env::var("BENCH_PHASE").as_deref() == Ok("memory") {
+        let base_url = std::env::var("BENCH_SANDBOX").expect("BENCH_SANDBOX");
+        return memory_phase(&base_url).await;
+    }
     let (_sandbox, base_url) = sandbox_process();
 
     // 1. Enqueue + 2. end-to-end delivery.
@@ -230,9 +234,22 @@ async fn main() {
     );
     store.close().await;
 
+    // 4. Dispatcher memory over 1 M events, in a fresh process: RSS left behind by the phases
+    // above (glibc keeps freed memory) must not count.
+    let child = Command::new(std::env::current_exe().expect("bench binary"))
+        .env("BENCH_PHASE", "memory")
+        .env("BENCH_SANDBOX", &base_url)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("memory phase runs");
+    print!("{}", String::from_utf8_lossy(&child.stdout));
+}
+
+/// Phase 4 alone: enqueue 1 M events, then deliver them while sampling this process's RSS.
+async fn memory_phase(base_url: &str) {
     // 4. Dispatcher memory over 1 M events.
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, _, configs) = setup(dir.path(), &base_url).await;
+    let (store, _, configs) = setup(dir.path(), base_url).await;
     let n = scale(1_000_000);
     enqueue_all(&store, &configs[..1], n).await;
     let samples = Arc::new(std::sync::Mutex::new(Vec::<(f64, f64)>::new()));

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Regenerates docs/screenshot.png from the real window under Xvfb (through the end-to-end test).
+# Regenerates the screenshots in docs/ from the real window under Xvfb, through the end-to-end
+# tests (each saves its page when SCREENSHOT_DIR is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 (cd ui && npm run build)
-cargo build -p postback-desk
-SCREENSHOT_OUT="$PWD/docs/screenshot.png" xvfb-run -a --server-args="-screen 0 1280x800x24" bash scripts/with-keyring.sh \
-  node --test tests/e2e/
-echo "wrote docs/screenshot.png"
+cargo build -p postback -p postback-desk
+SCREENSHOT_DIR="$PWD/docs" xvfb-run -a --server-args="-screen 0 1280x900x24" bash scripts/with-keyring.sh \
+  node --test --test-concurrency=1 tests/e2e/
+ls -1 docs/*.png
