@@ -14,6 +14,7 @@ pub mod sandbox;
 pub mod secrets;
 pub mod setup;
 pub mod store;
+pub mod watch;
 
 /// Port of the built-in sandbox networks on loopback; the demo configs point here.
 pub const SANDBOX_DEFAULT_PORT: u16 = 47811;

@@ -370,3 +370,60 @@ fn replay_and_disconnect_say_what_they_do() {
     assert_eq!(run(&["replay", "--config", &config_id, "--since", "soon"]).status.code(), Some(2), "a bad span");
     assert!(run(&["disconnect", "--config", &config_id]).status.success(), "nothing waits any more");
 }
+
+/// `postback log` prints the rows the log page shows (table, CSV, NDJSON) and `--show` a row's
+/// drill-down; the tokens never appear.
+#[test]
+fn log_prints_the_delivery_log() {
+    let sandbox = sandbox_process();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| {
+        postback()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .env("QA_TOKEN", postback::sandbox::TIKTOK_TOKEN)
+            .output()
+            .unwrap()
+    };
+    let connect = run(&[
+        "connect",
+        "--network",
+        "tiktok",
+        "--pixel",
+        "CLOG0000001",
+        "--token-env",
+        "QA_TOKEN",
+        "--base-url",
+        &sandbox.1,
+        "--trigger",
+        "purchase",
+        "--test-code",
+        "TEST1",
+    ]);
+    assert!(connect.status.success(), "{}", String::from_utf8_lossy(&connect.stderr));
+    let file = write_events(dir.path(), &["l1", "l2"]);
+    assert_eq!(stdout_json(&run(&["import", file.to_str().unwrap()]))["enqueued"], 2);
+    assert_eq!(stdout_json(&run(&["serve", "--until-idle"]))["success"], 2);
+
+    let table = run(&["log", "--since", "1h"]);
+    assert!(table.status.success(), "{}", String::from_utf8_lossy(&table.stderr));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("ID") && text.contains("success") && text.contains("l1") && text.contains("l2"), "{text}");
+
+    let csv = run(&["log", "--format", "csv", "--status", "success"]);
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.contains(",success,")));
+    let none = run(&["log", "--format", "ndjson", "--status", "failed"]);
+    assert!(none.status.success() && none.stdout.is_empty());
+    assert_eq!(run(&["log", "--status", "lost"]).status.code(), Some(2), "a bad status is refused");
+
+    let id = text.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap().to_owned();
+    let shown = run(&["log", "--show", &id]);
+    let detail: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(detail["request"]["headers"]["access-token"], "<redacted>");
+    assert!(detail["explanation"]["summary"].as_str().unwrap().starts_with("Delivered"));
+    assert!(!String::from_utf8_lossy(&shown.stdout).contains(postback::sandbox::TIKTOK_TOKEN));
+}

@@ -36,6 +36,8 @@ fn entry(config_id: i64, at: i64, status: DeliveryStatus, http: Option<u16>, cre
         request_id: None,
         credential_failure: credential,
         error: None,
+        request: None,
+        item_index: None,
     }
 }
 
@@ -49,7 +51,7 @@ async fn pages_filter_by_time_and_status_and_continue_by_keyset() {
     store.fill_synthetic_log(config, 10_000, NOW, 10 * 24 * HOUR).await.unwrap();
     let mut filter = LogFilter {
         since_ms: Some(NOW - 24 * HOUR),
-        status: Some(DeliveryStatus::Failed),
+        statuses: vec![DeliveryStatus::Failed],
         limit: 37,
         ..LogFilter::default()
     };
@@ -66,13 +68,23 @@ async fn pages_filter_by_time_and_status_and_continue_by_keyset() {
     // One day of ten, one in ten failed.
     assert!((95..=105).contains(&seen.len()), "{}", seen.len());
     assert!(seen.windows(2).all(|w| (w[0].at, w[0].id) > (w[1].at, w[1].id)), "newest first, no repeats");
-    let counts = store.log_counts(NOW - 24 * HOUR).await.unwrap();
-    assert_eq!(counts.get("failed").copied(), Some(seen.len() as u64));
-    assert!(counts["success"] > counts["failed"] * 7);
-    let hourly = store.log_hourly(NOW - 24 * HOUR).await.unwrap();
-    let per_hour_total: u64 = hourly.iter().map(|(_, _, n)| n).sum();
-    assert_eq!(per_hour_total, counts.values().sum::<u64>());
-    assert!(hourly.iter().all(|(hour, _, _)| hour % HOUR == 0));
+    let range = LogFilter { since_ms: Some(NOW - 24 * HOUR), until_ms: Some(NOW + 1), ..LogFilter::default() };
+    let summary = store.log_summary(&range, NOW).await.unwrap();
+    let exact = store.log_count(&LogFilter { statuses: vec![DeliveryStatus::Failed], ..range.clone() }).await.unwrap();
+    assert_eq!(exact, seen.len() as u64);
+    // The chart's hours start on the hour: its first bar also holds the rows of that hour
+    // before `since`.
+    assert!(summary.totals.failed >= exact && summary.totals.failed <= exact + 2, "{:?}", summary.totals);
+    assert!(summary.totals.success > summary.totals.failed * 7);
+    let per_bar: u64 = summary.buckets.iter().map(|b| b.success + b.failed + b.retried + b.waiting).sum();
+    let totals = &summary.totals;
+    assert_eq!(
+        per_bar,
+        totals.success + totals.failed + totals.retried + totals.held + totals.offline + totals.given_up
+    );
+    assert_eq!(summary.bucket_ms, HOUR);
+    assert!(summary.buckets.iter().all(|b| b.start_ms % HOUR == 0));
+    assert_eq!(summary.buckets.len(), 25);
 }
 
 #[tokio::test]
@@ -95,7 +107,7 @@ async fn retention_prunes_rows_older_than_30_days() {
     let removed = store.prune(NOW, 30 * 24 * HOUR).await.unwrap();
     assert!((5_900..=6_100).contains(&removed), "{removed}");
     let oldest = LogFilter { limit: 1000, ..LogFilter::default() };
-    let all = store.log_counts(0).await.unwrap().values().sum::<u64>();
+    let all = store.log_count(&LogFilter::default()).await.unwrap();
     assert_eq!(all, 12_000 - removed);
     assert!(store.log_page(&oldest).await.unwrap().iter().all(|e| e.at >= NOW - 30 * 24 * HOUR));
 }

@@ -74,7 +74,7 @@ async fn three_days_offline_then_every_event_inside_its_window_arrives_once() {
     let reddit_failed = store
         .log_page(&postback::store::LogFilter {
             config_id: Some(config_ids[1]),
-            status: Some(DeliveryStatus::Failed),
+            statuses: vec![DeliveryStatus::Failed],
             limit: 10,
             ..Default::default()
         })
@@ -97,7 +97,7 @@ async fn three_days_offline_then_every_event_inside_its_window_arrives_once() {
     }
     let delivered = store
         .log_page(&postback::store::LogFilter {
-            status: Some(DeliveryStatus::Success),
+            statuses: vec![DeliveryStatus::Success],
             limit: 100,
             ..Default::default()
         })

@@ -11,9 +11,14 @@ use postback::model::{
     TikTokConfig, XConfig,
 };
 use postback::model::{
+    BatchItem, ChartBucket, Explanation, LogDetail, LogFilter, LogSummary, LogTotals, NetworkAnswer, SentRequest,
+};
+use postback::model::{
     DeliveryStatus, EngineState, GameUsage, LogEntry, SandboxDemo, SetupGap, TriggerRule, ValueFilter,
 };
 use postback::setup::{GoalInput, TagCheck, TagInput, TagMapping, TagMappingRow};
+use postback::watch::diagnose::{DiagnosticItem, Level};
+use postback::watch::export::{ExportFormat, ExportProgress};
 use ts_rs::{Config, TS};
 
 fn bindings_dir() -> PathBuf {
@@ -58,6 +63,19 @@ fn typescript_bindings_are_fresh() {
         check::<TagInput>(&cfg, update),
         check::<TagMapping>(&cfg, update),
         check::<TagMappingRow>(&cfg, update),
+        check::<LogFilter>(&cfg, update),
+        check::<LogSummary>(&cfg, update),
+        check::<ChartBucket>(&cfg, update),
+        check::<LogTotals>(&cfg, update),
+        check::<LogDetail>(&cfg, update),
+        check::<SentRequest>(&cfg, update),
+        check::<NetworkAnswer>(&cfg, update),
+        check::<BatchItem>(&cfg, update),
+        check::<Explanation>(&cfg, update),
+        check::<DiagnosticItem>(&cfg, update),
+        check::<Level>(&cfg, update),
+        check::<ExportFormat>(&cfg, update),
+        check::<ExportProgress>(&cfg, update),
         check::<Health>(&cfg, update),
         check::<IdKind>(&cfg, update),
         check::<LogEntry>(&cfg, update),

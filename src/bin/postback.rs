@@ -57,6 +57,8 @@ enum Command {
     },
     /// Re-queue a config's failed and given-up events under their own event ids
     Replay(cli::ReplayArgs),
+    /// The delivery log, newest first (table, CSV or NDJSON), or one row's drill-down
+    Log(cli::LogArgs),
     /// Games: list, create, rename, delete, use
     #[command(subcommand)]
     Games(cli::GamesCommand),
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
             with_runtime(cli::disconnect(data_dir, config, discard_queued))
         }
         Command::Replay(args) => with_runtime(cli::replay(data_dir, args)),
+        Command::Log(args) => with_runtime(cli::log(data_dir, args)),
         Command::Games(command) => with_runtime(cli::games(data_dir, command)),
         Command::Goals(args) => with_runtime(cli::goals(data_dir, args)),
         Command::MapTag(args) => with_runtime(cli::map_tag(data_dir, args)),

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use serde_json::json;
 
 mod connect;
+mod log;
 mod setup;
 mod span;
 pub use connect::{connect_command, disconnect, validate_command, ConnectArgs, ValidateArgs};
+pub use log::{log, LogArgs, LogFormat};
 pub use setup::{games, goals, map_tag, set_enabled, set_triggers, GamesCommand, GoalsArgs, MapTagArgs};
 pub use span::parse_span;
 

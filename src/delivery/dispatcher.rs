@@ -18,7 +18,9 @@ use super::send::{client, exchange, Exchange};
 use super::Credentials;
 use crate::model::{ConversionEvent, DeliveryStatus, EngineState, Network};
 use crate::networks::{self, ItemOutcome, PreparedEvent, Request};
-use crate::store::{Leased, NewLogEntry, Offline, Pause, Retry, Settlement, Store, StoreError, StoredConfig};
+use crate::store::{
+    Leased, NewLogEntry, Offline, Pause, RequestRecord, Retry, Settlement, Store, StoreError, StoredConfig,
+};
 
 /// Rate limits per network account (one config = one account).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -641,10 +643,19 @@ impl ConfigTurn {
                 first
             };
             self.report.requests += 1;
-            let Exchange { classification, http_status, latency_ms } =
+            let Exchange { classification, http_status, latency_ms, sent_body, answer } =
                 exchange(&self.shared.http, network, &job.request, credential.as_ref().map_err(Clone::clone)).await;
             answered |= http_status.is_some();
             let at = clock.now_ms();
+            // The log rows of this request point at it (stored once for the batch) and at their item.
+            let request_index = (!sent_body.is_empty()).then_some(s.requests.len());
+            let mut first_item: Vec<Option<i64>> = vec![None; job.members.len()];
+            for (item, &k) in job.request.item_events.iter().enumerate() {
+                if let Some(slot) = first_item.get_mut(k).filter(|slot| slot.is_none()) {
+                    *slot = Some(item as i64);
+                }
+            }
+            let mut referenced = false;
             for (k, mut outcome) in classification.per_event(&job.request.item_events) {
                 let index = job.members[k];
                 if outcome == ItemOutcome::Resend && job.members.len() == 1 {
@@ -655,6 +666,8 @@ impl ConfigTurn {
                 let attempt = row.attempts + 1;
                 let mut entry = log_entry(stored, row, at, attempt, http_status, Some(latency_ms));
                 entry.request_id = classification.request_id.clone();
+                entry.request = request_index;
+                entry.item_index = request_index.and(first_item.get(k).copied().flatten());
                 match outcome {
                     ItemOutcome::Success => {
                         s.done.push(row.id);
@@ -720,7 +733,21 @@ impl ConfigTurn {
                         continue;
                     }
                 }
+                referenced |= entry.request.is_some();
                 s.log.push(entry);
+            }
+            if referenced {
+                let answer = answer.as_ref();
+                s.requests.push(RequestRecord {
+                    at,
+                    config_id: stored.id,
+                    url: job.request.url.clone(),
+                    headers: job.request.redacted_headers(),
+                    body: sent_body,
+                    response_status: http_status,
+                    response_headers: answer.map(|a| a.headers_that_matter()).unwrap_or_default(),
+                    response_body: answer.map(|a| a.body.clone()),
+                });
             }
         }
         let now = clock.now_ms();
@@ -791,5 +818,7 @@ fn log_entry(
         request_id: None,
         credential_failure: false,
         error: None,
+        request: None,
+        item_index: None,
     }
 }

@@ -12,6 +12,10 @@ pub struct Exchange {
     pub classification: Classification,
     pub http_status: Option<u16>,
     pub latency_ms: i64,
+    /// The body as sent (empty when nothing went out).
+    pub sent_body: bytes::Bytes,
+    /// The network's answer, when one came.
+    pub answer: Option<HttpResponse>,
 }
 
 pub fn client(timeout: Duration) -> reqwest::Client {
@@ -39,6 +43,8 @@ pub async fn exchange(
         classification: Classification::all(outcome, items, None),
         http_status: None,
         latency_ms: 0,
+        sent_body: bytes::Bytes::new(),
+        answer: None,
     };
     let credential = match credential {
         Ok(c) => c,
@@ -52,12 +58,12 @@ pub async fn exchange(
         }
     }
     let body = match serde_json::to_vec(&request.body) {
-        Ok(b) => b,
+        Ok(b) => bytes::Bytes::from(b),
         Err(e) => return unsent(ItemOutcome::rejected(format!("request could not be encoded: {e}"))),
     };
     let started = Instant::now();
     let result = async {
-        let response = builder.body(body).send().await?;
+        let response = builder.body(body.clone()).send().await?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -74,10 +80,18 @@ pub async fn exchange(
             classification: networks::classify(network, request, &response, chrono::Utc::now().timestamp()),
             http_status: Some(response.status),
             latency_ms,
+            sent_body: body,
+            answer: Some(response),
         },
         Err(e) => {
             let what = if e.is_timeout() { "timed out".to_owned() } else { without_url(&e) };
-            Exchange { classification: networks::transport_failure(&what, items), http_status: None, latency_ms }
+            Exchange {
+                classification: networks::transport_failure(&what, items),
+                http_status: None,
+                latency_ms,
+                sent_body: body,
+                answer: None,
+            }
         }
     }
 }

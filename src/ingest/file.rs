@@ -8,17 +8,7 @@ use std::io::BufRead;
 use serde::Serialize;
 
 use crate::model::{ConversionEvent, InputError};
-use crate::model::{PostbackConfig, TriggerRule};
-use crate::networks;
-use crate::store::{NewDelivery, Store, StoreError, StoredConfig};
-
-/// Whether an X goal counts a player only once.
-fn once_per_player(config: &PostbackConfig, goal_key: &str) -> bool {
-    match config {
-        PostbackConfig::X(x) => x.goals.iter().any(|g| g.id == goal_key && g.rule == TriggerRule::OncePerPlayer),
-        _ => false,
-    }
-}
+use crate::store::{Store, StoreError, StoredConfig};
 
 /// Lines parsed and enqueued per transaction.
 const CHUNK_LINES: usize = 5000;
@@ -76,7 +66,7 @@ pub async fn import_ndjson(
             Err(e) => {
                 // A read error repeats on every call (a directory, a failing disk): stop here,
                 // keep what the earlier lines queued, and say where.
-                enqueue_chunk(store, &configs, &mut chunk, &mut report, now_ms).await?;
+                enqueue_chunk(store, game_id, &configs, &mut chunk, &mut report, now_ms).await?;
                 return Err(ImportError::Read { line: number, message: e.to_string(), report: Box::new(report) });
             }
         }
@@ -101,16 +91,17 @@ pub async fn import_ndjson(
             Err(InputError { field, message }) => report.errors.push(LineError { line: number, field, message }),
         }
         if chunk.len() >= CHUNK_LINES {
-            enqueue_chunk(store, &configs, &mut chunk, &mut report, now_ms).await?;
+            enqueue_chunk(store, game_id, &configs, &mut chunk, &mut report, now_ms).await?;
         }
     }
-    enqueue_chunk(store, &configs, &mut chunk, &mut report, now_ms).await?;
+    enqueue_chunk(store, game_id, &configs, &mut chunk, &mut report, now_ms).await?;
     Ok(report)
 }
 
 async fn enqueue_chunk(
     store: &Store,
-    configs: &[crate::store::StoredConfig],
+    game_id: i64,
+    configs: &[StoredConfig],
     chunk: &mut Vec<ConversionEvent>,
     report: &mut ImportReport,
     now_ms: i64,
@@ -118,34 +109,12 @@ async fn enqueue_chunk(
     if chunk.is_empty() {
         return Ok(());
     }
-    report.events += chunk.len() as u64;
-    let players: Vec<&str> = chunk.iter().map(|e| e.player_id.as_str()).collect();
-    let erased = store.erased_among(&players).await?;
-    // Prepared once here to route and check consent and identifiers; X yields one conversion
-    // per mapped goal, each queued (and later settled) on its own.
-    let mut goals: Vec<(&StoredConfig, &ConversionEvent, Vec<String>)> =
-        Vec::with_capacity(chunk.len() * configs.len());
-    for event in chunk.iter() {
-        for stored in configs {
-            match networks::prepare(&stored.config, event, erased.contains(&event.player_id)) {
-                Ok(prepared) => goals.push((stored, event, prepared.goals)),
-                Err(skip) => *report.skipped.entry(skip.reason.as_str().to_owned()).or_default() += 1,
-            }
-        }
-    }
-    let wanted: Vec<NewDelivery> = goals
-        .iter()
-        .flat_map(|(stored, event, keys)| {
-            keys.iter().map(move |goal_key| {
-                NewDelivery::new(stored.id, event).for_goal(goal_key, once_per_player(&stored.config, goal_key))
-            })
-        })
-        .collect();
-    let queued = store.enqueue(&wanted, now_ms).await?;
-    report.enqueued += queued.enqueued;
-    report.duplicates += queued.duplicates;
-    if queued.already_converted > 0 {
-        *report.skipped.entry("already_converted".to_owned()).or_default() += queued.already_converted;
+    let accepted = super::accept(store, game_id, configs, chunk, super::Source::Import, now_ms).await?;
+    report.events += accepted.events;
+    report.enqueued += accepted.enqueued;
+    report.duplicates += accepted.duplicates;
+    for (reason, n) in accepted.skipped {
+        *report.skipped.entry(reason).or_default() += n;
     }
     chunk.clear();
     Ok(())

@@ -169,24 +169,3 @@ impl DeliveryStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == s.trim())
     }
 }
-
-/// One row of the delivery log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct LogEntry {
-    pub id: i64,
-    /// Epoch milliseconds (UTC).
-    pub at: i64,
-    pub config_id: i64,
-    pub network: Network,
-    pub event_name: String,
-    pub event_id: String,
-    /// X: the Conversion Goal this conversion reported; empty for TikTok and Reddit.
-    pub goal_key: String,
-    pub status: DeliveryStatus,
-    pub http_status: Option<i64>,
-    pub latency_ms: Option<i64>,
-    pub attempt: i64,
-    /// The network's request / debug id, when it gave one.
-    pub request_id: Option<String>,
-    pub error: Option<String>,
-}

@@ -6,6 +6,7 @@ mod error;
 mod event;
 pub mod formats;
 mod game;
+mod log;
 mod network;
 
 pub use config::{Goal, PostbackConfig, RedditConfig, TikTokConfig, TriggerRule, ValueFilter, XConfig};
@@ -13,6 +14,10 @@ pub use engine::EngineState;
 pub use error::{ApiError, InputError};
 pub use event::{ClickIds, Consent, ConversionEvent, Item};
 pub use game::{
-    AppInfo, ConfigSummary, DeliveryStatus, Game, GameUsage, Health, IntegrationStatus, LogEntry, SandboxDemo, SetupGap,
+    AppInfo, ConfigSummary, DeliveryStatus, Game, GameUsage, Health, IntegrationStatus, SandboxDemo, SetupGap,
+};
+pub use log::{
+    BatchItem, ChartBucket, Explanation, LogDetail, LogEntry, LogFilter, LogSummary, LogTotals, NetworkAnswer,
+    SentRequest,
 };
 pub use network::Network;

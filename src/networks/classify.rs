@@ -26,6 +26,26 @@ impl HttpResponse {
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_str(&self.body).ok()
     }
+
+    /// The headers worth keeping with a stored answer: content type, waits, rate limits and
+    /// request ids (never cookies or anything else).
+    pub fn headers_that_matter(&self) -> std::collections::BTreeMap<String, String> {
+        const KEEP: [&str; 8] = [
+            "content-type",
+            "retry-after",
+            "x-rate-limit-limit",
+            "x-rate-limit-remaining",
+            "x-rate-limit-reset",
+            "x-request-id",
+            "x-tt-logid",
+            "date",
+        ];
+        self.headers
+            .iter()
+            .filter(|(n, _)| KEEP.contains(&n.to_ascii_lowercase().as_str()))
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .collect()
+    }
 }
 
 /// What happened to one item of a request.

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use classify::{Classification, HttpResponse, ItemOutcome, MAX_WAIT};
-pub use request::{Header, HeaderValue, Request};
+pub use request::{items_pointer, redact_items, Header, HeaderValue, Request, REDACTED};
 
 use crate::identity::{self, EmailRule, Identity};
 use crate::model::{Consent, ConversionEvent, Network, PostbackConfig};

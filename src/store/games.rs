@@ -124,6 +124,22 @@ impl Store {
         Ok(self.games().await?.into_iter().next())
     }
 
+    /// A setting kept in the database (`None` when never set).
+    pub async fn meta(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE name = ?").bind(name).fetch_optional(&self.pool).await?)
+    }
+
+    pub async fn set_meta(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn set_current_game(&self, game_id: i64) -> Result<Game, StoreError> {
         let game = self.game(game_id).await?;
         sqlx::query(

@@ -1,106 +1,197 @@
-//! Delivery log queries (filtered keyset pages, counts, hourly chart), health and retention.
-
-use std::collections::BTreeMap;
+//! Delivery log queries: filtered keyset pages, hourly chart and totals, a row's batch,
+//! replay of what a filter shows, health, retention.
 
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreError};
-use crate::model::{DeliveryStatus, Health, LogEntry, Network};
-
-/// How the log is filtered; pages go newest first, continuing `before` (at, id).
-#[derive(Debug, Clone, Default)]
-pub struct LogFilter {
-    pub since_ms: Option<i64>,
-    pub status: Option<DeliveryStatus>,
-    pub config_id: Option<i64>,
-    /// Keyset cursor: the (at, id) of the last row of the previous page.
-    pub before: Option<(i64, i64)>,
-    pub limit: u32,
-}
+use crate::model::{
+    BatchItem, ChartBucket, DeliveryStatus, Health, LogEntry, LogFilter, LogSummary, LogTotals, Network,
+};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
+const HOUR_MS: i64 = 3600 * 1000;
+const LOG_COLUMNS: &str = "l.id, l.at, l.config_id, l.network, l.event_name, l.event_id, l.goal_key, l.status,
+     l.http_status, l.latency_ms, l.attempt, l.request_id, l.error";
+
+/// Appends a filter's conditions (on `delivery_log l`) to a query.
+fn push_conditions(q: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter) {
+    if let Some(game) = filter.game_id {
+        q.push(" AND l.config_id IN (SELECT id FROM configs WHERE game_id = ").push_bind(game).push(")");
+    }
+    if let Some(config) = filter.config_id {
+        q.push(" AND l.config_id = ").push_bind(config);
+    }
+    if !filter.statuses.is_empty() {
+        q.push(" AND l.status IN (");
+        let mut list = q.separated(", ");
+        for status in &filter.statuses {
+            list.push_bind(status.as_str());
+        }
+        q.push(")");
+    }
+    if let Some(since) = filter.since_ms {
+        q.push(" AND l.at >= ").push_bind(since);
+    }
+    if let Some(until) = filter.until_ms {
+        q.push(" AND l.at < ").push_bind(until);
+    }
+    if let Some(event_id) = filter.event_id.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        q.push(" AND l.event_id = ").push_bind(event_id.to_owned());
+    }
+}
+
+pub(super) fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<LogEntry, StoreError> {
+    let network: String = r.try_get("network")?;
+    let status: String = r.try_get("status")?;
+    Ok(LogEntry {
+        id: r.try_get("id")?,
+        at: r.try_get("at")?,
+        config_id: r.try_get("config_id")?,
+        network: Network::parse(&network).ok_or_else(|| StoreError::Corrupt(format!("log network '{network}'")))?,
+        event_name: r.try_get("event_name")?,
+        event_id: r.try_get("event_id")?,
+        goal_key: r.try_get("goal_key")?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("log status '{status}'")))?,
+        http_status: r.try_get("http_status")?,
+        latency_ms: r.try_get("latency_ms")?,
+        attempt: r.try_get("attempt")?,
+        request_id: r.try_get("request_id")?,
+        error: r.try_get("error")?,
+    })
+}
 
 impl Store {
     /// One page of the log, newest first (keyset paging, never OFFSET).
     pub async fn log_page(&self, filter: &LogFilter) -> Result<Vec<LogEntry>, StoreError> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, at, config_id, network, event_name, event_id, goal_key, status, http_status, latency_ms, attempt,
-                    request_id, error
-             FROM delivery_log WHERE 1 = 1",
-        );
-        if let Some(since) = filter.since_ms {
-            q.push(" AND at >= ").push_bind(since);
-        }
-        if let Some(status) = filter.status {
-            q.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(config) = filter.config_id {
-            q.push(" AND config_id = ").push_bind(config);
-        }
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {LOG_COLUMNS} FROM delivery_log l WHERE 1 = 1"));
+        push_conditions(&mut q, filter);
         if let Some((at, id)) = filter.before {
-            q.push(" AND (at, id) < (").push_bind(at).push(", ").push_bind(id).push(")");
+            q.push(" AND (l.at, l.id) < (").push_bind(at).push(", ").push_bind(id).push(")");
         }
-        q.push(" ORDER BY at DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit.clamp(1, 1000)));
+        q.push(" ORDER BY l.at DESC, l.id DESC LIMIT ").push_bind(i64::from(filter.limit.clamp(1, 5000)));
         let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(entry_of).collect()
+    }
+
+    /// How many rows a filter matches (an export's progress total).
+    pub async fn log_count(&self, filter: &LogFilter) -> Result<u64, StoreError> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM delivery_log l WHERE 1 = 1");
+        push_conditions(&mut q, filter);
+        Ok(q.build_query_scalar::<i64>().fetch_one(&self.pool).await? as u64)
+    }
+
+    /// One row by id.
+    pub async fn log_entry(&self, id: i64) -> Result<Option<(LogEntry, Option<i64>, Option<i64>)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {LOG_COLUMNS}, l.request_ref, l.item_index FROM delivery_log l WHERE l.id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((entry_of(&r)?, r.try_get("request_ref")?, r.try_get("item_index")?))).transpose()
+    }
+
+    /// The conversions of one stored request and how each fared (their latest attempt in it).
+    pub async fn log_batch(&self, request_ref: i64) -> Result<Vec<BatchItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, goal_key, status, error FROM delivery_log WHERE request_ref = ? ORDER BY item_index, id",
+        )
+        .bind(request_ref)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
-                let network: String = r.get("network");
-                let status: String = r.get("status");
-                Ok(LogEntry {
-                    id: r.get("id"),
-                    at: r.get("at"),
-                    config_id: r.get("config_id"),
-                    network: Network::parse(&network)
-                        .ok_or_else(|| StoreError::Corrupt(format!("log network '{network}'")))?,
-                    event_name: r.get("event_name"),
-                    event_id: r.get("event_id"),
-                    goal_key: r.get("goal_key"),
+                let status: String = r.try_get("status")?;
+                Ok(BatchItem {
+                    log_id: r.try_get("id")?,
+                    event_id: r.try_get("event_id")?,
+                    goal_key: r.try_get("goal_key")?,
                     status: DeliveryStatus::parse(&status)
                         .ok_or_else(|| StoreError::Corrupt(format!("log status '{status}'")))?,
-                    http_status: r.get("http_status"),
-                    latency_ms: r.get("latency_ms"),
-                    attempt: r.get("attempt"),
-                    request_id: r.get("request_id"),
-                    error: r.get("error"),
+                    error: r.try_get("error")?,
                 })
             })
             .collect()
     }
 
-    /// Attempts per status since a time. One index-only count per status on (status, at, id).
-    pub async fn log_counts(&self, since_ms: i64) -> Result<BTreeMap<String, u64>, StoreError> {
-        let mut counts = BTreeMap::new();
-        for status in DeliveryStatus::ALL {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_log WHERE status = ? AND at >= ?")
-                .bind(status.as_str())
-                .bind(since_ms)
-                .fetch_one(&self.pool)
-                .await?;
-            if n > 0 {
-                counts.insert(status.as_str().to_owned(), n as u64);
+    /// The chart and totals of a filter's time range and configs, from the hourly counts kept
+    /// with every log insert: bars per hour, per day over 7 days. (Statuses and event ids do
+    /// not narrow the chart: it shows the whole range.)
+    pub async fn log_summary(&self, filter: &LogFilter, now_ms: i64) -> Result<LogSummary, StoreError> {
+        let since = filter.since_ms.unwrap_or(now_ms - 30 * DAY_MS);
+        let until = filter.until_ms.unwrap_or(now_ms + 1);
+        let bucket_ms = if until - since > 7 * DAY_MS + HOUR_MS { DAY_MS } else { HOUR_MS };
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT h.hour, h.status, SUM(h.count) FROM log_hourly h WHERE h.hour >= ");
+        q.push_bind(since - since.rem_euclid(HOUR_MS)).push(" AND h.hour < ").push_bind(until);
+        if let Some(game) = filter.game_id {
+            q.push(" AND h.config_id IN (SELECT id FROM configs WHERE game_id = ").push_bind(game).push(")");
+        }
+        if let Some(config) = filter.config_id {
+            q.push(" AND h.config_id = ").push_bind(config);
+        }
+        q.push(" GROUP BY h.hour, h.status ORDER BY h.hour");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let first = since - since.rem_euclid(bucket_ms);
+        let count = usize::try_from((until - first + bucket_ms - 1) / bucket_ms).unwrap_or(0).min(24 * 62);
+        let mut buckets: Vec<ChartBucket> = (0..count)
+            .map(|i| ChartBucket { start_ms: first + i as i64 * bucket_ms, ..ChartBucket::default() })
+            .collect();
+        let mut totals = LogTotals::default();
+        for r in &rows {
+            let hour: i64 = r.try_get(0)?;
+            let status: String = r.try_get(1)?;
+            let n: i64 = r.try_get(2)?;
+            let Some(status) = DeliveryStatus::parse(&status) else { continue };
+            let n = n.max(0) as u64;
+            totals.add(status, n);
+            let Some(bucket) = usize::try_from((hour - first) / bucket_ms).ok().and_then(|i| buckets.get_mut(i)) else {
+                continue;
+            };
+            match status {
+                DeliveryStatus::Success => bucket.success += n,
+                DeliveryStatus::Failed | DeliveryStatus::GivenUp => bucket.failed += n,
+                DeliveryStatus::Retried => bucket.retried += n,
+                DeliveryStatus::Held | DeliveryStatus::Offline => bucket.waiting += n,
             }
         }
-        Ok(counts)
+        Ok(LogSummary { bucket_ms, buckets, success_rate: totals.success_rate(), totals })
     }
 
-    /// Attempts per hour and status since a time, for a chart: (hour start ms, status, count).
-    pub async fn log_hourly(&self, since_ms: i64) -> Result<Vec<(i64, String, u64)>, StoreError> {
-        let mut buckets = Vec::new();
-        for status in DeliveryStatus::ALL {
-            let rows = sqlx::query(
-                "SELECT (at / 3600000) * 3600000 AS hour, COUNT(*) FROM delivery_log WHERE status = ? AND at >= ?
-                 GROUP BY hour",
-            )
-            .bind(status.as_str())
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await?;
-            buckets.extend(
-                rows.iter().map(|r| (r.get::<i64, _>(0), status.as_str().to_owned(), r.get::<i64, _>(1) as u64)),
-            );
+    /// Re-queues, under their own event ids, the failed and given-up conversions a filter shows
+    /// (those still kept as dead rows). Returns how many.
+    pub async fn replay_filtered(&self, filter: &LogFilter, now_ms: i64) -> Result<u64, StoreError> {
+        let mut narrowed = filter.clone();
+        narrowed.statuses.retain(|s| matches!(s, DeliveryStatus::Failed | DeliveryStatus::GivenUp));
+        if narrowed.statuses.is_empty() {
+            narrowed.statuses = vec![DeliveryStatus::Failed, DeliveryStatus::GivenUp];
         }
-        buckets.sort();
-        Ok(buckets)
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "UPDATE queue SET state = 'ready', attempts = 0, failing_since = NULL, settled_at = NULL, run_at = ",
+        );
+        q.push_bind(now_ms).push(
+            " WHERE state = 'dead' AND (config_id, event_id, goal_key) IN
+                (SELECT l.config_id, l.event_id, l.goal_key FROM delivery_log l WHERE 1 = 1",
+        );
+        push_conditions(&mut q, &narrowed);
+        q.push(")");
+        Ok(q.build().execute(&self.pool).await?.rows_affected())
+    }
+
+    /// Re-queues the named log rows' conversions when they are dead (failed or given up).
+    pub async fn replay_log_rows(&self, log_ids: &[i64], now_ms: i64) -> Result<u64, StoreError> {
+        let ids = serde_json::to_string(log_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(sqlx::query(
+            "UPDATE queue SET state = 'ready', attempts = 0, failing_since = NULL, settled_at = NULL, run_at = ?1
+             WHERE state = 'dead' AND (config_id, event_id, goal_key) IN
+                (SELECT config_id, event_id, goal_key FROM delivery_log WHERE id IN (SELECT value FROM json_each(?2)))",
+        )
+        .bind(now_ms)
+        .bind(ids)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Credential failures (a 401/403 with no success since), no recent activity (no attempt in
@@ -122,8 +213,9 @@ impl Store {
         })
     }
 
-    /// Retention: deletes log rows older than `retention_ms` and dedup memory older than 48 h,
-    /// in chunks so that writers are never blocked for long. Returns the log rows deleted.
+    /// Retention: deletes log rows, stored requests, hourly counts and traffic older than
+    /// `retention_ms`, and dedup memory older than 48 h, in chunks so that writers are never
+    /// blocked for long. Returns the log rows deleted.
     pub async fn prune(&self, now_ms: i64, retention_ms: i64) -> Result<u64, StoreError> {
         let older_than_ms = now_ms - retention_ms;
         let mut total = 0;
@@ -142,9 +234,22 @@ impl Store {
                     .bind(now_ms - super::DEDUP_WINDOW_MS)
                     .execute(&self.pool)
                     .await?;
+                for table in ["delivery_requests WHERE at", "log_hourly WHERE hour", "traffic WHERE hour"] {
+                    sqlx::query(&format!("DELETE FROM {table} < ?")).bind(older_than_ms).execute(&self.pool).await?;
+                }
                 return Ok(total);
             }
         }
+    }
+
+    /// When the config last delivered anything (its newest Success row).
+    pub async fn last_success(&self, config_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT at FROM delivery_log WHERE config_id = ? AND status = 'success' ORDER BY at DESC, id DESC LIMIT 1",
+        )
+        .bind(config_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Events actually sent (an HTTP answer came) for a config since a time, per second:
@@ -213,6 +318,15 @@ impl Store {
             .await?;
             start = end;
         }
+        // The hourly counts the chart reads, as every log insert keeps them.
+        sqlx::query("DELETE FROM log_hourly WHERE config_id = ?").bind(config_id).execute(&mut *conn).await?;
+        sqlx::query(
+            "INSERT INTO log_hourly (hour, config_id, status, count)
+             SELECT (at / 3600000) * 3600000, config_id, status, COUNT(*) FROM delivery_log WHERE config_id = ? GROUP BY 1, 2, 3",
+        )
+        .bind(config_id)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 }

@@ -8,6 +8,8 @@ mod goals;
 mod log;
 mod player_key;
 mod queue;
+mod requests;
+mod traffic;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -17,13 +19,15 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use crate::model::LogFilter;
 pub use configs::{ConfigLoad, OfflineState, StoredConfig, DEMO_GAME_NAME};
 pub use error::StoreError;
-pub use log::LogFilter;
 pub use queue::{
     EnqueueReport, Leased, NewDelivery, NewLogEntry, Offline, Pause, Replay, ReplayRefusal, Retry, SettleReport,
     Settlement, DEDUP_WINDOW_MS,
 };
+pub use requests::{RequestRecord, StoredRequest};
+pub use traffic::TrafficCount;
 
 use player_key::PlayerKeyer;
 
@@ -63,6 +67,8 @@ pub struct Store {
     path: PathBuf,
     players: Arc<PlayerKeyer>,
     durable_enqueue: bool,
+    /// Every batch of log rows this process writes, for live views.
+    log_events: tokio::sync::broadcast::Sender<Arc<Vec<crate::model::LogEntry>>>,
 }
 
 impl Store {
@@ -89,7 +95,8 @@ impl Store {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("src/store/migrations").run(&pool).await?;
         let players = Arc::new(PlayerKeyer::load_or_create(&pool).await?);
-        Ok(Self { pool, path, players, durable_enqueue: settings.durable_enqueue })
+        let (log_events, _) = tokio::sync::broadcast::channel(256);
+        Ok(Self { pool, path, players, durable_enqueue: settings.durable_enqueue, log_events })
     }
 
     pub fn path(&self) -> &Path {
@@ -98,6 +105,11 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Follows the log rows this process writes (each settled batch as one message).
+    pub fn subscribe_log(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<crate::model::LogEntry>>> {
+        self.log_events.subscribe()
     }
 
     /// The keyed hash under which the log files a player (never the raw id).

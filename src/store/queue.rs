@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreError};
-use crate::model::{ConversionEvent, DeliveryStatus, Network};
+use crate::model::{ConversionEvent, DeliveryStatus, LogEntry, Network};
 
 /// How long a (config, event id, goal) is remembered for dedup.
 pub const DEDUP_WINDOW_MS: i64 = 48 * 3600 * 1000;
@@ -36,13 +36,17 @@ impl<'a> NewDelivery<'a> {
 }
 
 /// What `enqueue` did with the offered conversions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnqueueReport {
     pub enqueued: u64,
     /// Same (config, event id, goal) already queued, or delivered within 48 h.
     pub duplicates: u64,
     /// Once-per-player goals the player had already converted for: not queued.
     pub already_converted: u64,
+    /// Conversions queued per config.
+    pub per_config: std::collections::BTreeMap<i64, u64>,
+    /// Event ids with at least one conversion queued by this call.
+    pub queued_events: HashSet<String>,
 }
 
 /// A claimed queue row.
@@ -79,6 +83,10 @@ pub struct NewLogEntry {
     pub request_id: Option<String>,
     pub credential_failure: bool,
     pub error: Option<String>,
+    /// The settlement's request (index into `Settlement::requests`) this attempt was part of.
+    pub request: Option<usize>,
+    /// This conversion's (first) item in that request's body.
+    pub item_index: Option<i64>,
 }
 
 /// A transient failure with an answer: attempts + 1, back at `run_at`.
@@ -110,6 +118,8 @@ pub struct Settlement {
     /// Failed without being sent (too old, unreadable): 'dead', attempts unchanged.
     pub dead_unsent: Vec<i64>,
     pub log: Vec<NewLogEntry>,
+    /// What was sent and answered, referenced by the log rows.
+    pub requests: Vec<super::requests::RequestRecord>,
     /// Pause the config (credential failure).
     pub pause: Option<Pause>,
     /// The config's network went away or came back.
@@ -246,10 +256,14 @@ impl Store {
                          lease_token = NULL, lease_until = NULL, enqueued_at = excluded.enqueued_at, settled_at = NULL
                      WHERE queue.state != 'ready' AND queue.enqueued_at < ",
                 );
-                insert.push_bind(now_ms - DEDUP_WINDOW_MS);
-                let inserted = insert.build().execute(&mut *tx).await?.rows_affected();
-                report.enqueued += inserted;
-                report.duplicates += chunk.len() as u64 - inserted;
+                insert.push_bind(now_ms - DEDUP_WINDOW_MS).push(" RETURNING config_id, event_id");
+                let inserted = insert.build().fetch_all(&mut *tx).await?;
+                for row in &inserted {
+                    *report.per_config.entry(row.try_get::<i64, _>(0)?).or_default() += 1;
+                    report.queued_events.insert(row.try_get(1)?);
+                }
+                report.enqueued += inserted.len() as u64;
+                report.duplicates += (chunk.len() - inserted.len()) as u64;
             }
             tx.commit().await?;
             Ok::<_, StoreError>(())
@@ -433,7 +447,8 @@ impl Store {
             .rows_affected();
             run(ids.len(), n);
         }
-        self.insert_log(&mut tx, &s.log).await?;
+        let request_ids = super::requests::insert_requests(&mut tx, &s.requests).await?;
+        let logged = self.insert_log(&mut tx, &s.log, &request_ids).await?;
         if let Some(pause) = &s.pause {
             sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ? AND credential_ref IS ?")
                 .bind(&pause.reason)
@@ -468,16 +483,27 @@ impl Store {
             None => {}
         }
         tx.commit().await?;
+        if !logged.is_empty() {
+            // Live views follow the log; nobody listening is fine.
+            let _ = self.log_events.send(std::sync::Arc::new(logged));
+        }
         Ok(SettleReport { lost: expected.saturating_sub(touched) })
     }
 
-    /// Appends attempts to the delivery log, filing each under its player's keyed hash.
-    async fn insert_log(&self, tx: &mut sqlx::SqliteConnection, entries: &[NewLogEntry]) -> Result<(), StoreError> {
+    /// Appends attempts to the delivery log, filing each under its player's keyed hash, and
+    /// counts them in the hourly totals. Returns the rows as the log shows them.
+    async fn insert_log(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        entries: &[NewLogEntry],
+        request_ids: &[i64],
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let mut logged = Vec::with_capacity(entries.len());
         for chunk in entries.chunks(CHUNK / 2) {
             let keys: Vec<String> = chunk.iter().map(|e| self.player_key(&e.player_id)).collect();
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO delivery_log (at, config_id, network, event_name, event_id, goal_key, player_key, status,
-                     http_status, latency_ms, attempt, request_id, credential_failure, error) ",
+                     http_status, latency_ms, attempt, request_id, credential_failure, error, request_ref, item_index) ",
             );
             insert.push_values(chunk.iter().zip(&keys), |mut b, (e, key)| {
                 b.push_bind(e.at)
@@ -493,11 +519,43 @@ impl Store {
                     .push_bind(e.attempt)
                     .push_bind(&e.request_id)
                     .push_bind(e.credential_failure)
-                    .push_bind(&e.error);
+                    .push_bind(&e.error)
+                    .push_bind(e.request.and_then(|i| request_ids.get(i).copied()))
+                    .push_bind(e.item_index);
             });
-            insert.build().execute(&mut *tx).await?;
+            let result = insert.build().execute(&mut *tx).await?;
+            // One statement assigns consecutive row ids (we hold the write lock).
+            let first = result.last_insert_rowid() - chunk.len() as i64 + 1;
+            logged.extend(chunk.iter().enumerate().map(|(i, e)| LogEntry {
+                id: first + i as i64,
+                at: e.at,
+                config_id: e.config_id,
+                network: e.network,
+                event_name: e.event_name.clone(),
+                event_id: e.event_id.clone(),
+                goal_key: e.goal_key.clone(),
+                status: e.status,
+                http_status: e.http_status.map(i64::from),
+                latency_ms: e.latency_ms,
+                attempt: e.attempt,
+                request_id: e.request_id.clone(),
+                error: e.error.clone(),
+            }));
         }
-        Ok(())
+        let mut hourly: std::collections::BTreeMap<(i64, i64, &str), i64> = std::collections::BTreeMap::new();
+        for e in entries {
+            *hourly.entry((e.at - e.at.rem_euclid(3_600_000), e.config_id, e.status.as_str())).or_default() += 1;
+        }
+        if !hourly.is_empty() {
+            let mut upsert: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO log_hourly (hour, config_id, status, count) ");
+            upsert.push_values(&hourly, |mut b, ((hour, config, status), n)| {
+                b.push_bind(hour).push_bind(config).push_bind(*status).push_bind(n);
+            });
+            upsert.push(" ON CONFLICT (hour, config_id, status) DO UPDATE SET count = count + excluded.count");
+            upsert.build().execute(&mut *tx).await?;
+        }
+        Ok(logged)
     }
 
     /// Queue size: (ready, leased, dead).
@@ -621,6 +679,9 @@ impl Store {
         let key = self.player_key(player_id);
         sqlx::query("DELETE FROM goal_conversions WHERE player_key = ?").bind(&key).execute(&mut *tx).await?;
         tx.commit().await?;
+        // What the player's items looked like in the stored requests goes first (it needs the
+        // log rows' link to find them), then the link itself.
+        self.redact_player_items(&key).await?;
         let mut logged = 0;
         loop {
             let n = sqlx::query(

@@ -95,8 +95,12 @@ impl Rig {
 
     /// The log of config `config` (0 TikTok, 1 Reddit, 2 X), newest first.
     pub async fn log(&self, config: usize, status: Option<DeliveryStatus>) -> Vec<LogEntry> {
-        let filter =
-            LogFilter { config_id: Some(self.config_ids[config]), status, limit: 1000, ..LogFilter::default() };
+        let filter = LogFilter {
+            config_id: Some(self.config_ids[config]),
+            statuses: status.into_iter().collect(),
+            limit: 1000,
+            ..LogFilter::default()
+        };
         self.store.log_page(&filter).await.unwrap()
     }
 }

@@ -1,0 +1,159 @@
+//! What was sent and answered, for the log's drill-down: one row per request, shared by the
+//! log rows of its batch, body deflate-compressed, credentials never stored (their headers hold
+//! `<redacted>`). An erasure replaces the erased player's items in the stored bodies.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::model::Network;
+
+/// Answers are kept up to this size.
+const MAX_ANSWER: usize = 16 * 1024;
+
+/// One request as it went out, and its answer.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub at: i64,
+    pub config_id: i64,
+    pub url: String,
+    /// Credential headers redacted.
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    /// The body exactly as sent.
+    pub body: bytes::Bytes,
+    pub response_status: Option<u16>,
+    pub response_headers: BTreeMap<String, String>,
+    pub response_body: Option<String>,
+}
+
+/// A stored request read back for the drill-down.
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    pub id: i64,
+    pub url: String,
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    pub body: serde_json::Value,
+    pub response_status: Option<u16>,
+    pub response_headers: BTreeMap<String, String>,
+    pub response_body: Option<String>,
+}
+
+pub(super) fn compress(body: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::with_capacity(body.len() / 6), flate2::Compression::fast());
+    encoder.write_all(body).and_then(|()| encoder.finish()).map_err(|e| StoreError::Corrupt(format!("compress: {e}")))
+}
+
+pub(super) fn decompress(stored: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(stored.len() * 6);
+    flate2::read::DeflateDecoder::new(stored)
+        .read_to_end(&mut out)
+        .map_err(|e| StoreError::Corrupt(format!("a stored request cannot be read: {e}")))?;
+    Ok(out)
+}
+
+fn truncated(text: &str) -> String {
+    match text.char_indices().nth(MAX_ANSWER) {
+        Some((cut, _)) => format!("{}… (cut at 16 KiB)", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Inserts the requests of a settlement; returns their ids in order.
+pub(super) async fn insert_requests(
+    tx: &mut sqlx::SqliteConnection,
+    requests: &[RequestRecord],
+) -> Result<Vec<i64>, StoreError> {
+    let mut ids = Vec::with_capacity(requests.len());
+    for r in requests {
+        let headers = serde_json::to_string(&r.headers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let answer_headers =
+            serde_json::to_string(&r.response_headers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO delivery_requests (at, config_id, url, headers, body, response_status, response_headers, response_body)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(r.at)
+        .bind(r.config_id)
+        .bind(&r.url)
+        .bind(headers)
+        .bind(compress(&r.body)?)
+        .bind(r.response_status.map(i64::from))
+        .bind(answer_headers)
+        .bind(r.response_body.as_deref().map(truncated))
+        .fetch_one(&mut *tx)
+        .await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+impl Store {
+    pub async fn stored_request(&self, id: i64) -> Result<Option<StoredRequest>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT id, url, headers, body, response_status, response_headers, response_body
+             FROM delivery_requests WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("stored request {id}: {e}"));
+        let body = decompress(&row.try_get::<Vec<u8>, _>("body")?)?;
+        Ok(Some(StoredRequest {
+            id,
+            url: row.try_get("url")?,
+            headers: serde_json::from_str(&row.try_get::<String, _>("headers")?).map_err(corrupt)?,
+            body: serde_json::from_slice(&body).map_err(corrupt)?,
+            response_status: row.try_get::<Option<i64>, _>("response_status")?.and_then(|s| u16::try_from(s).ok()),
+            response_headers: row
+                .try_get::<Option<String>, _>("response_headers")?
+                .map(|h| serde_json::from_str(&h).map_err(corrupt))
+                .transpose()?
+                .unwrap_or_default(),
+            response_body: row.try_get("response_body")?,
+        }))
+    }
+
+    /// Replaces a player's items in the stored requests (their log rows name request and item).
+    pub(super) async fn redact_player_items(&self, player_key: &str) -> Result<u64, StoreError> {
+        let rows = sqlx::query(
+            "SELECT request_ref, item_index, network FROM delivery_log
+             WHERE player_key = ? AND request_ref IS NOT NULL AND item_index IS NOT NULL",
+        )
+        .bind(player_key)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_request: BTreeMap<i64, (Network, Vec<i64>)> = BTreeMap::new();
+        for r in &rows {
+            let network: String = r.try_get("network")?;
+            let Some(network) = Network::parse(&network) else { continue };
+            by_request
+                .entry(r.try_get("request_ref")?)
+                .or_insert((network, Vec::new()))
+                .1
+                .push(r.try_get("item_index")?);
+        }
+        let mut redacted = 0;
+        for (request_id, (network, indices)) in by_request {
+            let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM delivery_requests WHERE id = ?")
+                .bind(request_id)
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some(stored) = stored else { continue };
+            let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&decompress(&stored)?) else { continue };
+            redacted += crate::networks::redact_items(network, &mut body, &indices) as u64;
+            let bytes = serde_json::to_vec(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query("UPDATE delivery_requests SET body = ? WHERE id = ?")
+                .bind(compress(&bytes)?)
+                .bind(request_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(redacted)
+    }
+}
