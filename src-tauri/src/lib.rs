@@ -2,6 +2,8 @@
 
 pub mod background;
 pub mod commands;
+mod dialogs;
+mod live;
 pub mod state;
 
 use std::path::PathBuf;
@@ -29,6 +31,17 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::goals::tag_mapping,
         commands::goals::check_tags,
         commands::goals::save_tags,
+        commands::log::log_page,
+        commands::log::log_summary,
+        commands::log::log_detail,
+        commands::log::log_diagnostics,
+        commands::log::replay_log_rows,
+        commands::log::replay_filtered,
+        commands::log::alert_threshold,
+        commands::log::set_alert_threshold,
+        commands::log::pick_export_file,
+        commands::log::export_log,
+        commands::log::cancel_export,
         commands::formats::check_id_format,
         commands::credentials::save_token_integration,
         commands::credentials::authorize_x,
@@ -77,15 +90,19 @@ pub fn run() {
     let builder = tauri::Builder::default()
         .plugin(single_instance)
         // The window comes back at its last size and place.
-        .plugin(tauri_plugin_window_state::Builder::default().build());
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init());
     let result = with_commands(builder)
         .setup(move |app| {
             manage_state(app, data_dir.clone())
                 .map_err(|e| format!("cannot open the database in {}: {e}", data_dir.display()))?;
             let state = app.state::<state::AppState>();
             let (store, credentials) = (state.store.clone(), state.credentials.clone());
+            let store_for_live = store.clone();
             let background = tauri::async_runtime::block_on(background::start(store, credentials, &data_dir));
             forward_engine_state(app.handle(), background.engine.clone());
+            live::forward_log(app.handle(), store_for_live);
             app.manage(background);
             Ok(())
         })

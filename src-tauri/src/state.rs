@@ -5,6 +5,7 @@ use postback::connect::Connector;
 use postback::delivery::Credentials;
 use postback::setup::Setup;
 use postback::store::Store;
+use postback::watch::Watch;
 
 /// What every command can reach: the open store, the credential lifecycle (OS keychain) shared
 /// with the dispatcher, and the set-up operations. The current game lives in the store.
@@ -14,6 +15,9 @@ pub struct AppState {
     pub credentials: Arc<Credentials>,
     pub connector: Connector,
     pub setup: Setup,
+    pub watch: Watch,
+    /// Stops the running export, if any.
+    pub export_cancel: std::sync::Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
 }
 
 impl AppState {
@@ -25,6 +29,7 @@ impl AppState {
         let credentials = Arc::new(Credentials::with_system_keychain());
         let connector = Connector::new(store.clone(), credentials.clone());
         let setup = Setup::new(store.clone(), credentials.clone());
-        Ok(Self { store, data_dir, credentials, connector, setup })
+        let watch = Watch::new(store.clone());
+        Ok(Self { store, data_dir, credentials, connector, setup, watch, export_cancel: Default::default() })
     }
 }

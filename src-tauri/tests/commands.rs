@@ -220,3 +220,31 @@ fn games_goals_tags_and_enable_through_ipc() {
     let games = invoke(&webview, "list_games", json!({})).expect("games");
     assert_eq!(games.as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn the_log_commands_answer_with_typed_data_and_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let game_id = demo_rows(&webview)[0].game_id;
+    let filter = json!({"game_id": game_id, "statuses": ["failed", "given_up"], "limit": 50});
+    assert_eq!(invoke(&webview, "log_page", json!({"filter": filter})), Ok(json!([])));
+    let summary =
+        invoke(&webview, "log_summary", json!({"filter": {"game_id": game_id, "since_ms": 0}})).expect("summary");
+    assert_eq!(summary["bucket_ms"], 86_400_000, "a long range is charted per day");
+    assert_eq!(summary["totals"]["success"], 0);
+    let missing: ApiError =
+        serde_json::from_value(invoke(&webview, "log_detail", json!({"id": 42})).expect_err("no row"))
+            .expect("ApiError");
+    assert_eq!(missing.code, "not_found");
+    assert_eq!(invoke(&webview, "replay_filtered", json!({"filter": filter})), Ok(json!(0)));
+    let bad: ApiError =
+        serde_json::from_value(invoke(&webview, "set_alert_threshold", json!({"threshold": 1.5})).expect_err("range"))
+            .expect("ApiError");
+    assert_eq!(bad.code, "invalid_input");
+    assert_eq!(invoke(&webview, "set_alert_threshold", json!({"threshold": 0.75})), Ok(json!(0.75)));
+    assert_eq!(invoke(&webview, "alert_threshold", json!({})), Ok(json!(0.75)));
+    let x = demo_rows(&webview).into_iter().find(|r| r.network == Network::X).expect("x");
+    let diagnostics =
+        invoke(&webview, "log_diagnostics", json!({"configId": x.config_id, "filter": {}})).expect("diagnostics");
+    assert!(diagnostics.as_array().expect("items").iter().any(|i| i["title"] == "No events arrived"));
+}

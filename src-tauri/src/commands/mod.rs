@@ -7,3 +7,4 @@ pub mod formats;
 pub mod games;
 pub mod goals;
 pub mod integrations;
+pub mod log;

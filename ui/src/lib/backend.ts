@@ -1,5 +1,5 @@
 // The only module that talks to Rust: every command and its types, and error decoding.
-import { invoke } from '@tauri-apps/api/core';
+import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { ApiError } from './bindings/ApiError';
 import type { AppInfo } from './bindings/AppInfo';
@@ -12,6 +12,13 @@ import type { GoalInput } from './bindings/GoalInput';
 import type { TagCheck } from './bindings/TagCheck';
 import type { TagInput } from './bindings/TagInput';
 import type { TagMapping } from './bindings/TagMapping';
+import type { DiagnosticItem } from './bindings/DiagnosticItem';
+import type { ExportFormat } from './bindings/ExportFormat';
+import type { ExportProgress } from './bindings/ExportProgress';
+import type { LogDetail } from './bindings/LogDetail';
+import type { LogEntry } from './bindings/LogEntry';
+import type { LogFilter } from './bindings/LogFilter';
+import type { LogSummary } from './bindings/LogSummary';
 import type { IdKind } from './bindings/IdKind';
 import type { Saved } from './bindings/Saved';
 import type { TokenIntegrationInput } from './bindings/TokenIntegrationInput';
@@ -82,6 +89,31 @@ export const backend = {
     call<string[]>('set_trigger_events', { configId, events }),
   setConfigEnabled: (configId: number, enabled: boolean) =>
     call<null>('set_config_enabled', { configId, enabled }),
+  /** One keyset page of the log, newest first. */
+  logPage: (filter: LogFilter) => call<LogEntry[]>('log_page', { filter }),
+  /** The chart (per hour, per day over 7 days) and the totals of the filter's range. */
+  logSummary: (filter: LogFilter) => call<LogSummary>('log_summary', { filter }),
+  logDetail: (id: number) => call<LogDetail>('log_detail', { id }),
+  logDiagnostics: (configId: number, filter: LogFilter) =>
+    call<DiagnosticItem[]>('log_diagnostics', { configId, filter }),
+  /** Re-queues the selected rows (failed / given up) under their own event ids; how many. */
+  replayLogRows: (ids: number[]) => call<number>('replay_log_rows', { ids }),
+  /** Re-queues every failed / given-up conversion the filter shows; how many. */
+  replayFiltered: (filter: LogFilter) => call<number>('replay_filtered', { filter }),
+  alertThreshold: () => call<number>('alert_threshold'),
+  setAlertThreshold: (threshold: number) => call<number>('set_alert_threshold', { threshold }),
+  /** The system save dialog; null when the user cancels. */
+  pickExportFile: (format: ExportFormat) => call<string | null>('pick_export_file', { format }),
+  /** Streams the filter's rows to `path` in Rust; progress arrives on `onProgress`. */
+  exportLog: (filter: LogFilter, format: ExportFormat, path: string, onProgress: (p: ExportProgress) => void) => {
+    const channel = new Channel<ExportProgress>();
+    channel.onmessage = onProgress;
+    return call<number>('export_log', { filter, format, path, onProgress: channel });
+  },
+  cancelExport: () => call<null>('cancel_export'),
+  /** New log rows as the dispatcher settles them (each call: one batch). */
+  onLogAppended: (handler: (rows: LogEntry[]) => void): Promise<UnlistenFn> =>
+    listen<LogEntry[]>('log-appended', (event) => handler(event.payload)),
   listIntegrations: (gameId: number) => call<ConfigSummary[]>('list_integrations', { gameId }),
   /** The cleaned id, or a BackendError('invalid_input') that says what a good one looks like. */
   checkIdFormat: (kind: IdKind, value: string) => call<string>('check_id_format', { kind, value }),

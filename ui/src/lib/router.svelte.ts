@@ -1,10 +1,11 @@
 // Hash routes (`#/goals`, `#/integrations?config=3`): the page and its parameters live in the
 // URL, so a view can be reopened and the back key works.
 
-export type Page = 'integrations' | 'goals';
+export type Page = 'integrations' | 'goals' | 'log';
 export const pages: { page: Page; label: string }[] = [
   { page: 'integrations', label: 'Integrations' },
   { page: 'goals', label: 'Goals' },
+  { page: 'log', label: 'Delivery log' },
 ];
 
 function parse(hash: string): { page: Page; params: URLSearchParams } {
@@ -35,7 +36,8 @@ class Router {
   }
 
   go(page: Page, params?: Record<string, string>) {
-    window.location.hash = href(page, params);
+    const next = href(page, params);
+    if (window.location.hash !== next) window.location.hash = next;
   }
 }
 

@@ -1,0 +1,109 @@
+//! The Delivery log page: keyset pages, the chart, a row's drill-down, diagnostics, replay,
+//! export (streamed by Rust to a file the user picks, with progress and cancel), alerts.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use postback::delivery::now_ms;
+use postback::model::{ApiError, LogDetail, LogEntry, LogFilter, LogSummary};
+use postback::watch::diagnose::DiagnosticItem;
+use postback::watch::export::{self, ExportError, ExportFormat, ExportProgress};
+use tauri::ipc::Channel;
+use tauri::State;
+
+use crate::state::AppState;
+
+#[tauri::command]
+pub async fn log_page(state: State<'_, AppState>, filter: LogFilter) -> Result<Vec<LogEntry>, ApiError> {
+    Ok(state.store.log_page(&filter).await?)
+}
+
+#[tauri::command]
+pub async fn log_summary(state: State<'_, AppState>, filter: LogFilter) -> Result<LogSummary, ApiError> {
+    Ok(state.store.log_summary(&filter, now_ms()).await?)
+}
+
+#[tauri::command]
+pub async fn log_detail(state: State<'_, AppState>, id: i64) -> Result<LogDetail, ApiError> {
+    Ok(state.watch.detail(id).await?)
+}
+
+#[tauri::command]
+pub async fn log_diagnostics(
+    state: State<'_, AppState>,
+    config_id: i64,
+    filter: LogFilter,
+) -> Result<Vec<DiagnosticItem>, ApiError> {
+    Ok(state.watch.diagnostics(config_id, &filter, now_ms()).await?)
+}
+
+/// Re-queues the selected rows' conversions (failed or given up) under their own event ids.
+#[tauri::command]
+pub async fn replay_log_rows(state: State<'_, AppState>, ids: Vec<i64>) -> Result<u64, ApiError> {
+    Ok(state.store.replay_log_rows(&ids, now_ms()).await?)
+}
+
+/// Re-queues every failed or given-up conversion the filter shows.
+#[tauri::command]
+pub async fn replay_filtered(state: State<'_, AppState>, filter: LogFilter) -> Result<u64, ApiError> {
+    Ok(state.store.replay_filtered(&filter, now_ms()).await?)
+}
+
+#[tauri::command]
+pub async fn alert_threshold(state: State<'_, AppState>) -> Result<f64, ApiError> {
+    Ok(state.watch.alert_threshold().await?)
+}
+
+#[tauri::command]
+pub async fn set_alert_threshold(state: State<'_, AppState>, threshold: f64) -> Result<f64, ApiError> {
+    Ok(state.watch.set_alert_threshold(threshold).await?)
+}
+
+/// Asks where to save an export with the system dialog; `None` when the user cancels.
+#[tauri::command]
+pub async fn pick_export_file<R: tauri::Runtime>(app: tauri::AppHandle<R>, format: ExportFormat) -> Option<String> {
+    crate::dialogs::save_path(&app, format).await
+}
+
+/// Writes the filter's rows to `path` (streamed, flat memory), reporting progress; a cancelled
+/// or failed export leaves no partial file behind.
+#[tauri::command]
+pub async fn export_log(
+    state: State<'_, AppState>,
+    filter: LogFilter,
+    format: ExportFormat,
+    path: String,
+    on_progress: Channel<ExportProgress>,
+) -> Result<u64, ApiError> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    *state.export_cancel.lock().unwrap_or_else(|p| p.into_inner()) = Some(cancel.clone());
+    let file = std::fs::File::create(&path)
+        .map_err(|e| ApiError::new("export_failed", format!("cannot create {path}: {e}")).on_field("path"))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let result = export::export(
+        &state.store,
+        &filter,
+        format,
+        &mut out,
+        |written, total| {
+            let _ = on_progress.send(ExportProgress { written, total });
+        },
+        &cancel,
+    )
+    .await;
+    drop(out);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    result.map_err(|e| match e {
+        ExportError::Cancelled => ApiError::new("cancelled", "the export was cancelled; no file was left behind"),
+        other => ApiError::new("export_failed", other.to_string()),
+    })
+}
+
+#[tauri::command]
+pub fn cancel_export(state: State<'_, AppState>) {
+    if let Some(flag) = state.export_cancel.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        flag.store(true, Ordering::Relaxed);
+    }
+}
