@@ -13,6 +13,10 @@ use postback::model::{ConversionEvent, DeliveryStatus, PostbackConfig, RedditCon
 use postback::store::{LogFilter, NewDelivery, Store, StoreOptions};
 use serde_json::json;
 
+// The same allocator as the binaries, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn scale(n: u64) -> u64 {
     let factor: f64 = std::env::var("BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     ((n as f64) * factor).max(1000.0) as u64
@@ -123,6 +127,13 @@ fn unlimited() -> DispatcherOptions {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    postback::tune_allocator();
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if std::env::var("BENCH_PHASE").as_deref() == Ok("memory") {
         let base_url = std::env::var("BENCH_SANDBOX").expect("BENCH_SANDBOX");
         return memory_phase(&base_url).await;

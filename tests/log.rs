@@ -93,7 +93,7 @@ async fn health_follows_the_recent_attempts() {
     assert_eq!(store.health(config, NOW).await.unwrap(), Health::NoRecentActivity);
     write(&store, vec![entry(config, NOW - 2 * HOUR, DeliveryStatus::Success, Some(200), false)]).await;
     assert_eq!(store.health(config, NOW).await.unwrap(), Health::Normal);
-    write(&store, vec![entry(config, NOW - HOUR, DeliveryStatus::Failed, Some(401), true)]).await;
+    write(&store, vec![entry(config, NOW - HOUR, DeliveryStatus::Held, Some(401), true)]).await;
     assert_eq!(store.health(config, NOW).await.unwrap(), Health::CredentialFailures);
     write(&store, vec![entry(config, NOW - 1000, DeliveryStatus::Success, Some(200), false)]).await;
     assert_eq!(store.health(config, NOW).await.unwrap(), Health::Normal);

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use postback::cli;
 
 #[derive(Parser)]
@@ -34,7 +37,7 @@ enum Command {
         #[arg(long, default_value_t = postback::SANDBOX_DEFAULT_PORT)]
         port: u16,
     },
-    /// Enqueue canonical events (one JSON object per line) for the game's configs
+    /// Enqueue canonical events for the game's configs: NDJSON (one JSON object per line) or .csv (a header row)
     Import {
         file: PathBuf,
         /// Game id (default: the current game, the demo game on a fresh database)
@@ -59,6 +62,8 @@ enum Command {
     Replay(cli::ReplayArgs),
     /// The delivery log, newest first (table, CSV or NDJSON), or one row's drill-down
     Log(cli::LogArgs),
+    /// Send synthetic players' events through the ingest API at a steady rate
+    Demo(cli::DemoArgs),
     /// Games: list, create, rename, delete, use
     #[command(subcommand)]
     Games(cli::GamesCommand),
@@ -92,6 +97,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    postback::tune_allocator();
     let args = Cli::parse();
     // Diagnostics go to stderr (stdout carries the commands' JSON): warnings and errors, and
     // progress for `serve`. POSTBACK_LOG overrides, e.g. POSTBACK_LOG=postback=debug.
@@ -111,6 +117,7 @@ fn main() -> ExitCode {
         }
         Command::Replay(args) => with_runtime(cli::replay(data_dir, args)),
         Command::Log(args) => with_runtime(cli::log(data_dir, args)),
+        Command::Demo(args) => with_runtime(reported(cli::demo(data_dir, args))),
         Command::Games(command) => with_runtime(cli::games(data_dir, command)),
         Command::Goals(args) => with_runtime(cli::goals(data_dir, args)),
         Command::MapTag(args) => with_runtime(cli::map_tag(data_dir, args)),

@@ -563,7 +563,8 @@ impl ConfigTurn {
         let mut players: Vec<&str> = leased.iter().map(|l| l.player_id.as_str()).collect();
         players.sort_unstable();
         players.dedup();
-        let erased = store.erased_among(&players).await?;
+        let mut erasures = store.erasure_count().await?;
+        let mut erased = store.erased_among(&players).await?;
 
         // Decide per conversion: send, drop (erased), or fail without sending.
         // `rows[i]` is the queue row of `prepared[i]`.
@@ -625,14 +626,20 @@ impl ConfigTurn {
                 let event_ids = job.members.iter().map(|&i| rows[i].event_id.clone()).collect();
                 hook(SendContext { config_id: stored.id, event_ids }).await;
             }
-            // A player may have been erased while the batch waited: check again, last thing.
-            let players: Vec<&str> = job.members.iter().map(|&i| rows[i].player_id.as_str()).collect();
-            let erased_now = store.erased_among(&players).await?;
+            // A player may have been erased while the batch waited: check again, last thing
+            // (looking the batch's players up again only when an erasure happened meanwhile).
+            let count = store.erasure_count().await?;
+            if count != erasures {
+                erasures = count;
+                erased = store.erased_among(&players).await?;
+            }
+            let erased_now: Vec<usize> =
+                job.members.iter().copied().filter(|&i| erased.contains(&rows[i].player_id)).collect();
             let job = if erased_now.is_empty() {
                 job
             } else {
                 let (gone, keep): (Vec<usize>, Vec<usize>) =
-                    job.members.iter().partition(|&&i| erased_now.contains(&rows[i].player_id));
+                    job.members.iter().partition(|&&i| erased_now.contains(&i));
                 s.remove.extend(gone.iter().map(|&i| rows[i].id));
                 self.report.dropped_erased += gone.len() as u64;
                 let mut rebuilt = jobs(&stored.config, &prepared, &keep, max_items);

@@ -92,6 +92,13 @@ impl Store {
             .pragma("cache_size", format!("-{}", settings.cache_kib.max(64)))
             .pragma("temp_store", "memory")
             .busy_timeout(settings.busy_timeout);
+        // POSTBACK_LOG_SQL=1: every statement and its time as a tracing event (target
+        // `sqlx::query`), to find what a slow path spends its time on.
+        let options = if std::env::var_os("POSTBACK_LOG_SQL").is_some() {
+            sqlx::ConnectOptions::log_statements(options, tracing::log::LevelFilter::Info)
+        } else {
+            sqlx::ConnectOptions::log_statements(options, tracing::log::LevelFilter::Off)
+        };
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("src/store/migrations").run(&pool).await?;
         let players = Arc::new(PlayerKeyer::load_or_create(&pool).await?);
@@ -105,6 +112,12 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// SQLite's own consistency check of the whole file: `ok`, or what is damaged.
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&self.pool).await?;
+        Ok(rows.join("; "))
     }
 
     /// Follows the log rows this process writes (each settled batch as one message).

@@ -483,8 +483,7 @@ impl Store {
             None => {}
         }
         tx.commit().await?;
-        if !logged.is_empty() {
-            // Live views follow the log; nobody listening is fine.
+        if let Some(logged) = logged.filter(|l| !l.is_empty()) {
             let _ = self.log_events.send(std::sync::Arc::new(logged));
         }
         Ok(SettleReport { lost: expected.saturating_sub(touched) })
@@ -497,8 +496,9 @@ impl Store {
         tx: &mut sqlx::SqliteConnection,
         entries: &[NewLogEntry],
         request_ids: &[i64],
-    ) -> Result<Vec<LogEntry>, StoreError> {
-        let mut logged = Vec::with_capacity(entries.len());
+    ) -> Result<Option<Vec<LogEntry>>, StoreError> {
+        // Rows are copied for live views only while someone follows the log.
+        let mut logged = (self.log_events.receiver_count() > 0).then(|| Vec::with_capacity(entries.len()));
         for chunk in entries.chunks(CHUNK / 2) {
             let keys: Vec<String> = chunk.iter().map(|e| self.player_key(&e.player_id)).collect();
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -526,6 +526,7 @@ impl Store {
             let result = insert.build().execute(&mut *tx).await?;
             // One statement assigns consecutive row ids (we hold the write lock).
             let first = result.last_insert_rowid() - chunk.len() as i64 + 1;
+            let Some(logged) = logged.as_mut() else { continue };
             logged.extend(chunk.iter().enumerate().map(|(i, e)| LogEntry {
                 id: first + i as i64,
                 at: e.at,
@@ -697,6 +698,12 @@ impl Store {
                 return Ok((queued, logged));
             }
         }
+    }
+
+    /// How many players were ever erased: when it has not changed since a batch was checked,
+    /// no player of the batch was erased meanwhile (one cheap count instead of a lookup).
+    pub async fn erasure_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM erased_players").fetch_one(&self.pool).await?)
     }
 
     /// Which of these players were erased.
