@@ -346,7 +346,7 @@ fn replay_and_disconnect_say_what_they_do() {
 
     // Waiting events are not dropped silently.
     let refused = run(&["disconnect", "--config", &config_id]);
-    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(refused.status.code(), Some(1));
     let err: Value = serde_json::from_slice(&refused.stderr).unwrap();
     assert_eq!(err["error"]["code"], "queued_events");
     assert!(err["error"]["message"].as_str().unwrap().contains("2 conversions for TikTok Ads"), "{err}");
@@ -426,4 +426,74 @@ fn log_prints_the_delivery_log() {
     assert_eq!(detail["request"]["headers"]["access-token"], "<redacted>");
     assert!(detail["explanation"]["summary"].as_str().unwrap().starts_with("Delivered"));
     assert!(!String::from_utf8_lossy(&shown.stdout).contains(postback::sandbox::TIKTOK_TOKEN));
+}
+
+/// `serve --ingest` refuses a non-loopback address; on loopback it takes `postback demo`'s
+/// events (token from `POSTBACK_INGEST_TOKEN`), and a CSV file imports from the command line.
+#[test]
+fn serve_ingest_takes_the_demo_and_import_reads_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let refused =
+        postback().arg("--data-dir").arg(&data).args(["serve", "--ingest", "0.0.0.0:47820"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("loopback only"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut serve = SandboxProcess(
+        postback()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["serve", "--ingest", &format!("127.0.0.1:{port}")])
+            .env("POSTBACK_INGEST_TOKEN", "pbd_cli_token")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        String::new(),
+    );
+    let up = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "the ingest did not start");
+    let demo = postback()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["demo", "--rate", "50/s", "--for", "2s", "--seed", "3", "--ingest", &format!("http://127.0.0.1:{port}")])
+        .env("POSTBACK_INGEST_TOKEN", "pbd_cli_token")
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let stats = stdout_json(&demo);
+    assert!(stats["sent"].as_u64().unwrap() >= 90, "{stats}");
+    assert_eq!(stats["accepted"], stats["sent"], "{stats}");
+    let wrong = postback()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["demo", "--for", "1s", "--ingest", &format!("http://127.0.0.1:{port}")])
+        .env("POSTBACK_INGEST_TOKEN", "pbd_not_it")
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"), "{}", String::from_utf8_lossy(&wrong.stderr));
+    let _ = serve.0.kill();
+    let _ = serve.0.wait();
+
+    let csv = dir.path().join("events.csv");
+    std::fs::write(
+        &csv,
+        "event_id,name,occurred_at,player_id,consent,click_ids.ttclid\n\
+         c1,purchase,2026-11-30T10:00:00Z,p1,full,tt\n\
+         c2,purchase,2026-11-30T10:00:00Z,,full,tt\n",
+    )
+    .unwrap();
+    let out = postback().arg("--data-dir").arg(&data).arg("import").arg(&csv).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 3: player_id"), "{stderr}");
+    assert_eq!(stdout_json(&out)["events"], 1, "{stderr}");
 }

@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use postback::connect::{Saved, TokenIntegrationInput, Validation, XAuthMethod};
+use postback::ingest::demo::DemoStats;
+use postback::ingest::server::IngestStatus;
+use postback::ingest::{FileFormat, ImportProgress, ImportReport, LineError};
 use postback::model::formats::IdKind;
 use postback::model::{
     ApiError, AppInfo, ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig,
@@ -16,7 +19,9 @@ use postback::model::{
 use postback::model::{
     DeliveryStatus, EngineState, GameUsage, LogEntry, SandboxDemo, SetupGap, TriggerRule, ValueFilter,
 };
+use postback::sandbox::{Faults, PixelView, SandboxOverview};
 use postback::setup::{GoalInput, TagCheck, TagInput, TagMapping, TagMappingRow};
+use postback::watch::attribution::{NetworkTraffic, SourceTraffic};
 use postback::watch::diagnose::{DiagnosticItem, Level};
 use postback::watch::export::{ExportFormat, ExportProgress};
 use ts_rs::{Config, TS};
@@ -76,6 +81,17 @@ fn typescript_bindings_are_fresh() {
         check::<Level>(&cfg, update),
         check::<ExportFormat>(&cfg, update),
         check::<ExportProgress>(&cfg, update),
+        check::<DemoStats>(&cfg, update),
+        check::<IngestStatus>(&cfg, update),
+        check::<FileFormat>(&cfg, update),
+        check::<ImportProgress>(&cfg, update),
+        check::<ImportReport>(&cfg, update),
+        check::<LineError>(&cfg, update),
+        check::<Faults>(&cfg, update),
+        check::<PixelView>(&cfg, update),
+        check::<SandboxOverview>(&cfg, update),
+        check::<NetworkTraffic>(&cfg, update),
+        check::<SourceTraffic>(&cfg, update),
         check::<Health>(&cfg, update),
         check::<IdKind>(&cfg, update),
         check::<LogEntry>(&cfg, update),

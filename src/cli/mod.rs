@@ -137,7 +137,7 @@ pub async fn sandbox(addr: SocketAddr) -> CliResult {
 /// queued — the message says which), 1 when the database failed.
 pub async fn import(data_dir: &Path, file: &Path, game: Option<i64>) -> ExitCode {
     if file.is_dir() {
-        eprintln!("error: {} is a directory; give the path of an NDJSON file (one event per line)", file.display());
+        eprintln!("error: {} is a directory; give the path of an NDJSON file (one event per line) or a CSV file (a header row)", file.display());
         return ExitCode::from(2);
     }
     let reader = match std::fs::File::open(file) {
@@ -155,7 +155,17 @@ pub async fn import(data_dir: &Path, file: &Path, game: Option<i64>) -> ExitCode
         }
     };
     let game_id = game.unwrap_or(first_game.id);
-    let outcome = crate::ingest::import_ndjson(&store, game_id, std::io::BufReader::new(reader), now_ms()).await;
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let mut print_error = |e: &crate::ingest::LineError| eprintln!("line {}: {}: {}", e.line, e.field, e.message);
+    let mut control = crate::ingest::ImportControl {
+        cancel: &cancel,
+        on_progress: &mut |_, _| {},
+        on_error: &mut print_error,
+        keep_errors: 100,
+    };
+    let format = crate::ingest::FileFormat::of_path(file);
+    let input = std::io::BufReader::with_capacity(1 << 16, reader);
+    let outcome = crate::ingest::import(&store, game_id, input, format, &mut control, now_ms()).await;
     store.close().await;
     let (report, exit) = match outcome {
         Ok(report) => (report, ExitCode::SUCCESS),
@@ -173,9 +183,7 @@ pub async fn import(data_dir: &Path, file: &Path, game: Option<i64>) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
-    for e in &report.errors {
-        eprintln!("line {}: {}: {}", e.line, e.field, e.message);
-    }
+
     match serde_json::to_string(&report) {
         Ok(text) => println!("{text}"),
         Err(e) => eprintln!("error: {e}"),
@@ -211,10 +219,28 @@ pub struct ServeOptions {
     /// X: the rate-limit window (15 minutes on the real API)
     #[arg(long, default_value = "15m", value_parser = parse_span)]
     pub x_window: std::time::Duration,
+    /// Also serve the REST ingest API for game servers (loopback only; default 127.0.0.1:47820).
+    /// Its token: $POSTBACK_INGEST_TOKEN, else this data directory's token in the OS keychain
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:47820", value_name = "ADDR")]
+    pub ingest: Option<SocketAddr>,
+}
+
+/// The ingest token: `POSTBACK_INGEST_TOKEN` when set, else the data directory's own (keychain).
+async fn ingest_token(store: &Store) -> Result<crate::secrets::Secret, String> {
+    if let Some(token) = std::env::var("POSTBACK_INGEST_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        return Ok(crate::secrets::Secret::new(token.trim()));
+    }
+    let keychain: Arc<dyn crate::secrets::SecretStore> = Arc::new(crate::secrets::Keychain::system());
+    crate::ingest::token::load_or_create(store, keychain)
+        .await
+        .map_err(|e| format!("{e}; or set POSTBACK_INGEST_TOKEN for a headless ingest"))
 }
 
 pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
     let ServeOptions { until_idle, with_sandbox, give_up_after, lease_secs, .. } = opts;
+    if let Some(addr) = opts.ingest.filter(|a| !a.ip().is_loopback()) {
+        return Err(format!("--ingest {addr}: the ingest API listens on loopback only (127.0.0.1 or [::1])"));
+    }
     if !(opts.rps > 0.0 && opts.rps.is_finite()) || opts.burst == 0 || opts.x_events_per_window == 0 {
         return Err("--rps, --burst and --x-events-per-window must be greater than zero".into());
     }
@@ -229,6 +255,15 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
         Some(crate::sandbox::start(addr).await.map_err(|e| format!("cannot start the sandbox on {addr}: {e}"))?)
     } else {
         None
+    };
+    let ingest = match opts.ingest {
+        Some(addr) => {
+            let token = ingest_token(&store).await?;
+            let running = crate::ingest::server::start(addr, store.clone(), token).await.map_err(|e| e.to_string())?;
+            tracing::info!(url = %running.base_url, "ingest API listening: POST /v1/events");
+            Some(running)
+        }
+        None => None,
     };
     let mut options = DispatcherOptions::default();
     options.retry.give_up_after = give_up_after;
@@ -258,8 +293,72 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
     if let Some(s) = sandbox {
         s.stop().await;
     }
+    if let Some(i) = ingest {
+        i.stop().await;
+    }
     store.close().await;
     Ok(())
+}
+
+/// `postback demo` settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Events per second (20/s, 600/m)
+    #[arg(long, default_value = "20/s", value_parser = crate::ingest::demo::parse_rate)]
+    pub rate: f64,
+    /// How long (90s, 5m); until Ctrl-C when not given
+    #[arg(long = "for", value_parser = parse_span)]
+    pub duration: Option<std::time::Duration>,
+    /// The ingest API to send to (the app's or `postback serve --ingest`)
+    #[arg(long, default_value = "http://127.0.0.1:47820")]
+    pub ingest: String,
+    /// Game id (default: the current game)
+    #[arg(long)]
+    pub game: Option<i64>,
+    /// Seed of the synthetic players (the same seed, the same players)
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Sends synthetic players' events through the ingest API at a steady rate.
+pub async fn demo(data_dir: &Path, args: DemoArgs) -> CliResult {
+    let base = crate::model::formats::base_url(&args.ingest).map_err(|m| format!("--ingest: {m}"))?;
+    let (store, current) = open(data_dir).await?;
+    let token = ingest_token(&store).await;
+    let game = args.game.unwrap_or(current.id);
+    store.close().await;
+    let token = token?;
+    let url = format!("{base}/v1/events?game={game}");
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = tx.send(true);
+    });
+    let http = crate::delivery::http_client(std::time::Duration::from_secs(10));
+    let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
+    let mut last_print = std::time::Instant::now();
+    let stats = crate::ingest::demo::run(
+        &http,
+        &url,
+        &token,
+        crate::ingest::demo::DemoPlan { rate: args.rate, duration: args.duration, seed },
+        rx,
+        |s| {
+            if last_print.elapsed() >= std::time::Duration::from_secs(1) {
+                last_print = std::time::Instant::now();
+                eprintln!(
+                    "sent {} · accepted {} · rejected {} · failed requests {}",
+                    s.sent, s.accepted, s.rejected, s.failed_requests
+                );
+            }
+        },
+    )
+    .await;
+    println!("{}", serde_json::to_string(&stats).map_err(|e| e.to_string())?);
+    match (&stats.last_error, stats.accepted) {
+        (Some(e), 0) => Err(format!("nothing was accepted: {e}")),
+        _ => Ok(()),
+    }
 }
 
 /// `postback replay` settings.

@@ -1,8 +1,13 @@
-//! Getting events in: NDJSON file import (validation per line, routing to the game's configs).
+//! Getting events in: the loopback REST ingest, file import (NDJSON, CSV), the demo generator
+//! — all through one accept path (validation, routing to the game's configs, durable enqueue).
 
 mod accept;
+pub mod demo;
 mod file;
+pub mod server;
+pub mod token;
 
 pub use accept::{accept, Accepted, Source};
-
-pub use file::{import_ndjson, ImportError, ImportReport, LineError};
+pub use file::{
+    import, import_ndjson, FileFormat, ImportControl, ImportError, ImportProgress, ImportReport, LineError,
+};

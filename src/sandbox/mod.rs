@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use state::{Faults, NetworkStats, SandboxState};
+pub use state::{Faults, NetworkStats, PixelView, SandboxState};
 
 use crate::model::{Goal, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
 
@@ -29,6 +29,20 @@ use crate::model::{Goal, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
 pub const TIKTOK_TOKEN: &str = "sandbox-tiktok-token";
 pub const REDDIT_TOKEN: &str = "sandbox-reddit-token";
 pub const X_TOKEN: &str = "sandbox-x-token";
+
+/// The Sandbox page: where the simulated networks listen, what each pixel received, the faults.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+pub struct SandboxOverview {
+    pub base_url: String,
+    pub pixels: Vec<PixelView>,
+    pub faults: Faults,
+}
+
+/// The demo token, or a "new" one derived from it (`sandbox-tiktok-token-2`): a demo can revoke
+/// the token in use and rotate to another that works.
+fn token_accepted(token: &str, demo: &str) -> bool {
+    token == demo || token.strip_prefix(demo).is_some_and(|rest| rest.starts_with('-') && rest.len() > 1)
+}
 
 /// One config per network pointing at a sandbox: the demo game's, and the tests'.
 pub fn demo_configs(base_url: &str, trigger_events: &[&str], x_goals: Vec<Goal>) -> [PostbackConfig; 3] {
@@ -67,6 +81,8 @@ pub fn router(state: Arc<SandboxState>) -> Router {
         .route("/2/oauth2/token", post(oauth::oauth2_token))
         .route("/__sandbox/faults", post(control::set_faults).get(control::get_faults))
         .route("/__sandbox/stats", get(control::stats))
+        .route("/__sandbox/pixels", get(control::pixels))
+        .route("/__sandbox/reset", post(control::reset))
         .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
         .with_state(state)
 }

@@ -72,7 +72,7 @@ pub async fn conversion_events(
     }
     let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let token = token.strip_prefix("Bearer ").unwrap_or_default();
-    if token != REDDIT_TOKEN || state.is_revoked(token) {
+    if !super::token_accepted(token, REDDIT_TOKEN) || state.is_revoked(token) {
         state.count_rejected(Network::Reddit, 1);
         return (StatusCode::UNAUTHORIZED, "Authorization Required").into_response();
     }
@@ -98,7 +98,9 @@ pub async fn conversion_events(
         let message = format!("There were {} invalid conversion events. None were processed.", invalid.len());
         return (StatusCode::BAD_REQUEST, Json(json!({"message": message, "invalid_events": invalid}))).into_response();
     }
-    if doc.pointer("/data/test_id").is_some() {
+    let test_id = doc.pointer("/data/test_id").and_then(Value::as_str);
+    state.record_pixel(Network::Reddit, &pixel_id, test_id, &events);
+    if test_id.is_some() {
         state.count_test_events(Network::Reddit, events.len() as u64);
     } else {
         state.accept(

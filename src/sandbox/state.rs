@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Network;
 
 /// Faults injected at run time through `POST /__sandbox/faults`; every field is optional there.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// Share of requests (0.0–1.0) answered with `status` instead of being processed.
@@ -31,6 +31,9 @@ pub struct Faults {
     /// Sent verbatim as `Retry-After` (and, by X, as `x-rate-limit-reset`) with injected
     /// answers: hostile values test the client's clamping.
     pub retry_after: Option<String>,
+    /// Share (0.0–1.0) of otherwise valid X conversions refused one by one inside a 200, as
+    /// X does for identifiers it cannot match.
+    pub x_reject_rate: f64,
 }
 
 impl Default for Faults {
@@ -45,6 +48,7 @@ impl Default for Faults {
             x_window_secs: 900,
             fail_next: 0,
             retry_after: None,
+            x_reject_rate: 0.0,
         }
     }
 }
@@ -67,12 +71,50 @@ pub struct NetworkStats {
     pub largest_batch: u64,
 }
 
+/// What one pixel received, as the network's own Events Manager shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct PixelView {
+    pub network: Network,
+    pub pixel: String,
+    /// Live events (X: conversions) accepted, duplicates included.
+    pub events: u64,
+    /// Events received under each test code (TikTok test_event_code, Reddit test_id).
+    pub test_events: std::collections::BTreeMap<String, u64>,
+    /// How many accepted events carried each match key (ttclid, email, phone, ip, …).
+    pub match_keys: std::collections::BTreeMap<String, u64>,
+    /// Epoch ms of the last accepted event.
+    pub last_received_ms: Option<i64>,
+}
+
 #[derive(Default)]
 struct Inner {
     faults: Faults,
     stats: HashMap<Network, NetworkStats>,
     seen: HashMap<Network, HashSet<String>>,
     x_window: (u64, u64),
+    pixels: std::collections::BTreeMap<(Network, String), PixelView>,
+}
+
+/// The match keys an accepted network item carries (no values: names only).
+fn match_keys(network: Network, item: &serde_json::Value) -> Vec<String> {
+    let object_keys = |v: Option<&serde_json::Value>| -> Vec<String> {
+        v.and_then(serde_json::Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    };
+    match network {
+        Network::TikTok => object_keys(item.get("user")),
+        Network::Reddit => {
+            let mut keys = object_keys(item.get("user"));
+            if item.get("click_id").is_some() {
+                keys.push("click_id".into());
+            }
+            keys
+        }
+        Network::X => item
+            .get("identifiers")
+            .and_then(serde_json::Value::as_array)
+            .map(|ids| ids.iter().flat_map(|i| object_keys(Some(i))).collect())
+            .unwrap_or_default(),
+    }
 }
 
 /// Thread-safe state behind every sandbox route.
@@ -148,6 +190,48 @@ impl SandboxState {
 
     pub fn count_test_events(&self, network: Network, events: u64) {
         self.lock().stats.entry(network).or_default().test_events += events;
+    }
+
+    /// Records what a pixel received: live items (their match keys), or test events under a code.
+    pub fn record_pixel(&self, network: Network, pixel: &str, test_code: Option<&str>, items: &[serde_json::Value]) {
+        let mut inner = self.lock();
+        let view = inner.pixels.entry((network, pixel.to_owned())).or_insert_with(|| PixelView {
+            network,
+            pixel: pixel.to_owned(),
+            events: 0,
+            test_events: Default::default(),
+            match_keys: Default::default(),
+            last_received_ms: None,
+        });
+        match test_code {
+            Some(code) => *view.test_events.entry(code.to_owned()).or_default() += items.len() as u64,
+            None => {
+                view.events += items.len() as u64;
+                for item in items {
+                    for key in match_keys(network, item) {
+                        *view.match_keys.entry(key).or_default() += 1;
+                    }
+                }
+            }
+        }
+        view.last_received_ms = Some(now_secs() as i64 * 1000);
+    }
+
+    /// Every pixel's view, by network then pixel.
+    pub fn pixels(&self) -> Vec<PixelView> {
+        self.lock().pixels.values().cloned().collect()
+    }
+
+    /// Forgets what was received (counters, pixels, dedup memory) and clears the faults.
+    pub fn reset(&self) {
+        let mut inner = self.lock();
+        *inner = Inner::default();
+    }
+
+    /// A draw for X's per-conversion refusal fault.
+    pub fn draw_x_reject(&self) -> bool {
+        let rate = self.lock().faults.x_reject_rate;
+        rate > 0.0 && self.rng.lock().unwrap_or_else(|p| p.into_inner()).f64() < rate
     }
 
     /// Records accepted events by their dedup keys.

@@ -64,7 +64,7 @@ pub async fn track(State(state): State<Arc<SandboxState>>, headers: HeaderMap, b
         return with_injected_wait(injected, &state, false);
     }
     let token = headers.get("access-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if token != TIKTOK_TOKEN || state.is_revoked(token) {
+    if !super::token_accepted(token, TIKTOK_TOKEN) || state.is_revoked(token) {
         let hint = if token.starts_with("Bearer ") { " (no Bearer prefix)" } else { "" };
         state.count_rejected(Network::TikTok, 1);
         return answer(40105, &format!("Access token is incorrect or has been revoked.{hint}"));
@@ -92,7 +92,9 @@ pub async fn track(State(state): State<Arc<SandboxState>>, headers: HeaderMap, b
         state.count_rejected(Network::TikTok, events.len() as u64);
         return answer(40002, &format!("Invalid parameter: {problem}"));
     }
-    if doc.get("test_event_code").is_some() {
+    let test_code = doc.get("test_event_code").and_then(Value::as_str);
+    state.record_pixel(Network::TikTok, pixel, test_code, &events);
+    if test_code.is_some() {
         state.count_test_events(Network::TikTok, events.len() as u64);
     } else {
         state.accept(Network::TikTok, events.iter().filter_map(|e| e.get("event_id").and_then(Value::as_str)));

@@ -141,16 +141,23 @@ pub async fn conversions(
             return response;
         }
     };
-    let problems: Vec<(usize, &str, String)> = list
+    let mut problems: Vec<(usize, &str, String)> = list
         .iter()
         .enumerate()
         .filter_map(|(i, c)| conversion_problem(c, &pixel_id).map(|(field, m)| (i, field, m)))
         .collect();
+    // The injected partial rejection: some valid conversions X "cannot match", inside a 200.
+    let rejected_by_draw: Vec<usize> =
+        (0..list.len()).filter(|i| !problems.iter().any(|(p, _, _)| p == i) && state.draw_x_reject()).collect();
+    let partial_by_draw = !rejected_by_draw.is_empty();
+    for i in rejected_by_draw {
+        problems.push((i, "identifiers", "No user could be matched to the given identifiers".into()));
+    }
     let error_list: Vec<Value> = problems
         .iter()
         .map(|(i, field, m)| json!({"code": "INVALID_PARAMETER", "message": m, "parameter": format!("conversions[{i}].{field}")}))
         .collect();
-    let partial = state.faults().x_partial_success;
+    let partial = state.faults().x_partial_success || partial_by_draw;
     if !problems.is_empty() && !partial {
         state.count_rejected(Network::X, list.len() as u64);
         let mut response = errors(StatusCode::BAD_REQUEST, error_list);
@@ -169,6 +176,13 @@ pub async fn conversions(
         })
         .collect();
     state.accept(Network::X, keys.iter().map(String::as_str));
+    let accepted: Vec<Value> = list
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !problems.iter().any(|(p, _, _)| p == i))
+        .map(|(_, c)| c.clone())
+        .collect();
+    state.record_pixel(Network::X, &pixel_id, None, &accepted);
     let mut body = json!({"request": {"params": {"account_id": "sandbox"}},
                           "data": {"conversions_processed": keys.len(), "debug_id": format!("sbx-{}", fastrand::u64(..))}});
     if partial && !error_list.is_empty() {

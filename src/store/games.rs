@@ -140,6 +140,16 @@ impl Store {
         Ok(())
     }
 
+    /// Sets a value unless one is there; returns the value that stands (two processes agree).
+    pub async fn set_meta_once(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.meta(name).await?.unwrap_or_else(|| value.to_owned()))
+    }
+
     pub async fn set_current_game(&self, game_id: i64) -> Result<Game, StoreError> {
         let game = self.game(game_id).await?;
         sqlx::query(

@@ -2,6 +2,7 @@
 //! and the alerts worth a desktop notification.
 
 pub mod alerts;
+pub mod attribution;
 pub mod diagnose;
 pub mod explain;
 pub mod export;
