@@ -1,22 +1,44 @@
-//! The system file dialog (tauri-plugin-dialog). End-to-end tests cannot click a GTK dialog
-//! through WebDriver, so `POSTBACK_E2E_SAVE_AS` stands in for the user's choice there.
+//! The system file dialogs (tauri-plugin-dialog). End-to-end tests cannot click a GTK dialog
+//! through WebDriver, so `POSTBACK_E2E_SAVE_AS` / `POSTBACK_E2E_OPEN` stand in for the user's
+//! choice there.
 
 use postback::watch::export::ExportFormat;
 use tauri_plugin_dialog::DialogExt;
 
+/// Where to save a log export; `None` when the user cancels.
 pub async fn save_path<R: tauri::Runtime>(app: &tauri::AppHandle<R>, format: ExportFormat) -> Option<String> {
-    if let Some(path) = std::env::var_os("POSTBACK_E2E_SAVE_AS") {
-        return Some(path.to_string_lossy().into_owned());
-    }
     let (name, extension) = match format {
         ExportFormat::Csv => ("CSV", "csv"),
         ExportFormat::Ndjson => ("NDJSON", "ndjson"),
     };
+    save_as(app, name, extension, &format!("delivery-log.{extension}")).await
+}
+
+/// "Save as…"; `None` when the user cancels.
+pub async fn save_as<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    kind: &str,
+    extension: &str,
+    file_name: &str,
+) -> Option<String> {
+    if let Some(path) = std::env::var_os("POSTBACK_E2E_SAVE_AS") {
+        return Some(path.to_string_lossy().into_owned());
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
-    app.dialog().file().add_filter(name, &[extension]).set_file_name(format!("delivery-log.{extension}")).save_file(
-        move |path| {
-            let _ = tx.send(path.map(|p| p.to_string()));
-        },
-    );
+    app.dialog().file().add_filter(kind, &[extension]).set_file_name(file_name).save_file(move |path| {
+        let _ = tx.send(path.map(|p| p.to_string()));
+    });
+    rx.await.ok().flatten()
+}
+
+/// "Open…" for an event file (NDJSON or CSV); `None` when the user cancels.
+pub async fn open_path<R: tauri::Runtime>(app: &tauri::AppHandle<R>) -> Option<String> {
+    if let Some(path) = std::env::var_os("POSTBACK_E2E_OPEN") {
+        return Some(path.to_string_lossy().into_owned());
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.dialog().file().add_filter("Events", &["ndjson", "jsonl", "json", "csv"]).pick_file(move |path| {
+        let _ = tx.send(path.map(|p| p.to_string()));
+    });
     rx.await.ok().flatten()
 }

@@ -4,6 +4,7 @@ pub mod background;
 pub mod commands;
 mod dialogs;
 mod live;
+pub mod sources;
 pub mod state;
 
 use std::path::PathBuf;
@@ -42,6 +43,20 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::log::pick_export_file,
         commands::log::export_log,
         commands::log::cancel_export,
+        commands::sources::ingest_status,
+        commands::sources::ingest_token,
+        commands::sources::rotate_ingest_token,
+        commands::sources::attribution,
+        commands::sources::pick_import_file,
+        commands::sources::import_file,
+        commands::sources::cancel_import,
+        commands::sources::save_import_errors,
+        commands::sources::demo_start,
+        commands::sources::demo_stop,
+        commands::sources::demo_status,
+        commands::sandbox::sandbox_overview,
+        commands::sandbox::set_sandbox_faults,
+        commands::sandbox::reset_sandbox,
         commands::formats::check_id_format,
         commands::credentials::save_token_integration,
         commands::credentials::authorize_x,
@@ -56,6 +71,7 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
 pub fn manage_state<R: Runtime, M: Manager<R>>(app: &M, data_dir: PathBuf) -> Result<(), postback::store::StoreError> {
     let state = tauri::async_runtime::block_on(state::AppState::open(data_dir))?;
     app.manage(state);
+    app.manage(sources::Sources::default());
     Ok(())
 }
 
@@ -102,7 +118,9 @@ pub fn run() {
             let store_for_live = store.clone();
             let background = tauri::async_runtime::block_on(background::start(store, credentials, &data_dir));
             forward_engine_state(app.handle(), background.engine.clone());
-            live::forward_log(app.handle(), store_for_live);
+            live::forward_log(app.handle(), store_for_live.clone());
+            let sources = app.state::<sources::Sources>();
+            tauri::async_runtime::block_on(sources.start_ingest(&store_for_live));
             app.manage(background);
             Ok(())
         })

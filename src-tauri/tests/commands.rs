@@ -248,3 +248,49 @@ fn the_log_commands_answer_with_typed_data_and_clear_errors() {
         invoke(&webview, "log_diagnostics", json!({"configId": x.config_id, "filter": {}})).expect("diagnostics");
     assert!(diagnostics.as_array().expect("items").iter().any(|i| i["title"] == "No events arrived"));
 }
+
+#[test]
+fn the_sources_commands_answer_with_typed_data_and_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let game_id = demo_rows(&webview)[0].game_id;
+    // The mock app runs no setup hook: the ingest is not started, and the page can say so.
+    let status = invoke(&webview, "ingest_status", json!({})).expect("status");
+    assert_eq!(status["running"], false);
+    let bad: ApiError = serde_json::from_value(
+        invoke(&webview, "demo_start", json!({"gameId": game_id, "rate": 0})).expect_err("rate"),
+    )
+    .expect("ApiError");
+    assert_eq!((bad.code.as_str(), bad.field.as_deref()), ("invalid_input", Some("rate")));
+    let down: ApiError = serde_json::from_value(
+        invoke(&webview, "demo_start", json!({"gameId": game_id, "rate": 10})).expect_err("down"),
+    )
+    .expect("ApiError");
+    assert_eq!(down.code, "ingest_down");
+    assert_eq!(invoke(&webview, "demo_status", json!({})), Ok(Value::Null));
+    assert_eq!(invoke(&webview, "attribution", json!({"gameId": game_id, "sinceMs": 0})), Ok(json!([])));
+
+    // Events imported into the same data directory show up per source and network.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store = postback::store::Store::open(dir.path()).await.expect("store");
+        let now = chrono::Utc::now().to_rfc3339();
+        let line = json!({"event_id": "s1", "name": "purchase", "occurred_at": now, "player_id": "p1",
+                          "consent": "full", "click_ids": {"ttclid": "tt"}})
+        .to_string();
+        postback::ingest::import_ndjson(&store, game_id, line.as_bytes(), postback::delivery::now_ms())
+            .await
+            .expect("import");
+        store.close().await;
+    });
+    let summary = invoke(&webview, "attribution", json!({"gameId": game_id, "sinceMs": 0})).expect("attribution");
+    assert_eq!(summary[0]["source"], "import");
+    assert_eq!(summary[0]["arrived"], 1);
+    let tiktok =
+        summary[0]["networks"].as_array().expect("networks").iter().find(|n| n["network"] == "tiktok").cloned();
+    assert_eq!(tiktok.expect("tiktok")["queued"], 1);
+    let none: ApiError =
+        serde_json::from_value(invoke(&webview, "save_import_errors", json!({})).expect_err("no import yet"))
+            .expect("ApiError");
+    assert_eq!(none.code, "not_found");
+}

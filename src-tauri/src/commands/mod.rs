@@ -8,3 +8,5 @@ pub mod games;
 pub mod goals;
 pub mod integrations;
 pub mod log;
+pub mod sandbox;
+pub mod sources;

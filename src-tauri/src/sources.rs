@@ -1,0 +1,134 @@
+//! The app's event sources: the loopback ingest API (its token in the OS keychain), file
+//! imports with progress and cancel, and the demo generator sending through the ingest API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use postback::ingest::demo::{DemoPlan, DemoStats};
+use postback::ingest::server::{self, IngestStatus, RunningIngest, INGEST_DEFAULT_PORT};
+use postback::secrets::{Secret, SecretStore};
+use postback::store::Store;
+use tokio::sync::watch;
+
+struct Demo {
+    stop: watch::Sender<bool>,
+    stats: Arc<Mutex<DemoStats>>,
+}
+
+#[derive(Default)]
+pub struct Sources {
+    ingest: tokio::sync::Mutex<Option<RunningIngest>>,
+    problem: Mutex<Option<String>>,
+    demo: Mutex<Option<Demo>>,
+    pub import_cancel: Mutex<Option<Arc<AtomicBool>>>,
+    /// Every bad line of the last import (NDJSON), for "save all errors".
+    pub import_errors: Mutex<Option<PathBuf>>,
+}
+
+fn keychain() -> Arc<dyn SecretStore> {
+    Arc::new(postback::secrets::Keychain::system())
+}
+
+impl Sources {
+    /// Starts the ingest API on its default port with the data directory's token.
+    pub async fn start_ingest(&self, store: &Store) {
+        let token = match postback::ingest::token::load_or_create(store, keychain()).await {
+            Ok(token) => token,
+            Err(e) => return self.failed(format!("no ingest token: {e}")),
+        };
+        self.serve(store, token).await;
+    }
+
+    async fn serve(&self, store: &Store, token: Secret) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], INGEST_DEFAULT_PORT));
+        let mut slot = self.ingest.lock().await;
+        if let Some(old) = slot.take() {
+            old.stop().await;
+        }
+        match server::start(addr, store.clone(), token).await {
+            Ok(running) => {
+                *slot = Some(running);
+                *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
+            Err(e) => self.failed(e.to_string()),
+        }
+    }
+
+    fn failed(&self, reason: String) {
+        tracing::warn!(%reason, "the ingest API is not running");
+        *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    }
+
+    pub async fn status(&self) -> IngestStatus {
+        let slot = self.ingest.lock().await;
+        IngestStatus {
+            running: slot.is_some(),
+            url: slot.as_ref().map(|r| r.base_url.clone()),
+            problem: self.problem.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            accepted: slot.as_ref().map_or(0, RunningIngest::accepted),
+        }
+    }
+
+    pub async fn token(&self, store: &Store) -> Result<Secret, postback::ingest::token::TokenError> {
+        postback::ingest::token::load_or_create(store, keychain()).await
+    }
+
+    /// A new token; the ingest API restarts with it (the old one stops working at once).
+    pub async fn rotate(&self, store: &Store) -> Result<Secret, postback::ingest::token::TokenError> {
+        let token = postback::ingest::token::rotate(store, keychain()).await?;
+        self.serve(store, token.clone()).await;
+        Ok(token)
+    }
+
+    /// Starts the demo generator on the ingest API; `on_stats` hears its progress.
+    pub async fn start_demo(
+        &self,
+        store: &Store,
+        game_id: i64,
+        rate: f64,
+        on_stats: impl Fn(&DemoStats) + Send + Sync + 'static,
+    ) -> Result<(), String> {
+        let url = self.status().await.url.ok_or("the ingest API is not running: the demo sends through it")?;
+        let token = self.token(store).await.map_err(|e| e.to_string())?;
+        let (stop, stopped) = watch::channel(false);
+        let stats = Arc::new(Mutex::new(DemoStats::default()));
+        {
+            let mut demo = self.demo.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(old) = demo.take() {
+                let _ = old.stop.send(true);
+            }
+            *demo = Some(Demo { stop, stats: stats.clone() });
+        }
+        let http = postback::delivery::http_client(std::time::Duration::from_secs(10));
+        let target = format!("{url}/v1/events?game={game_id}");
+        tauri::async_runtime::spawn(async move {
+            postback::ingest::demo::run(
+                &http,
+                &target,
+                &token,
+                DemoPlan { rate, duration: None, seed: fastrand::u64(..) },
+                stopped,
+                |s| {
+                    *stats.lock().unwrap_or_else(|p| p.into_inner()) = s.clone();
+                    on_stats(s);
+                },
+            )
+            .await;
+        });
+        Ok(())
+    }
+
+    pub fn stop_demo(&self) -> Option<DemoStats> {
+        let demo = self.demo.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        let _ = demo.stop.send(true);
+        let stats = demo.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Some(stats)
+    }
+
+    pub fn demo_running(&self) -> Option<DemoStats> {
+        let demo = self.demo.lock().unwrap_or_else(|p| p.into_inner());
+        demo.as_ref().map(|d| d.stats.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
