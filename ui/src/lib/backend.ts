@@ -19,6 +19,13 @@ import type { LogDetail } from './bindings/LogDetail';
 import type { LogEntry } from './bindings/LogEntry';
 import type { LogFilter } from './bindings/LogFilter';
 import type { LogSummary } from './bindings/LogSummary';
+import type { DemoStats } from './bindings/DemoStats';
+import type { Faults } from './bindings/Faults';
+import type { ImportProgress } from './bindings/ImportProgress';
+import type { ImportReport } from './bindings/ImportReport';
+import type { IngestStatus } from './bindings/IngestStatus';
+import type { SandboxOverview } from './bindings/SandboxOverview';
+import type { SourceTraffic } from './bindings/SourceTraffic';
 import type { IdKind } from './bindings/IdKind';
 import type { Saved } from './bindings/Saved';
 import type { TokenIntegrationInput } from './bindings/TokenIntegrationInput';
@@ -111,6 +118,32 @@ export const backend = {
     return call<number>('export_log', { filter, format, path, onProgress: channel });
   },
   cancelExport: () => call<null>('cancel_export'),
+  ingestStatus: () => call<IngestStatus>('ingest_status'),
+  /** The ingest token, for the game server's configuration (asked for explicitly). */
+  ingestToken: () => call<string>('ingest_token'),
+  /** A new token; the old one stops working at once. */
+  rotateIngestToken: () => call<string>('rotate_ingest_token'),
+  /** Per source and network: arrived, queued, not forwarded and why. */
+  attribution: (gameId: number, sinceMs: number, untilMs: number | null = null) =>
+    call<SourceTraffic[]>('attribution', { gameId, sinceMs, untilMs }),
+  /** The system open dialog for an NDJSON or CSV file; null when cancelled. */
+  pickImportFile: () => call<string | null>('pick_import_file'),
+  importFile: (gameId: number, path: string, onProgress: (p: ImportProgress) => void) => {
+    const channel = new Channel<ImportProgress>();
+    channel.onmessage = onProgress;
+    return call<ImportReport>('import_file', { gameId, path, onProgress: channel });
+  },
+  cancelImport: () => call<null>('cancel_import'),
+  /** Saves every bad line of the last import; the path, or null when cancelled. */
+  saveImportErrors: () => call<string | null>('save_import_errors'),
+  demoStart: (gameId: number, rate: number) => call<null>('demo_start', { gameId, rate }),
+  demoStop: () => call<DemoStats | null>('demo_stop'),
+  demoStatus: () => call<DemoStats | null>('demo_status'),
+  onDemoStats: (handler: (stats: DemoStats) => void): Promise<UnlistenFn> =>
+    listen<DemoStats>('demo-stats', (event) => handler(event.payload)),
+  sandboxOverview: () => call<SandboxOverview>('sandbox_overview'),
+  setSandboxFaults: (faults: Faults) => call<Faults>('set_sandbox_faults', { faults }),
+  resetSandbox: () => call<null>('reset_sandbox'),
   /** New log rows as the dispatcher settles them (each call: one batch). */
   onLogAppended: (handler: (rows: LogEntry[]) => void): Promise<UnlistenFn> =>
     listen<LogEntry[]>('log-appended', (event) => handler(event.payload)),
