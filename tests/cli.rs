@@ -346,7 +346,7 @@ fn replay_and_disconnect_say_what_they_do() {
 
     // Waiting events are not dropped silently.
     let refused = run(&["disconnect", "--config", &config_id]);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
     let err: Value = serde_json::from_slice(&refused.stderr).unwrap();
     assert_eq!(err["error"]["code"], "queued_events");
     assert!(err["error"]["message"].as_str().unwrap().contains("2 conversions for TikTok Ads"), "{err}");
@@ -436,7 +436,7 @@ fn serve_ingest_takes_the_demo_and_import_reads_csv() {
     let data = dir.path().join("data");
     let refused =
         postback().arg("--data-dir").arg(&data).args(["serve", "--ingest", "0.0.0.0:47820"]).output().unwrap();
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("loopback only"),
         "{}",
