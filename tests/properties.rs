@@ -4,7 +4,9 @@ use chrono::Utc;
 use postback::delivery::retry::RetryPolicy;
 use postback::model::Network;
 use postback::model::{ConversionEvent, PostbackConfig};
-use postback::networks::{build_requests, classify, prepare, preview, HttpResponse, ItemOutcome, MAX_WAIT};
+use postback::networks::{
+    admit, build_requests, classify, prepare, preview, HttpResponse, IdentityCache, ItemOutcome, MAX_WAIT,
+};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -57,6 +59,35 @@ proptest! {
                     prop_assert!(serde_json::to_string(&requests[0].body).is_ok());
                 }
             }
+        }
+    }
+
+    /// Accepting an event (admit, once per event for all configs) decides exactly what sending
+    /// it (prepare) decides: the same goals, or the same skip reason.
+    #[test]
+    fn admit_agrees_with_prepare(
+        consent in prop::sample::select(vec!["none", "anonymous", "full"]),
+        name in prop::sample::select(vec!["purchase", "game_launch", "level_up"]),
+        clicks in prop::collection::vec(prop::sample::select(vec!["ttclid", "twclid", "rdt_cid"]), 0..3),
+        email in prop::option::of(prop::sample::select(vec!["a@example.com", " A.B+x@Gmail.com ", "not-an-email", ""])),
+        phone in prop::option::of(prop::sample::select(vec!["+1 555 010 0000", "12", "+44 20 7946 0958", "phone"])),
+        value in prop::option::of(prop::sample::select(vec!["0.99", "100", "-1", "abc"])),
+        erased in any::<bool>(),
+    ) {
+        let mut doc = json!({"event_id": "e", "name": name, "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p",
+            "consent": consent, "currency": "USD"});
+        for c in &clicks {
+            doc["click_ids"][*c] = json!("id");
+        }
+        if let Some(e) = email { doc["email"] = json!(e); }
+        if let Some(p) = phone { doc["phone"] = json!(p); }
+        if let Some(v) = value { doc["value"] = json!(v); }
+        let event = ConversionEvent::from_json(&doc).expect("event");
+        let mut identities = IdentityCache::default();
+        for config in configs() {
+            let admitted = admit(&config, &event, erased, &mut identities).map_err(|s| s.reason);
+            let prepared = prepare(&config, &event, erased).map(|p| p.goals).map_err(|s| s.reason);
+            prop_assert_eq!(admitted, prepared);
         }
     }
 

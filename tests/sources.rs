@@ -25,7 +25,8 @@ async fn ingest(store: &postback::store::Store) -> RunningIngest {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    // The engine's client: it installs the TLS provider reqwest needs.
+    postback::delivery::http_client(Duration::from_secs(30))
 }
 
 /// Posts `body` with the right token and content type unless told otherwise.
@@ -379,6 +380,10 @@ async fn the_demo_sends_valid_players_through_the_ingest_at_its_rate() {
     assert_eq!((stats.rejected, stats.failed_requests), (0, 0), "{stats:?}");
     assert!(updates >= 10);
     assert_eq!(ingest.accepted(), stats.accepted);
+    // The attribution summary counts them as the demo's, not as a game server's.
+    let traffic = rig.store.traffic(rig.game_id, 0, now_ms() + 1).await.unwrap();
+    let summary = attribution::summarize(&traffic, &rig.store.integrations(rig.game_id).await.unwrap());
+    assert_eq!(summary.iter().map(|s| (s.source.as_str(), s.arrived)).collect::<Vec<_>>(), [("demo", stats.sent)]);
 
     // A wrong token shows up in the stats, not as a panic.
     let (_tx, stop) = tokio::sync::watch::channel(false);
@@ -453,5 +458,31 @@ async fn attribution_counts_each_source_and_why_events_were_not_forwarded() {
     // A range before everything is empty.
     let before = rig.store.traffic(rig.game_id, 0, now_ms() - 3 * 3_600_000).await.unwrap();
     assert!(attribution::summarize(&before, &configs).is_empty());
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_requests_are_committed_together_and_each_hears_its_own_answer() {
+    let rig = rig("sandbox").await;
+    let ingest = ingest(&rig.store).await;
+    let url = format!("{}/v1/events?game={}", ingest.base_url, rig.game_id);
+    let requests = (0..64).map(|i| {
+        let url = url.clone();
+        // Every 8th request repeats the previous one's event: a duplicate, whichever commits first.
+        let id = if i % 8 == 7 { format!("c-{}", i - 1) } else { format!("c-{i}") };
+        tokio::spawn(async move { (id.clone(), post(&url, event(&id, "p1").to_string()).await) })
+    });
+    let mut accepted = std::collections::HashSet::new();
+    for request in requests {
+        let (id, (status, answer)) = request.await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let result = &answer["results"][0];
+        assert_eq!(result["event_id"], id.as_str());
+        assert!(result["status"] == "accepted" || result["status"] == "duplicate", "{answer}");
+        accepted.insert(id);
+    }
+    assert_eq!(accepted.len(), 56);
+    // 56 distinct purchases × TikTok and Reddit, each queued once.
+    assert_eq!(rig.store.queue_counts().await.unwrap().0, 56 * 2);
     ingest.stop().await;
 }

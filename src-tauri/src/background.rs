@@ -34,11 +34,12 @@ pub async fn start(store: Store, credentials: Arc<Credentials>, data_dir: &Path)
     let (stop, stop_rx) = watch::channel(false);
     let (writer, engine) = match WriterLock::acquire(data_dir, "Postback Desk") {
         Ok(lock) => {
-            let mut dispatcher = Dispatcher::new(store, credentials, DispatcherOptions::default());
+            let dispatcher = Dispatcher::new(store, credentials, DispatcherOptions::default());
             let engine = dispatcher.subscribe();
-            tauri::async_runtime::spawn(async move {
-                dispatcher.run(stop_rx).await;
-            });
+            // Its own thread: the window's commands and the ingest API never wait behind it.
+            if let Err(e) = dispatcher.run_on_own_thread(stop_rx) {
+                tracing::error!(error = %e, "cannot start the delivery thread");
+            }
             (Some(lock), engine)
         }
         Err(e) => {

@@ -221,8 +221,19 @@ pub struct ServeOptions {
     pub x_window: std::time::Duration,
     /// Also serve the REST ingest API for game servers (loopback only; default 127.0.0.1:47820).
     /// Its token: $POSTBACK_INGEST_TOKEN, else this data directory's token in the OS keychain
-    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:47820", value_name = "ADDR")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:47820", value_name = "ADDR",
+        value_parser = parse_loopback_addr)]
     pub ingest: Option<SocketAddr>,
+}
+
+/// `--ingest ADDR`: refused at parse time (exit 2, like any other bad argument) unless loopback.
+fn parse_loopback_addr(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr =
+        text.parse().map_err(|_| format!("expected IP:PORT on loopback, e.g. 127.0.0.1:47820 (got {text:?})"))?;
+    if !addr.ip().is_loopback() {
+        return Err("the ingest API listens on loopback only (127.0.0.1 or [::1])".to_owned());
+    }
+    Ok(addr)
 }
 
 /// The ingest token: `POSTBACK_INGEST_TOKEN` when set, else the data directory's own (keychain).
@@ -238,9 +249,6 @@ async fn ingest_token(store: &Store) -> Result<crate::secrets::Secret, String> {
 
 pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
     let ServeOptions { until_idle, with_sandbox, give_up_after, lease_secs, .. } = opts;
-    if let Some(addr) = opts.ingest.filter(|a| !a.ip().is_loopback()) {
-        return Err(format!("--ingest {addr}: the ingest API listens on loopback only (127.0.0.1 or [::1])"));
-    }
     if !(opts.rps > 0.0 && opts.rps.is_finite()) || opts.burst == 0 || opts.x_events_per_window == 0 {
         return Err("--rps, --burst and --x-events-per-window must be greater than zero".into());
     }
@@ -282,7 +290,12 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
             let _ = tokio::signal::ctrl_c().await;
             let _ = tx.send(true);
         });
-        dispatcher.run(rx).await
+        // Its own thread, so that `--ingest` answers without waiting behind delivery.
+        let thread = dispatcher.run_on_own_thread(rx).map_err(|e| format!("cannot start the delivery thread: {e}"))?;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| format!("delivery stopped: {e}"))?
+            .map_err(|_| "the delivery thread panicked".to_owned())?
     };
     println!(
         "{}",

@@ -241,6 +241,17 @@ impl Dispatcher {
         }
     }
 
+    /// [`Dispatcher::run`] on a thread of its own with a single-threaded runtime: delivery uses
+    /// at most one core, so the ingest API and the window's commands never wait behind its
+    /// request building. The thread ends with the report when `stop` turns true.
+    pub fn run_on_own_thread(
+        mut self,
+        stop: watch::Receiver<bool>,
+    ) -> std::io::Result<std::thread::JoinHandle<RunReport>> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("postback-dispatcher".into()).spawn(move || runtime.block_on(self.run(stop)))
+    }
+
     /// Runs until `stop` turns true; errors never end it.
     pub async fn run(&mut self, mut stop: watch::Receiver<bool>) -> RunReport {
         let mut report = RunReport::default();

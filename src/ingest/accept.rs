@@ -77,11 +77,12 @@ pub async fn accept(
         Vec::with_capacity(events.len() * configs.len());
     let mut skipped_per_config: BTreeMap<(i64, &'static str), u64> = BTreeMap::new();
     for event in events {
+        let mut identities = networks::IdentityCache::default();
         for stored in configs {
-            match networks::prepare(&stored.config, event, erased.contains(&event.player_id)) {
-                Ok(prepared) => {
+            match networks::admit(&stored.config, event, erased.contains(&event.player_id), &mut identities) {
+                Ok(goals) => {
                     out.routed_events.insert(event.event_id.clone());
-                    routed.push((stored, event, prepared.goals));
+                    routed.push((stored, event, goals));
                 }
                 Err(skip) => {
                     *out.skipped.entry(skip.reason.as_str().to_owned()).or_default() += 1;
@@ -103,36 +104,33 @@ pub async fn accept(
             })
         })
         .collect();
-    let queued = store.enqueue(&wanted, now_ms).await?;
+    // The traffic counters are written in the enqueue's own transaction: one synced commit.
+    let source = source.as_str();
+    let arrived = events.len() as u64;
+    let queued = store
+        .enqueue_counted(&wanted, now_ms, |queued| {
+            let count = |config_id: i64, kind: String, count: u64| TrafficCount {
+                game_id,
+                source: source.to_owned(),
+                config_id,
+                kind,
+                count,
+            };
+            let mut counts = vec![count(0, "arrived".into(), arrived)];
+            counts.extend(queued.per_config.iter().map(|(config_id, n)| count(*config_id, "queued".into(), *n)));
+            counts.extend(
+                skipped_per_config
+                    .iter()
+                    .map(|((config_id, reason), n)| count(*config_id, format!("skipped:{reason}"), *n)),
+            );
+            counts
+        })
+        .await?;
     out.enqueued = queued.enqueued;
     out.duplicates = queued.duplicates;
     out.queued_events = queued.queued_events;
     if queued.already_converted > 0 {
         *out.skipped.entry("already_converted".to_owned()).or_default() += queued.already_converted;
     }
-
-    let source = source.as_str().to_owned();
-    let mut counts = vec![TrafficCount {
-        game_id,
-        source: source.clone(),
-        config_id: 0,
-        kind: "arrived".into(),
-        count: events.len() as u64,
-    }];
-    counts.extend(queued.per_config.iter().map(|(config_id, n)| TrafficCount {
-        game_id,
-        source: source.clone(),
-        config_id: *config_id,
-        kind: "queued".into(),
-        count: *n,
-    }));
-    counts.extend(skipped_per_config.iter().map(|((config_id, reason), n)| TrafficCount {
-        game_id,
-        source: source.clone(),
-        config_id: *config_id,
-        kind: format!("skipped:{reason}"),
-        count: *n,
-    }));
-    store.record_traffic(now_ms, &counts).await?;
     Ok(out)
 }

@@ -150,6 +150,7 @@ pub async fn run(
             .post(url)
             .bearer_auth(token.expose())
             .header("content-type", "application/json")
+            .header(super::server::SOURCE_HEADER, "demo")
             .body(serde_json::to_vec(&batch).unwrap_or_default())
             .send()
             .await;

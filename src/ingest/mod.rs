@@ -4,6 +4,7 @@
 mod accept;
 pub mod demo;
 mod file;
+mod group_commit;
 pub mod server;
 pub mod token;
 

@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{accept, Source};
+use super::group_commit::{self, CommitError, Committed, Job};
+use super::Source;
 use crate::model::ConversionEvent;
 use crate::secrets::Secret;
 use crate::store::Store;
@@ -31,6 +32,8 @@ use crate::store::Store;
 pub const INGEST_DEFAULT_PORT: u16 = 47820;
 /// Events per request at most.
 pub const MAX_EVENTS: usize = 1000;
+/// `X-Postback-Source: demo` marks the demo generator's requests.
+pub const SOURCE_HEADER: &str = "x-postback-source";
 /// Bytes per request body at most (1,000 events of ~1 KiB fit with room to spare).
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
@@ -57,6 +60,8 @@ pub enum IngestError {
 struct Ingest {
     store: Store,
     token: Secret,
+    /// Valid events go to the group committer (one synced commit for concurrent requests).
+    commits: tokio::sync::mpsc::Sender<Job>,
     /// Events counted as accepted since start (for the window's source view).
     accepted: std::sync::atomic::AtomicU64,
 }
@@ -101,7 +106,8 @@ pub async fn start(addr: SocketAddr, store: Store, token: Secret) -> Result<Runn
     }
     let listener = TcpListener::bind(addr).await.map_err(|source| IngestError::Bind { addr, source })?;
     let addr = listener.local_addr().map_err(|source| IngestError::Bind { addr, source })?;
-    let state = Arc::new(Ingest { store, token, accepted: Default::default() });
+    let commits = group_commit::start(store.clone());
+    let state = Arc::new(Ingest { store, token, commits, accepted: Default::default() });
     let app =
         Router::new().route("/v1/events", post(events)).route("/v1/health", get(health)).with_state(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
@@ -145,7 +151,7 @@ pub struct EventResult {
     pub field: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Accepted but sent to no network, and why (consent, no click id, not a trigger event…).
+    /// The networks an accepted event is not sent to, and why (consent, no click id, not a trigger event…).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub not_forwarded: Vec<String>,
 }
@@ -202,29 +208,6 @@ async fn events(
             format!("{} events in one request; send at most {MAX_EVENTS}; nothing was accepted", items.len()),
         );
     }
-    let game = match query.game {
-        Some(id) => ingest.store.game(id).await.map(Some),
-        None => ingest.store.current_game().await,
-    };
-    let game = match game {
-        Ok(Some(game)) => game,
-        Ok(None) | Err(crate::store::StoreError::GameNotFound(_)) => {
-            return problem(
-                StatusCode::NOT_FOUND,
-                "no such game; give ?game=<id> of an existing game (postback games list)",
-            )
-        }
-        Err(e) => {
-            return problem(StatusCode::SERVICE_UNAVAILABLE, format!("the database does not answer ({e}); retry"))
-        }
-    };
-    let configs = match ingest.store.configs(game.id).await {
-        Ok(configs) => configs.into_iter().filter(|c| c.enabled).collect::<Vec<_>>(),
-        Err(e) => {
-            return problem(StatusCode::SERVICE_UNAVAILABLE, format!("the database does not answer ({e}); retry"))
-        }
-    };
-
     let mut results: Vec<EventResult> = Vec::with_capacity(items.len());
     let mut valid: Vec<ConversionEvent> = Vec::with_capacity(items.len());
     let mut valid_index: Vec<usize> = Vec::with_capacity(items.len());
@@ -264,23 +247,41 @@ async fn events(
             }),
         }
     }
-    let accepted =
-        match accept(&ingest.store, game.id, &configs, &valid, Source::Ingest, crate::delivery::now_ms()).await {
-            Ok(accepted) => accepted,
-            // The enqueue is one transaction: nothing of this request was accepted.
-            Err(e) => {
-                return problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("nothing was accepted: the database failed ({e}); retry the request"),
-                )
-            }
-        };
+    // The demo generator says so, for the attribution summary; every other client is "ingest".
+    let source = match headers.get(SOURCE_HEADER).and_then(|v| v.to_str().ok()) {
+        Some("demo") => Source::Demo,
+        _ => Source::Ingest,
+    };
+    let ids: Vec<String> = valid.iter().map(|e| e.event_id.clone()).collect();
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job = Job { game: query.game, events: valid, source, reply };
+    let shutting_down = || CommitError::Database("the ingest is shutting down".into());
+    let committed = match ingest.commits.send(job).await {
+        Ok(()) => answer.await.unwrap_or_else(|_| Err(shutting_down())),
+        Err(_) => Err(shutting_down()),
+    };
+    let Committed { game_id, accepted } = match committed {
+        Ok(committed) => committed,
+        Err(CommitError::NoGame) => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                "no such game; give ?game=<id> of an existing game (postback games list)",
+            )
+        }
+        // The enqueue is one transaction: nothing of this request was accepted.
+        Err(CommitError::Database(e)) => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("nothing was accepted: the database failed ({e}); retry the request"),
+            )
+        }
+    };
     let mut counts = (0u64, 0u64, 0u64);
-    for (event, index) in valid.iter().zip(valid_index) {
+    for (id, index) in ids.iter().zip(valid_index) {
         let result = &mut results[index];
-        if accepted.queued_events.contains(&event.event_id) || !accepted.routed_events.contains(&event.event_id) {
+        if accepted.queued_events.contains(id) || !accepted.routed_events.contains(id) {
             result.status = "accepted".into();
-            result.not_forwarded = accepted.skip_reasons.get(&event.event_id).cloned().unwrap_or_default();
+            result.not_forwarded = accepted.skip_reasons.get(id).cloned().unwrap_or_default();
         } else {
             result.status = "duplicate".into();
             result.message = Some("already accepted within 48 h (same event_id)".into());
@@ -294,6 +295,6 @@ async fn events(
         }
     }
     ingest.accepted.fetch_add(counts.0, std::sync::atomic::Ordering::Relaxed);
-    Json(json!({"game_id": game.id, "accepted": counts.0, "duplicates": counts.1, "rejected": counts.2, "results": results}))
+    Json(json!({"game_id": game_id, "accepted": counts.0, "duplicates": counts.1, "rejected": counts.2, "results": results}))
         .into_response()
 }

@@ -93,20 +93,14 @@ pub fn prepare_goal(
     player_erased: bool,
 ) -> Result<PreparedEvent, Skip> {
     if player_erased {
-        return Err(Skip::new(
-            SkipReason::PlayerErased,
-            "this player asked to be erased; their events are never forwarded",
-        ));
+        return Err(erased());
     }
     // Money first: a goal's value filter decides whether the event counts at all.
     let mut money_warnings = Vec::new();
     let money = money::resolve(event, &mut money_warnings);
     route(config, event, goal_key, money.as_ref())?;
     if event.consent == Consent::None {
-        return Err(Skip::new(
-            SkipReason::ConsentNone,
-            "the player gave no consent (consent: none); nothing is forwarded",
-        ));
+        return Err(consent_none());
     }
     let mut warnings = Vec::new();
     let rule = if config.network() == Network::Reddit { EmailRule::Reddit } else { EmailRule::Plain };
@@ -121,6 +115,51 @@ pub fn prepare_goal(
         }
     };
     Ok(PreparedEvent { event_id: event.event_id.clone(), items, goals, warnings })
+}
+
+/// An event's identity, resolved at most once per email rule while it meets several configs.
+#[derive(Debug, Default)]
+pub struct IdentityCache {
+    plain: Option<Identity>,
+    reddit: Option<Identity>,
+}
+
+/// What [`prepare`] decides, without building the request items: the goal keys the event counts
+/// for at this config (`""` for TikTok and Reddit), or why it is not sent. Accepting an event
+/// asks this of every config of its game; the items are built when the event is sent.
+pub fn admit(
+    config: &PostbackConfig,
+    event: &ConversionEvent,
+    player_erased: bool,
+    identities: &mut IdentityCache,
+) -> Result<Vec<String>, Skip> {
+    if player_erased {
+        return Err(erased());
+    }
+    let money = money::resolve(event, &mut Vec::new());
+    route(config, event, "", money.as_ref())?;
+    if event.consent == Consent::None {
+        return Err(consent_none());
+    }
+    let rule = if config.network() == Network::Reddit { EmailRule::Reddit } else { EmailRule::Plain };
+    let slot = if rule == EmailRule::Reddit { &mut identities.reddit } else { &mut identities.plain };
+    let id = slot.get_or_insert_with(|| identity::resolve(event, rule, &mut Vec::new()));
+    check_minimum_identifier(config.network(), id, event.consent)?;
+    Ok(match config {
+        PostbackConfig::X(c) => x::counting_goals(c, &event.name, "", money.as_ref())
+            .filter(|goal| goal.event_tag.is_some())
+            .map(|goal| goal.id.clone())
+            .collect(),
+        _ => vec![String::new()],
+    })
+}
+
+fn erased() -> Skip {
+    Skip::new(SkipReason::PlayerErased, "this player asked to be erased; their events are never forwarded")
+}
+
+fn consent_none() -> Skip {
+    Skip::new(SkipReason::ConsentNone, "the player gave no consent (consent: none); nothing is forwarded")
 }
 
 fn route(

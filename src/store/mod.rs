@@ -69,6 +69,13 @@ pub struct Store {
     durable_enqueue: bool,
     /// Every batch of log rows this process writes, for live views.
     log_events: tokio::sync::broadcast::Sender<Arc<Vec<crate::model::LogEntry>>>,
+    /// Serialises this process's large write transactions (enqueue, claim, settle) in arrival
+    /// order: the next writer starts the moment the previous one commits, where SQLite's busy
+    /// handler would sleep in growing steps (up to 100 ms) and let an unlucky writer starve.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Enqueues waiting for the gate: delivery's writes let them go first (an event accepted
+    /// from a game server matters more than one delivered a few milliseconds sooner).
+    enqueues_waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Store {
@@ -103,7 +110,15 @@ impl Store {
         sqlx::migrate!("src/store/migrations").run(&pool).await?;
         let players = Arc::new(PlayerKeyer::load_or_create(&pool).await?);
         let (log_events, _) = tokio::sync::broadcast::channel(256);
-        Ok(Self { pool, path, players, durable_enqueue: settings.durable_enqueue, log_events })
+        Ok(Self {
+            pool,
+            path,
+            players,
+            durable_enqueue: settings.durable_enqueue,
+            log_events,
+            write_gate: Default::default(),
+            enqueues_waiting: Default::default(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -112,6 +127,38 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Bytes of the database in use (pages in use × page size, committed WAL pages included).
+    pub async fn used_bytes(&self) -> Result<u64, StoreError> {
+        let (pages, free, size): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT page_count FROM pragma_page_count()), (SELECT freelist_count FROM pragma_freelist_count()),
+                    (SELECT page_size FROM pragma_page_size())",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from((pages - free) * size).unwrap_or(0))
+    }
+
+    /// A turn at the write gate for an enqueue.
+    async fn enqueue_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::sync::atomic::Ordering;
+        self.enqueues_waiting.fetch_add(1, Ordering::SeqCst);
+        let turn = self.write_gate.lock().await;
+        self.enqueues_waiting.fetch_sub(1, Ordering::SeqCst);
+        turn
+    }
+
+    /// A turn at the write gate for delivery: after the enqueues waiting now (for 200 ms at
+    /// most, so that delivery always moves on).
+    async fn delivery_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+        while self.enqueues_waiting.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        self.write_gate.lock().await
     }
 
     /// SQLite's own consistency check of the whole file: `ok`, or what is damaged.

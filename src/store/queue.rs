@@ -184,14 +184,28 @@ impl Store {
     /// returns: the commit is synced to disk (synchronous=FULL) because the caller tells the
     /// event's source that it was accepted.
     pub async fn enqueue(&self, items: &[NewDelivery<'_>], now_ms: i64) -> Result<EnqueueReport, StoreError> {
+        self.enqueue_counted(items, now_ms, |_| Vec::new()).await
+    }
+
+    /// [`Store::enqueue`], and in the same transaction (one synced commit, not two) the traffic
+    /// counters `traffic` derives from what was queued.
+    pub async fn enqueue_counted(
+        &self,
+        items: &[NewDelivery<'_>],
+        now_ms: i64,
+        traffic: impl FnOnce(&EnqueueReport) -> Vec<super::TrafficCount>,
+    ) -> Result<EnqueueReport, StoreError> {
         // Repeats within this call are duplicates too; SQL then sees each key once.
         let mut seen: HashSet<(i64, &str, &str)> = HashSet::with_capacity(items.len());
         let unique: Vec<&NewDelivery> =
             items.iter().filter(|d| seen.insert((d.config_id, d.event.event_id.as_str(), d.goal_key))).collect();
         let mut report = EnqueueReport { duplicates: (items.len() - unique.len()) as u64, ..EnqueueReport::default() };
         if unique.is_empty() {
+            let counts = traffic(&report);
+            self.record_traffic(now_ms, &counts).await?;
             return Ok(report);
         }
+        let _turn = self.enqueue_turn().await;
         let mut conn = self.pool.acquire().await?;
         let sync = if self.durable_enqueue { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
         sqlx::query(sync).execute(&mut *conn).await?;
@@ -265,6 +279,7 @@ impl Store {
                 report.enqueued += inserted.len() as u64;
                 report.duplicates += (chunk.len() - inserted.len()) as u64;
             }
+            super::traffic::add_traffic(&mut tx, now_ms, &traffic(&report)).await?;
             tx.commit().await?;
             Ok::<_, StoreError>(())
         }
@@ -317,6 +332,7 @@ impl Store {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Leased>, StoreError> {
+        let turn = self.delivery_turn().await;
         let rows = sqlx::query(
             "UPDATE queue SET lease_token = ?1, lease_until = ?2
              WHERE id IN (SELECT id FROM queue
@@ -331,6 +347,7 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
+        drop(turn);
         let mut leased = rows
             .iter()
             .map(|r| {
@@ -355,6 +372,7 @@ impl Store {
     /// row statement matches the settlement's lease token, so rows another dispatcher re-claimed
     /// meanwhile are left alone and counted as lost.
     pub async fn settle(&self, s: &Settlement) -> Result<SettleReport, StoreError> {
+        let _turn = self.delivery_turn().await;
         let mut tx = self.pool.begin().await?;
         let token = s.lease_token.as_str();
         let mut expected = 0u64;

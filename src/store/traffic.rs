@@ -5,6 +5,32 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreError};
 
+/// Adds counters to the hour of `now_ms` on `conn` (a transaction's, or the pool's).
+pub(super) async fn add_traffic(
+    conn: &mut sqlx::SqliteConnection,
+    now_ms: i64,
+    counts: &[TrafficCount],
+) -> Result<(), StoreError> {
+    let counts: Vec<&TrafficCount> = counts.iter().filter(|c| c.count > 0).collect();
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let hour = now_ms - now_ms.rem_euclid(3_600_000);
+    let mut q: QueryBuilder<Sqlite> =
+        QueryBuilder::new("INSERT INTO traffic (hour, game_id, source, config_id, kind, count) ");
+    q.push_values(&counts, |mut b, c| {
+        b.push_bind(hour)
+            .push_bind(c.game_id)
+            .push_bind(&c.source)
+            .push_bind(c.config_id)
+            .push_bind(&c.kind)
+            .push_bind(c.count as i64);
+    });
+    q.push(" ON CONFLICT (hour, game_id, source, config_id, kind) DO UPDATE SET count = count + excluded.count");
+    q.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// One counter to add to an hour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrafficCount {
@@ -21,24 +47,8 @@ pub struct TrafficCount {
 impl Store {
     /// Adds counters to the hour of `now_ms`.
     pub async fn record_traffic(&self, now_ms: i64, counts: &[TrafficCount]) -> Result<(), StoreError> {
-        let counts: Vec<&TrafficCount> = counts.iter().filter(|c| c.count > 0).collect();
-        if counts.is_empty() {
-            return Ok(());
-        }
-        let hour = now_ms - now_ms.rem_euclid(3_600_000);
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO traffic (hour, game_id, source, config_id, kind, count) ");
-        q.push_values(&counts, |mut b, c| {
-            b.push_bind(hour)
-                .push_bind(c.game_id)
-                .push_bind(&c.source)
-                .push_bind(c.config_id)
-                .push_bind(&c.kind)
-                .push_bind(c.count as i64);
-        });
-        q.push(" ON CONFLICT (hour, game_id, source, config_id, kind) DO UPDATE SET count = count + excluded.count");
-        q.build().execute(&self.pool).await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        add_traffic(&mut conn, now_ms, counts).await
     }
 
     /// A game's counters summed over `[since, until)`.
