@@ -3,8 +3,7 @@
 //! the dispatcher's memory over 1 M events. Run with `cargo bench --bench delivery`
 //! (`BENCH_SCALE=0.1` for a quick pass).
 
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,24 +12,12 @@ use postback::model::{ConversionEvent, DeliveryStatus, PostbackConfig, RedditCon
 use postback::store::{LogFilter, NewDelivery, Store, StoreOptions};
 use serde_json::json;
 
+mod common;
+use common::{rss_mb, sandbox_process, scale};
+
 // The same allocator as the binaries, so the figures are theirs.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn scale(n: u64) -> u64 {
-    let factor: f64 = std::env::var("BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    ((n as f64) * factor).max(1000.0) as u64
-}
-
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
 
 fn event(i: u64) -> ConversionEvent {
     ConversionEvent::from_json(&json!({"event_id": format!("bench-{i}"), "name": "purchase",
@@ -38,33 +25,6 @@ fn event(i: u64) -> ConversionEvent {
         "click_ids": {"ttclid": "E.C.P.abc", "rdt_cid": "rdt-1"}, "email": format!("player{i}@example.com"),
         "value": "4.99", "currency": "USD"}))
     .expect("event")
-}
-
-struct SandboxProcess(Child);
-
-impl Drop for SandboxProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sandbox_process() -> (SandboxProcess, String) {
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
-    let child = Command::new(env!("CARGO_BIN_EXE_postback"))
-        .args(["sandbox", "--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sandbox starts");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..100 {
-        if TcpStream::connect(addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (SandboxProcess(child), format!("http://{addr}"))
 }
 
 fn tiktok_config(base_url: &str) -> PostbackConfig {
@@ -143,7 +103,7 @@ async fn main() {
     // 1. Enqueue + 2. end-to-end delivery.
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, _, configs) = setup(dir.path(), &base_url).await;
-    let n = scale(200_000);
+    let n = scale(200_000, 1000);
     let took = enqueue_all(&store, &configs[..1], n).await;
     println!(
         "enqueue: {n} events in {:.2} s = {:.0} events/s (batches of 10,000, dedup included)",
@@ -163,7 +123,7 @@ async fn main() {
         let other = Store::open_with(dir.path(), options).await.expect("store");
         let game = other.create_game("Durability").await.expect("game");
         let config = other.create_config(game.id, &tiktok_config(&base_url), Some("sandbox")).await.expect("config");
-        let m = scale(100_000);
+        let m = scale(100_000, 1000);
         let took = enqueue_in_batches(&other, &[config], m, 1_000).await;
         println!(
             "enqueue, 1,000 events per commit, synchronous={}: {:.0} events/s ({:.2} ms per commit)",
@@ -189,7 +149,7 @@ async fn main() {
     // 3. Filtered log page on a 5 M-row log.
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, _, configs) = setup(dir.path(), &base_url).await;
-    let rows = scale(5_000_000);
+    let rows = scale(5_000_000, 1000);
     let started = Instant::now();
     let now = now_ms();
     store.fill_synthetic_log(configs[0], rows, now, 30 * 24 * 3600 * 1000).await.expect("fill");
@@ -268,7 +228,7 @@ async fn memory_phase(base_url: &str) {
     // 4. Dispatcher memory over 1 M events.
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, _, configs) = setup(dir.path(), base_url).await;
-    let n = scale(1_000_000);
+    let n = scale(1_000_000, 1000);
     enqueue_all(&store, &configs[..1], n).await;
     let samples = Arc::new(std::sync::Mutex::new(Vec::<(f64, f64)>::new()));
     let sampler = {

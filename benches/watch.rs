@@ -1,0 +1,164 @@
+//! Delivery log viewer figures on this machine: bytes per delivered event after real
+//! deliveries to the sandbox; on a 5,000,000-row log, the first filtered page as the window's
+//! command produces it (query + JSON serialisation), the 30-day chart query, and a CSV export
+//! of 1,000,000 rows (time and RSS). `cargo bench --bench watch` (`BENCH_SCALE=0.1` quick).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use postback::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions};
+use postback::ingest::demo::Players;
+use postback::model::{ConversionEvent, DeliveryStatus, Goal, LogFilter};
+use postback::store::Store;
+use postback::watch::export::{export, ExportFormat};
+
+mod common;
+use common::{rss_mb, sandbox_process, scale};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const DAY: i64 = 86_400_000;
+
+fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[v.len() / 2], v[(v.len() - 1) * 95 / 100], v[v.len() - 1])
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    postback::tune_allocator();
+    let (_sandbox, base_url) = sandbox_process();
+
+    // 1. Log size per delivered event, after real deliveries of demo players to three networks.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).await.expect("store");
+    let game = store.create_game("Bench").await.expect("game");
+    let goals = vec![
+        Goal::mapped("launch", "Launch", "game_launch", "tw-sbx01-launch"),
+        Goal::mapped("buy", "Purchase", "purchase", "tw-sbx01-buy01"),
+    ];
+    let mut configs = Vec::new();
+    for config in postback::sandbox::demo_configs(&base_url, &["game_launch", "purchase"], goals) {
+        configs.push(store.create_config(game.id, &config, Some("sandbox")).await.expect("config"));
+    }
+    let empty = store.used_bytes().await.expect("size");
+    let enabled: Vec<_> = store.configs(game.id).await.expect("configs");
+    let mut players = Players::new(3);
+    let now = chrono::Utc::now();
+    for _ in 0..scale(100_000, 1000) / 5000 {
+        let events: Vec<ConversionEvent> =
+            (0..5000).map(|_| ConversionEvent::from_json(&players.next_event(now)).expect("demo event")).collect();
+        postback::ingest::accept(&store, game.id, &enabled, &events, postback::ingest::Source::Demo, now_ms())
+            .await
+            .expect("accept");
+    }
+    let mut options = DispatcherOptions::default();
+    options.rates.enabled = false;
+    let report = Dispatcher::new(store.clone(), Arc::new(Credentials::without_keychain()), options)
+        .run_until_idle()
+        .await
+        .expect("dispatch");
+    // The dedup memory of delivered events is kept 48 h and counts too.
+    let used = store.used_bytes().await.expect("size") - empty;
+    println!(
+        "log size: {} conversions delivered in {} requests; {:.0} bytes per delivered event (log row, its stored \
+         request and answer share, hourly counts, indexes, 48 h dedup memory)",
+        report.success,
+        report.requests,
+        used as f64 / report.success.max(1) as f64
+    );
+    store.close().await;
+
+    // 2. A 5 M-row log.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).await.expect("store");
+    let game = store.create_game("Bench").await.expect("game");
+    let config = postback::sandbox::demo_configs(&base_url, &["purchase"], Vec::new())[0].clone();
+    let config_id = store.create_config(game.id, &config, Some("sandbox")).await.expect("config");
+    let rows = scale(5_000_000, 1000);
+    let now = now_ms();
+    let started = Instant::now();
+    store.fill_synthetic_log(config_id, rows, now, 30 * DAY).await.expect("fill");
+    println!("log: {rows} rows over 30 days written in {:.1} s", started.elapsed().as_secs_f64());
+
+    // The window's first page: the command runs the query and serialises the rows for IPC.
+    let filters: Vec<(&str, LogFilter)> = vec![
+        ("game, 24 h", LogFilter { game_id: Some(game.id), since_ms: Some(now - DAY), ..LogFilter::default() }),
+        ("game, 30 days", LogFilter { game_id: Some(game.id), since_ms: Some(now - 30 * DAY), ..LogFilter::default() }),
+        (
+            "failed, 7 days",
+            LogFilter {
+                game_id: Some(game.id),
+                statuses: vec![DeliveryStatus::Failed],
+                since_ms: Some(now - 7 * DAY),
+                ..LogFilter::default()
+            },
+        ),
+        (
+            "config × retried, 30 days",
+            LogFilter {
+                config_id: Some(config_id),
+                statuses: vec![DeliveryStatus::Retried],
+                since_ms: Some(now - 30 * DAY),
+                ..LogFilter::default()
+            },
+        ),
+        (
+            "one event id",
+            LogFilter { game_id: Some(game.id), event_id: Some("evt-123456".into()), ..LogFilter::default() },
+        ),
+    ];
+    let mut all = Vec::new();
+    for (name, filter) in &filters {
+        let filter = LogFilter { limit: 200, ..filter.clone() };
+        let mut times = Vec::new();
+        for _ in 0..40 {
+            let started = Instant::now();
+            let page = store.log_page(&filter).await.expect("page");
+            let json = serde_json::to_vec(&page).expect("json");
+            std::hint::black_box(json);
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        all.extend(times.iter().copied());
+        let (p50, p95, max) = percentiles(times);
+        println!("  first page of 200, {name}: p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms");
+    }
+    let (p50, p95, max) = percentiles(all);
+    println!(
+        "first filtered page (query + serialisation), all filters: p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms"
+    );
+
+    let month = LogFilter { game_id: Some(game.id), since_ms: Some(now - 30 * DAY), ..LogFilter::default() };
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        std::hint::black_box(store.log_summary(&month, now).await.expect("summary"));
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (p50, p95, max) = percentiles(times);
+    println!("30-day chart (daily buckets, totals, success rate): p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms");
+
+    // CSV export of ~1 M rows (the newest 6 days of 30), sampling RSS as it goes.
+    let target = scale(1_000_000, 1000);
+    let span = (30 * DAY) as f64 * target as f64 / rows as f64;
+    let filter = LogFilter { game_id: Some(game.id), since_ms: Some(now - span as i64), ..LogFilter::default() };
+    let path = dir.path().join("export.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("file"));
+    let before = rss_mb();
+    let mut peak = before;
+    let cancel = AtomicBool::new(false);
+    let started = Instant::now();
+    let written = export(&store, &filter, ExportFormat::Csv, &mut out, |_, _| peak = peak.max(rss_mb()), &cancel)
+        .await
+        .expect("export");
+    drop(out);
+    let seconds = started.elapsed().as_secs_f64();
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    println!(
+        "CSV export: {written} rows ({size:.0} MB) in {seconds:.2} s = {:.0} rows/s; RSS {before:.0} MB before, peak {peak:.0} MB",
+        written as f64 / seconds
+    );
+    store.close().await;
+}
