@@ -63,6 +63,14 @@ fn child_phase(phase: &str, env: &[(&str, &str)]) -> Value {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     postback::tune_allocator();
+    // POSTBACK_LOG=…: the engine's diagnostics on stderr (with POSTBACK_LOG_SQL=1, every
+    // statement and its time), to see where a slow phase waits.
+    if let Ok(filter) = std::env::var("POSTBACK_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match std::env::var("BENCH_PHASE").as_deref() {
         Ok("client") => return client_phase().await,
         Ok("import") => return import_phase().await,

@@ -241,15 +241,19 @@ impl Dispatcher {
         }
     }
 
-    /// [`Dispatcher::run`] on a thread of its own with a single-threaded runtime: delivery uses
-    /// at most one core, so the ingest API and the window's commands never wait behind its
-    /// request building. The thread ends with the report when `stop` turns true.
+    /// [`Dispatcher::run`] on a thread of its own with a single-threaded runtime, at a lower
+    /// CPU priority: delivery uses at most one core and yields it to the ingest API and the
+    /// window (a game server waits for its acknowledgement; a conversion can wait a second).
+    /// The thread ends with the report when `stop` turns true.
     pub fn run_on_own_thread(
         mut self,
         stop: watch::Receiver<bool>,
     ) -> std::io::Result<std::thread::JoinHandle<RunReport>> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        std::thread::Builder::new().name("postback-dispatcher".into()).spawn(move || runtime.block_on(self.run(stop)))
+        std::thread::Builder::new().name("postback-dispatcher".into()).spawn(move || {
+            lower_this_threads_priority();
+            runtime.block_on(self.run(stop))
+        })
     }
 
     /// Runs until `stop` turns true; errors never end it.
@@ -840,3 +844,17 @@ fn log_entry(
         item_index: None,
     }
 }
+
+/// Nice +10 for the calling thread only (on Linux a thread is its own scheduling entity).
+/// Best effort: delivery runs the same without it, only competing harder for the CPU.
+#[cfg(target_os = "linux")]
+fn lower_this_threads_priority() {
+    // SAFETY: plain syscalls on the calling thread's own id; no memory is shared with them.
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
+    if result != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the dispatcher thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_this_threads_priority() {}

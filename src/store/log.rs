@@ -13,13 +13,16 @@ const HOUR_MS: i64 = 3600 * 1000;
 const LOG_COLUMNS: &str = "l.id, l.at, l.config_id, l.network, l.event_name, l.event_id, l.goal_key, l.status,
      l.http_status, l.latency_ms, l.attempt, l.request_id, l.error";
 
-/// Appends a filter's conditions (on `delivery_log l`) to a query.
-fn push_conditions(q: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter) {
+/// Appends a filter's conditions (on `delivery_log l`) to a query. `in_time_order`: the
+/// config terms are written so that no index is used for them (`+`), which leaves the planner
+/// the newest-first walk of `log_recent` that a LIMIT can stop early.
+fn push_conditions(q: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter, in_time_order: bool) {
+    let column = if in_time_order { " AND +l.config_id" } else { " AND l.config_id" };
     if let Some(game) = filter.game_id {
-        q.push(" AND l.config_id IN (SELECT id FROM configs WHERE game_id = ").push_bind(game).push(")");
+        q.push(column).push(" IN (SELECT id FROM configs WHERE game_id = ").push_bind(game).push(")");
     }
     if let Some(config) = filter.config_id {
-        q.push(" AND l.config_id = ").push_bind(config);
+        q.push(column).push(" = ").push_bind(config);
     }
     if !filter.statuses.is_empty() {
         q.push(" AND l.status IN (");
@@ -38,6 +41,15 @@ fn push_conditions(q: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter) {
     if let Some(event_id) = filter.event_id.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
         q.push(" AND l.event_id = ").push_bind(event_id.to_owned());
     }
+}
+
+/// A page's conditions, keyset position, order and size.
+fn push_page_conditions(q: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter, in_time_order: bool, limit: i64) {
+    push_conditions(q, filter, in_time_order);
+    if let Some((at, id)) = filter.before {
+        q.push(" AND (l.at, l.id) < (").push_bind(at).push(", ").push_bind(id).push(")");
+    }
+    q.push(" ORDER BY l.at DESC, l.id DESC LIMIT ").push_bind(limit);
 }
 
 pub(super) fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<LogEntry, StoreError> {
@@ -61,23 +73,60 @@ pub(super) fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<LogEntry, StoreErr
 }
 
 impl Store {
-    /// One page of the log, newest first (keyset paging, never OFFSET).
+    /// One page of the log, newest first (keyset paging, never OFFSET). Every shape of filter
+    /// reads about one page of index entries, however large the log:
+    /// - an event id: its index;
+    /// - statuses of a game or config: one range of `(config, status, at, id)` per pair, each
+    ///   newest first and cut at the page size, merged (rare and common statuses alike);
+    /// - no status: the newest-first walk of the whole log's time index, filtered by config.
     pub async fn log_page(&self, filter: &LogFilter) -> Result<Vec<LogEntry>, StoreError> {
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {LOG_COLUMNS} FROM delivery_log l WHERE 1 = 1"));
-        push_conditions(&mut q, filter);
-        if let Some((at, id)) = filter.before {
-            q.push(" AND (l.at, l.id) < (").push_bind(at).push(", ").push_bind(id).push(")");
-        }
-        q.push(" ORDER BY l.at DESC, l.id DESC LIMIT ").push_bind(i64::from(filter.limit.clamp(1, 5000)));
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let limit = i64::from(filter.limit.clamp(1, 5000));
+        let by_event = filter.event_id.as_deref().is_some_and(|e| !e.trim().is_empty());
+        let scoped = filter.game_id.is_some() || filter.config_id.is_some();
+        let rows = if !by_event && scoped && !filter.statuses.is_empty() {
+            let configs: Vec<i64> = match (filter.config_id, filter.game_id) {
+                (Some(config), _) => vec![config],
+                (None, Some(game)) => {
+                    sqlx::query_scalar("SELECT id FROM configs WHERE game_id = ?")
+                        .bind(game)
+                        .fetch_all(&self.pool)
+                        .await?
+                }
+                (None, None) => Vec::new(),
+            };
+            if configs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {} FROM (", LOG_COLUMNS.replace("l.", "")));
+            let mut first = true;
+            for config in &configs {
+                for status in &filter.statuses {
+                    if !first {
+                        q.push(" UNION ALL ");
+                    }
+                    first = false;
+                    let one = LogFilter { config_id: Some(*config), statuses: vec![*status], ..filter.clone() };
+                    q.push(format!("SELECT * FROM (SELECT {LOG_COLUMNS} FROM delivery_log l WHERE 1 = 1"));
+                    push_page_conditions(&mut q, &one, false, limit);
+                    q.push(")");
+                }
+            }
+            q.push(") ORDER BY at DESC, id DESC LIMIT ").push_bind(limit);
+            q.build().fetch_all(&self.pool).await?
+        } else {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {LOG_COLUMNS} FROM delivery_log l WHERE 1 = 1"));
+            push_page_conditions(&mut q, filter, !by_event, limit);
+            q.build().fetch_all(&self.pool).await?
+        };
         rows.iter().map(entry_of).collect()
     }
 
     /// How many rows a filter matches (an export's progress total).
     pub async fn log_count(&self, filter: &LogFilter) -> Result<u64, StoreError> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) FROM delivery_log l WHERE 1 = 1");
-        push_conditions(&mut q, filter);
+        push_conditions(&mut q, filter, false);
         Ok(q.build_query_scalar::<i64>().fetch_one(&self.pool).await? as u64)
     }
 
@@ -174,7 +223,7 @@ impl Store {
             " WHERE state = 'dead' AND (config_id, event_id, goal_key) IN
                 (SELECT l.config_id, l.event_id, l.goal_key FROM delivery_log l WHERE 1 = 1",
         );
-        push_conditions(&mut q, &narrowed);
+        push_conditions(&mut q, &narrowed, false);
         q.push(")");
         Ok(q.build().execute(&self.pool).await?.rows_affected())
     }
@@ -232,6 +281,7 @@ impl Store {
             .await?
             .rows_affected();
             total += n;
+            self.checkpoint_soon();
             if n < 5000 {
                 // Delivered events are remembered for dedup for 48 h only.
                 sqlx::query("DELETE FROM queue WHERE state = 'done' AND enqueued_at < ?")
@@ -260,7 +310,7 @@ impl Store {
     /// seeds the X window limiter after a restart so the window is never exceeded.
     pub async fn sent_per_second(&self, config_id: i64, since_ms: i64) -> Result<Vec<(i64, u64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT (at / 1000) * 1000 AS second, COUNT(*) FROM delivery_log INDEXED BY log_at
+            "SELECT (at / 1000) * 1000 AS second, COUNT(*) FROM delivery_log INDEXED BY log_recent
              WHERE at >= ?2 AND config_id = ?1 AND http_status IS NOT NULL GROUP BY second",
         )
         .bind(config_id)

@@ -1,6 +1,7 @@
 //! SQLite persistence (sqlx): the only module with SQL. One database file per data directory,
 //! WAL journal, migrations embedded in the binary.
 
+mod checkpoint;
 mod configs;
 mod error;
 mod games;
@@ -69,13 +70,15 @@ pub struct Store {
     durable_enqueue: bool,
     /// Every batch of log rows this process writes, for live views.
     log_events: tokio::sync::broadcast::Sender<Arc<Vec<crate::model::LogEntry>>>,
-    /// Serialises this process's large write transactions (enqueue, claim, settle) in arrival
-    /// order: the next writer starts the moment the previous one commits, where SQLite's busy
-    /// handler would sleep in growing steps (up to 100 ms) and let an unlucky writer starve.
+    /// Serialises this process's writes on the hot paths (enqueue and traffic counts; claim,
+    /// settle and the leases' upkeep) in arrival order: the next writer starts the moment the
+    /// previous one commits, where SQLite's busy handler would sleep in growing steps (up to
+    /// 100 ms) and let an unlucky writer starve.
     write_gate: Arc<tokio::sync::Mutex<()>>,
     /// Enqueues waiting for the gate: delivery's writes let them go first (an event accepted
     /// from a game server matters more than one delivered a few milliseconds sooner).
     enqueues_waiting: Arc<std::sync::atomic::AtomicUsize>,
+    checkpointer: Arc<checkpoint::Checkpointer>,
 }
 
 impl Store {
@@ -98,6 +101,10 @@ impl Store {
             .foreign_keys(true)
             .pragma("cache_size", format!("-{}", settings.cache_kib.max(64)))
             .pragma("temp_store", "memory")
+            // Checkpoints run beside the writers (checkpoint.rs); the WAL file is cut back to
+            // 64 MiB when it restarts.
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", (64 * 1024 * 1024).to_string())
             .busy_timeout(settings.busy_timeout);
         // POSTBACK_LOG_SQL=1: every statement and its time as a tracing event (target
         // `sqlx::query`), to find what a slow path spends its time on.
@@ -118,6 +125,7 @@ impl Store {
             log_events,
             write_gate: Default::default(),
             enqueues_waiting: Default::default(),
+            checkpointer: Default::default(),
         })
     }
 
@@ -159,6 +167,11 @@ impl Store {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         self.write_gate.lock().await
+    }
+
+    /// After a large commit: copy the WAL into the database soon, in the background.
+    pub(crate) fn checkpoint_soon(&self) {
+        self.checkpointer.soon(&self.pool);
     }
 
     /// SQLite's own consistency check of the whole file: `ok`, or what is damaged.

@@ -205,8 +205,11 @@ impl Store {
             self.record_traffic(now_ms, &counts).await?;
             return Ok(report);
         }
+        let started = std::time::Instant::now();
         let _turn = self.enqueue_turn().await;
+        let gate_ms = started.elapsed().as_secs_f64() * 1e3;
         let mut conn = self.pool.acquire().await?;
+        let connection_ms = started.elapsed().as_secs_f64() * 1e3 - gate_ms;
         let sync = if self.durable_enqueue { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
         sqlx::query(sync).execute(&mut *conn).await?;
         let result = async {
@@ -281,11 +284,16 @@ impl Store {
             }
             super::traffic::add_traffic(&mut tx, now_ms, &traffic(&report)).await?;
             tx.commit().await?;
+            self.checkpoint_soon();
             Ok::<_, StoreError>(())
         }
         .await;
         // Back to the pool's default, whatever happened above.
         let restored = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
+        let total_ms = started.elapsed().as_secs_f64() * 1e3;
+        if total_ms > 50.0 {
+            tracing::debug!(events = items.len(), gate_ms, connection_ms, total_ms, "slow enqueue");
+        }
         result?;
         restored?;
         Ok(report)
@@ -293,6 +301,7 @@ impl Store {
 
     /// Returns expired leases (a dispatcher died or hung mid-batch) to the queue.
     pub async fn reclaim_expired_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let _turn = self.delivery_turn().await;
         Ok(sqlx::query(
             "UPDATE queue SET lease_token = NULL, lease_until = NULL WHERE lease_token IS NOT NULL AND lease_until < ?",
         )
@@ -305,6 +314,7 @@ impl Store {
     /// Keeps the rows of one claim leased until `until` (the heartbeat of a running batch).
     /// Returns how many rows the token still holds.
     pub async fn extend_lease(&self, lease_token: &str, until: i64) -> Result<u64, StoreError> {
+        let _turn = self.delivery_turn().await;
         Ok(sqlx::query("UPDATE queue SET lease_until = ? WHERE lease_token = ?")
             .bind(until)
             .bind(lease_token)
@@ -315,6 +325,7 @@ impl Store {
 
     /// Puts every row of one claim back unchanged (its task failed before settling).
     pub async fn release_lease(&self, lease_token: &str) -> Result<u64, StoreError> {
+        let _turn = self.delivery_turn().await;
         Ok(sqlx::query("UPDATE queue SET lease_token = NULL, lease_until = NULL WHERE lease_token = ?")
             .bind(lease_token)
             .execute(&self.pool)
@@ -333,6 +344,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Leased>, StoreError> {
         let turn = self.delivery_turn().await;
+        let held = std::time::Instant::now();
         let rows = sqlx::query(
             "UPDATE queue SET lease_token = ?1, lease_until = ?2
              WHERE id IN (SELECT id FROM queue
@@ -348,6 +360,9 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         drop(turn);
+        if held.elapsed() > std::time::Duration::from_millis(50) {
+            tracing::debug!(rows = rows.len(), held_ms = held.elapsed().as_secs_f64() * 1e3, "slow claim");
+        }
         let mut leased = rows
             .iter()
             .map(|r| {
@@ -373,6 +388,7 @@ impl Store {
     /// meanwhile are left alone and counted as lost.
     pub async fn settle(&self, s: &Settlement) -> Result<SettleReport, StoreError> {
         let _turn = self.delivery_turn().await;
+        let held = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         let token = s.lease_token.as_str();
         let mut expected = 0u64;
@@ -407,12 +423,14 @@ impl Store {
         if !s.retry.is_empty() {
             let rows = serde_json::to_string(&s.retry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let n = sqlx::query(
+                // A join driven by the ids (`+` keeps the planner off the lease index, which would
+                // scan the JSON once per leased row): quadratic plans held the write lock for
+                // over half a second per 1,000-row retry.
                 "UPDATE queue SET attempts = attempts + 1, lease_token = NULL, lease_until = NULL,
-                     run_at = (SELECT json_extract(j.value, '$.run_at') FROM json_each(?1) j
-                               WHERE json_extract(j.value, '$.id') = queue.id),
-                     failing_since = (SELECT json_extract(j.value, '$.failing_since') FROM json_each(?1) j
-                                      WHERE json_extract(j.value, '$.id') = queue.id)
-                 WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(?1)) AND lease_token = ?2",
+                     run_at = j.run_at, failing_since = j.failing_since
+                 FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.run_at') AS run_at,
+                              json_extract(value, '$.failing_since') AS failing_since FROM json_each(?1)) AS j
+                 WHERE queue.id = j.id AND +queue.lease_token = ?2",
             )
             .bind(rows)
             .bind(token)
@@ -424,9 +442,10 @@ impl Store {
         if !s.defer.is_empty() {
             let pairs = serde_json::to_string(&s.defer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let n = sqlx::query(
-                "UPDATE queue SET lease_token = NULL, lease_until = NULL,
-                     run_at = (SELECT json_extract(j.value, '$[1]') FROM json_each(?1) j WHERE json_extract(j.value, '$[0]') = queue.id)
-                 WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(?1)) AND lease_token = ?2",
+                "UPDATE queue SET lease_token = NULL, lease_until = NULL, run_at = j.run_at
+                 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS run_at
+                       FROM json_each(?1)) AS j
+                 WHERE queue.id = j.id AND +queue.lease_token = ?2",
             )
             .bind(pairs)
             .bind(token)
@@ -500,7 +519,13 @@ impl Store {
             }
             None => {}
         }
+        let before_commit = held.elapsed().as_secs_f64() * 1e3;
         tx.commit().await?;
+        let held_ms = held.elapsed().as_secs_f64() * 1e3;
+        if held_ms > 50.0 {
+            tracing::debug!(rows = s.log.len(), before_commit, held_ms, "slow settle");
+        }
+        self.checkpoint_soon();
         if let Some(logged) = logged.filter(|l| !l.is_empty()) {
             let _ = self.log_events.send(std::sync::Arc::new(logged));
         }
@@ -672,6 +697,7 @@ impl Store {
     /// Pauses a config with a reason a person can act on (a row that cannot be read, a task
     /// that keeps failing).
     pub async fn pause(&self, config_id: i64, reason: &str) -> Result<(), StoreError> {
+        let _turn = self.delivery_turn().await;
         sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ?")
             .bind(reason)
             .bind(config_id)
