@@ -105,5 +105,8 @@ describe('the chart data', () => {
   it('says relative times in words', () => {
     expect(ago(NOW - 2 * 60_000, NOW)).toMatch(/2 min|2 minutes/);
     expect(ago(NOW - 3 * HOUR, NOW)).toMatch(/3 hours|3 hr/);
+    // A row a moment newer than the page's clock is "now", never "in 1 second".
+    expect(ago(NOW + 1500, NOW)).toBe(ago(NOW, NOW));
+    expect(ago(NOW + 1500, NOW)).not.toMatch(/in /);
   });
 });
