@@ -12,6 +12,7 @@ pub mod networks;
 pub mod oauth;
 pub mod sandbox;
 pub mod secrets;
+mod serving;
 pub mod setup;
 pub mod store;
 pub mod watch;

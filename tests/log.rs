@@ -10,14 +10,17 @@ async fn store_with_config() -> (tempfile::TempDir, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let game = store.create_game("Log Game").await.unwrap();
-    let config = PostbackConfig::TikTok(TikTokConfig {
-        pixel_code: "CLOG00000001".into(),
+    let id = store.create_config(game.id, &tiktok_config("CLOG00000001"), None).await.unwrap();
+    (dir, store, id)
+}
+
+fn tiktok_config(pixel_code: &str) -> PostbackConfig {
+    PostbackConfig::TikTok(TikTokConfig {
+        pixel_code: pixel_code.into(),
         trigger_events: vec!["purchase".into()],
         test_event_code: None,
         base_url: None,
-    });
-    let id = store.create_config(game.id, &config, None).await.unwrap();
-    (dir, store, id)
+    })
 }
 
 fn entry(config_id: i64, at: i64, status: DeliveryStatus, http: Option<u16>, credential: bool) -> NewLogEntry {
@@ -120,19 +123,7 @@ async fn every_page_shape_returns_what_a_full_scan_would() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let game = store.create_game("Two networks").await.unwrap().id;
-    let tiktok = store
-        .create_config(
-            game,
-            &PostbackConfig::TikTok(TikTokConfig {
-                pixel_code: "CLOG00000001".into(),
-                trigger_events: vec!["purchase".into()],
-                test_event_code: None,
-                base_url: None,
-            }),
-            None,
-        )
-        .await
-        .unwrap();
+    let tiktok = store.create_config(game, &tiktok_config("CLOG00000001"), None).await.unwrap();
     let reddit = store
         .create_config(
             game,
@@ -147,19 +138,7 @@ async fn every_page_shape_returns_what_a_full_scan_would() {
         .await
         .unwrap();
     let other_game = store.create_game("Other").await.unwrap();
-    let other = store
-        .create_config(
-            other_game.id,
-            &PostbackConfig::TikTok(TikTokConfig {
-                pixel_code: "CLOG00000002".into(),
-                trigger_events: vec!["purchase".into()],
-                test_event_code: None,
-                base_url: None,
-            }),
-            None,
-        )
-        .await
-        .unwrap();
+    let other = store.create_config(other_game.id, &tiktok_config("CLOG00000002"), None).await.unwrap();
     for (config, rows) in [(tiktok, 3_000), (reddit, 2_000), (other, 2_500)] {
         store.fill_synthetic_log(config, rows, NOW, 3 * 24 * HOUR).await.unwrap();
     }

@@ -8,8 +8,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
+use crate::serving::ServerTask;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -19,8 +19,6 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use super::group_commit::{self, CommitError, Committed, Job};
 use super::Source;
@@ -71,31 +69,17 @@ pub struct RunningIngest {
     pub addr: SocketAddr,
     pub base_url: String,
     state: Arc<Ingest>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: crate::serving::ServerTask,
 }
 
 impl RunningIngest {
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
+        self.server.stop().await;
     }
 
     /// Events accepted since the server started.
     pub fn accepted(&self) -> u64 {
         self.state.accepted.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-impl Drop for RunningIngest {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 
@@ -110,15 +94,7 @@ pub async fn start(addr: SocketAddr, store: Store, token: Secret) -> Result<Runn
     let state = Arc::new(Ingest { store, token, commits, accepted: Default::default() });
     let app =
         Router::new().route("/v1/events", post(events)).route("/v1/health", get(health)).with_state(state.clone());
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    Ok(RunningIngest { base_url: format!("http://{addr}"), addr, state, shutdown: Some(tx), task: Some(task) })
+    Ok(RunningIngest { base_url: format!("http://{addr}"), addr, state, server: ServerTask::spawn(listener, app) })
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {

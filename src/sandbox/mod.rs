@@ -14,12 +14,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::serving::ServerTask;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub use state::{Faults, NetworkStats, PixelView, SandboxState};
 
@@ -92,26 +91,12 @@ pub struct RunningSandbox {
     pub base_url: String,
     pub addr: SocketAddr,
     pub state: Arc<SandboxState>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: crate::serving::ServerTask,
 }
 
 impl RunningSandbox {
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
-    }
-}
-
-impl Drop for RunningSandbox {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.server.stop().await;
     }
 }
 
@@ -121,15 +106,7 @@ pub async fn start(addr: SocketAddr) -> std::io::Result<RunningSandbox> {
     let addr = listener.local_addr()?;
     let state = Arc::new(SandboxState::default());
     let app = router(state.clone());
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    Ok(RunningSandbox { base_url: format!("http://{addr}"), addr, state, shutdown: Some(tx), task: Some(task) })
+    Ok(RunningSandbox { base_url: format!("http://{addr}"), addr, state, server: ServerTask::spawn(listener, app) })
 }
 
 /// Adds the injected `Retry-After` (and X's reset header) to an injected failure's answer.
