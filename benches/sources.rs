@@ -132,13 +132,17 @@ async fn main() {
         let (_tx, stop) = tokio::sync::watch::channel(false);
         let seconds = (scale(10, 2) as f64).clamp(2.0, 10.0);
         let http = postback::delivery::http_client(Duration::from_secs(10));
-        let plan = DemoPlan { rate, duration: Some(Duration::from_secs_f64(seconds)), seed: 11 };
+        // A seed per run: the same seed makes the same event ids, which the second run's
+        // ingest would answer as duplicates.
+        let plan = DemoPlan { rate, duration: Some(Duration::from_secs_f64(seconds)), seed: rate as u64 };
         let stats = postback::ingest::demo::run(&http, &url, &Secret::new(TOKEN), plan, stop, |_| {}).await;
         let achieved = stats.accepted as f64 / (stats.elapsed_ms as f64 / 1000.0);
         println!(
-            "demo at {rate}/s for {seconds:.0} s: {} accepted = {achieved:.1}/s ({:+.1} %), {} failed requests",
+            "demo at {rate}/s for {seconds:.0} s: {} sent, {} accepted = {achieved:.1}/s ({:+.1} %), {} duplicates, {} failed requests",
+            stats.sent,
             stats.accepted,
             (achieved / rate - 1.0) * 100.0,
+            stats.duplicates,
             stats.failed_requests
         );
     }

@@ -270,3 +270,51 @@ async fn once_per_player_table() {
     let erased = rig.import(&purchase("a9", "alice")).await;
     assert_eq!(erased.skipped.get("player_erased"), Some(&3), "but an erased player is never forwarded again");
 }
+
+/// Through the ingest API, a player's second purchase for a once-per-player goal is accepted
+/// and said not to be forwarded to X for that reason: its event id is new, so it is never
+/// answered as a duplicate (which would tell a game server its event was a resend).
+#[tokio::test]
+async fn the_ingest_answers_an_already_converted_player_as_accepted_not_duplicate() {
+    let rig = rig_with("sandbox", vec![]).await;
+    let setup = setup_on(&rig.store).await;
+    let first = setup
+        .save_goal(
+            rig.game_id,
+            &GoalInput { rule: TriggerRule::OncePerPlayer, ..goal_form("First purchase", "purchase") },
+        )
+        .await
+        .unwrap();
+    setup.save_tags(rig.config_ids[2], &[TagInput { goal_key: first.id, tag: "tw-sbx01-first".into() }]).await.unwrap();
+    // X alone, so that the second purchase has no other network to be queued for.
+    for config in &rig.config_ids[..2] {
+        rig.store.set_enabled(*config, false).await.unwrap();
+    }
+    let ingest = postback::ingest::server::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        rig.store.clone(),
+        postback::secrets::Secret::new("pbd_setup_token"),
+    )
+    .await
+    .unwrap();
+    let url = format!("{}/v1/events?game={}", ingest.base_url, rig.game_id);
+    let http = postback::delivery::http_client(std::time::Duration::from_secs(10));
+    let mut answers = Vec::new();
+    for event in events(2, "purchase", "p1").lines() {
+        let response = http
+            .post(&url)
+            .bearer_auth("pbd_setup_token")
+            .header("content-type", "application/json")
+            .body(event.to_owned())
+            .send()
+            .await
+            .unwrap();
+        answers.push(serde_json::from_str::<serde_json::Value>(&response.text().await.unwrap()).unwrap());
+    }
+    assert_eq!(answers[0]["accepted"], 1, "{}", answers[0]);
+    assert_eq!(answers[1]["accepted"], 1, "{}", answers[1]);
+    assert_eq!(answers[1]["duplicates"], 0, "{}", answers[1]);
+    let reasons = answers[1]["results"][0]["not_forwarded"].to_string();
+    assert!(reasons.contains("already converted"), "{}", answers[1]);
+    ingest.stop().await;
+}

@@ -132,5 +132,16 @@ pub async fn accept(
     if queued.already_converted > 0 {
         *out.skipped.entry("already_converted".to_owned()).or_default() += queued.already_converted;
     }
+    // An event whose player had already converted for its goal is accepted and not forwarded
+    // for that reason, never a "duplicate" (its event id is new).
+    for event_id in queued.converted_before {
+        if !out.queued_events.contains(&event_id) {
+            out.routed_events.remove(&event_id);
+            out.skip_reasons
+                .entry(event_id)
+                .or_default()
+                .push("X Ads: the player already converted for this once-per-player goal".to_owned());
+        }
+    }
     Ok(out)
 }

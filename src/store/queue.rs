@@ -43,6 +43,8 @@ pub struct EnqueueReport {
     pub duplicates: u64,
     /// Once-per-player goals the player had already converted for: not queued.
     pub already_converted: u64,
+    /// The events of those conversions (another event of the player converted first).
+    pub converted_before: HashSet<String>,
     /// Conversions queued per config.
     pub per_config: std::collections::BTreeMap<i64, u64>,
     /// Event ids with at least one conversion queued by this call.
@@ -241,6 +243,7 @@ impl Store {
                     kept.push(d);
                 } else {
                     report.already_converted += 1;
+                    report.converted_before.insert(d.event.event_id.clone());
                 }
             }
             for chunk in kept.chunks(CHUNK) {
