@@ -305,6 +305,38 @@ fn sandbox_post(base: &str, path: &str, body: &str) {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
 
+/// Runs `postback` on the data directory `data`, with the sandbox's TikTok token in `QA_TOKEN`.
+fn run_on(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    postback().arg("--data-dir").arg(data).args(args).env("QA_TOKEN", postback::sandbox::TIKTOK_TOKEN).output().unwrap()
+}
+
+/// Connects TikTok (trigger `purchase`) of the demo game to the sandbox at `base_url`, validated
+/// with a test code; returns the config id.
+fn connect_tiktok(data: &std::path::Path, base_url: &str, pixel: &str) -> String {
+    let connect = run_on(
+        data,
+        &[
+            "connect",
+            "--network",
+            "tiktok",
+            "--pixel",
+            pixel,
+            "--token-env",
+            "QA_TOKEN",
+            "--base-url",
+            base_url,
+            "--trigger",
+            "purchase",
+            "--game",
+            "1",
+            "--test-code",
+            "TEST9",
+        ],
+    );
+    assert!(connect.status.success(), "{}", String::from_utf8_lossy(&connect.stderr));
+    stdout_json(&connect)["config_id"].as_i64().unwrap().to_string()
+}
+
 /// Given-up events come back with `postback replay` under their own ids (it prints how many);
 /// replaying a delivered event is refused with exit 2; `disconnect` of a config whose events
 /// still wait needs `--discard-queued`.
@@ -313,34 +345,8 @@ fn replay_and_disconnect_say_what_they_do() {
     let sandbox = sandbox_process();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let run = |args: &[&str]| {
-        postback()
-            .arg("--data-dir")
-            .arg(&data)
-            .args(args)
-            .env("QA_TOKEN", postback::sandbox::TIKTOK_TOKEN)
-            .output()
-            .unwrap()
-    };
-    let connect = run(&[
-        "connect",
-        "--network",
-        "tiktok",
-        "--pixel",
-        "CQA0000002",
-        "--token-env",
-        "QA_TOKEN",
-        "--base-url",
-        &sandbox.1,
-        "--trigger",
-        "purchase",
-        "--game",
-        "1",
-        "--test-code",
-        "TEST9",
-    ]);
-    assert!(connect.status.success(), "{}", String::from_utf8_lossy(&connect.stderr));
-    let config_id = stdout_json(&connect)["config_id"].as_i64().unwrap().to_string();
+    let run = |args: &[&str]| run_on(&data, args);
+    let config_id = connect_tiktok(&data, &sandbox.1, "CQA0000002");
     let file = write_events(dir.path(), &["r1", "r2"]);
     assert_eq!(stdout_json(&run(&["import", file.to_str().unwrap()]))["enqueued"], 2);
 
@@ -378,31 +384,8 @@ fn log_prints_the_delivery_log() {
     let sandbox = sandbox_process();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let run = |args: &[&str]| {
-        postback()
-            .arg("--data-dir")
-            .arg(&data)
-            .args(args)
-            .env("QA_TOKEN", postback::sandbox::TIKTOK_TOKEN)
-            .output()
-            .unwrap()
-    };
-    let connect = run(&[
-        "connect",
-        "--network",
-        "tiktok",
-        "--pixel",
-        "CLOG0000001",
-        "--token-env",
-        "QA_TOKEN",
-        "--base-url",
-        &sandbox.1,
-        "--trigger",
-        "purchase",
-        "--test-code",
-        "TEST1",
-    ]);
-    assert!(connect.status.success(), "{}", String::from_utf8_lossy(&connect.stderr));
+    let run = |args: &[&str]| run_on(&data, args);
+    connect_tiktok(&data, &sandbox.1, "CLOG0000001");
     let file = write_events(dir.path(), &["l1", "l2"]);
     assert_eq!(stdout_json(&run(&["import", file.to_str().unwrap()]))["enqueued"], 2);
     assert_eq!(stdout_json(&run(&["serve", "--until-idle"]))["success"], 2);

@@ -17,6 +17,14 @@ async fn setup_on(store: &Store) -> Setup {
     Setup::new(store.clone(), Arc::new(Credentials::without_keychain()))
 }
 
+/// The goal "First purchase", counted once per player.
+async fn first_purchase_goal(setup: &Setup, game_id: i64) -> Goal {
+    setup
+        .save_goal(game_id, &GoalInput { rule: TriggerRule::OncePerPlayer, ..goal_form("First purchase", "purchase") })
+        .await
+        .unwrap()
+}
+
 fn goal_form(name: &str, event: &str) -> GoalInput {
     GoalInput { name: name.into(), event: event.into(), active: true, ..GoalInput::default() }
 }
@@ -114,13 +122,7 @@ async fn once_per_player_sends_a_players_first_purchase_once_and_erasure_forgets
     let rig = rig_with("sandbox", vec![]).await;
     let setup = setup_on(&rig.store).await;
     let x = rig.config_ids[2];
-    let first = setup
-        .save_goal(
-            rig.game_id,
-            &GoalInput { rule: TriggerRule::OncePerPlayer, ..goal_form("First purchase", "purchase") },
-        )
-        .await
-        .unwrap();
+    let first = first_purchase_goal(&setup, rig.game_id).await;
     let launch = setup.save_goal(rig.game_id, &goal_form("Any launch", "game_launch")).await.unwrap();
     let rows = rig.store.integrations(rig.game_id).await.unwrap();
     assert_eq!(rows[2].gaps, [SetupGap::NoMappedGoals]);
@@ -227,13 +229,7 @@ async fn a_disabled_config_queues_nothing_and_its_queue_waits() {
 async fn once_per_player_table() {
     let rig = rig_with("sandbox", vec![]).await;
     let setup = setup_on(&rig.store).await;
-    let first = setup
-        .save_goal(
-            rig.game_id,
-            &GoalInput { rule: TriggerRule::OncePerPlayer, ..goal_form("First purchase", "purchase") },
-        )
-        .await
-        .unwrap();
+    let first = first_purchase_goal(&setup, rig.game_id).await;
     let every = setup.save_goal(rig.game_id, &goal_form("Every purchase", "purchase")).await.unwrap();
     setup
         .save_tags(
@@ -278,13 +274,7 @@ async fn once_per_player_table() {
 async fn the_ingest_answers_an_already_converted_player_as_accepted_not_duplicate() {
     let rig = rig_with("sandbox", vec![]).await;
     let setup = setup_on(&rig.store).await;
-    let first = setup
-        .save_goal(
-            rig.game_id,
-            &GoalInput { rule: TriggerRule::OncePerPlayer, ..goal_form("First purchase", "purchase") },
-        )
-        .await
-        .unwrap();
+    let first = first_purchase_goal(&setup, rig.game_id).await;
     setup.save_tags(rig.config_ids[2], &[TagInput { goal_key: first.id, tag: "tw-sbx01-first".into() }]).await.unwrap();
     // X alone, so that the second purchase has no other network to be queued for.
     for config in &rig.config_ids[..2] {

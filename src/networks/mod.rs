@@ -92,19 +92,10 @@ pub fn prepare_goal(
     goal_key: &str,
     player_erased: bool,
 ) -> Result<PreparedEvent, Skip> {
-    if player_erased {
-        return Err(erased());
-    }
-    // Money first: a goal's value filter decides whether the event counts at all.
     let mut money_warnings = Vec::new();
-    let money = money::resolve(event, &mut money_warnings);
-    route(config, event, goal_key, money.as_ref())?;
-    if event.consent == Consent::None {
-        return Err(consent_none());
-    }
+    let money = checks_before_identity(config, event, goal_key, player_erased, &mut money_warnings)?;
     let mut warnings = Vec::new();
-    let rule = if config.network() == Network::Reddit { EmailRule::Reddit } else { EmailRule::Plain };
-    let id = identity::resolve(event, rule, &mut warnings);
+    let id = identity::resolve(event, email_rule(config), &mut warnings);
     check_minimum_identifier(config.network(), &id, event.consent)?;
     warnings.extend(money_warnings);
     let (items, goals) = match config {
@@ -133,15 +124,8 @@ pub fn admit(
     player_erased: bool,
     identities: &mut IdentityCache,
 ) -> Result<Vec<String>, Skip> {
-    if player_erased {
-        return Err(erased());
-    }
-    let money = money::resolve(event, &mut Vec::new());
-    route(config, event, "", money.as_ref())?;
-    if event.consent == Consent::None {
-        return Err(consent_none());
-    }
-    let rule = if config.network() == Network::Reddit { EmailRule::Reddit } else { EmailRule::Plain };
+    let money = checks_before_identity(config, event, "", player_erased, &mut Vec::new())?;
+    let rule = email_rule(config);
     let slot = if rule == EmailRule::Reddit { &mut identities.reddit } else { &mut identities.plain };
     let id = slot.get_or_insert_with(|| identity::resolve(event, rule, &mut Vec::new()));
     check_minimum_identifier(config.network(), id, event.consent)?;
@@ -154,12 +138,40 @@ pub fn admit(
     })
 }
 
-fn erased() -> Skip {
-    Skip::new(SkipReason::PlayerErased, "this player asked to be erased; their events are never forwarded")
+/// The checks [`prepare_goal`] and [`admit`] share, in the documented order: erasure, routing
+/// (money first: a goal's value filter decides whether the event counts at all), consent.
+/// Returns the event's value, when it has a readable one.
+fn checks_before_identity(
+    config: &PostbackConfig,
+    event: &ConversionEvent,
+    goal_key: &str,
+    player_erased: bool,
+    money_warnings: &mut Vec<String>,
+) -> Result<Option<money::Money>, Skip> {
+    if player_erased {
+        return Err(Skip::new(
+            SkipReason::PlayerErased,
+            "this player asked to be erased; their events are never forwarded",
+        ));
+    }
+    let money = money::resolve(event, money_warnings);
+    route(config, event, goal_key, money.as_ref())?;
+    if event.consent == Consent::None {
+        return Err(Skip::new(
+            SkipReason::ConsentNone,
+            "the player gave no consent (consent: none); nothing is forwarded",
+        ));
+    }
+    Ok(money)
 }
 
-fn consent_none() -> Skip {
-    Skip::new(SkipReason::ConsentNone, "the player gave no consent (consent: none); nothing is forwarded")
+/// Reddit normalises emails its own way (advanced matching); the others plainly.
+fn email_rule(config: &PostbackConfig) -> EmailRule {
+    if config.network() == Network::Reddit {
+        EmailRule::Reddit
+    } else {
+        EmailRule::Plain
+    }
 }
 
 fn route(
