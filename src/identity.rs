@@ -122,6 +122,26 @@ pub fn resolve(event: &ConversionEvent, rule: EmailRule, warnings: &mut Vec<Stri
     id
 }
 
+/// Whether [`resolve`] yields an email hash under `rule`, without hashing: consent is full and
+/// the raw address normalises, or a pre-hashed one came with the event.
+pub fn has_email(event: &ConversionEvent, rule: EmailRule) -> bool {
+    if event.consent != Consent::Full {
+        return false;
+    }
+    let normalises = |raw: &String| match rule {
+        EmailRule::Plain => normalize_email(raw).is_some(),
+        EmailRule::Reddit => normalize_email_reddit(raw).is_some(),
+    };
+    event.email_sha256.is_some() || event.email.as_ref().is_some_and(normalises)
+}
+
+/// Whether [`resolve`] yields a phone hash, without hashing (reading the number is still the
+/// expensive part, so callers ask only when no cheaper identifier decided the matter).
+pub fn has_phone(event: &ConversionEvent) -> bool {
+    event.consent == Consent::Full
+        && (event.phone_sha256.is_some() || event.phone.as_deref().and_then(normalize_phone).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,6 +71,7 @@ proptest! {
         clicks in prop::collection::vec(prop::sample::select(vec!["ttclid", "twclid", "rdt_cid"]), 0..3),
         email in prop::option::of(prop::sample::select(vec!["a@example.com", " A.B+x@Gmail.com ", "not-an-email", ""])),
         phone in prop::option::of(prop::sample::select(vec!["+1 555 010 0000", "12", "+44 20 7946 0958", "phone"])),
+        hashed in prop::collection::vec(prop::sample::select(vec!["email_sha256", "phone_sha256"]), 0..2),
         value in prop::option::of(prop::sample::select(vec!["0.99", "100", "-1", "abc"])),
         erased in any::<bool>(),
     ) {
@@ -82,6 +83,9 @@ proptest! {
         if let Some(e) = email { doc["email"] = json!(e); }
         if let Some(p) = phone { doc["phone"] = json!(p); }
         if let Some(v) = value { doc["value"] = json!(v); }
+        for h in &hashed {
+            doc[*h] = json!("a".repeat(64));
+        }
         let event = ConversionEvent::from_json(&doc).expect("event");
         let mut identities = IdentityCache::default();
         for config in configs() {

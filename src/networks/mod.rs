@@ -17,7 +17,7 @@ use serde_json::Value;
 pub use classify::{Classification, HttpResponse, ItemOutcome, MAX_WAIT};
 pub use request::{items_pointer, redact_items, Header, HeaderValue, Request, REDACTED};
 
-use crate::identity::{self, EmailRule, Identity};
+use crate::identity::{self, EmailRule};
 use crate::model::{Consent, ConversionEvent, Network, PostbackConfig};
 
 /// Why an event is not forwarded to a config.
@@ -96,7 +96,15 @@ pub fn prepare_goal(
     let money = checks_before_identity(config, event, goal_key, player_erased, &mut money_warnings)?;
     let mut warnings = Vec::new();
     let id = identity::resolve(event, email_rule(config), &mut warnings);
-    check_minimum_identifier(config.network(), &id, event.consent)?;
+    let network = config.network();
+    let click_id = own_click_id(network, [&id.ttclid, &id.rdt_cid, &id.twclid]);
+    let has = |key| match key {
+        MatchKey::Email => id.email_sha256.is_some(),
+        MatchKey::Phone => id.phone_sha256.is_some(),
+    };
+    if !has_minimum_identifier(network, click_id, has) {
+        return Err(no_identifier(network, event.consent));
+    }
     warnings.extend(money_warnings);
     let (items, goals) = match config {
         PostbackConfig::TikTok(_) => (vec![tiktok::event_item(event, &id, money.as_ref())], vec![String::new()]),
@@ -108,11 +116,25 @@ pub fn prepare_goal(
     Ok(PreparedEvent { event_id: event.event_id.clone(), items, goals, warnings })
 }
 
-/// An event's identity, resolved at most once per email rule while it meets several configs.
+/// Which identifiers of one event a network could match on, each worked out at most once
+/// while the event meets several configs, and only when no cheaper one already decided: reading
+/// a phone number costs more than routing the event everywhere else.
 #[derive(Debug, Default)]
 pub struct IdentityCache {
-    plain: Option<Identity>,
-    reddit: Option<Identity>,
+    email_plain: Option<bool>,
+    email_reddit: Option<bool>,
+    phone: Option<bool>,
+}
+
+impl IdentityCache {
+    fn email(&mut self, event: &ConversionEvent, rule: EmailRule) -> bool {
+        let slot = if rule == EmailRule::Reddit { &mut self.email_reddit } else { &mut self.email_plain };
+        *slot.get_or_insert_with(|| identity::has_email(event, rule))
+    }
+
+    fn phone(&mut self, event: &ConversionEvent) -> bool {
+        *self.phone.get_or_insert_with(|| identity::has_phone(event))
+    }
 }
 
 /// What [`prepare`] decides, without building the request items: the goal keys the event counts
@@ -125,10 +147,17 @@ pub fn admit(
     identities: &mut IdentityCache,
 ) -> Result<Vec<String>, Skip> {
     let money = checks_before_identity(config, event, "", player_erased, &mut Vec::new())?;
-    let rule = email_rule(config);
-    let slot = if rule == EmailRule::Reddit { &mut identities.reddit } else { &mut identities.plain };
-    let id = slot.get_or_insert_with(|| identity::resolve(event, rule, &mut Vec::new()));
-    check_minimum_identifier(config.network(), id, event.consent)?;
+    let network = config.network();
+    let clicks = &event.click_ids;
+    let click_id =
+        event.consent != Consent::None && own_click_id(network, [&clicks.ttclid, &clicks.rdt_cid, &clicks.twclid]);
+    let matchable = has_minimum_identifier(network, click_id, |key| match key {
+        MatchKey::Email => identities.email(event, email_rule(config)),
+        MatchKey::Phone => identities.phone(event),
+    });
+    if !matchable {
+        return Err(no_identifier(network, event.consent));
+    }
     Ok(match config {
         PostbackConfig::X(c) => x::counting_goals(c, &event.name, "", money.as_ref())
             .filter(|goal| goal.event_tag.is_some())
@@ -225,28 +254,46 @@ fn route(
     }
 }
 
-fn check_minimum_identifier(network: Network, id: &Identity, consent: Consent) -> Result<(), Skip> {
-    let (ok, needed) = match network {
-        Network::TikTok => (id.ttclid.is_some(), "a TikTok click id (ttclid)"),
-        Network::Reddit => {
-            (id.rdt_cid.is_some() || id.email_sha256.is_some(), "a Reddit click id (rdt_cid) or an email")
-        }
-        Network::X => (
-            id.twclid.is_some() || id.email_sha256.is_some() || id.phone_sha256.is_some(),
-            "an X click id (twclid), an email or a phone number",
-        ),
-    };
-    if ok {
-        return Ok(());
+/// Whether a network can match the player: on its own click id, or on what else it takes
+/// (asked lazily, cheapest first). IP address and user agent alone never are enough.
+fn has_minimum_identifier(network: Network, click_id: bool, mut has: impl FnMut(MatchKey) -> bool) -> bool {
+    match network {
+        Network::TikTok => click_id,
+        Network::Reddit => click_id || has(MatchKey::Email),
+        Network::X => click_id || has(MatchKey::Email) || has(MatchKey::Phone),
     }
+}
+
+/// Identifiers besides click ids that a network matches players on.
+#[derive(Clone, Copy)]
+enum MatchKey {
+    Email,
+    Phone,
+}
+
+/// Whether the network's own click id is there, of `[ttclid, rdt_cid, twclid]`.
+fn own_click_id(network: Network, [ttclid, rdt_cid, twclid]: [&Option<String>; 3]) -> bool {
+    match network {
+        Network::TikTok => ttclid.is_some(),
+        Network::Reddit => rdt_cid.is_some(),
+        Network::X => twclid.is_some(),
+    }
+}
+
+fn no_identifier(network: Network, consent: Consent) -> Skip {
+    let needed = match network {
+        Network::TikTok => "a TikTok click id (ttclid)",
+        Network::Reddit => "a Reddit click id (rdt_cid) or an email",
+        Network::X => "an X click id (twclid), an email or a phone number",
+    };
     let consent_note = if consent == Consent::Anonymous { " (at anonymous consent only click ids count)" } else { "" };
-    Err(Skip::new(
+    Skip::new(
         SkipReason::NoIdentifier,
         format!(
             "{} needs {needed}{consent_note}; IP address and user agent alone are not enough",
             network.display_name()
         ),
-    ))
+    )
 }
 
 /// Groups prepared events into the fewest requests within the network's batch limit.
