@@ -50,7 +50,7 @@ async fn main() {
     for _ in 0..scale(100_000, 1000) / 5000 {
         let events: Vec<ConversionEvent> =
             (0..5000).map(|_| ConversionEvent::from_json(&players.next_event(now)).expect("demo event")).collect();
-        postback::ingest::accept(&store, game.id, &enabled, &events, postback::ingest::Source::Demo, now_ms())
+        postback::ingest::accept(&store, game.id, &enabled, events, postback::ingest::Source::Demo, now_ms())
             .await
             .expect("accept");
     }

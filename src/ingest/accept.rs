@@ -56,38 +56,55 @@ fn once_per_player(config: &PostbackConfig, goal_key: &str) -> bool {
     }
 }
 
-/// Routes and enqueues events of one game for its enabled `configs`.
-pub async fn accept(
-    store: &Store,
+/// Events of one game routed to its configs: what to queue and why the rest is not, each event
+/// serialised once for all of its conversions. Worked out before the write, so that the
+/// write lock is held only for writing (routing is most of accepting's CPU time).
+#[derive(Debug)]
+pub struct Routed {
+    game_id: i64,
+    events: Vec<ConversionEvent>,
+    /// Per event, its JSON as queued.
+    payloads: Vec<String>,
+    /// (event index, config id, goal key, the goal counts a player once).
+    conversions: Vec<(usize, i64, String, bool)>,
+    skipped_per_config: BTreeMap<(i64, &'static str), u64>,
+    /// What routing decided; the write fills in what was queued.
+    decided: Accepted,
+}
+
+impl Routed {
+    pub fn game_id(&self) -> i64 {
+        self.game_id
+    }
+}
+
+/// Routes events of one game for its enabled `configs`. Pure: `erased` names the players
+/// among them who asked to be erased.
+pub fn route(
     game_id: i64,
     configs: &[StoredConfig],
-    events: &[ConversionEvent],
-    source: Source,
-    now_ms: i64,
-) -> Result<Accepted, StoreError> {
-    let mut out = Accepted { events: events.len() as u64, ..Accepted::default() };
-    if events.is_empty() {
-        return Ok(out);
-    }
-    let players: Vec<&str> = events.iter().map(|e| e.player_id.as_str()).collect();
-    let erased = store.erased_among(&players).await?;
-    // Prepared once here to route and check consent and identifiers; X yields one conversion
-    // per counting goal, each queued (and later settled) on its own.
-    let mut routed: Vec<(&StoredConfig, &ConversionEvent, Vec<String>)> =
-        Vec::with_capacity(events.len() * configs.len());
+    events: Vec<ConversionEvent>,
+    erased: &HashSet<String>,
+) -> Result<Routed, StoreError> {
+    let mut decided = Accepted { events: events.len() as u64, ..Accepted::default() };
+    let mut conversions = Vec::with_capacity(events.len() * configs.len());
     let mut skipped_per_config: BTreeMap<(i64, &'static str), u64> = BTreeMap::new();
-    for event in events {
+    // X yields one conversion per counting goal, each queued (and later settled) on its own.
+    for (index, event) in events.iter().enumerate() {
         let mut identities = networks::IdentityCache::default();
         for stored in configs {
             match networks::admit(&stored.config, event, erased.contains(&event.player_id), &mut identities) {
                 Ok(goals) => {
-                    out.routed_events.insert(event.event_id.clone());
-                    routed.push((stored, event, goals));
+                    decided.routed_events.insert(event.event_id.clone());
+                    for goal_key in goals {
+                        let once = once_per_player(&stored.config, &goal_key);
+                        conversions.push((index, stored.id, goal_key, once));
+                    }
                 }
                 Err(skip) => {
-                    *out.skipped.entry(skip.reason.as_str().to_owned()).or_default() += 1;
+                    *decided.skipped.entry(skip.reason.as_str().to_owned()).or_default() += 1;
                     *skipped_per_config.entry((stored.id, skip.reason.as_str())).or_default() += 1;
-                    out.skip_reasons.entry(event.event_id.clone()).or_default().push(format!(
+                    decided.skip_reasons.entry(event.event_id.clone()).or_default().push(format!(
                         "{}: {}",
                         stored.config.network().display_name(),
                         skip.message
@@ -96,12 +113,23 @@ pub async fn accept(
             }
         }
     }
-    let wanted: Vec<NewDelivery> = routed
+    let payloads = events
         .iter()
-        .flat_map(|(stored, event, keys)| {
-            keys.iter().map(move |goal_key| {
-                NewDelivery::new(stored.id, event).for_goal(goal_key, once_per_player(&stored.config, goal_key))
-            })
+        .map(|e| serde_json::to_string(e).map_err(|e| StoreError::Corrupt(format!("event: {e}"))))
+        .collect::<Result<_, _>>()?;
+    Ok(Routed { game_id, events, payloads, conversions, skipped_per_config, decided })
+}
+
+/// Queues what [`route`] decided, with the per-hour traffic counts, in one synced commit.
+pub async fn write(store: &Store, routed: Routed, source: Source, now_ms: i64) -> Result<Accepted, StoreError> {
+    let Routed { game_id, events, payloads, conversions, skipped_per_config, decided: mut out } = routed;
+    if events.is_empty() {
+        return Ok(out);
+    }
+    let wanted: Vec<NewDelivery> = conversions
+        .iter()
+        .map(|(index, config_id, goal_key, once)| {
+            NewDelivery::new(*config_id, &events[*index]).for_goal(goal_key, *once).with_payload(&payloads[*index])
         })
         .collect();
     // The traffic counters are written in the enqueue's own transaction: one synced commit.
@@ -144,4 +172,19 @@ pub async fn accept(
         }
     }
     Ok(out)
+}
+
+/// Routes and enqueues events of one game for its enabled `configs`: [`route`], then [`write`].
+pub async fn accept(
+    store: &Store,
+    game_id: i64,
+    configs: &[StoredConfig],
+    events: Vec<ConversionEvent>,
+    source: Source,
+    now_ms: i64,
+) -> Result<Accepted, StoreError> {
+    let players: Vec<&str> = events.iter().map(|e| e.player_id.as_str()).collect();
+    let erased = store.erased_among(&players).await?;
+    let routed = route(game_id, configs, events, &erased)?;
+    write(store, routed, source, now_ms).await
 }

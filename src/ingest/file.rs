@@ -357,14 +357,13 @@ async fn enqueue_chunk(
     if chunk.is_empty() {
         return Ok(());
     }
-    let accepted = accept(store, game_id, configs, chunk, Source::Import, now_ms).await?;
+    let accepted = accept(store, game_id, configs, std::mem::take(chunk), Source::Import, now_ms).await?;
     report.events += accepted.events;
     report.enqueued += accepted.enqueued;
     report.duplicates += accepted.duplicates;
     for (reason, n) in accepted.skipped {
         *report.skipped.entry(reason).or_default() += n;
     }
-    chunk.clear();
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! Group commit for the ingest API: concurrent requests' events are accepted together, in one
-//! synced transaction per game, by a single task. A synced commit costs a few milliseconds
+//! synced transaction per game, by a single writer (a router works out the next group meanwhile). A synced commit costs a few milliseconds
 //! whatever it holds, so one per request would cap the API at a few hundred requests a second
 //! and make concurrent requests queue on SQLite's write lock; together they share it. Each
 //! request still hears only after the commit that made its events durable, and a failed commit
@@ -41,14 +41,26 @@ pub enum CommitError {
     Database(String),
 }
 
-/// Starts the committing task; it ends when every sender is dropped.
+/// A group routed and waiting for the writer, with the requests that hear about it.
+struct Prepared {
+    routed: accept::Routed,
+    source: Source,
+    replies: Vec<oneshot::Sender<Result<Committed, CommitError>>>,
+}
+
+/// Starts the committing tasks; they end when every sender is dropped. A router routes the next
+/// group while a writer writes the previous one, so that routing's CPU time is not spent
+/// between two commits.
 pub fn start(store: Store) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel::<Job>(1024);
-    tokio::spawn(run(store, rx));
+    // One group routed ahead at most: a group waiting longer would only grow staler.
+    let (prepared_tx, prepared_rx) = mpsc::channel::<Prepared>(1);
+    tokio::spawn(route_groups(store.clone(), rx, prepared_tx));
+    tokio::spawn(write_groups(store, prepared_rx));
     tx
 }
 
-async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
+async fn route_groups(store: Store, mut jobs: mpsc::Receiver<Job>, prepared: mpsc::Sender<Prepared>) {
     while let Some(first) = jobs.recv().await {
         // Whatever else is already waiting joins this commit.
         let mut batch = vec![first];
@@ -69,21 +81,43 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
         }
         for ((game, source), mut group) in groups {
             let all: Vec<ConversionEvent> = group.iter_mut().flat_map(|j| std::mem::take(&mut j.events)).collect();
-            let outcome = commit(&store, game, source, &all).await;
-            for job in group {
-                // The request may have gone (client disconnected): its events stay accepted.
-                let _ = job.reply.send(outcome.clone());
+            let replies: Vec<_> = group.into_iter().map(|job| job.reply).collect();
+            match route_group(&store, game, all).await {
+                Ok(routed) => {
+                    if let Err(mpsc::error::SendError(lost)) = prepared.send(Prepared { routed, source, replies }).await
+                    {
+                        reply_all(lost.replies, Err(CommitError::Database("the ingest is shutting down".into())));
+                    }
+                }
+                Err(e) => reply_all(replies, Err(e)),
             }
         }
     }
 }
 
-async fn commit(
+async fn write_groups(store: Store, mut prepared: mpsc::Receiver<Prepared>) {
+    while let Some(Prepared { routed, source, replies }) = prepared.recv().await {
+        let game_id = routed.game_id();
+        let outcome = accept::write(&store, routed, source, crate::delivery::now_ms())
+            .await
+            .map(|accepted| Committed { game_id, accepted: Arc::new(accepted) })
+            .map_err(|e| CommitError::Database(e.to_string()));
+        reply_all(replies, outcome);
+    }
+}
+
+fn reply_all(replies: Vec<oneshot::Sender<Result<Committed, CommitError>>>, outcome: Result<Committed, CommitError>) {
+    for reply in replies {
+        // The request may have gone (client disconnected): its events stay accepted.
+        let _ = reply.send(outcome.clone());
+    }
+}
+
+async fn route_group(
     store: &Store,
     game: Option<i64>,
-    source: Source,
-    events: &[ConversionEvent],
-) -> Result<Committed, CommitError> {
+    events: Vec<ConversionEvent>,
+) -> Result<accept::Routed, CommitError> {
     let database = |e: StoreError| CommitError::Database(e.to_string());
     let game = match game {
         Some(id) => match store.game(id).await {
@@ -94,7 +128,7 @@ async fn commit(
         None => store.current_game().await.map_err(database)?.ok_or(CommitError::NoGame)?,
     };
     let configs: Vec<_> = store.configs(game.id).await.map_err(database)?.into_iter().filter(|c| c.enabled).collect();
-    let accepted =
-        accept(store, game.id, &configs, events, source, crate::delivery::now_ms()).await.map_err(database)?;
-    Ok(Committed { game_id: game.id, accepted: Arc::new(accepted) })
+    let players: Vec<&str> = events.iter().map(|e| e.player_id.as_str()).collect();
+    let erased = store.erased_among(&players).await.map_err(database)?;
+    accept::route(game.id, &configs, events, &erased).map_err(database)
 }

@@ -23,11 +23,17 @@ pub struct NewDelivery<'a> {
     /// The goal counts a player once: queued only if the player has not converted for it yet.
     pub once_per_player: bool,
     pub event: &'a ConversionEvent,
+    /// The event as JSON, when the caller serialised it already (once for all its conversions).
+    pub payload: Option<&'a str>,
 }
 
 impl<'a> NewDelivery<'a> {
     pub fn new(config_id: i64, event: &'a ConversionEvent) -> Self {
-        Self { config_id, goal_key: "", once_per_player: false, event }
+        Self { config_id, goal_key: "", once_per_player: false, event, payload: None }
+    }
+
+    pub fn with_payload(self, payload: &'a str) -> Self {
+        Self { payload: Some(payload), ..self }
     }
 
     pub fn for_goal(self, goal_key: &'a str, once_per_player: bool) -> Self {
@@ -247,11 +253,14 @@ impl Store {
                 }
             }
             for chunk in kept.chunks(CHUNK) {
-                let mut payloads = Vec::with_capacity(chunk.len());
+                let mut payloads: Vec<std::borrow::Cow<str>> = Vec::with_capacity(chunk.len());
                 for d in chunk {
-                    payloads.push(
-                        serde_json::to_string(d.event).map_err(|e| StoreError::Corrupt(format!("event: {e}")))?,
-                    );
+                    payloads.push(match d.payload {
+                        Some(payload) => payload.into(),
+                        None => serde_json::to_string(d.event)
+                            .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?
+                            .into(),
+                    });
                 }
                 let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                     "INSERT INTO queue (config_id, event_id, goal_key, event_name, player_id, occurred_at, payload, run_at,
