@@ -76,6 +76,30 @@ impl Routed {
     pub fn game_id(&self) -> i64 {
         self.game_id
     }
+
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Takes in another group of the same game (its events queue in the same commit).
+    pub fn absorb(&mut self, other: Routed) {
+        let offset = self.events.len();
+        self.events.extend(other.events);
+        self.payloads.extend(other.payloads);
+        self.conversions.extend(other.conversions.into_iter().map(|(i, c, g, o)| (i + offset, c, g, o)));
+        for (key, n) in other.skipped_per_config {
+            *self.skipped_per_config.entry(key).or_default() += n;
+        }
+        let (mine, theirs) = (&mut self.decided, other.decided);
+        mine.events += theirs.events;
+        for (reason, n) in theirs.skipped {
+            *mine.skipped.entry(reason).or_default() += n;
+        }
+        mine.routed_events.extend(theirs.routed_events);
+        for (event_id, reasons) in theirs.skip_reasons {
+            mine.skip_reasons.entry(event_id).or_default().extend(reasons);
+        }
+    }
 }
 
 /// Routes events of one game for its enabled `configs`. Pure: `erased` names the players

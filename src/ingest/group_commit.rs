@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::{accept, Accepted, Source};
 use crate::model::ConversionEvent;
-use crate::store::{Store, StoreError};
+use crate::store::{EnqueueComing, Store, StoreError};
 
 /// Events per group at most: a group is one transaction.
 const MAX_GROUP_EVENTS: usize = 5000;
@@ -46,23 +46,45 @@ struct Prepared {
     routed: accept::Routed,
     source: Source,
     replies: Vec<oneshot::Sender<Result<Committed, CommitError>>>,
+    /// Tells delivery that this group is on its way to the write gate.
+    _coming: EnqueueComing,
 }
 
-/// Starts the committing tasks; they end when every sender is dropped. A router routes the next
-/// group while a writer writes the previous one, so that routing's CPU time is not spent
-/// between two commits.
+/// Routed groups waiting for the writer. A waiting group takes in the requests of its game
+/// routed after it: whatever arrived while the writer was busy goes into its next commit.
+#[derive(Default)]
+struct Handoff {
+    waiting: std::sync::Mutex<(Vec<Prepared>, usize)>,
+    /// The writer has something to take (or the router has finished).
+    ready: Notify,
+    /// The writer took what waited.
+    taken: Notify,
+    router_done: std::sync::atomic::AtomicBool,
+}
+
+/// Routed events waiting for the writer at most; the router waits beyond.
+const MAX_WAITING_EVENTS: usize = 2 * MAX_GROUP_EVENTS;
+
+impl Handoff {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<Prepared>, usize)> {
+        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Starts the committing tasks; they end when every sender is dropped. A router routes the
+/// requests that arrive while a writer writes, so that routing's CPU time is not spent between
+/// two commits.
 pub fn start(store: Store) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel::<Job>(1024);
-    // One group routed ahead at most: a group waiting longer would only grow staler.
-    let (prepared_tx, prepared_rx) = mpsc::channel::<Prepared>(1);
-    tokio::spawn(route_groups(store.clone(), rx, prepared_tx));
-    tokio::spawn(write_groups(store, prepared_rx));
+    let handoff = Arc::new(Handoff::default());
+    tokio::spawn(route_groups(store.clone(), rx, handoff.clone()));
+    tokio::spawn(write_groups(store, handoff));
     tx
 }
 
-async fn route_groups(store: Store, mut jobs: mpsc::Receiver<Job>, prepared: mpsc::Sender<Prepared>) {
+async fn route_groups(store: Store, mut jobs: mpsc::Receiver<Job>, handoff: Arc<Handoff>) {
     while let Some(first) = jobs.recv().await {
-        // Whatever else is already waiting joins this commit.
+        // Whatever else is already waiting is routed with it.
         let mut batch = vec![first];
         let mut events = batch[0].events.len();
         while events < MAX_GROUP_EVENTS {
@@ -82,27 +104,69 @@ async fn route_groups(store: Store, mut jobs: mpsc::Receiver<Job>, prepared: mps
         for ((game, source), mut group) in groups {
             let all: Vec<ConversionEvent> = group.iter_mut().flat_map(|j| std::mem::take(&mut j.events)).collect();
             let replies: Vec<_> = group.into_iter().map(|job| job.reply).collect();
+            let coming = store.enqueue_coming();
             match route_group(&store, game, all).await {
-                Ok(routed) => {
-                    if let Err(mpsc::error::SendError(lost)) = prepared.send(Prepared { routed, source, replies }).await
-                    {
-                        reply_all(lost.replies, Err(CommitError::Database("the ingest is shutting down".into())));
-                    }
-                }
+                Ok(routed) => hand_over(&handoff, Prepared { routed, source, replies, _coming: coming }).await,
                 Err(e) => reply_all(replies, Err(e)),
             }
         }
     }
+    handoff.router_done.store(true, std::sync::atomic::Ordering::Release);
+    handoff.ready.notify_one();
 }
 
-async fn write_groups(store: Store, mut prepared: mpsc::Receiver<Prepared>) {
-    while let Some(Prepared { routed, source, replies }) = prepared.recv().await {
-        let game_id = routed.game_id();
-        let outcome = accept::write(&store, routed, source, crate::delivery::now_ms())
-            .await
-            .map(|accepted| Committed { game_id, accepted: Arc::new(accepted) })
-            .map_err(|e| CommitError::Database(e.to_string()));
-        reply_all(replies, outcome);
+/// Joins a waiting group of the same game and source when it has room, else waits in line.
+async fn hand_over(handoff: &Handoff, prepared: Prepared) {
+    loop {
+        let taken = handoff.taken.notified();
+        {
+            let mut waiting = handoff.lock();
+            if waiting.1 < MAX_WAITING_EVENTS {
+                let events = prepared.routed.event_count();
+                waiting.1 += events;
+                let joinable = waiting.0.iter_mut().find(|w| {
+                    w.source == prepared.source
+                        && w.routed.game_id() == prepared.routed.game_id()
+                        && w.routed.event_count() + events <= MAX_GROUP_EVENTS
+                });
+                match joinable {
+                    Some(group) => {
+                        group.routed.absorb(prepared.routed);
+                        group.replies.extend(prepared.replies);
+                    }
+                    None => waiting.0.push(prepared),
+                }
+                handoff.ready.notify_one();
+                return;
+            }
+        }
+        taken.await;
+    }
+}
+
+async fn write_groups(store: Store, handoff: Arc<Handoff>) {
+    loop {
+        let groups = {
+            let mut waiting = handoff.lock();
+            waiting.1 = 0;
+            std::mem::take(&mut waiting.0)
+        };
+        if groups.is_empty() {
+            if handoff.router_done.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            handoff.ready.notified().await;
+            continue;
+        }
+        handoff.taken.notify_waiters();
+        for Prepared { routed, source, replies, _coming } in groups {
+            let game_id = routed.game_id();
+            let outcome = accept::write(&store, routed, source, crate::delivery::now_ms())
+                .await
+                .map(|accepted| Committed { game_id, accepted: Arc::new(accepted) })
+                .map_err(|e| CommitError::Database(e.to_string()));
+            reply_all(replies, outcome);
+        }
     }
 }
 

@@ -3,6 +3,13 @@
 //! store's write gate) also pays for copying the WAL into the database and syncing it: tens of
 //! milliseconds at a time under load. Automatic checkpoints are off instead; after a large
 //! commit, a PASSIVE checkpoint runs in a task of its own, which never blocks writers.
+//!
+//! SQLite starts the WAL over only at an instant when no reader still uses it, and under
+//! sustained ingest and delivery the pool's overlapping readers never left one: the WAL grew
+//! past 2 GB although every page had been copied, and each page read searched a wal-index that
+//! large (a write-lock turn of a few statements took tens of milliseconds). So when the WAL is
+//! long, a RESTART checkpoint runs at the write gate: it copies only what was written during
+//! the background pass, waits briefly for the readers of older pages, and starts the WAL over.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,6 +19,11 @@ use sqlx::SqlitePool;
 
 /// At most one checkpoint every this long; the WAL grows by a few MB in between under load.
 const INTERVAL: Duration = Duration::from_millis(500);
+/// A WAL longer than this many pages (4 KiB each) is started over at the write gate.
+const RESTART_PAGES: i64 = 2048;
+/// How long the restart waits for readers of older pages (a long export is one) before it
+/// gives up until the next checkpoint.
+const RESTART_WAIT_MS: u64 = 50;
 
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
@@ -29,20 +41,54 @@ impl Default for Checkpointer {
 
 impl Checkpointer {
     /// Starts a checkpoint in the background unless one runs or ran within [`INTERVAL`].
-    pub(crate) fn soon(&self, pool: &SqlitePool) {
+    /// `gate` is the store's write gate, held for a restart.
+    pub(crate) fn soon(&self, pool: &SqlitePool, gate: &Arc<tokio::sync::Mutex<()>>, busy_timeout: Duration) {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let last = self.last.load(Ordering::Relaxed);
         if now.saturating_sub(last) < INTERVAL.as_millis() as u64 || self.running.swap(true, Ordering::AcqRel) {
             return;
         }
         self.last.store(now, Ordering::Relaxed);
-        let (pool, running) = (pool.clone(), self.running.clone());
+        let (pool, gate, running) = (pool.clone(), gate.clone(), self.running.clone());
         tokio::spawn(async move {
             // PASSIVE: copies what no reader still needs, never waits for or blocks a writer.
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-                tracing::debug!(error = %e, "WAL checkpoint failed; the next one catches up");
+            match passive(&pool).await {
+                Ok((_, wal_pages, _)) if wal_pages > RESTART_PAGES => {
+                    // Writers of this process wait at the gate meanwhile.
+                    let _turn = gate.lock().await;
+                    let held = Instant::now();
+                    let outcome = restart(&pool, busy_timeout).await;
+                    let held_ms = held.elapsed().as_secs_f64() * 1e3;
+                    if held_ms > 10.0 || !matches!(outcome, Ok((0, _, _))) {
+                        tracing::debug!(?outcome, held_ms, "WAL restart (busy, WAL pages, copied)");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "WAL checkpoint failed; the next one catches up"),
             }
             running.store(false, Ordering::Release);
         });
     }
+}
+
+/// A RESTART checkpoint that waits [`RESTART_WAIT_MS`] at most, on a connection whose usual
+/// busy timeout is `busy_timeout`.
+async fn restart(pool: &SqlitePool, busy_timeout: Duration) -> Result<(i64, i64, i64), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query(&format!("PRAGMA busy_timeout = {RESTART_WAIT_MS}")).execute(&mut *conn).await?;
+    let outcome = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await;
+    let restored =
+        sqlx::query(&format!("PRAGMA busy_timeout = {}", busy_timeout.as_millis())).execute(&mut *conn).await;
+    if restored.is_err() {
+        // Never back in the pool with the short timeout.
+        conn.close_on_drop();
+    }
+    outcome
+}
+
+/// A PASSIVE checkpoint: (busy, pages in the WAL, pages copied into the database).
+async fn passive(pool: &SqlitePool) -> Result<(i64, i64, i64), sqlx::Error> {
+    let outcome = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool).await;
+    tracing::trace!(?outcome, "WAL checkpoint (busy, WAL pages, copied)");
+    outcome
 }

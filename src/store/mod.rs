@@ -10,6 +10,7 @@ mod log;
 mod player_key;
 mod queue;
 mod requests;
+mod settle;
 mod traffic;
 
 use std::path::{Path, PathBuf};
@@ -79,6 +80,21 @@ pub struct Store {
     /// from a game server matters more than one delivered a few milliseconds sooner).
     enqueues_waiting: Arc<std::sync::atomic::AtomicUsize>,
     checkpointer: Arc<checkpoint::Checkpointer>,
+    busy_timeout: Duration,
+}
+
+/// How long one turn of delivery at the write gate lets enqueues go first: under a flood of
+/// events delivery still writes a part (a few hundred rows) this often.
+const DELIVERY_MAX_DEFER: Duration = Duration::from_millis(50);
+
+/// See [`Store::enqueue_coming`].
+#[derive(Debug)]
+pub struct EnqueueComing(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for EnqueueComing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Store {
@@ -126,6 +142,7 @@ impl Store {
             write_gate: Default::default(),
             enqueues_waiting: Default::default(),
             checkpointer: Default::default(),
+            busy_timeout: settings.busy_timeout,
         })
     }
 
@@ -157,10 +174,17 @@ impl Store {
         turn
     }
 
-    /// A turn at the write gate for delivery: after the enqueues waiting now (for 200 ms at
-    /// most, so that delivery always moves on).
+    /// Marks an enqueue on its way to the write gate (being routed, or waiting for the writer)
+    /// until dropped: delivery lets it go first, as it does the enqueues already at the gate.
+    pub fn enqueue_coming(&self) -> EnqueueComing {
+        self.enqueues_waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        EnqueueComing(self.enqueues_waiting.clone())
+    }
+
+    /// A turn at the write gate for delivery: after the enqueues waiting or coming now (for
+    /// [`DELIVERY_MAX_DEFER`] at most, so that delivery always moves on).
     async fn delivery_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+        let deadline = tokio::time::Instant::now() + DELIVERY_MAX_DEFER;
         while self.enqueues_waiting.load(std::sync::atomic::Ordering::SeqCst) > 0
             && tokio::time::Instant::now() < deadline
         {
@@ -171,7 +195,7 @@ impl Store {
 
     /// After a large commit: copy the WAL into the database soon, in the background.
     pub(crate) fn checkpoint_soon(&self) {
-        self.checkpointer.soon(&self.pool);
+        self.checkpointer.soon(&self.pool, &self.write_gate, self.busy_timeout);
     }
 
     /// SQLite's own consistency check of the whole file: `ok`, or what is damaged.

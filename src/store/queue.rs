@@ -1,18 +1,19 @@
-//! The durable delivery queue: durable enqueue with 48 h dedup, atomic batch claims under a lease
-//! token, and settling a batch's outcomes in one transaction that only touches rows the token
-//! still holds.
+//! The durable delivery queue: durable enqueue with 48 h dedup, batch claims under a lease token
+//! (settling a batch, which only touches rows the token still holds, is in `settle.rs`).
 
 use std::collections::HashSet;
 
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreError};
-use crate::model::{ConversionEvent, DeliveryStatus, LogEntry, Network};
+use crate::model::{ConversionEvent, DeliveryStatus, Network};
 
 /// How long a (config, event id, goal) is remembered for dedup.
 pub const DEDUP_WINDOW_MS: i64 = 48 * 3600 * 1000;
 /// Rows per multi-row statement (bound variables stay far below SQLite's limit).
-const CHUNK: usize = 1000;
+pub(super) const CHUNK: usize = 1000;
+/// Rows per claiming statement: a few milliseconds of the write lock each.
+const CLAIM_ROWS: usize = 250;
 
 /// One conversion to queue: an event for a config (and, for X, one of its goals).
 #[derive(Debug, Clone, Copy)]
@@ -179,7 +180,7 @@ pub enum ReplayRefusal {
     Unknown(String),
 }
 
-fn ids_json(ids: &[i64]) -> String {
+pub(super) fn ids_json(ids: &[i64]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }
 
@@ -305,6 +306,8 @@ impl Store {
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
         if total_ms > 50.0 {
             tracing::debug!(events = items.len(), gate_ms, connection_ms, total_ms, "slow enqueue");
+        } else {
+            tracing::trace!(events = items.len(), gate_ms, connection_ms, total_ms, "enqueue");
         }
         result?;
         restored?;
@@ -345,7 +348,7 @@ impl Store {
             .rows_affected())
     }
 
-    /// Atomically claims up to `limit` ready rows of a config under `lease_token` until
+    /// Claims up to `limit` ready rows of a config under `lease_token` until
     /// `now + lease_ms`, oldest first.
     pub async fn claim(
         &self,
@@ -355,25 +358,36 @@ impl Store {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Leased>, StoreError> {
-        let turn = self.delivery_turn().await;
-        let held = std::time::Instant::now();
-        let rows = sqlx::query(
-            "UPDATE queue SET lease_token = ?1, lease_until = ?2
-             WHERE id IN (SELECT id FROM queue
-                          WHERE config_id = ?3 AND state = 'ready' AND lease_token IS NULL AND run_at <= ?4
-                          ORDER BY run_at, id LIMIT ?5)
-             RETURNING id, event_id, goal_key, event_name, player_id, payload, attempts, occurred_at, failing_since",
-        )
-        .bind(lease_token)
-        .bind(now_ms + lease_ms)
-        .bind(config_id)
-        .bind(now_ms)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        drop(turn);
-        if held.elapsed() > std::time::Duration::from_millis(50) {
-            tracing::debug!(rows = rows.len(), held_ms = held.elapsed().as_secs_f64() * 1e3, "slow claim");
+        // In parts, each its own short turn at the write lock: an enqueue waits for one part at
+        // most, not for a whole batch of thousands of rows.
+        let mut rows = Vec::with_capacity(limit);
+        while rows.len() < limit {
+            let part = (limit - rows.len()).min(CLAIM_ROWS);
+            let turn = self.delivery_turn().await;
+            let held = std::time::Instant::now();
+            let claimed = sqlx::query(
+                "UPDATE queue SET lease_token = ?1, lease_until = ?2
+                 WHERE id IN (SELECT id FROM queue
+                              WHERE config_id = ?3 AND state = 'ready' AND lease_token IS NULL AND run_at <= ?4
+                              ORDER BY run_at, id LIMIT ?5)
+                 RETURNING id, event_id, goal_key, event_name, player_id, payload, attempts, occurred_at, failing_since",
+            )
+            .bind(lease_token)
+            .bind(now_ms + lease_ms)
+            .bind(config_id)
+            .bind(now_ms)
+            .bind(part as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            drop(turn);
+            if held.elapsed() > std::time::Duration::from_millis(20) {
+                tracing::debug!(rows = claimed.len(), held_ms = held.elapsed().as_secs_f64() * 1e3, "slow claim");
+            }
+            let exhausted = claimed.len() < part;
+            rows.extend(claimed);
+            if exhausted {
+                break;
+            }
         }
         let mut leased = rows
             .iter()
@@ -393,225 +407,6 @@ impl Store {
             .collect::<Result<Vec<_>, StoreError>>()?;
         leased.sort_by_key(|l| l.id);
         Ok(leased)
-    }
-
-    /// Applies one batch's outcomes in one transaction: a crash leaves all or none of it. Every
-    /// row statement matches the settlement's lease token, so rows another dispatcher re-claimed
-    /// meanwhile are left alone and counted as lost.
-    pub async fn settle(&self, s: &Settlement) -> Result<SettleReport, StoreError> {
-        let _turn = self.delivery_turn().await;
-        let held = std::time::Instant::now();
-        let mut tx = self.pool.begin().await?;
-        let token = s.lease_token.as_str();
-        let mut expected = 0u64;
-        let mut touched = 0u64;
-        let mut run = |expected_rows: usize, affected: u64| {
-            expected += expected_rows as u64;
-            touched += affected;
-        };
-        if !s.done.is_empty() {
-            let n = sqlx::query(
-                "UPDATE queue SET state = 'done', payload = '', player_id = '', attempts = attempts + 1,
-                     lease_token = NULL, lease_until = NULL, settled_at = ?2
-                 WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?3",
-            )
-            .bind(ids_json(&s.done))
-            .bind(s.at)
-            .bind(token)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            run(s.done.len(), n);
-        }
-        if !s.remove.is_empty() {
-            let n = sqlx::query("DELETE FROM queue WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?2")
-                .bind(ids_json(&s.remove))
-                .bind(token)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            run(s.remove.len(), n);
-        }
-        if !s.retry.is_empty() {
-            let rows = serde_json::to_string(&s.retry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let n = sqlx::query(
-                // A join driven by the ids (`+` keeps the planner off the lease index, which would
-                // scan the JSON once per leased row): quadratic plans held the write lock for
-                // over half a second per 1,000-row retry.
-                "UPDATE queue SET attempts = attempts + 1, lease_token = NULL, lease_until = NULL,
-                     run_at = j.run_at, failing_since = j.failing_since
-                 FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.run_at') AS run_at,
-                              json_extract(value, '$.failing_since') AS failing_since FROM json_each(?1)) AS j
-                 WHERE queue.id = j.id AND +queue.lease_token = ?2",
-            )
-            .bind(rows)
-            .bind(token)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            run(s.retry.len(), n);
-        }
-        if !s.defer.is_empty() {
-            let pairs = serde_json::to_string(&s.defer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let n = sqlx::query(
-                "UPDATE queue SET lease_token = NULL, lease_until = NULL, run_at = j.run_at
-                 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS run_at
-                       FROM json_each(?1)) AS j
-                 WHERE queue.id = j.id AND +queue.lease_token = ?2",
-            )
-            .bind(pairs)
-            .bind(token)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            run(s.defer.len(), n);
-        }
-        if !s.release.is_empty() {
-            let n = sqlx::query(
-                "UPDATE queue SET lease_token = NULL, lease_until = NULL
-                 WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?2",
-            )
-            .bind(ids_json(&s.release))
-            .bind(token)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            run(s.release.len(), n);
-        }
-        for (ids, counted) in [(&s.dead, 1), (&s.dead_unsent, 0)] {
-            if ids.is_empty() {
-                continue;
-            }
-            let n = sqlx::query(
-                "UPDATE queue SET state = 'dead', attempts = attempts + ?2, lease_token = NULL, lease_until = NULL,
-                     settled_at = ?3
-                 WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?4",
-            )
-            .bind(ids_json(ids))
-            .bind(counted)
-            .bind(s.at)
-            .bind(token)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            run(ids.len(), n);
-        }
-        let request_ids = super::requests::insert_requests(&mut tx, &s.requests).await?;
-        let logged = self.insert_log(&mut tx, &s.log, &request_ids).await?;
-        if let Some(pause) = &s.pause {
-            sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ? AND credential_ref IS ?")
-                .bind(&pause.reason)
-                .bind(pause.config_id)
-                .bind(&pause.credential_ref)
-                .execute(&mut *tx)
-                .await?;
-        }
-        match &s.offline {
-            Some(Offline::Down { config_id, since, until, probes, reason }) => {
-                sqlx::query(
-                    "UPDATE configs SET offline_since = COALESCE(offline_since, ?1), offline_until = ?2,
-                         offline_probes = ?3, offline_reason = ?4 WHERE id = ?5",
-                )
-                .bind(since)
-                .bind(until)
-                .bind(probes)
-                .bind(reason)
-                .bind(config_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Some(Offline::Up { config_id }) => {
-                sqlx::query(
-                    "UPDATE configs SET offline_since = NULL, offline_until = NULL, offline_probes = 0,
-                         offline_reason = NULL WHERE id = ? AND offline_since IS NOT NULL",
-                )
-                .bind(config_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            None => {}
-        }
-        let before_commit = held.elapsed().as_secs_f64() * 1e3;
-        tx.commit().await?;
-        let held_ms = held.elapsed().as_secs_f64() * 1e3;
-        if held_ms > 50.0 {
-            tracing::debug!(rows = s.log.len(), before_commit, held_ms, "slow settle");
-        }
-        self.checkpoint_soon();
-        if let Some(logged) = logged.filter(|l| !l.is_empty()) {
-            let _ = self.log_events.send(std::sync::Arc::new(logged));
-        }
-        Ok(SettleReport { lost: expected.saturating_sub(touched) })
-    }
-
-    /// Appends attempts to the delivery log, filing each under its player's keyed hash, and
-    /// counts them in the hourly totals. Returns the rows as the log shows them.
-    async fn insert_log(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        entries: &[NewLogEntry],
-        request_ids: &[i64],
-    ) -> Result<Option<Vec<LogEntry>>, StoreError> {
-        // Rows are copied for live views only while someone follows the log.
-        let mut logged = (self.log_events.receiver_count() > 0).then(|| Vec::with_capacity(entries.len()));
-        for chunk in entries.chunks(CHUNK / 2) {
-            let keys: Vec<String> = chunk.iter().map(|e| self.player_key(&e.player_id)).collect();
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO delivery_log (at, config_id, network, event_name, event_id, goal_key, player_key, status,
-                     http_status, latency_ms, attempt, request_id, credential_failure, error, request_ref, item_index) ",
-            );
-            insert.push_values(chunk.iter().zip(&keys), |mut b, (e, key)| {
-                b.push_bind(e.at)
-                    .push_bind(e.config_id)
-                    .push_bind(e.network.as_str())
-                    .push_bind(&e.event_name)
-                    .push_bind(&e.event_id)
-                    .push_bind(&e.goal_key)
-                    .push_bind(key)
-                    .push_bind(e.status.as_str())
-                    .push_bind(e.http_status.map(i64::from))
-                    .push_bind(e.latency_ms)
-                    .push_bind(e.attempt)
-                    .push_bind(&e.request_id)
-                    .push_bind(e.credential_failure)
-                    .push_bind(&e.error)
-                    .push_bind(e.request.and_then(|i| request_ids.get(i).copied()))
-                    .push_bind(e.item_index);
-            });
-            let result = insert.build().execute(&mut *tx).await?;
-            // One statement assigns consecutive row ids (we hold the write lock).
-            let first = result.last_insert_rowid() - chunk.len() as i64 + 1;
-            let Some(logged) = logged.as_mut() else { continue };
-            logged.extend(chunk.iter().enumerate().map(|(i, e)| LogEntry {
-                id: first + i as i64,
-                at: e.at,
-                config_id: e.config_id,
-                network: e.network,
-                event_name: e.event_name.clone(),
-                event_id: e.event_id.clone(),
-                goal_key: e.goal_key.clone(),
-                status: e.status,
-                http_status: e.http_status.map(i64::from),
-                latency_ms: e.latency_ms,
-                attempt: e.attempt,
-                request_id: e.request_id.clone(),
-                error: e.error.clone(),
-            }));
-        }
-        let mut hourly: std::collections::BTreeMap<(i64, i64, &str), i64> = std::collections::BTreeMap::new();
-        for e in entries {
-            *hourly.entry((e.at - e.at.rem_euclid(3_600_000), e.config_id, e.status.as_str())).or_default() += 1;
-        }
-        if !hourly.is_empty() {
-            let mut upsert: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO log_hourly (hour, config_id, status, count) ");
-            upsert.push_values(&hourly, |mut b, ((hour, config, status), n)| {
-                b.push_bind(hour).push_bind(config).push_bind(*status).push_bind(n);
-            });
-            upsert.push(" ON CONFLICT (hour, config_id, status) DO UPDATE SET count = count + excluded.count");
-            upsert.build().execute(&mut *tx).await?;
-        }
-        Ok(logged)
     }
 
     /// Queue size: (ready, leased, dead).

@@ -1,0 +1,294 @@
+//! Settling a claimed batch: its attempts go to the delivery log, then its rows take their new
+//! states, in transactions of a few hundred rows each. One transaction per batch held SQLite's
+//! only write lock for 50–100 ms, and every event a game server sent meanwhile waited behind
+//! it; between two small ones, waiting enqueues go first (see `Store::delivery_turn`).
+//!
+//! The order keeps a crash part-way safe: attempts are logged before rows leave their lease,
+//! so a crash leaves rows leased, sent again once the lease expires (at least once; the
+//! networks drop the repeat by event id), never a settled row without its log row.
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::queue::{ids_json, NewLogEntry, Offline, Retry, SettleReport, Settlement, CHUNK};
+use super::{Store, StoreError};
+use crate::model::LogEntry;
+
+/// Rows per settling transaction: a few milliseconds of the write lock each.
+const SETTLE_ROWS: usize = 250;
+
+/// Rows of one kind of outcome, applied in one transaction.
+#[derive(Debug, Clone, Copy)]
+enum Rows<'a> {
+    Done(&'a [i64]),
+    Remove(&'a [i64]),
+    Retry(&'a [Retry]),
+    Defer(&'a [(i64, i64)]),
+    Release(&'a [i64]),
+    /// Dead rows, and whether this failure counts as an attempt.
+    Dead(&'a [i64], bool),
+}
+
+impl Rows<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Rows::Done(ids) | Rows::Remove(ids) | Rows::Release(ids) | Rows::Dead(ids, _) => ids.len(),
+            Rows::Retry(rows) => rows.len(),
+            Rows::Defer(rows) => rows.len(),
+        }
+    }
+}
+
+/// A settlement's row changes in parts of at most `max` rows.
+fn row_parts(s: &Settlement, max: usize) -> Vec<Rows<'_>> {
+    let mut parts = Vec::new();
+    parts.extend(s.done.chunks(max).map(Rows::Done));
+    parts.extend(s.remove.chunks(max).map(Rows::Remove));
+    parts.extend(s.retry.chunks(max).map(Rows::Retry));
+    parts.extend(s.defer.chunks(max).map(Rows::Defer));
+    parts.extend(s.release.chunks(max).map(Rows::Release));
+    parts.extend(s.dead.chunks(max).map(|ids| Rows::Dead(ids, true)));
+    parts.extend(s.dead_unsent.chunks(max).map(|ids| Rows::Dead(ids, false)));
+    parts
+}
+
+/// Applies one part; returns how many rows the lease token still held.
+async fn apply_rows(tx: &mut sqlx::SqliteConnection, token: &str, at: i64, rows: Rows<'_>) -> Result<u64, StoreError> {
+    let result = match rows {
+        Rows::Done(ids) => {
+            sqlx::query(
+                "UPDATE queue SET state = 'done', payload = '', player_id = '', attempts = attempts + 1,
+                     lease_token = NULL, lease_until = NULL, settled_at = ?2
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?3",
+            )
+            .bind(ids_json(ids))
+            .bind(at)
+            .bind(token)
+            .execute(&mut *tx)
+            .await?
+        }
+        Rows::Remove(ids) => {
+            sqlx::query("DELETE FROM queue WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?2")
+                .bind(ids_json(ids))
+                .bind(token)
+                .execute(&mut *tx)
+                .await?
+        }
+        Rows::Retry(rows) => {
+            let rows = serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                // A join driven by the ids (`+` keeps the planner off the lease index, which would
+                // scan the JSON once per leased row): quadratic plans held the write lock for
+                // over half a second per 1,000-row retry.
+                "UPDATE queue SET attempts = attempts + 1, lease_token = NULL, lease_until = NULL,
+                     run_at = j.run_at, failing_since = j.failing_since
+                 FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.run_at') AS run_at,
+                              json_extract(value, '$.failing_since') AS failing_since FROM json_each(?1)) AS j
+                 WHERE queue.id = j.id AND +queue.lease_token = ?2",
+            )
+            .bind(rows)
+            .bind(token)
+            .execute(&mut *tx)
+            .await?
+        }
+        Rows::Defer(rows) => {
+            let pairs = serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "UPDATE queue SET lease_token = NULL, lease_until = NULL, run_at = j.run_at
+                 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS run_at
+                       FROM json_each(?1)) AS j
+                 WHERE queue.id = j.id AND +queue.lease_token = ?2",
+            )
+            .bind(pairs)
+            .bind(token)
+            .execute(&mut *tx)
+            .await?
+        }
+        Rows::Release(ids) => {
+            sqlx::query(
+                "UPDATE queue SET lease_token = NULL, lease_until = NULL
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?2",
+            )
+            .bind(ids_json(ids))
+            .bind(token)
+            .execute(&mut *tx)
+            .await?
+        }
+        Rows::Dead(ids, counted) => {
+            sqlx::query(
+                "UPDATE queue SET state = 'dead', attempts = attempts + ?2, lease_token = NULL, lease_until = NULL,
+                     settled_at = ?3
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token = ?4",
+            )
+            .bind(ids_json(ids))
+            .bind(i64::from(counted))
+            .bind(at)
+            .bind(token)
+            .execute(&mut *tx)
+            .await?
+        }
+    };
+    Ok(result.rows_affected())
+}
+
+/// The config's own state after the batch: paused on a refused credential, off- or online.
+async fn apply_config_state(tx: &mut sqlx::SqliteConnection, s: &Settlement) -> Result<(), StoreError> {
+    if let Some(pause) = &s.pause {
+        sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ? AND credential_ref IS ?")
+            .bind(&pause.reason)
+            .bind(pause.config_id)
+            .bind(&pause.credential_ref)
+            .execute(&mut *tx)
+            .await?;
+    }
+    match &s.offline {
+        Some(Offline::Down { config_id, since, until, probes, reason }) => {
+            sqlx::query(
+                "UPDATE configs SET offline_since = COALESCE(offline_since, ?1), offline_until = ?2,
+                     offline_probes = ?3, offline_reason = ?4 WHERE id = ?5",
+            )
+            .bind(since)
+            .bind(until)
+            .bind(probes)
+            .bind(reason)
+            .bind(config_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Some(Offline::Up { config_id }) => {
+            sqlx::query(
+                "UPDATE configs SET offline_since = NULL, offline_until = NULL, offline_probes = 0,
+                     offline_reason = NULL WHERE id = ? AND offline_since IS NOT NULL",
+            )
+            .bind(config_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Applies one batch's outcomes (see the module's notes on order and size). Every row
+    /// statement matches the settlement's lease token, so rows another dispatcher re-claimed
+    /// meanwhile are left alone and counted as lost.
+    pub async fn settle(&self, s: &Settlement) -> Result<SettleReport, StoreError> {
+        let max_rows = SETTLE_ROWS;
+        let mut longest_hold_ms = 0f64;
+        // 1. The attempts: the requests with the first rows, which refer to them.
+        let mut request_ids = Vec::new();
+        if !s.log.is_empty() || !s.requests.is_empty() {
+            let parts: Vec<&[NewLogEntry]> =
+                if s.log.is_empty() { vec![&[]] } else { s.log.chunks(max_rows).collect() };
+            for (index, entries) in parts.into_iter().enumerate() {
+                let _turn = self.delivery_turn().await;
+                let held = std::time::Instant::now();
+                let mut tx = self.pool.begin().await?;
+                if index == 0 {
+                    request_ids = super::requests::insert_requests(&mut tx, &s.requests).await?;
+                }
+                let logged = self.insert_log(&mut tx, entries, &request_ids).await?;
+                tx.commit().await?;
+                longest_hold_ms = longest_hold_ms.max(held.elapsed().as_secs_f64() * 1e3);
+                if let Some(logged) = logged.filter(|l| !l.is_empty()) {
+                    let _ = self.log_events.send(std::sync::Arc::new(logged));
+                }
+            }
+        }
+        // 2. The rows' new states, and last the config's.
+        let token = s.lease_token.as_str();
+        let (mut expected, mut touched) = (0u64, 0u64);
+        let parts = row_parts(s, max_rows);
+        let config_state = s.pause.is_some() || s.offline.is_some();
+        let transactions = parts.len().max(usize::from(config_state));
+        for index in 0..transactions {
+            let _turn = self.delivery_turn().await;
+            let held = std::time::Instant::now();
+            let mut tx = self.pool.begin().await?;
+            if let Some(rows) = parts.get(index) {
+                expected += rows.len() as u64;
+                touched += apply_rows(&mut tx, token, s.at, *rows).await?;
+            }
+            if index + 1 == transactions {
+                apply_config_state(&mut tx, s).await?;
+            }
+            tx.commit().await?;
+            longest_hold_ms = longest_hold_ms.max(held.elapsed().as_secs_f64() * 1e3);
+        }
+        if longest_hold_ms > 20.0 {
+            tracing::debug!(rows = s.log.len(), longest_hold_ms, "slow settle");
+        }
+        self.checkpoint_soon();
+        Ok(SettleReport { lost: expected.saturating_sub(touched) })
+    }
+
+    /// Appends attempts to the delivery log, filing each under its player's keyed hash, and
+    /// counts them in the hourly totals. Returns the rows as the log shows them.
+    async fn insert_log(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        entries: &[NewLogEntry],
+        request_ids: &[i64],
+    ) -> Result<Option<Vec<LogEntry>>, StoreError> {
+        // Rows are copied for live views only while someone follows the log.
+        let mut logged = (self.log_events.receiver_count() > 0).then(|| Vec::with_capacity(entries.len()));
+        for chunk in entries.chunks(CHUNK / 2) {
+            let keys: Vec<String> = chunk.iter().map(|e| self.player_key(&e.player_id)).collect();
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO delivery_log (at, config_id, network, event_name, event_id, goal_key, player_key, status,
+                     http_status, latency_ms, attempt, request_id, credential_failure, error, request_ref, item_index) ",
+            );
+            insert.push_values(chunk.iter().zip(&keys), |mut b, (e, key)| {
+                b.push_bind(e.at)
+                    .push_bind(e.config_id)
+                    .push_bind(e.network.as_str())
+                    .push_bind(&e.event_name)
+                    .push_bind(&e.event_id)
+                    .push_bind(&e.goal_key)
+                    .push_bind(key)
+                    .push_bind(e.status.as_str())
+                    .push_bind(e.http_status.map(i64::from))
+                    .push_bind(e.latency_ms)
+                    .push_bind(e.attempt)
+                    .push_bind(&e.request_id)
+                    .push_bind(e.credential_failure)
+                    .push_bind(&e.error)
+                    .push_bind(e.request.and_then(|i| request_ids.get(i).copied()))
+                    .push_bind(e.item_index);
+            });
+            let result = insert.build().execute(&mut *tx).await?;
+            // One statement assigns consecutive row ids (we hold the write lock).
+            let first = result.last_insert_rowid() - chunk.len() as i64 + 1;
+            let Some(logged) = logged.as_mut() else { continue };
+            logged.extend(chunk.iter().enumerate().map(|(i, e)| LogEntry {
+                id: first + i as i64,
+                at: e.at,
+                config_id: e.config_id,
+                network: e.network,
+                event_name: e.event_name.clone(),
+                event_id: e.event_id.clone(),
+                goal_key: e.goal_key.clone(),
+                status: e.status,
+                http_status: e.http_status.map(i64::from),
+                latency_ms: e.latency_ms,
+                attempt: e.attempt,
+                request_id: e.request_id.clone(),
+                error: e.error.clone(),
+            }));
+        }
+        let mut hourly: std::collections::BTreeMap<(i64, i64, &str), i64> = std::collections::BTreeMap::new();
+        for e in entries {
+            *hourly.entry((e.at - e.at.rem_euclid(3_600_000), e.config_id, e.status.as_str())).or_default() += 1;
+        }
+        if !hourly.is_empty() {
+            let mut upsert: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO log_hourly (hour, config_id, status, count) ");
+            upsert.push_values(&hourly, |mut b, ((hour, config, status), n)| {
+                b.push_bind(hour).push_bind(config).push_bind(*status).push_bind(n);
+            });
+            upsert.push(" ON CONFLICT (hour, config_id, status) DO UPDATE SET count = count + excluded.count");
+            upsert.build().execute(&mut *tx).await?;
+        }
+        Ok(logged)
+    }
+}
