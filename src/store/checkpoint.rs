@@ -42,7 +42,7 @@ impl Default for Checkpointer {
 impl Checkpointer {
     /// Starts a checkpoint in the background unless one runs or ran within [`INTERVAL`].
     /// `gate` is the store's write gate, held for a restart.
-    pub(crate) fn soon(&self, pool: &SqlitePool, gate: &Arc<tokio::sync::Mutex<()>>, busy_timeout: Duration) {
+    pub(crate) fn soon(&self, pool: &SqlitePool, gate: &Arc<super::write_gate::WriteGate>, busy_timeout: Duration) {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let last = self.last.load(Ordering::Relaxed);
         if now.saturating_sub(last) < INTERVAL.as_millis() as u64 || self.running.swap(true, Ordering::AcqRel) {
@@ -55,7 +55,7 @@ impl Checkpointer {
             match passive(&pool).await {
                 Ok((_, wal_pages, _)) if wal_pages > RESTART_PAGES => {
                     // Writers of this process wait at the gate meanwhile.
-                    let _turn = gate.lock().await;
+                    let _turn = gate.turn().await;
                     let held = Instant::now();
                     let outcome = restart(&pool, busy_timeout).await;
                     let held_ms = held.elapsed().as_secs_f64() * 1e3;

@@ -12,6 +12,7 @@ mod queue;
 mod requests;
 mod settle;
 mod traffic;
+mod write_gate;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -30,6 +31,7 @@ pub use queue::{
 };
 pub use requests::{RequestRecord, StoredRequest};
 pub use traffic::TrafficCount;
+pub use write_gate::EnqueueComing;
 
 use player_key::PlayerKeyer;
 
@@ -71,30 +73,10 @@ pub struct Store {
     durable_enqueue: bool,
     /// Every batch of log rows this process writes, for live views.
     log_events: tokio::sync::broadcast::Sender<Arc<Vec<crate::model::LogEntry>>>,
-    /// Serialises this process's writes on the hot paths (enqueue and traffic counts; claim,
-    /// settle and the leases' upkeep) in arrival order: the next writer starts the moment the
-    /// previous one commits, where SQLite's busy handler would sleep in growing steps (up to
-    /// 100 ms) and let an unlucky writer starve.
-    write_gate: Arc<tokio::sync::Mutex<()>>,
-    /// Enqueues waiting for the gate: delivery's writes let them go first (an event accepted
-    /// from a game server matters more than one delivered a few milliseconds sooner).
-    enqueues_waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// The order of this process's hot-path writes (write_gate.rs).
+    write_gate: Arc<write_gate::WriteGate>,
     checkpointer: Arc<checkpoint::Checkpointer>,
     busy_timeout: Duration,
-}
-
-/// How long one turn of delivery at the write gate lets enqueues go first: under a flood of
-/// events delivery still writes a part (a few hundred rows) this often.
-const DELIVERY_MAX_DEFER: Duration = Duration::from_millis(50);
-
-/// See [`Store::enqueue_coming`].
-#[derive(Debug)]
-pub struct EnqueueComing(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for EnqueueComing {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
 }
 
 impl Store {
@@ -140,7 +122,6 @@ impl Store {
             durable_enqueue: settings.durable_enqueue,
             log_events,
             write_gate: Default::default(),
-            enqueues_waiting: Default::default(),
             checkpointer: Default::default(),
             busy_timeout: settings.busy_timeout,
         })
@@ -167,30 +148,17 @@ impl Store {
 
     /// A turn at the write gate for an enqueue.
     async fn enqueue_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        use std::sync::atomic::Ordering;
-        self.enqueues_waiting.fetch_add(1, Ordering::SeqCst);
-        let turn = self.write_gate.lock().await;
-        self.enqueues_waiting.fetch_sub(1, Ordering::SeqCst);
-        turn
+        self.write_gate.enqueue_turn().await
     }
 
-    /// Marks an enqueue on its way to the write gate (being routed, or waiting for the writer)
-    /// until dropped: delivery lets it go first, as it does the enqueues already at the gate.
+    /// Marks an enqueue on its way to the write gate until dropped (see [`EnqueueComing`]).
     pub fn enqueue_coming(&self) -> EnqueueComing {
-        self.enqueues_waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        EnqueueComing(self.enqueues_waiting.clone())
+        self.write_gate.enqueue_coming()
     }
 
-    /// A turn at the write gate for delivery: after the enqueues waiting or coming now (for
-    /// [`DELIVERY_MAX_DEFER`] at most, so that delivery always moves on).
+    /// A turn at the write gate for delivery: after the enqueues waiting or coming now.
     async fn delivery_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        let deadline = tokio::time::Instant::now() + DELIVERY_MAX_DEFER;
-        while self.enqueues_waiting.load(std::sync::atomic::Ordering::SeqCst) > 0
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-        self.write_gate.lock().await
+        self.write_gate.delivery_turn().await
     }
 
     /// After a large commit: copy the WAL into the database soon, in the background.

@@ -12,8 +12,6 @@ use crate::model::{ConversionEvent, DeliveryStatus, Network};
 pub const DEDUP_WINDOW_MS: i64 = 48 * 3600 * 1000;
 /// Rows per multi-row statement (bound variables stay far below SQLite's limit).
 pub(super) const CHUNK: usize = 1000;
-/// Rows per claiming statement: a few milliseconds of the write lock each.
-const CLAIM_ROWS: usize = 250;
 
 /// One conversion to queue: an event for a config (and, for X, one of its goals).
 #[derive(Debug, Clone, Copy)]
@@ -358,11 +356,11 @@ impl Store {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Leased>, StoreError> {
-        // In parts, each its own short turn at the write lock: an enqueue waits for one part at
-        // most, not for a whole batch of thousands of rows.
+        // In parts, each its own turn at the write lock: while events arrive, short ones, so that
+        // an enqueue waits for one part at most, not for a whole batch of thousands of rows.
         let mut rows = Vec::with_capacity(limit);
         while rows.len() < limit {
-            let part = (limit - rows.len()).min(CLAIM_ROWS);
+            let part = (limit - rows.len()).min(self.write_gate.delivery_part_rows());
             let turn = self.delivery_turn().await;
             let held = std::time::Instant::now();
             let claimed = sqlx::query(

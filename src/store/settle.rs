@@ -1,7 +1,8 @@
 //! Settling a claimed batch: its attempts go to the delivery log, then its rows take their new
-//! states, in transactions of a few hundred rows each. One transaction per batch held SQLite's
-//! only write lock for 50–100 ms, and every event a game server sent meanwhile waited behind
-//! it; between two small ones, waiting enqueues go first (see `Store::delivery_turn`).
+//! states. While events arrive, in transactions of a few hundred rows: one transaction per
+//! batch held SQLite's only write lock for 50–100 ms, and every event a game server sent
+//! meanwhile waited behind it; between two small ones, waiting enqueues go first
+//! (write_gate.rs).
 //!
 //! The order keeps a crash part-way safe: attempts are logged before rows leave their lease,
 //! so a crash leaves rows leased, sent again once the lease expires (at least once; the
@@ -12,9 +13,6 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::queue::{ids_json, NewLogEntry, Offline, Retry, SettleReport, Settlement, CHUNK};
 use super::{Store, StoreError};
 use crate::model::LogEntry;
-
-/// Rows per settling transaction: a few milliseconds of the write lock each.
-const SETTLE_ROWS: usize = 250;
 
 /// Rows of one kind of outcome, applied in one transaction.
 #[derive(Debug, Clone, Copy)]
@@ -173,7 +171,7 @@ impl Store {
     /// statement matches the settlement's lease token, so rows another dispatcher re-claimed
     /// meanwhile are left alone and counted as lost.
     pub async fn settle(&self, s: &Settlement) -> Result<SettleReport, StoreError> {
-        let max_rows = SETTLE_ROWS;
+        let max_rows = self.write_gate.delivery_part_rows();
         let mut longest_hold_ms = 0f64;
         // 1. The attempts: the requests with the first rows, which refer to them.
         let mut request_ids = Vec::new();
