@@ -212,3 +212,56 @@ pub async fn accept(
     let routed = route(game_id, configs, events, &erased)?;
     write(store, routed, source, now_ms).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OfflineState;
+
+    fn stored(id: i64, doc: serde_json::Value) -> StoredConfig {
+        StoredConfig {
+            id,
+            game_id: 1,
+            enabled: true,
+            credential_ref: None,
+            paused_reason: None,
+            offline: OfflineState::default(),
+            config: PostbackConfig::from_json(&doc).expect("config"),
+        }
+    }
+
+    fn event(i: usize, clicks: serde_json::Value) -> ConversionEvent {
+        ConversionEvent::from_json(&serde_json::json!({"event_id": format!("e{i}"), "name": "purchase",
+            "occurred_at": "2026-11-20T10:15:30Z", "player_id": format!("p{i}"), "consent": "full", "click_ids": clicks}))
+        .expect("event")
+    }
+
+    /// Requests routed while the ingest's writer is busy join the group waiting for it: the
+    /// joined group queues and answers exactly what routing all their events at once would.
+    #[test]
+    fn a_group_that_takes_in_another_is_the_group_of_both() {
+        let configs = [
+            stored(
+                1,
+                serde_json::json!({"network": "tiktok", "pixel_code": "CABCD1234EFGH", "trigger_events": ["purchase"]}),
+            ),
+            stored(
+                2,
+                serde_json::json!({"network": "x", "pixel_id": "oka17",
+                "goals": [{"id": "g", "event": "purchase", "event_tag": "tw-oka17-ol288"}]}),
+            ),
+        ];
+        let first: Vec<_> = (0..3).map(|i| event(i, serde_json::json!({"ttclid": "t"}))).collect();
+        let second: Vec<_> = (3..6).map(|i| event(i, serde_json::json!({"twclid": "w"}))).collect();
+        let erased: HashSet<String> = ["p4".to_owned()].into();
+        let mut joined = route(1, &configs, first.clone(), &erased).expect("route");
+        joined.absorb(route(1, &configs, second.clone(), &erased).expect("route"));
+        let together = route(1, &configs, [first, second].concat(), &erased).expect("route");
+        assert_eq!(joined.events, together.events);
+        assert_eq!(joined.payloads, together.payloads);
+        assert_eq!(joined.conversions, together.conversions);
+        assert_eq!(joined.skipped_per_config, together.skipped_per_config);
+        assert_eq!(joined.decided, together.decided);
+        assert_eq!(joined.conversions.iter().filter(|c| c.0 >= 3).count(), 2, "X takes p3 and p5, not erased p4");
+    }
+}
