@@ -54,7 +54,9 @@ impl Checkpointer {
             // PASSIVE: copies what no reader still needs, never waits for or blocks a writer.
             match passive(&pool).await {
                 Ok((_, wal_pages, _)) if wal_pages > RESTART_PAGES => {
-                    // Writers of this process wait at the gate meanwhile.
+                    // A second pass copies what was written during the first, so that the
+                    // restart, for which writers wait at the gate, has little left to copy.
+                    let _ = passive(&pool).await;
                     let _turn = gate.turn().await;
                     let held = Instant::now();
                     let outcome = restart(&pool, busy_timeout).await;
