@@ -1,7 +1,8 @@
 //! Group commit for the ingest API: concurrent requests' events are accepted together, in one
-//! synced transaction per game, by a single writer (a router works out the next group meanwhile). A synced commit costs a few milliseconds
-//! whatever it holds, so one per request would cap the API at a few hundred requests a second
-//! and make concurrent requests queue on SQLite's write lock; together they share it. Each
+//! synced transaction per game, by a single writer, while a router routes the requests that
+//! arrive meanwhile. A synced commit costs a few milliseconds whatever it holds, so one per
+//! request would cap the API at a few hundred requests a second and make concurrent requests
+//! queue on SQLite's write lock; together they share it. Each
 //! request still hears only after the commit that made its events durable, and a failed commit
 //! fails every request in it as a whole (nothing of theirs was accepted).
 
@@ -54,7 +55,7 @@ struct Prepared {
 /// routed after it: whatever arrived while the writer was busy goes into its next commit.
 #[derive(Default)]
 struct Handoff {
-    waiting: std::sync::Mutex<(Vec<Prepared>, usize)>,
+    waiting: std::sync::Mutex<Waiting>,
     /// The writer has something to take (or the router has finished).
     ready: Notify,
     /// The writer took what waited.
@@ -62,11 +63,17 @@ struct Handoff {
     router_done: std::sync::atomic::AtomicBool,
 }
 
+#[derive(Default)]
+struct Waiting {
+    groups: Vec<Prepared>,
+    events: usize,
+}
+
 /// Routed events waiting for the writer at most; the router waits beyond.
 const MAX_WAITING_EVENTS: usize = 2 * MAX_GROUP_EVENTS;
 
 impl Handoff {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<Prepared>, usize)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -121,10 +128,10 @@ async fn hand_over(handoff: &Handoff, prepared: Prepared) {
         let taken = handoff.taken.notified();
         {
             let mut waiting = handoff.lock();
-            if waiting.1 < MAX_WAITING_EVENTS {
+            if waiting.events < MAX_WAITING_EVENTS {
                 let events = prepared.routed.event_count();
-                waiting.1 += events;
-                let joinable = waiting.0.iter_mut().find(|w| {
+                waiting.events += events;
+                let joinable = waiting.groups.iter_mut().find(|w| {
                     w.source == prepared.source
                         && w.routed.game_id() == prepared.routed.game_id()
                         && w.routed.event_count() + events <= MAX_GROUP_EVENTS
@@ -134,7 +141,7 @@ async fn hand_over(handoff: &Handoff, prepared: Prepared) {
                         group.routed.absorb(prepared.routed);
                         group.replies.extend(prepared.replies);
                     }
-                    None => waiting.0.push(prepared),
+                    None => waiting.groups.push(prepared),
                 }
                 handoff.ready.notify_one();
                 return;
@@ -148,8 +155,8 @@ async fn write_groups(store: Store, handoff: Arc<Handoff>) {
     loop {
         let groups = {
             let mut waiting = handoff.lock();
-            waiting.1 = 0;
-            std::mem::take(&mut waiting.0)
+            waiting.events = 0;
+            std::mem::take(&mut waiting.groups)
         };
         if groups.is_empty() {
             if handoff.router_done.load(std::sync::atomic::Ordering::Acquire) {

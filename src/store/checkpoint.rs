@@ -9,7 +9,7 @@
 //! past 2 GB although every page had been copied, and each page read searched a wal-index that
 //! large (a write-lock turn of a few statements took tens of milliseconds). So when the WAL is
 //! long, a RESTART checkpoint runs at the write gate: it copies only what was written during
-//! the background pass, waits briefly for the readers of older pages, and starts the WAL over.
+//! the background passes, waits briefly for the readers of older pages, and starts the WAL over.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
