@@ -5,7 +5,7 @@ use postback::delivery::retry::RetryPolicy;
 use postback::model::Network;
 use postback::model::{ConversionEvent, PostbackConfig};
 use postback::networks::{
-    admit, build_requests, classify, prepare, preview, HttpResponse, IdentityCache, ItemOutcome, MAX_WAIT,
+    admit, build_requests, classify, prepare, preview, HttpResponse, ItemOutcome, Matchability, MAX_WAIT,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -87,9 +87,9 @@ proptest! {
             doc[*h] = json!("a".repeat(64));
         }
         let event = ConversionEvent::from_json(&doc).expect("event");
-        let mut identities = IdentityCache::default();
+        let mut matchability = Matchability::default();
         for config in configs() {
-            let admitted = admit(&config, &event, erased, &mut identities).map_err(|s| s.reason);
+            let admitted = admit(&config, &event, erased, &mut matchability).map_err(|s| s.reason);
             let prepared = prepare(&config, &event, erased).map(|p| p.goals).map_err(|s| s.reason);
             prop_assert_eq!(admitted, prepared);
         }

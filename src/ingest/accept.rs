@@ -115,9 +115,9 @@ pub fn route(
     let mut skipped_per_config: BTreeMap<(i64, &'static str), u64> = BTreeMap::new();
     // X yields one conversion per counting goal, each queued (and later settled) on its own.
     for (index, event) in events.iter().enumerate() {
-        let mut identities = networks::IdentityCache::default();
+        let mut matchability = networks::Matchability::default();
         for stored in configs {
-            match networks::admit(&stored.config, event, erased.contains(&event.player_id), &mut identities) {
+            match networks::admit(&stored.config, event, erased.contains(&event.player_id), &mut matchability) {
                 Ok(goals) => {
                     decided.routed_events.insert(event.event_id.clone());
                     for goal_key in goals {
@@ -207,10 +207,20 @@ pub async fn accept(
     source: Source,
     now_ms: i64,
 ) -> Result<Accepted, StoreError> {
+    let routed = route_reading_erasures(store, game_id, configs, events).await?;
+    write(store, routed, source, now_ms).await
+}
+
+/// [`route`], with the erased players among the events read from the store.
+pub async fn route_reading_erasures(
+    store: &Store,
+    game_id: i64,
+    configs: &[StoredConfig],
+    events: Vec<ConversionEvent>,
+) -> Result<Routed, StoreError> {
     let players: Vec<&str> = events.iter().map(|e| e.player_id.as_str()).collect();
     let erased = store.erased_among(&players).await?;
-    let routed = route(game_id, configs, events, &erased)?;
-    write(store, routed, source, now_ms).await
+    route(game_id, configs, events, &erased)
 }
 
 #[cfg(test)]

@@ -199,7 +199,5 @@ async fn route_group(
         None => store.current_game().await.map_err(database)?.ok_or(CommitError::NoGame)?,
     };
     let configs: Vec<_> = store.configs(game.id).await.map_err(database)?.into_iter().filter(|c| c.enabled).collect();
-    let players: Vec<&str> = events.iter().map(|e| e.player_id.as_str()).collect();
-    let erased = store.erased_among(&players).await.map_err(database)?;
-    accept::route(game.id, &configs, events, &erased).map_err(database)
+    accept::route_reading_erasures(store, game.id, &configs, events).await.map_err(database)
 }

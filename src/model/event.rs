@@ -179,6 +179,17 @@ fn text_of(v: &Value) -> Option<String> {
     }
 }
 
+impl ClickIds {
+    /// The click id of `network`'s own ads, if the player came from one.
+    pub fn for_network(&self, network: super::Network) -> Option<&str> {
+        match network {
+            super::Network::TikTok => self.ttclid.as_deref(),
+            super::Network::Reddit => self.rdt_cid.as_deref(),
+            super::Network::X => self.twclid.as_deref(),
+        }
+    }
+}
+
 fn parse_click_ids(v: Option<&Value>) -> Result<ClickIds, InputError> {
     match v {
         None | Some(Value::Null) => Ok(ClickIds::default()),

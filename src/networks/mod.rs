@@ -97,7 +97,8 @@ pub fn prepare_goal(
     let mut warnings = Vec::new();
     let id = identity::resolve(event, email_rule(config), &mut warnings);
     let network = config.network();
-    let click_id = own_click_id(network, [&id.ttclid, &id.rdt_cid, &id.twclid]);
+    // Consent is not none here, so the identity carries the event's click ids.
+    let click_id = event.click_ids.for_network(network).is_some();
     let has = |key| match key {
         MatchKey::Email => id.email_sha256.is_some(),
         MatchKey::Phone => id.phone_sha256.is_some(),
@@ -120,13 +121,13 @@ pub fn prepare_goal(
 /// while the event meets several configs, and only when no cheaper one already decided: reading
 /// a phone number costs more than routing the event everywhere else.
 #[derive(Debug, Default)]
-pub struct IdentityCache {
+pub struct Matchability {
     email_plain: Option<bool>,
     email_reddit: Option<bool>,
     phone: Option<bool>,
 }
 
-impl IdentityCache {
+impl Matchability {
     fn email(&mut self, event: &ConversionEvent, rule: EmailRule) -> bool {
         let slot = if rule == EmailRule::Reddit { &mut self.email_reddit } else { &mut self.email_plain };
         *slot.get_or_insert_with(|| identity::has_email(event, rule))
@@ -144,16 +145,14 @@ pub fn admit(
     config: &PostbackConfig,
     event: &ConversionEvent,
     player_erased: bool,
-    identities: &mut IdentityCache,
+    matchability: &mut Matchability,
 ) -> Result<Vec<String>, Skip> {
     let money = checks_before_identity(config, event, "", player_erased, &mut Vec::new())?;
     let network = config.network();
-    let clicks = &event.click_ids;
-    let click_id =
-        event.consent != Consent::None && own_click_id(network, [&clicks.ttclid, &clicks.rdt_cid, &clicks.twclid]);
+    let click_id = event.consent != Consent::None && event.click_ids.for_network(network).is_some();
     let matchable = has_minimum_identifier(network, click_id, |key| match key {
-        MatchKey::Email => identities.email(event, email_rule(config)),
-        MatchKey::Phone => identities.phone(event),
+        MatchKey::Email => matchability.email(event, email_rule(config)),
+        MatchKey::Phone => matchability.phone(event),
     });
     if !matchable {
         return Err(no_identifier(network, event.consent));
@@ -269,15 +268,6 @@ fn has_minimum_identifier(network: Network, click_id: bool, mut has: impl FnMut(
 enum MatchKey {
     Email,
     Phone,
-}
-
-/// Whether the network's own click id is there, of `[ttclid, rdt_cid, twclid]`.
-fn own_click_id(network: Network, [ttclid, rdt_cid, twclid]: [&Option<String>; 3]) -> bool {
-    match network {
-        Network::TikTok => ttclid.is_some(),
-        Network::Reddit => rdt_cid.is_some(),
-        Network::X => twclid.is_some(),
-    }
 }
 
 fn no_identifier(network: Network, consent: Consent) -> Skip {

@@ -193,7 +193,8 @@ impl Store {
                 }
             }
         }
-        // 2. The rows' new states, and last the config's.
+        // 2. The config's state first (a config paused or gone offline is not claimed from
+        //    while its rows return to the queue), then the rows' new states.
         let token = s.lease_token.as_str();
         let (mut expected, mut touched) = (0u64, 0u64);
         let parts = row_parts(s, max_rows);
@@ -203,12 +204,12 @@ impl Store {
             let _turn = self.delivery_turn().await;
             let held = std::time::Instant::now();
             let mut tx = self.pool.begin().await?;
+            if index == 0 {
+                apply_config_state(&mut tx, s).await?;
+            }
             if let Some(rows) = parts.get(index) {
                 expected += rows.len() as u64;
                 touched += apply_rows(&mut tx, token, s.at, *rows).await?;
-            }
-            if index + 1 == transactions {
-                apply_config_state(&mut tx, s).await?;
             }
             tx.commit().await?;
             longest_hold_ms = longest_hold_ms.max(held.elapsed().as_secs_f64() * 1e3);
