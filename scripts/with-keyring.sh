@@ -19,7 +19,7 @@ for _ in $(seq 1 50); do
         org.freedesktop.Secret.Service.ReadAlias string:default 2>/dev/null | sed -n 's/.*object path "\(.*\)"/\1/p')
     if [ -n "$collection" ] && [ "$collection" != "/" ]; then
         locked=$(dbus-send --session --print-reply --dest=org.freedesktop.secrets "$collection" \
-            org.freedesktop.DBus.Properties.Get string:org.freedesktop.Secret.Collection string:Locked 2>/dev/null | grep -c 'boolean false')
+            org.freedesktop.DBus.Properties.Get string:org.freedesktop.Secret.Collection string:Locked 2>/dev/null | grep -c 'boolean false' || true)
         [ "$locked" = "1" ] && break
     fi
     sleep 0.1
