@@ -97,13 +97,24 @@ async fn main() {
                 .expect("delivery thread")
         });
         let label = if delivering { "while the dispatcher delivers" } else { "dispatcher idle" };
+        // BENCH_PAUSE_MS: time to attach a profiler to this process before each batch phase.
+        if let Some(ms) = std::env::var("BENCH_PAUSE_MS").ok().and_then(|v| v.parse().ok()) {
+            eprintln!("pid {}: batch phase ({label}) in {ms} ms", std::process::id());
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         let batched = child_phase("client", &[("BENCH_URL", &url), ("BENCH_MODE", "batch"), ("BENCH_COUNT", &batches)]);
         println!(
             "ingest ({label}), batches of 1,000 from another process (2 connections): {} events in {:.2} s = {:.0} \
              events/s; per request p50 {:.1} ms, p99 {:.1} ms",
             batched["events"], batched["seconds"], batched["per_second"], batched["p50_ms"], batched["p99_ms"]
         );
-        let single = child_phase("client", &[("BENCH_URL", &url), ("BENCH_MODE", "single"), ("BENCH_COUNT", &singles)]);
+        // BENCH_ONLY=batches: the batch phases alone (for profiling them).
+        let only_batches = std::env::var("BENCH_ONLY").as_deref() == Ok("batches");
+        let single = if only_batches {
+            json!({})
+        } else {
+            child_phase("client", &[("BENCH_URL", &url), ("BENCH_MODE", "single"), ("BENCH_COUNT", &singles)])
+        };
         println!(
             "ingest ({label}), one event per request from another process (32 connections): {} requests in {:.2} s = \
              {:.0} requests/s; p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
@@ -123,7 +134,7 @@ async fn main() {
             );
         }
     }
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("ingest") {
+    if matches!(std::env::var("BENCH_ONLY").as_deref(), Ok("ingest" | "batches")) {
         return;
     }
 
@@ -182,7 +193,11 @@ async fn client_phase() {
     let url = std::env::var("BENCH_URL").expect("BENCH_URL");
     let batch = std::env::var("BENCH_MODE").as_deref() == Ok("batch");
     let count: u64 = std::env::var("BENCH_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let (per_request, connections) = if batch { (1000, 2) } else { (1, 32) };
+    let (per_request, mut connections) = if batch { (1000, 2) } else { (1, 32) };
+    // BENCH_CONNECTIONS: another number of concurrent clients, to see how the figure scales.
+    if let Some(n) = std::env::var("BENCH_CONNECTIONS").ok().and_then(|v| v.parse().ok()) {
+        connections = n;
+    }
     // Bodies are built before the clock starts: the figure is the server's.
     let mut players = Players::new(fastrand::u64(..));
     let now = chrono::Utc::now();
@@ -197,6 +212,9 @@ async fn client_phase() {
         })
         .collect();
     let bodies = Arc::new(std::sync::Mutex::new(bodies));
+    if std::env::var("BENCH_PAUSE_MS").is_ok() {
+        eprintln!("client: sending");
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections {
