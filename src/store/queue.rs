@@ -213,12 +213,11 @@ impl Store {
             return Ok(report);
         }
         let started = std::time::Instant::now();
-        let _turn = self.enqueue_turn().await;
+        let mut conn = self.enqueue_turn().await?;
         let gate_ms = started.elapsed().as_secs_f64() * 1e3;
-        let mut conn = self.pool.acquire().await?;
-        let connection_ms = started.elapsed().as_secs_f64() * 1e3 - gate_ms;
         let sync = if self.durable_enqueue { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
         sqlx::query(sync).execute(&mut *conn).await?;
+        let mut commit_ms = 0.0;
         let result = async {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             // Once-per-player goals: the player's first conversion claims the goal, atomically
@@ -294,18 +293,20 @@ impl Store {
                 report.duplicates += (chunk.len() - inserted.len()) as u64;
             }
             super::traffic::add_traffic(&mut tx, now_ms, &traffic(&report)).await?;
+            let committing = std::time::Instant::now();
             tx.commit().await?;
+            commit_ms = committing.elapsed().as_secs_f64() * 1e3;
             self.checkpoint_soon();
             Ok::<_, StoreError>(())
         }
         .await;
-        // Back to the pool's default, whatever happened above.
+        // Back to the connection's default, whatever happened above.
         let restored = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
         if total_ms > 50.0 {
-            tracing::debug!(events = items.len(), gate_ms, connection_ms, total_ms, "slow enqueue");
+            tracing::debug!(events = items.len(), gate_ms, commit_ms, total_ms, "slow enqueue");
         } else {
-            tracing::trace!(events = items.len(), gate_ms, connection_ms, total_ms, "enqueue");
+            tracing::trace!(events = items.len(), gate_ms, commit_ms, total_ms, "enqueue");
         }
         result?;
         restored?;
@@ -314,12 +315,12 @@ impl Store {
 
     /// Returns expired leases (a dispatcher died or hung mid-batch) to the queue.
     pub async fn reclaim_expired_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let _turn = self.delivery_turn().await;
+        let mut writer = self.delivery_turn().await?;
         Ok(sqlx::query(
             "UPDATE queue SET lease_token = NULL, lease_until = NULL WHERE lease_token IS NOT NULL AND lease_until < ?",
         )
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&mut *writer)
         .await?
         .rows_affected())
     }
@@ -327,21 +328,21 @@ impl Store {
     /// Keeps the rows of one claim leased until `until` (the heartbeat of a running batch).
     /// Returns how many rows the token still holds.
     pub async fn extend_lease(&self, lease_token: &str, until: i64) -> Result<u64, StoreError> {
-        let _turn = self.delivery_turn().await;
+        let mut writer = self.delivery_turn().await?;
         Ok(sqlx::query("UPDATE queue SET lease_until = ? WHERE lease_token = ?")
             .bind(until)
             .bind(lease_token)
-            .execute(&self.pool)
+            .execute(&mut *writer)
             .await?
             .rows_affected())
     }
 
     /// Puts every row of one claim back unchanged (its task failed before settling).
     pub async fn release_lease(&self, lease_token: &str) -> Result<u64, StoreError> {
-        let _turn = self.delivery_turn().await;
+        let mut writer = self.delivery_turn().await?;
         Ok(sqlx::query("UPDATE queue SET lease_token = NULL, lease_until = NULL WHERE lease_token = ?")
             .bind(lease_token)
-            .execute(&self.pool)
+            .execute(&mut *writer)
             .await?
             .rows_affected())
     }
@@ -361,7 +362,7 @@ impl Store {
         let mut rows = Vec::with_capacity(limit);
         while rows.len() < limit {
             let part = (limit - rows.len()).min(self.write_gate.delivery_part_rows());
-            let turn = self.delivery_turn().await;
+            let mut turn = self.delivery_turn().await?;
             let held = std::time::Instant::now();
             let claimed = sqlx::query(
                 "UPDATE queue SET lease_token = ?1, lease_until = ?2
@@ -375,7 +376,7 @@ impl Store {
             .bind(config_id)
             .bind(now_ms)
             .bind(part as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *turn)
             .await?;
             drop(turn);
             if held.elapsed() > std::time::Duration::from_millis(20) {
@@ -502,11 +503,11 @@ impl Store {
     /// Pauses a config with a reason a person can act on (a row that cannot be read, a task
     /// that keeps failing).
     pub async fn pause(&self, config_id: i64, reason: &str) -> Result<(), StoreError> {
-        let _turn = self.delivery_turn().await;
+        let mut writer = self.delivery_turn().await?;
         sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ?")
             .bind(reason)
             .bind(config_id)
-            .execute(&self.pool)
+            .execute(&mut *writer)
             .await?;
         Ok(())
     }
