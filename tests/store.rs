@@ -167,6 +167,74 @@ async fn an_event_id_is_remembered_for_48_hours_and_then_forgotten() {
     assert_eq!(store.queue_counts().await.unwrap().0, 1);
 }
 
+/// One enqueue answers each conversion as the queue holds its key: a pending key is a
+/// duplicate however old, a key settled within 48 h is one, a key settled earlier starts afresh,
+/// and a key new to one config is queued for it whatever other configs hold, across chunks.
+#[tokio::test]
+async fn one_enqueue_tells_new_repeated_and_expired_keys_apart() {
+    use postback::model::ConversionEvent;
+    use postback::store::{Settlement, DEDUP_WINDOW_MS};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
+    let configs = store.configs(game.id).await.unwrap();
+    let (a, b) = (configs[0].id, configs[1].id);
+    let event = |id: String| {
+        ConversionEvent::from_json(&json!({"event_id": id, "name": "purchase",
+            "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}))
+        .unwrap()
+    };
+    let [pending, recent, expired, new]: [ConversionEvent; 4] =
+        ["pending", "recent", "expired", "new"].map(|id| event(id.into()));
+    let t0 = 1_795_000_000_000;
+    let t1 = t0 + DEDUP_WINDOW_MS + 1;
+    let deliver = |token: &'static str, at: i64| {
+        let store = store.clone();
+        async move {
+            let leased = store.claim(a, token, at, 1000, 10).await.unwrap();
+            let done = Settlement {
+                lease_token: token.into(),
+                done: leased.iter().map(|l| l.id).collect(),
+                ..Settlement::default()
+            };
+            store.settle(&done).await.unwrap();
+        }
+    };
+    store.enqueue(&[NewDelivery::new(a, &expired)], t0).await.unwrap();
+    deliver("first", t0).await;
+    store.enqueue(&[NewDelivery::new(a, &pending)], t0).await.unwrap();
+    store.enqueue(&[NewDelivery::new(a, &recent)], t1 - 1000).await.unwrap();
+    let leased = store.claim(a, "second", t1 - 1000, 1000, 10).await.unwrap();
+    let recent_row: Vec<i64> = leased.iter().filter(|l| l.event_id == "recent").map(|l| l.id).collect();
+    let pending_row: Vec<i64> = leased.iter().filter(|l| l.event_id == "pending").map(|l| l.id).collect();
+    store
+        .settle(&Settlement { lease_token: "second".into(), done: recent_row, ..Settlement::default() })
+        .await
+        .unwrap();
+    store.release_lease("second").await.unwrap();
+    assert_eq!(pending_row.len(), 1);
+
+    // More new keys for config b than one chunk holds, with the four keys for both configs.
+    let many: Vec<ConversionEvent> = (0..1200).map(|i| event(format!("many-{i}"))).collect();
+    let mut items: Vec<NewDelivery> = many.iter().map(|e| NewDelivery::new(b, e)).collect();
+    for e in [&pending, &recent, &expired, &new] {
+        items.push(NewDelivery::new(a, e));
+        items.push(NewDelivery::new(b, e));
+    }
+    let report = store.enqueue(&items, t1).await.unwrap();
+    assert_eq!((report.enqueued, report.duplicates), (1200 + 2 + 4, 2));
+    assert_eq!(report.per_config.get(&a), Some(&2), "expired and new for a");
+    assert_eq!(report.per_config.get(&b), Some(&1204));
+    for id in ["pending", "recent", "expired", "new", "many-0", "many-1199"] {
+        assert!(report.queued_events.contains(id), "{id} was queued for some config");
+    }
+    // Ready now: a's pending, expired (afresh) and new; b's 1,204.
+    assert_eq!(store.queue_counts().await.unwrap(), (3 + 1204, 0, 0));
+    let again = store.enqueue(&items, t1 + 1).await.unwrap();
+    assert_eq!((again.enqueued, again.duplicates), (0, items.len() as u64));
+    assert!(again.queued_events.is_empty());
+}
+
 /// A settle matches its claim's lease token: rows another dispatcher re-claimed after the lease
 /// expired are left alone (not marked dead, not released) and counted as lost.
 #[tokio::test]

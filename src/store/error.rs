@@ -20,6 +20,8 @@ pub enum StoreError {
     ConfigNotFound(i64),
     #[error("stored data is damaged ({0}); re-save the config to repair it")]
     Corrupt(String),
+    #[error("the queue took {written} of {expected} new conversions; nothing was accepted, send the events again")]
+    EnqueueMismatch { written: u64, expected: u64 },
 }
 
 impl From<StoreError> for crate::model::ApiError {
@@ -28,9 +30,11 @@ impl From<StoreError> for crate::model::ApiError {
             StoreError::ConfigExists(_) => "config_exists",
             StoreError::GameNotFound(_) | StoreError::ConfigNotFound(_) | StoreError::GoalNotFound(_) => "not_found",
             StoreError::GameExists(_) => "game_exists",
-            StoreError::DataDir { .. } | StoreError::Migrate(_) | StoreError::Sqlx(_) | StoreError::Corrupt(_) => {
-                "storage"
-            }
+            StoreError::DataDir { .. }
+            | StoreError::Migrate(_)
+            | StoreError::Sqlx(_)
+            | StoreError::Corrupt(_)
+            | StoreError::EnqueueMismatch { .. } => "storage",
         };
         crate::model::ApiError::new(code, e.to_string())
     }

@@ -186,6 +186,95 @@ fn corrupt(e: sqlx::Error) -> StoreError {
     StoreError::Corrupt(format!("a queued row cannot be read: {e}"))
 }
 
+/// The keys among `chunk` that are queued already (pending, or settled within the dedup
+/// window): their conversions are duplicates. A key settled longer ago starts afresh. One index
+/// probe per key; reading every inserted row back instead (`RETURNING`) cost more than the
+/// insert itself.
+async fn repeated_keys<'a>(
+    tx: &mut sqlx::SqliteConnection,
+    chunk: &[&'a NewDelivery<'a>],
+    now_ms: i64,
+) -> Result<HashSet<(i64, &'a str, &'a str)>, StoreError> {
+    let mut per_config: std::collections::BTreeMap<i64, Vec<&str>> = std::collections::BTreeMap::new();
+    for d in chunk {
+        per_config.entry(d.config_id).or_default().push(d.event.event_id.as_str());
+    }
+    let mut repeats = HashSet::new();
+    for (config_id, event_ids) in per_config {
+        // Bound one by one: the probe compares exactly as the insert's conflict does.
+        let mut probe: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT event_id, goal_key FROM queue WHERE config_id = ");
+        probe.push_bind(config_id).push(" AND (state = 'ready' OR enqueued_at >= ");
+        probe.push_bind(now_ms - DEDUP_WINDOW_MS).push(") AND event_id IN (");
+        // The list padded to a power of two (repeating its last id): a few statement shapes,
+        // each prepared once and then cached, rather than one to prepare for every length.
+        let padded = event_ids.len().next_power_of_two().max(16);
+        let last = event_ids.last().copied().unwrap_or_default();
+        let mut ids = probe.separated(", ");
+        for id in event_ids.iter().copied().chain(std::iter::repeat(last)).take(padded) {
+            ids.push_bind(id);
+        }
+        probe.push(")");
+        let found: Vec<(String, String)> = probe.build_query_as().fetch_all(&mut *tx).await?;
+        // Keyed by the chunk's own strings, so that the caller can look its conversions up.
+        let found: HashSet<(String, String)> = found.into_iter().collect();
+        for d in chunk.iter().filter(|d| d.config_id == config_id) {
+            if found.contains(&(d.event.event_id.clone(), d.goal_key.to_owned())) {
+                repeats.insert((config_id, d.event.event_id.as_str(), d.goal_key));
+            }
+        }
+    }
+    Ok(repeats)
+}
+
+/// Queues conversions `repeated_keys` found new (or settled long ago: those start afresh).
+async fn insert_fresh(
+    tx: &mut sqlx::SqliteConnection,
+    fresh: &[&NewDelivery<'_>],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let mut payloads: Vec<std::borrow::Cow<str>> = Vec::with_capacity(fresh.len());
+    for d in fresh {
+        payloads.push(match d.payload {
+            Some(payload) => payload.into(),
+            None => serde_json::to_string(d.event).map_err(|e| StoreError::Corrupt(format!("event: {e}")))?.into(),
+        });
+    }
+    let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO queue (config_id, event_id, goal_key, event_name, player_id, occurred_at, payload, run_at,
+                            enqueued_at) ",
+    );
+    insert.push_values(fresh.iter().zip(&payloads), |mut b, (d, payload)| {
+        b.push_bind(d.config_id)
+            .push_bind(&d.event.event_id)
+            .push_bind(d.goal_key)
+            .push_bind(&d.event.name)
+            .push_bind(&d.event.player_id)
+            .push_bind(d.event.occurred_at.timestamp_millis())
+            .push_bind(payload)
+            .push_bind(now_ms)
+            .push_bind(now_ms);
+    });
+    // A key settled more than 48 h ago starts afresh; a pending one is never reset.
+    insert.push(
+        " ON CONFLICT (config_id, event_id, goal_key) DO UPDATE SET event_name = excluded.event_name,
+             player_id = excluded.player_id, occurred_at = excluded.occurred_at, payload = excluded.payload,
+             state = 'ready', attempts = 0, run_at = excluded.run_at, failing_since = NULL,
+             lease_token = NULL, lease_until = NULL, enqueued_at = excluded.enqueued_at, settled_at = NULL
+         WHERE queue.state != 'ready' AND queue.enqueued_at < ",
+    );
+    insert.push_bind(now_ms - DEDUP_WINDOW_MS);
+    let written = insert.build().execute(&mut *tx).await?.rows_affected();
+    // Under the transaction's write lock nothing changes between the probe and the insert.
+    if written != fresh.len() as u64 {
+        return Err(StoreError::EnqueueMismatch { written, expected: fresh.len() as u64 });
+    }
+    Ok(())
+}
+
 impl Store {
     /// Enqueues conversions, skipping any seen within 48 h. All or nothing, and durable once it
     /// returns: the commit is synced to disk (synchronous=FULL) because the caller tells the
@@ -219,7 +308,9 @@ impl Store {
         sqlx::query(sync).execute(&mut *conn).await?;
         let mut commit_ms = 0.0;
         let result = async {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            // IMMEDIATE: the write lock from the start, so that what `repeated_keys` reads stays
+            // true until the insert (another process cannot write in between).
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
             // Once-per-player goals: the player's first conversion claims the goal, atomically
             // with the enqueue; later ones (in this call or after) are not queued.
             let mut kept: Vec<&NewDelivery> = Vec::with_capacity(unique.len());
@@ -251,46 +342,19 @@ impl Store {
                 }
             }
             for chunk in kept.chunks(CHUNK) {
-                let mut payloads: Vec<std::borrow::Cow<str>> = Vec::with_capacity(chunk.len());
-                for d in chunk {
-                    payloads.push(match d.payload {
-                        Some(payload) => payload.into(),
-                        None => serde_json::to_string(d.event)
-                            .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?
-                            .into(),
-                    });
+                let repeats = repeated_keys(&mut tx, chunk, now_ms).await?;
+                let fresh: Vec<&NewDelivery> = chunk
+                    .iter()
+                    .copied()
+                    .filter(|d| !repeats.contains(&(d.config_id, d.event.event_id.as_str(), d.goal_key)))
+                    .collect();
+                insert_fresh(&mut tx, &fresh, now_ms).await?;
+                for d in &fresh {
+                    *report.per_config.entry(d.config_id).or_default() += 1;
+                    report.queued_events.insert(d.event.event_id.clone());
                 }
-                let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "INSERT INTO queue (config_id, event_id, goal_key, event_name, player_id, occurred_at, payload, run_at,
-                                        enqueued_at) ",
-                );
-                insert.push_values(chunk.iter().zip(&payloads), |mut b, (d, payload)| {
-                    b.push_bind(d.config_id)
-                        .push_bind(&d.event.event_id)
-                        .push_bind(d.goal_key)
-                        .push_bind(&d.event.name)
-                        .push_bind(&d.event.player_id)
-                        .push_bind(d.event.occurred_at.timestamp_millis())
-                        .push_bind(payload)
-                        .push_bind(now_ms)
-                        .push_bind(now_ms);
-                });
-                // A key settled more than 48 h ago starts afresh; a pending one is never reset.
-                insert.push(
-                    " ON CONFLICT (config_id, event_id, goal_key) DO UPDATE SET event_name = excluded.event_name,
-                         player_id = excluded.player_id, occurred_at = excluded.occurred_at, payload = excluded.payload,
-                         state = 'ready', attempts = 0, run_at = excluded.run_at, failing_since = NULL,
-                         lease_token = NULL, lease_until = NULL, enqueued_at = excluded.enqueued_at, settled_at = NULL
-                     WHERE queue.state != 'ready' AND queue.enqueued_at < ",
-                );
-                insert.push_bind(now_ms - DEDUP_WINDOW_MS).push(" RETURNING config_id, event_id");
-                let inserted = insert.build().fetch_all(&mut *tx).await?;
-                for row in &inserted {
-                    *report.per_config.entry(row.try_get::<i64, _>(0)?).or_default() += 1;
-                    report.queued_events.insert(row.try_get(1)?);
-                }
-                report.enqueued += inserted.len() as u64;
-                report.duplicates += (chunk.len() - inserted.len()) as u64;
+                report.enqueued += fresh.len() as u64;
+                report.duplicates += (chunk.len() - fresh.len()) as u64;
             }
             super::traffic::add_traffic(&mut tx, now_ms, &traffic(&report)).await?;
             let committing = std::time::Instant::now();
