@@ -57,10 +57,7 @@ impl Checkpointer {
                     // A second pass copies what was written during the first, so that the
                     // restart, for which writers wait at the gate, has little left to copy.
                     let _ = passive(&pool).await;
-                    let Ok(_turn) = gate.turn().await else {
-                        running.store(false, Ordering::Release);
-                        return; // the store is closed
-                    };
+                    let _turn = gate.turn().await;
                     let held = Instant::now();
                     let outcome = restart(&pool, busy_timeout).await;
                     let held_ms = held.elapsed().as_secs_f64() * 1e3;

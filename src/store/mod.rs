@@ -51,9 +51,8 @@ pub fn default_data_dir() -> PathBuf {
 pub struct StoreOptions {
     /// How long a statement waits for another writer before failing with "database is locked".
     pub busy_timeout: Duration,
-    /// SQLite page cache per connection, in KiB. Four connections share the file (three pooled,
-    /// one writing); the OS page cache holds the rest, so a small cache keeps the dispatcher's
-    /// memory flat.
+    /// SQLite page cache per connection, in KiB. Four connections share the file; the OS page
+    /// cache holds the rest, so a small cache keeps the dispatcher's memory flat.
     pub cache_kib: u32,
     /// Sync every enqueue commit to disk (synchronous=FULL) so an accepted event survives power
     /// loss. Off only to measure what it costs.
@@ -112,10 +111,8 @@ impl Store {
         } else {
             sqlx::ConnectOptions::log_statements(options, tracing::log::LevelFilter::Off)
         };
-        // Three pooled connections for reads and occasional writes, and the write gate's own.
-        let pool = SqlitePoolOptions::new().max_connections(3).connect_with(options.clone()).await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("src/store/migrations").run(&pool).await?;
-        let writer = sqlx::ConnectOptions::connect(&options).await?;
         let players = Arc::new(PlayerKeyer::load_or_create(&pool).await?);
         let (log_events, _) = tokio::sync::broadcast::channel(256);
         Ok(Self {
@@ -124,7 +121,7 @@ impl Store {
             players,
             durable_enqueue: settings.durable_enqueue,
             log_events,
-            write_gate: Arc::new(write_gate::WriteGate::new(writer)),
+            write_gate: Default::default(),
             checkpointer: Default::default(),
             busy_timeout: settings.busy_timeout,
         })
@@ -135,7 +132,6 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        self.write_gate.close().await;
         self.pool.close().await;
     }
 
@@ -150,8 +146,8 @@ impl Store {
         Ok(u64::try_from((pages - free) * size).unwrap_or(0))
     }
 
-    /// A turn at the write gate for an enqueue: the writing connection.
-    async fn enqueue_turn(&self) -> Result<write_gate::WriteTurn<'_>, StoreError> {
+    /// A turn at the write gate for an enqueue.
+    async fn enqueue_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.write_gate.enqueue_turn().await
     }
 
@@ -160,9 +156,8 @@ impl Store {
         self.write_gate.enqueue_coming()
     }
 
-    /// A turn at the write gate for delivery (the writing connection), after the enqueues
-    /// waiting or coming now.
-    async fn delivery_turn(&self) -> Result<write_gate::WriteTurn<'_>, StoreError> {
+    /// A turn at the write gate for delivery: after the enqueues waiting or coming now.
+    async fn delivery_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.write_gate.delivery_turn().await
     }
 

@@ -302,11 +302,12 @@ impl Store {
             return Ok(report);
         }
         let started = std::time::Instant::now();
-        let mut conn = self.enqueue_turn().await?;
+        let _turn = self.enqueue_turn().await;
         let gate_ms = started.elapsed().as_secs_f64() * 1e3;
+        let mut conn = self.pool.acquire().await?;
+        let connection_ms = started.elapsed().as_secs_f64() * 1e3 - gate_ms;
         let sync = if self.durable_enqueue { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
         sqlx::query(sync).execute(&mut *conn).await?;
-        let mut commit_ms = 0.0;
         let result = async {
             // IMMEDIATE: the write lock from the start, so that what `repeated_keys` reads stays
             // true until the insert (another process cannot write in between).
@@ -357,20 +358,18 @@ impl Store {
                 report.duplicates += (chunk.len() - fresh.len()) as u64;
             }
             super::traffic::add_traffic(&mut tx, now_ms, &traffic(&report)).await?;
-            let committing = std::time::Instant::now();
             tx.commit().await?;
-            commit_ms = committing.elapsed().as_secs_f64() * 1e3;
             self.checkpoint_soon();
             Ok::<_, StoreError>(())
         }
         .await;
-        // Back to the connection's default, whatever happened above.
+        // Back to the pool's default, whatever happened above.
         let restored = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
         if total_ms > 50.0 {
-            tracing::debug!(events = items.len(), gate_ms, commit_ms, total_ms, "slow enqueue");
+            tracing::debug!(events = items.len(), gate_ms, connection_ms, total_ms, "slow enqueue");
         } else {
-            tracing::trace!(events = items.len(), gate_ms, commit_ms, total_ms, "enqueue");
+            tracing::trace!(events = items.len(), gate_ms, connection_ms, total_ms, "enqueue");
         }
         result?;
         restored?;
@@ -379,12 +378,12 @@ impl Store {
 
     /// Returns expired leases (a dispatcher died or hung mid-batch) to the queue.
     pub async fn reclaim_expired_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let mut writer = self.delivery_turn().await?;
+        let _turn = self.delivery_turn().await;
         Ok(sqlx::query(
             "UPDATE queue SET lease_token = NULL, lease_until = NULL WHERE lease_token IS NOT NULL AND lease_until < ?",
         )
         .bind(now_ms)
-        .execute(&mut *writer)
+        .execute(&self.pool)
         .await?
         .rows_affected())
     }
@@ -392,21 +391,21 @@ impl Store {
     /// Keeps the rows of one claim leased until `until` (the heartbeat of a running batch).
     /// Returns how many rows the token still holds.
     pub async fn extend_lease(&self, lease_token: &str, until: i64) -> Result<u64, StoreError> {
-        let mut writer = self.delivery_turn().await?;
+        let _turn = self.delivery_turn().await;
         Ok(sqlx::query("UPDATE queue SET lease_until = ? WHERE lease_token = ?")
             .bind(until)
             .bind(lease_token)
-            .execute(&mut *writer)
+            .execute(&self.pool)
             .await?
             .rows_affected())
     }
 
     /// Puts every row of one claim back unchanged (its task failed before settling).
     pub async fn release_lease(&self, lease_token: &str) -> Result<u64, StoreError> {
-        let mut writer = self.delivery_turn().await?;
+        let _turn = self.delivery_turn().await;
         Ok(sqlx::query("UPDATE queue SET lease_token = NULL, lease_until = NULL WHERE lease_token = ?")
             .bind(lease_token)
-            .execute(&mut *writer)
+            .execute(&self.pool)
             .await?
             .rows_affected())
     }
@@ -426,7 +425,7 @@ impl Store {
         let mut rows = Vec::with_capacity(limit);
         while rows.len() < limit {
             let part = (limit - rows.len()).min(self.write_gate.delivery_part_rows());
-            let mut turn = self.delivery_turn().await?;
+            let turn = self.delivery_turn().await;
             let held = std::time::Instant::now();
             let claimed = sqlx::query(
                 "UPDATE queue SET lease_token = ?1, lease_until = ?2
@@ -440,7 +439,7 @@ impl Store {
             .bind(config_id)
             .bind(now_ms)
             .bind(part as i64)
-            .fetch_all(&mut *turn)
+            .fetch_all(&self.pool)
             .await?;
             drop(turn);
             if held.elapsed() > std::time::Duration::from_millis(20) {
@@ -567,11 +566,11 @@ impl Store {
     /// Pauses a config with a reason a person can act on (a row that cannot be read, a task
     /// that keeps failing).
     pub async fn pause(&self, config_id: i64, reason: &str) -> Result<(), StoreError> {
-        let mut writer = self.delivery_turn().await?;
+        let _turn = self.delivery_turn().await;
         sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ?")
             .bind(reason)
             .bind(config_id)
-            .execute(&mut *writer)
+            .execute(&self.pool)
             .await?;
         Ok(())
     }

@@ -179,9 +179,9 @@ impl Store {
             let parts: Vec<&[NewLogEntry]> =
                 if s.log.is_empty() { vec![&[]] } else { s.log.chunks(max_rows).collect() };
             for (index, entries) in parts.into_iter().enumerate() {
-                let mut writer = self.delivery_turn().await?;
+                let _turn = self.delivery_turn().await;
                 let held = std::time::Instant::now();
-                let mut tx = sqlx::Connection::begin(&mut *writer).await?;
+                let mut tx = self.pool.begin().await?;
                 if index == 0 {
                     request_ids = super::requests::insert_requests(&mut tx, &s.requests).await?;
                 }
@@ -201,9 +201,9 @@ impl Store {
         let config_state = s.pause.is_some() || s.offline.is_some();
         let transactions = parts.len().max(usize::from(config_state));
         for index in 0..transactions {
-            let mut writer = self.delivery_turn().await?;
+            let _turn = self.delivery_turn().await;
             let held = std::time::Instant::now();
-            let mut tx = sqlx::Connection::begin(&mut *writer).await?;
+            let mut tx = self.pool.begin().await?;
             if index == 0 {
                 apply_config_state(&mut tx, s).await?;
             }

@@ -47,8 +47,9 @@ pub struct TrafficCount {
 impl Store {
     /// Adds counters to the hour of `now_ms`.
     pub async fn record_traffic(&self, now_ms: i64, counts: &[TrafficCount]) -> Result<(), StoreError> {
-        let mut writer = self.enqueue_turn().await?;
-        add_traffic(&mut writer, now_ms, counts).await
+        let _turn = self.enqueue_turn().await;
+        let mut conn = self.pool.acquire().await?;
+        add_traffic(&mut conn, now_ms, counts).await
     }
 
     /// A game's counters summed over `[since, until)`.

@@ -1,25 +1,14 @@
 //! The order of this process's writes on the hot paths (enqueue and traffic counts; claim,
-//! settle and the leases' upkeep), and the one connection that makes them. SQLite has one write
-//! lock per file; without an order of our own its busy handler sleeps in growing steps (up to
-//! 100 ms) and lets an unlucky writer starve. Here the next writer starts the moment the
-//! previous one commits, and an event a game server is waiting on goes before a delivery a few
-//! milliseconds sooner.
-//!
-//! The gate owns its connection: a connection's page cache is discarded whenever another one
-//! has written, so hot-path writes spread over the pool started each turn reading the queue's
-//! index pages afresh. On one connection of their own, those pages stay cached between turns.
+//! settle and the leases' upkeep). SQLite has one write lock per file; without an order of our
+//! own its busy handler sleeps in growing steps (up to 100 ms) and lets an unlucky writer
+//! starve. Here the next writer starts the moment the previous one commits, and an event a
+//! game server is waiting on goes before a delivery a few milliseconds sooner.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::SqliteConnection;
-use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
-
-use super::StoreError;
-
-/// A turn at the gate: the writing connection, for as long as the turn lasts.
-pub(crate) type WriteTurn<'a> = MappedMutexGuard<'a, SqliteConnection>;
+use tokio::sync::{Mutex, MutexGuard};
 
 /// How long one turn of delivery lets enqueues go first: under a flood of events delivery
 /// still writes a part this often.
@@ -34,8 +23,7 @@ const ARRIVALS_RECENT: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub(crate) struct WriteGate {
-    /// The writing connection; `None` once the store is closed.
-    lock: Mutex<Option<SqliteConnection>>,
+    lock: Mutex<()>,
     /// Enqueues at the gate or on their way to it (see [`EnqueueComing`]).
     enqueues_waiting: Arc<AtomicUsize>,
     started: Instant,
@@ -43,10 +31,10 @@ pub(crate) struct WriteGate {
     last_enqueue_ms: AtomicU64,
 }
 
-impl WriteGate {
-    pub(crate) fn new(writer: SqliteConnection) -> Self {
+impl Default for WriteGate {
+    fn default() -> Self {
         Self {
-            lock: Mutex::new(Some(writer)),
+            lock: Mutex::new(()),
             enqueues_waiting: Default::default(),
             started: Instant::now(),
             last_enqueue_ms: AtomicU64::new(0),
@@ -70,12 +58,12 @@ impl WriteGate {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    pub(crate) async fn enqueue_turn(&self) -> Result<WriteTurn<'_>, StoreError> {
+    pub(crate) async fn enqueue_turn(&self) -> MutexGuard<'_, ()> {
         let coming = self.enqueue_coming();
         let turn = self.lock.lock().await;
         drop(coming);
         self.last_enqueue_ms.store(self.now_ms(), Ordering::Relaxed);
-        writer(turn)
+        turn
     }
 
     pub(crate) fn enqueue_coming(&self) -> EnqueueComing {
@@ -85,25 +73,17 @@ impl WriteGate {
     }
 
     /// After the enqueues waiting or coming now, for [`DELIVERY_MAX_DEFER`] at most.
-    pub(crate) async fn delivery_turn(&self) -> Result<WriteTurn<'_>, StoreError> {
+    pub(crate) async fn delivery_turn(&self) -> MutexGuard<'_, ()> {
         let deadline = tokio::time::Instant::now() + DELIVERY_MAX_DEFER;
         while self.enqueues_waiting.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        writer(self.lock.lock().await)
+        self.lock.lock().await
     }
 
     /// Any turn, in arrival order (the WAL's restart).
-    pub(crate) async fn turn(&self) -> Result<WriteTurn<'_>, StoreError> {
-        writer(self.lock.lock().await)
-    }
-
-    /// Closes the writing connection after the turn in progress; later turns fail.
-    pub(crate) async fn close(&self) {
-        let writer = self.lock.lock().await.take();
-        if let Some(writer) = writer {
-            let _ = sqlx::Connection::close(writer).await;
-        }
+    pub(crate) async fn turn(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().await
     }
 
     /// Rows delivery writes per turn now: small parts while events arrive.
@@ -116,9 +96,4 @@ impl WriteGate {
             PART_ROWS_ALONE
         }
     }
-}
-
-/// The connection of a turn, or the error of a closed store.
-fn writer(turn: MutexGuard<'_, Option<SqliteConnection>>) -> Result<WriteTurn<'_>, StoreError> {
-    MutexGuard::try_map(turn, Option::as_mut).map_err(|_| StoreError::Sqlx(sqlx::Error::PoolClosed))
 }
