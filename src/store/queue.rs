@@ -308,6 +308,7 @@ impl Store {
         let connection_ms = started.elapsed().as_secs_f64() * 1e3 - gate_ms;
         let sync = if self.durable_enqueue { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
         sqlx::query(sync).execute(&mut *conn).await?;
+        let mut commit_ms = 0.0;
         let result = async {
             // IMMEDIATE: the write lock from the start, so that what `repeated_keys` reads stays
             // true until the insert (another process cannot write in between).
@@ -358,7 +359,9 @@ impl Store {
                 report.duplicates += (chunk.len() - fresh.len()) as u64;
             }
             super::traffic::add_traffic(&mut tx, now_ms, &traffic(&report)).await?;
+            let committing = std::time::Instant::now();
             tx.commit().await?;
+            commit_ms = committing.elapsed().as_secs_f64() * 1e3;
             self.checkpoint_soon();
             Ok::<_, StoreError>(())
         }
@@ -367,9 +370,9 @@ impl Store {
         let restored = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
         if total_ms > 50.0 {
-            tracing::debug!(events = items.len(), gate_ms, connection_ms, total_ms, "slow enqueue");
+            tracing::debug!(events = items.len(), gate_ms, connection_ms, commit_ms, total_ms, "slow enqueue");
         } else {
-            tracing::trace!(events = items.len(), gate_ms, connection_ms, total_ms, "enqueue");
+            tracing::trace!(events = items.len(), gate_ms, connection_ms, commit_ms, total_ms, "enqueue");
         }
         result?;
         restored?;
