@@ -17,12 +17,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::net::TcpListener;
 
 use super::group_commit::{self, CommitError, Committed, Job};
 use super::Source;
-use crate::model::ConversionEvent;
+use crate::model::{ConversionEvent, SentBody, SentItem};
 use crate::secrets::Secret;
 use crate::store::Store;
 
@@ -132,6 +132,16 @@ pub struct EventResult {
     pub not_forwarded: Vec<String>,
 }
 
+/// The answer to `POST /v1/events`, serialised as it is (no JSON tree in between).
+#[derive(Serialize)]
+struct EventsAnswer<'a> {
+    accepted: u64,
+    duplicates: u64,
+    game_id: i64,
+    rejected: u64,
+    results: &'a [EventResult],
+}
+
 fn authorised(headers: &HeaderMap, token: &Secret) -> bool {
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let Some(given) = given.strip_prefix("Bearer ").map(str::trim) else { return false };
@@ -162,16 +172,18 @@ async fn events(
             format!("the body is over {} MiB; send at most {MAX_EVENTS} events per request", MAX_BODY / (1024 * 1024)),
         );
     };
-    let doc: Value = match serde_json::from_slice(&bytes) {
-        Ok(doc) => doc,
+    // Read into the events' fields directly: a JSON tree of the whole body cost more than
+    // validating it.
+    let body: SentBody = match serde_json::from_slice(&bytes) {
+        Ok(body) => body,
         Err(e) => {
             return problem(StatusCode::BAD_REQUEST, format!("the body is not valid JSON ({e}); nothing was accepted"))
         }
     };
-    let items: Vec<Value> = match doc {
-        Value::Array(items) => items,
-        object @ Value::Object(_) => vec![object],
-        _ => {
+    let items: Vec<SentItem> = match body {
+        SentBody::Many(items) => items,
+        SentBody::One(fields) => vec![SentItem::Object(fields)],
+        SentBody::Neither => {
             return problem(
                 StatusCode::BAD_REQUEST,
                 "send one event object or an array of events; nothing was accepted",
@@ -189,10 +201,11 @@ async fn events(
     let mut valid_index: Vec<usize> = Vec::with_capacity(items.len());
     let mut seen = std::collections::HashSet::new();
     for (index, item) in items.iter().enumerate() {
-        let event_id = item
-            .get("event_id")
-            .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_i64().map(|n| n.to_string())));
-        match ConversionEvent::from_json(item) {
+        let (event_id, parsed) = match item {
+            SentItem::Object(fields) => (fields.event_id_as_sent(), ConversionEvent::from_fields(fields)),
+            SentItem::NotObject => (None, Err(ConversionEvent::not_an_object())),
+        };
+        match parsed {
             Ok(event) if !seen.insert(event.event_id.clone()) => results.push(EventResult {
                 index,
                 event_id: Some(event.event_id),
@@ -271,6 +284,6 @@ async fn events(
         }
     }
     ingest.accepted.fetch_add(counts.0, std::sync::atomic::Ordering::Relaxed);
-    Json(json!({"game_id": game_id, "accepted": counts.0, "duplicates": counts.1, "rejected": counts.2, "results": results}))
+    Json(EventsAnswer { accepted: counts.0, duplicates: counts.1, game_id, rejected: counts.2, results: &results })
         .into_response()
 }

@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::event_fields::{EventFields, Scalar};
 use super::InputError;
 
 /// How much of a player's data may leave the machine.
@@ -78,10 +79,18 @@ pub struct ConversionEvent {
 impl ConversionEvent {
     /// Parses and validates one canonical event, naming the first bad field.
     pub fn from_json(doc: &Value) -> Result<Self, InputError> {
-        let obj = doc.as_object().ok_or_else(|| {
-            InputError::new("event", "expected a JSON object with event_id, name, occurred_at, player_id and consent")
-        })?;
-        let occurred_raw = required_str(obj, "occurred_at")?;
+        let obj = doc.as_object().ok_or_else(Self::not_an_object)?;
+        Self::from_fields(&EventFields::of_object(obj))
+    }
+
+    /// The error for an event that is not a JSON object.
+    pub fn not_an_object() -> InputError {
+        InputError::new("event", "expected a JSON object with event_id, name, occurred_at, player_id and consent")
+    }
+
+    /// Validates an event's fields as sent (see [`EventFields`]), naming the first bad field.
+    pub fn from_fields(fields: &EventFields) -> Result<Self, InputError> {
+        let occurred_raw = required("occurred_at", &fields.occurred_at)?;
         let occurred_at = DateTime::parse_from_rfc3339(&occurred_raw)
             .map_err(|_| {
                 InputError::new(
@@ -90,7 +99,7 @@ impl ConversionEvent {
                 )
             })?
             .with_timezone(&Utc);
-        let consent_raw = required_str(obj, "consent")?;
+        let consent_raw = required("consent", &fields.consent)?;
         let consent = match consent_raw.to_ascii_lowercase().as_str() {
             "none" => Consent::None,
             "anonymous" => Consent::Anonymous,
@@ -102,29 +111,29 @@ impl ConversionEvent {
                 ))
             }
         };
-        let email_sha256 = optional_str(obj, "email_sha256")?
+        let email_sha256 = optional("email_sha256", &fields.email_sha256)?
             .map(|h| check_sha256(&h).ok_or_else(|| sha_error("email_sha256")))
             .transpose()?;
-        let phone_sha256 = optional_str(obj, "phone_sha256")?
+        let phone_sha256 = optional("phone_sha256", &fields.phone_sha256)?
             .map(|h| check_sha256(&h).ok_or_else(|| sha_error("phone_sha256")))
             .transpose()?;
         Ok(Self {
-            event_id: required_str(obj, "event_id")?,
-            name: required_str(obj, "name")?,
+            event_id: required("event_id", &fields.event_id)?,
+            name: required("name", &fields.name)?,
             occurred_at,
-            player_id: required_str(obj, "player_id")?,
+            player_id: required("player_id", &fields.player_id)?,
             consent,
-            click_ids: parse_click_ids(obj.get("click_ids"))?,
-            email: optional_str(obj, "email")?,
+            click_ids: parse_click_ids(fields.click_ids.as_deref())?,
+            email: optional("email", &fields.email)?,
             email_sha256,
-            phone: optional_str(obj, "phone")?,
+            phone: optional("phone", &fields.phone)?,
             phone_sha256,
-            ip: optional_str(obj, "ip")?,
-            user_agent: optional_str(obj, "user_agent")?,
-            value: parse_value(obj.get("value"))?,
-            currency: optional_str(obj, "currency")?,
-            items: parse_items(obj.get("items"))?,
-            page_url: optional_str(obj, "page_url")?,
+            ip: optional("ip", &fields.ip)?,
+            user_agent: optional("user_agent", &fields.user_agent)?,
+            value: parse_value(fields.value.as_deref())?,
+            currency: optional("currency", &fields.currency)?,
+            items: parse_items(fields.items.as_deref())?,
+            page_url: optional("page_url", &fields.page_url)?,
         })
     }
 
@@ -146,6 +155,38 @@ fn sha_error(field: &str) -> InputError {
 /// A SHA-256 hex digest, lower-cased, or `None` when the text is not one.
 pub(crate) fn check_sha256(s: &str) -> Option<String> {
     (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
+}
+
+/// A required text field of an event, trimmed (see [`required_str`]).
+fn required(field: &str, value: &Option<Scalar>) -> Result<String, InputError> {
+    match value {
+        None | Some(Scalar::Null) => Err(InputError::new(field, "is required but missing; add it")),
+        Some(v) => match scalar_text(v) {
+            Some(s) if !s.is_empty() => Ok(s),
+            Some(_) => Err(InputError::new(field, "is required but empty; give it a value")),
+            None => Err(InputError::new(field, "must be a string")),
+        },
+    }
+}
+
+/// An optional text field of an event, trimmed; empty is absent (see [`optional_str`]).
+fn optional(field: &str, value: &Option<Scalar>) -> Result<Option<String>, InputError> {
+    match value {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(v) => match scalar_text(v) {
+            Some(s) if s.is_empty() => Ok(None),
+            Some(s) => Ok(Some(s)),
+            None => Err(InputError::new(field, "must be a string")),
+        },
+    }
+}
+
+fn scalar_text(v: &Scalar) -> Option<String> {
+    match v {
+        Scalar::Str(s) => Some(s.trim().to_owned()),
+        Scalar::Num(n) => Some(n.to_string()),
+        Scalar::Null | Scalar::Other => None,
+    }
 }
 
 pub(crate) fn required_str(obj: &Map<String, Value>, field: &str) -> Result<String, InputError> {

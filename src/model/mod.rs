@@ -4,6 +4,7 @@ mod config;
 mod engine;
 mod error;
 mod event;
+mod event_fields;
 pub mod formats;
 mod game;
 mod log;
@@ -13,6 +14,7 @@ pub use config::{Goal, PostbackConfig, RedditConfig, TikTokConfig, TriggerRule, 
 pub use engine::EngineState;
 pub use error::{ApiError, InputError};
 pub use event::{ClickIds, Consent, ConversionEvent, Item};
+pub use event_fields::{EventFields, Scalar, SentBody, SentItem};
 pub use game::{
     AppInfo, ConfigSummary, DeliveryStatus, Game, GameUsage, Health, IntegrationStatus, SandboxDemo, SetupGap,
 };
