@@ -414,7 +414,7 @@ impl Store {
     }
 
     /// Claims up to `limit` ready rows of a config under `lease_token` until
-    /// `now + lease_ms`, oldest first.
+    /// `now + lease_ms`, oldest first. A token names one claim: use a new one for each.
     pub async fn claim(
         &self,
         config_id: i64,
@@ -425,35 +425,45 @@ impl Store {
     ) -> Result<Vec<Leased>, StoreError> {
         // In parts, each its own turn at the write lock: while events arrive, short ones, so that
         // an enqueue waits for one part at most, not for a whole batch of thousands of rows.
-        let mut rows = Vec::with_capacity(limit);
-        while rows.len() < limit {
-            let part = (limit - rows.len()).min(self.write_gate.delivery_part_rows());
+        let mut claimed = 0;
+        while claimed < limit {
+            let part = (limit - claimed).min(self.write_gate.delivery_part_rows());
             let turn = self.delivery_turn().await;
             let held = std::time::Instant::now();
-            let claimed = sqlx::query(
+            let taken = sqlx::query(
                 "UPDATE queue SET lease_token = ?1, lease_until = ?2
                  WHERE id IN (SELECT id FROM queue
                               WHERE config_id = ?3 AND state = 'ready' AND lease_token IS NULL AND run_at <= ?4
-                              ORDER BY run_at, id LIMIT ?5)
-                 RETURNING id, event_id, goal_key, event_name, player_id, payload, attempts, occurred_at, failing_since",
+                              ORDER BY run_at, id LIMIT ?5)",
             )
             .bind(lease_token)
             .bind(now_ms + lease_ms)
             .bind(config_id)
             .bind(now_ms)
             .bind(part as i64)
-            .fetch_all(&self.pool)
-            .await?;
+            .execute(&self.pool)
+            .await?
+            .rows_affected() as usize;
             drop(turn);
             if held.elapsed() > std::time::Duration::from_millis(20) {
-                tracing::debug!(rows = claimed.len(), held_ms = held.elapsed().as_secs_f64() * 1e3, "slow claim");
+                tracing::debug!(rows = taken, held_ms = held.elapsed().as_secs_f64() * 1e3, "slow claim");
             }
-            let exhausted = claimed.len() < part;
-            rows.extend(claimed);
-            if exhausted {
+            claimed += taken;
+            if taken < part {
                 break;
             }
         }
+        // Read once the write lock is free: reading the rows back inside it (RETURNING) held
+        // every waiting enqueue up for as long again as the claim itself. The token names this
+        // claim alone (a row erased meanwhile is simply not sent).
+        let rows = sqlx::query(
+            "SELECT id, event_id, goal_key, event_name, player_id, payload, attempts, occurred_at, failing_since
+             FROM queue WHERE lease_token = ?1 AND config_id = ?2",
+        )
+        .bind(lease_token)
+        .bind(config_id)
+        .fetch_all(&self.pool)
+        .await?;
         let mut leased = rows
             .iter()
             .map(|r| {
