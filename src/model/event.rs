@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::event_fields::{EventFields, Scalar};
+use super::event_fields::{EventFields, Scalar, SentItem};
 use super::InputError;
 
 /// How much of a player's data may leave the machine.
@@ -137,11 +137,15 @@ impl ConversionEvent {
         })
     }
 
-    /// Parses a canonical event from JSON text.
+    /// Parses a canonical event from JSON text, read into its fields directly, without a JSON
+    /// tree (an import's lines, a preview).
     pub fn from_json_str(text: &str) -> Result<Self, InputError> {
-        let doc: Value = serde_json::from_str(text)
+        let sent: SentItem = serde_json::from_str(text)
             .map_err(|e| InputError::new("event", format!("not valid JSON ({e}); fix the syntax and try again")))?;
-        Self::from_json(&doc)
+        match sent {
+            SentItem::Object(fields) => Self::from_fields(&fields),
+            SentItem::NotObject => Err(Self::not_an_object()),
+        }
     }
 }
 

@@ -289,10 +289,7 @@ mod tests {
     }
 
     fn through_fields(text: &str) -> Result<ConversionEvent, InputError> {
-        match serde_json::from_str::<SentItem>(text).expect("valid JSON") {
-            SentItem::Object(fields) => ConversionEvent::from_fields(&fields),
-            SentItem::NotObject => Err(ConversionEvent::not_an_object()),
-        }
+        ConversionEvent::from_json_str(text)
     }
 
     fn event_id_from_tree(text: &str) -> Option<String> {
