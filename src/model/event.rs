@@ -161,7 +161,7 @@ pub(crate) fn check_sha256(s: &str) -> Option<String> {
     (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
 }
 
-/// A required text field of an event, trimmed (see [`required_str`]).
+/// A required text field, trimmed; ids sent as JSON numbers count as their decimal text.
 fn required(field: &str, value: &Option<Scalar>) -> Result<String, InputError> {
     match value {
         None | Some(Scalar::Null) => Err(InputError::new(field, "is required but missing; add it")),
@@ -173,7 +173,7 @@ fn required(field: &str, value: &Option<Scalar>) -> Result<String, InputError> {
     }
 }
 
-/// An optional text field of an event, trimmed; empty is absent (see [`optional_str`]).
+/// An optional text field, trimmed; empty is absent.
 fn optional(field: &str, value: &Option<Scalar>) -> Result<Option<String>, InputError> {
     match value {
         None | Some(Scalar::Null) => Ok(None),
@@ -193,35 +193,14 @@ fn scalar_text(v: &Scalar) -> Option<String> {
     }
 }
 
+/// [`required`] for a key of a parsed object (configs, goals, items).
 pub(crate) fn required_str(obj: &Map<String, Value>, field: &str) -> Result<String, InputError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Err(InputError::new(field, "is required but missing; add it")),
-        Some(v) => match text_of(v) {
-            Some(s) if !s.is_empty() => Ok(s),
-            Some(_) => Err(InputError::new(field, "is required but empty; give it a value")),
-            None => Err(InputError::new(field, "must be a string")),
-        },
-    }
+    required(field, &obj.get(field).map(Scalar::of))
 }
 
+/// [`optional`] for a key of a parsed object.
 pub(crate) fn optional_str(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, InputError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match text_of(v) {
-            Some(s) if s.is_empty() => Ok(None),
-            Some(s) => Ok(Some(s)),
-            None => Err(InputError::new(field, "must be a string")),
-        },
-    }
-}
-
-/// Trimmed text of a string; ids sent as JSON numbers are accepted as their decimal text.
-fn text_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+    optional(field, &obj.get(field).map(Scalar::of))
 }
 
 impl ClickIds {

@@ -20,7 +20,7 @@ pub enum Scalar<'a> {
 }
 
 impl<'a> Scalar<'a> {
-    fn of(value: &'a Value) -> Self {
+    pub(crate) fn of(value: &'a Value) -> Self {
         match value {
             Value::Null => Scalar::Null,
             Value::String(s) => Scalar::Str(Cow::Borrowed(s)),
