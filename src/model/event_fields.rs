@@ -177,10 +177,36 @@ impl<'de> Deserialize<'de> for Scalar<'de> {
     }
 }
 
+/// An object's key, borrowed from the request's bytes unless it holds an escape (serde's own
+/// `Cow` always copies).
+struct Key<'a>(Cow<'a, str>);
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Borrowed(s)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Owned(s.to_owned())))
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
 /// Reads an object's entries into [`EventFields`].
 fn fields_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<EventFields<'de>, A::Error> {
     let mut fields = EventFields::default();
-    while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+    while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
         if let Some(slot) = fields.scalar_slot(&key) {
             *slot = Some(map.next_value()?);
         } else if let Some(slot) = fields.json_slot(&key) {

@@ -216,10 +216,13 @@ async fn repeated_keys<'a>(
         }
         probe.push(")");
         let found: Vec<(String, String)> = probe.build_query_as().fetch_all(&mut *tx).await?;
+        if found.is_empty() {
+            continue; // the usual case: every key is new
+        }
+        let found: HashSet<(&str, &str)> = found.iter().map(|(e, g)| (e.as_str(), g.as_str())).collect();
         // Keyed by the chunk's own strings, so that the caller can look its conversions up.
-        let found: HashSet<(String, String)> = found.into_iter().collect();
         for d in chunk.iter().filter(|d| d.config_id == config_id) {
-            if found.contains(&(d.event.event_id.clone(), d.goal_key.to_owned())) {
+            if found.contains(&(d.event.event_id.as_str(), d.goal_key)) {
                 repeats.insert((config_id, d.event.event_id.as_str(), d.goal_key));
             }
         }
