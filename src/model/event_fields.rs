@@ -218,88 +218,85 @@ fn fields_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<EventFields<'de
     Ok(fields)
 }
 
-struct ItemVisitor;
+/// What a JSON value becomes at one place of a body: an object, an array, or anything else.
+trait Shape<'de>: Sized {
+    fn object(fields: EventFields<'de>) -> Self;
+    fn array<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error>;
+    fn other() -> Self;
+}
 
-impl<'de> Visitor<'de> for ItemVisitor {
-    type Value = SentItem<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
+impl<'de> Shape<'de> for SentItem<'de> {
+    fn object(fields: EventFields<'de>) -> Self {
+        SentItem::Object(fields)
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        fields_from_map(map).map(SentItem::Object)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn array<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(SentItem::NotObject)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(SentItem::NotObject)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(SentItem::NotObject)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(SentItem::NotObject)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(SentItem::NotObject)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(SentItem::NotObject)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(SentItem::NotObject)
+    fn other() -> Self {
+        SentItem::NotObject
     }
 }
 
-impl<'de> Deserialize<'de> for SentItem<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ItemVisitor)
+impl<'de> Shape<'de> for SentBody<'de> {
+    fn object(fields: EventFields<'de>) -> Self {
+        SentBody::One(fields)
     }
-}
-
-struct BodyVisitor;
-
-impl<'de> Visitor<'de> for BodyVisitor {
-    type Value = SentBody<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        fields_from_map(map).map(SentBody::One)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn array<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
         Ok(SentBody::Many(items))
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(SentBody::Neither)
+    fn other() -> Self {
+        SentBody::Neither
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(SentBody::Neither)
+}
+
+struct ShapeVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Shape<'de>> Visitor<'de> for ShapeVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(SentBody::Neither)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        fields_from_map(map).map(T::object)
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(SentBody::Neither)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        T::array(seq)
     }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(SentBody::Neither)
+    fn visit_bool<E>(self, _: bool) -> Result<T, E> {
+        Ok(T::other())
     }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(SentBody::Neither)
+    fn visit_u64<E>(self, _: u64) -> Result<T, E> {
+        Ok(T::other())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<T, E> {
+        Ok(T::other())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<T, E> {
+        Ok(T::other())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<T, E> {
+        Ok(T::other())
+    }
+    fn visit_unit<E>(self) -> Result<T, E> {
+        Ok(T::other())
+    }
+}
+
+impl<'de> Deserialize<'de> for SentItem<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ShapeVisitor(std::marker::PhantomData))
     }
 }
 
 impl<'de> Deserialize<'de> for SentBody<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(BodyVisitor)
+        d.deserialize_any(ShapeVisitor(std::marker::PhantomData))
     }
 }
 
