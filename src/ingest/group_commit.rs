@@ -85,7 +85,7 @@ impl Handoff {
 /// The writer runs on a thread of its own. On the runtime's workers, each of its steps between
 /// two statements waited for a worker to finish what it was doing: parsing a request or
 /// routing a group, several milliseconds of CPU without a pause. That wait, several times per
-/// commit, was a third of the writer's turn, and the writer's turn is what limits the ingest.
+/// commit, was about a sixth of the writer's turn, and the writer's turn limits the ingest.
 pub fn start(store: Store) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel::<Job>(1024);
     let handoff = Arc::new(Handoff::default());
