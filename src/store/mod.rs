@@ -30,6 +30,7 @@ pub use queue::{
     Settlement, DEDUP_WINDOW_MS,
 };
 pub use requests::{RequestRecord, StoredRequest};
+pub use settle::PreparedSettlement;
 pub use traffic::TrafficCount;
 pub use write_gate::EnqueueComing;
 

@@ -11,6 +11,7 @@
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::queue::{ids_json, NewLogEntry, Offline, Retry, SettleReport, Settlement, CHUNK};
+use super::requests::RequestRow;
 use super::{Store, StoreError};
 use crate::model::LogEntry;
 
@@ -166,26 +167,53 @@ async fn apply_config_state(tx: &mut sqlx::SqliteConnection, s: &Settlement) -> 
     Ok(())
 }
 
+/// A settlement with its CPU work done (request bodies compressed, players keyed), so that
+/// the write lock is held only for writing: see [`Store::prepare_settlement`].
+#[derive(Debug)]
+pub struct PreparedSettlement {
+    settlement: Settlement,
+    requests: Vec<RequestRow>,
+    /// Per log entry, its player's keyed hash.
+    keys: Vec<String>,
+}
+
 impl Store {
-    /// Applies one batch's outcomes (see the module's notes on order and size). Every row
-    /// statement matches the settlement's lease token, so rows another dispatcher re-claimed
-    /// meanwhile are left alone and counted as lost.
+    /// Applies one batch's outcomes (see the module's notes on order and size): prepared, then
+    /// written.
     pub async fn settle(&self, s: &Settlement) -> Result<SettleReport, StoreError> {
+        self.settle_prepared(&self.prepare_settlement(s.clone())?).await
+    }
+
+    /// The CPU work of settling (compressing bodies, keying players), without the store's lock:
+    /// done on the caller's thread, which may run at a lower priority than the writes.
+    pub fn prepare_settlement(&self, settlement: Settlement) -> Result<PreparedSettlement, StoreError> {
+        let requests = settlement.requests.iter().map(RequestRow::new).collect::<Result<_, _>>()?;
+        let keys = settlement.log.iter().map(|e| self.player_key(&e.player_id)).collect();
+        Ok(PreparedSettlement { settlement, requests, keys })
+    }
+
+    /// Writes a prepared settlement. Every row statement matches the settlement's lease token,
+    /// so rows another dispatcher re-claimed meanwhile are left alone and counted as lost.
+    pub async fn settle_prepared(&self, prepared: &PreparedSettlement) -> Result<SettleReport, StoreError> {
+        let PreparedSettlement { settlement: s, requests, keys } = prepared;
         let max_rows = self.write_gate.delivery_part_rows();
         let mut longest_hold_ms = 0f64;
         // 1. The attempts: the requests with the first rows, which refer to them.
         let mut request_ids = Vec::new();
         if !s.log.is_empty() || !s.requests.is_empty() {
-            let parts: Vec<&[NewLogEntry]> =
-                if s.log.is_empty() { vec![&[]] } else { s.log.chunks(max_rows).collect() };
-            for (index, entries) in parts.into_iter().enumerate() {
+            let parts: Vec<(&[NewLogEntry], &[String])> = if s.log.is_empty() {
+                vec![(&[], &[])]
+            } else {
+                s.log.chunks(max_rows).zip(keys.chunks(max_rows)).collect()
+            };
+            for (index, (entries, keys)) in parts.into_iter().enumerate() {
                 let _turn = self.delivery_turn().await;
                 let held = std::time::Instant::now();
                 let mut tx = self.pool.begin().await?;
                 if index == 0 {
-                    request_ids = super::requests::insert_requests(&mut tx, &s.requests).await?;
+                    request_ids = super::requests::insert_requests(&mut tx, requests).await?;
                 }
-                let logged = self.insert_log(&mut tx, entries, &request_ids).await?;
+                let logged = self.insert_log(&mut tx, entries, keys, &request_ids).await?;
                 tx.commit().await?;
                 longest_hold_ms = longest_hold_ms.max(held.elapsed().as_secs_f64() * 1e3);
                 if let Some(logged) = logged.filter(|l| !l.is_empty()) {
@@ -221,23 +249,24 @@ impl Store {
         Ok(SettleReport { lost: expected.saturating_sub(touched) })
     }
 
-    /// Appends attempts to the delivery log, filing each under its player's keyed hash, and
-    /// counts them in the hourly totals. Returns the rows as the log shows them.
+    /// Appends attempts to the delivery log, each filed under its player's keyed hash in `keys`
+    /// (one per entry), and counts them in the hourly totals. Returns the rows as the log shows
+    /// them.
     async fn insert_log(
         &self,
         tx: &mut sqlx::SqliteConnection,
         entries: &[NewLogEntry],
+        keys: &[String],
         request_ids: &[i64],
     ) -> Result<Option<Vec<LogEntry>>, StoreError> {
         // Rows are copied for live views only while someone follows the log.
         let mut logged = (self.log_events.receiver_count() > 0).then(|| Vec::with_capacity(entries.len()));
-        for chunk in entries.chunks(CHUNK / 2) {
-            let keys: Vec<String> = chunk.iter().map(|e| self.player_key(&e.player_id)).collect();
+        for (chunk, keys) in entries.chunks(CHUNK / 2).zip(keys.chunks(CHUNK / 2)) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO delivery_log (at, config_id, network, event_name, event_id, goal_key, player_key, status,
                      http_status, latency_ms, attempt, request_id, credential_failure, error, request_ref, item_index) ",
             );
-            insert.push_values(chunk.iter().zip(&keys), |mut b, (e, key)| {
+            insert.push_values(chunk.iter().zip(keys), |mut b, (e, key)| {
                 b.push_bind(e.at)
                     .push_bind(e.config_id)
                     .push_bind(e.network.as_str())
