@@ -1,7 +1,7 @@
 //! The store against a real SQLite file in a temporary directory.
 
 use postback::model::{ApiError, Goal, IntegrationStatus, Network, PostbackConfig, XConfig};
-use postback::store::{NewDelivery, Store, StoreError, DB_FILE, DEMO_GAME_NAME};
+use postback::store::{NewDelivery, Store, StoreError, StoreOptions, DB_FILE, DEMO_GAME_NAME};
 use serde_json::json;
 
 fn x_config(pixel: &str) -> PostbackConfig {
@@ -379,7 +379,10 @@ async fn a_batch_larger_than_a_write_part_is_claimed_and_settled_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_starts_over_under_sustained_writes_and_overlapping_readers() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    // A threshold of 8 MiB (the default is 64 MiB), so that a few seconds of writes cross it
+    // many times.
+    let options = StoreOptions { wal_restart_pages: 2048, ..StoreOptions::default() };
+    let store = Store::open_with(dir.path(), options).await.unwrap();
     let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
     let config = store.configs(game.id).await.unwrap()[0].id;
     // Two readers of their own (as `postback log` beside the app, or a long page of the window)

@@ -19,23 +19,33 @@ use sqlx::SqlitePool;
 
 /// At most one checkpoint every this long; the WAL grows by a few MB in between under load.
 const INTERVAL: Duration = Duration::from_millis(500);
-/// A WAL longer than this many pages (4 KiB each) is started over at the write gate.
-const RESTART_PAGES: i64 = 2048;
+/// A WAL longer than this many pages (4 KiB each) is started over at the write gate, by
+/// default: 64 MiB, the size the WAL file is cut back to. Each restart holds the gate while it
+/// copies and syncs (6–9 ms on average here, up to 50 ms); with 8 MiB they came more than
+/// once a second under load, and each one stalled every request in flight.
+pub(crate) const DEFAULT_RESTART_PAGES: i64 = 16384;
 /// How long the restart waits for readers of older pages (a long export is one) before it
 /// gives up until the next checkpoint.
 const RESTART_WAIT_MS: u64 = 50;
 
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
+    /// A WAL longer than this (pages) is started over.
+    restart_pages: i64,
     started: Instant,
     /// Milliseconds after `started` of the last checkpoint begun.
     last: AtomicU64,
     running: Arc<AtomicBool>,
 }
 
-impl Default for Checkpointer {
-    fn default() -> Self {
-        Self { started: Instant::now(), last: AtomicU64::new(0), running: Arc::new(AtomicBool::new(false)) }
+impl Checkpointer {
+    pub(crate) fn new(restart_pages: i64) -> Self {
+        Self {
+            restart_pages,
+            started: Instant::now(),
+            last: AtomicU64::new(0),
+            running: Arc::new(AtomicBool::new(false)),
+        }
     }
 }
 
@@ -49,11 +59,12 @@ impl Checkpointer {
             return;
         }
         self.last.store(now, Ordering::Relaxed);
-        let (pool, gate, running) = (pool.clone(), gate.clone(), self.running.clone());
+        let (pool, gate, running, restart_pages) =
+            (pool.clone(), gate.clone(), self.running.clone(), self.restart_pages);
         tokio::spawn(async move {
             // PASSIVE: copies what no reader still needs, never waits for or blocks a writer.
             match passive(&pool).await {
-                Ok((_, wal_pages, _)) if wal_pages > RESTART_PAGES => {
+                Ok((_, wal_pages, _)) if wal_pages > restart_pages => {
                     // A second pass copies what was written during the first, so that the
                     // restart, for which writers wait at the gate, has little left to copy.
                     let _ = passive(&pool).await;

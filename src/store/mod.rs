@@ -58,11 +58,18 @@ pub struct StoreOptions {
     /// Sync every enqueue commit to disk (synchronous=FULL) so an accepted event survives power
     /// loss. Off only to measure what it costs.
     pub durable_enqueue: bool,
+    /// A WAL longer than this many pages is started over at the write gate (checkpoint.rs).
+    pub wal_restart_pages: i64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { busy_timeout: Duration::from_secs(5), cache_kib: 8 * 1024, durable_enqueue: true }
+        Self {
+            busy_timeout: Duration::from_secs(5),
+            cache_kib: 8 * 1024,
+            durable_enqueue: true,
+            wal_restart_pages: checkpoint::DEFAULT_RESTART_PAGES,
+        }
     }
 }
 
@@ -123,7 +130,7 @@ impl Store {
             durable_enqueue: settings.durable_enqueue,
             log_events,
             write_gate: Default::default(),
-            checkpointer: Default::default(),
+            checkpointer: Arc::new(checkpoint::Checkpointer::new(settings.wal_restart_pages)),
             busy_timeout: settings.busy_timeout,
         })
     }
