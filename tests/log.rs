@@ -45,7 +45,7 @@ fn entry(config_id: i64, at: i64, status: DeliveryStatus, http: Option<u16>, cre
 }
 
 async fn write(store: &Store, entries: Vec<NewLogEntry>) {
-    store.settle(&Settlement { log: entries, ..Settlement::default() }).await.unwrap();
+    store.settle(Settlement { log: entries, ..Settlement::default() }).await.unwrap();
 }
 
 #[tokio::test]

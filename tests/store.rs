@@ -160,7 +160,7 @@ async fn an_event_id_is_remembered_for_48_hours_and_then_forgotten() {
     // Delivered: the row stays as dedup memory.
     let leased = store.claim(config, "test", t0, 1000, 10).await.unwrap();
     let done = Settlement { lease_token: "test".into(), done: vec![leased[0].id], ..Settlement::default() };
-    assert_eq!(store.settle(&done).await.unwrap().lost, 0);
+    assert_eq!(store.settle(done).await.unwrap().lost, 0);
     assert_eq!(store.queue_counts().await.unwrap(), (0, 0, 0));
     assert_eq!(store.enqueue(&[one], t0 + DEDUP_WINDOW_MS - 1).await.unwrap().duplicates, 1);
     assert_eq!(store.enqueue(&[one], t0 + DEDUP_WINDOW_MS + 1).await.unwrap().enqueued, 1);
@@ -197,7 +197,7 @@ async fn one_enqueue_tells_new_repeated_and_expired_keys_apart() {
                 done: leased.iter().map(|l| l.id).collect(),
                 ..Settlement::default()
             };
-            store.settle(&done).await.unwrap();
+            store.settle(done).await.unwrap();
         }
     };
     store.enqueue(&[NewDelivery::new(a, &expired)], t0).await.unwrap();
@@ -207,10 +207,7 @@ async fn one_enqueue_tells_new_repeated_and_expired_keys_apart() {
     let leased = store.claim(a, "second", t1 - 1000, 1000, 10).await.unwrap();
     let recent_row: Vec<i64> = leased.iter().filter(|l| l.event_id == "recent").map(|l| l.id).collect();
     let pending_row: Vec<i64> = leased.iter().filter(|l| l.event_id == "pending").map(|l| l.id).collect();
-    store
-        .settle(&Settlement { lease_token: "second".into(), done: recent_row, ..Settlement::default() })
-        .await
-        .unwrap();
+    store.settle(Settlement { lease_token: "second".into(), done: recent_row, ..Settlement::default() }).await.unwrap();
     store.release_lease("second").await.unwrap();
     assert_eq!(pending_row.len(), 1);
 
@@ -266,14 +263,14 @@ async fn a_settle_touches_only_the_rows_its_lease_token_still_holds() {
         done: second.iter().map(|l| l.id).collect(),
         ..Settlement::default()
     };
-    assert_eq!(store.settle(&delivered).await.unwrap().lost, 0);
+    assert_eq!(store.settle(delivered).await.unwrap().lost, 0);
     // The first dispatcher comes back and would mark everything dead: only its third row is its own.
     let stale = Settlement {
         lease_token: "slow:1".into(),
         dead: first.iter().map(|l| l.id).collect(),
         ..Settlement::default()
     };
-    assert_eq!(store.settle(&stale).await.unwrap().lost, 3, "the third row went back to the queue at reclaim");
+    assert_eq!(store.settle(stale).await.unwrap().lost, 3, "the third row went back to the queue at reclaim");
     assert_eq!(store.queue_counts().await.unwrap(), (1, 0, 0), "nothing delivered was marked dead");
     assert_eq!(store.queue_counts().await.unwrap().0, 1);
 }
@@ -294,9 +291,9 @@ async fn a_pause_applies_only_to_the_credential_that_was_refused() {
         }),
         ..Default::default()
     };
-    store.settle(&pause("x-old")).await.unwrap();
+    store.settle(pause("x-old")).await.unwrap();
     assert_eq!(store.config(config_id).await.unwrap().paused_reason, None, "rotated meanwhile: not paused");
-    store.settle(&pause("x-new")).await.unwrap();
+    store.settle(pause("x-new")).await.unwrap();
     assert_eq!(store.config(config_id).await.unwrap().paused_reason.as_deref(), Some("token revoked"));
     let rows = store.integrations(game.id).await.unwrap();
     let x = rows.iter().find(|r| r.network == Network::X).unwrap();
@@ -366,7 +363,7 @@ async fn a_batch_larger_than_a_write_part_is_claimed_and_settled_whole() {
         log,
         ..Settlement::default()
     };
-    assert_eq!(store.settle(&done).await.unwrap().lost, 0);
+    assert_eq!(store.settle(done).await.unwrap().lost, 0);
     assert_eq!(store.queue_counts().await.unwrap(), (50, 0, 0), "every claimed row settled");
     let filter = LogFilter { config_id: Some(config), limit: 2000, ..LogFilter::default() };
     let logged = store.log_page(&filter).await.unwrap();

@@ -106,7 +106,7 @@ pub struct Retry {
 
 /// Everything one claimed batch changes, applied atomically, and only to rows `lease_token`
 /// still holds (another dispatcher may have re-claimed an expired lease).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Settlement {
     pub lease_token: String,
     /// When the outcomes were decided.
@@ -134,7 +134,7 @@ pub struct Settlement {
 }
 
 /// A config to pause because the network refused the credential it was sent with.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Pause {
     pub config_id: i64,
     /// The credential the refused request used: a config rotated meanwhile is not paused.

@@ -180,8 +180,8 @@ pub struct PreparedSettlement {
 impl Store {
     /// Applies one batch's outcomes (see the module's notes on order and size): prepared, then
     /// written.
-    pub async fn settle(&self, s: &Settlement) -> Result<SettleReport, StoreError> {
-        self.settle_prepared(&self.prepare_settlement(s.clone())?).await
+    pub async fn settle(&self, s: Settlement) -> Result<SettleReport, StoreError> {
+        self.settle_prepared(&self.prepare_settlement(s)?).await
     }
 
     /// The CPU work of settling (compressing bodies, keying players), without the store's lock:
