@@ -14,8 +14,9 @@ use tokio::sync::{Mutex, MutexGuard};
 /// still writes a part this often.
 const DELIVERY_MAX_DEFER: Duration = Duration::from_millis(50);
 /// Rows per delivery write (a claim, a part of a settle) while events arrive: a few
-/// milliseconds of the lock, all an enqueue ever waits behind.
-const PART_ROWS_SHARED: usize = 250;
+/// milliseconds of the lock, all an enqueue ever waits behind. With 250, single-event
+/// requests' p99 while delivering was 3.5 ms higher (median of 5 alternating runs).
+const PART_ROWS_SHARED: usize = 128;
 /// Rows per delivery write while none arrive: whole batches, the fastest way through a backlog.
 const PART_ROWS_ALONE: usize = 4000;
 /// Events arriving within this long make delivery write in small parts.
