@@ -10,7 +10,7 @@
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::queue::{ids_json, NewLogEntry, Offline, Retry, SettleReport, Settlement, CHUNK};
+use super::queue::{ids_json, insert_ranges, NewLogEntry, Offline, Retry, SettleReport, Settlement};
 use super::requests::RequestRow;
 use super::{Store, StoreError};
 use crate::model::LogEntry;
@@ -261,7 +261,8 @@ impl Store {
     ) -> Result<Option<Vec<LogEntry>>, StoreError> {
         // Rows are copied for live views only while someone follows the log.
         let mut logged = (self.log_events.receiver_count() > 0).then(|| Vec::with_capacity(entries.len()));
-        for (chunk, keys) in entries.chunks(CHUNK / 2).zip(keys.chunks(CHUNK / 2)) {
+        for rows in insert_ranges(entries.len()) {
+            let (chunk, keys) = (&entries[rows.clone()], &keys[rows]);
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO delivery_log (at, config_id, network, event_name, event_id, goal_key, player_key, status,
                      http_status, latency_ms, attempt, request_id, credential_failure, error, request_ref, item_index) ",
