@@ -12,6 +12,8 @@ use crate::model::{ConversionEvent, DeliveryStatus, Network};
 pub const DEDUP_WINDOW_MS: i64 = 48 * 3600 * 1000;
 /// Rows per multi-row statement (bound variables stay far below SQLite's limit).
 pub(super) const CHUNK: usize = 1000;
+/// Configs probed in one statement for queued keys (each brings up to 1,026 bound values).
+const PROBE_CONFIGS: usize = 16;
 
 /// One conversion to queue: an event for a config (and, for X, one of its goals).
 #[derive(Debug, Clone, Copy)]
@@ -199,32 +201,43 @@ async fn repeated_keys<'a>(
     for d in chunk {
         per_config.entry(d.config_id).or_default().push(d.event.event_id.as_str());
     }
-    let mut repeats = HashSet::new();
-    for (config_id, event_ids) in per_config {
-        // Bound one by one: the probe compares exactly as the insert's conflict does.
-        let mut probe: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT event_id, goal_key FROM queue WHERE config_id = ");
-        probe.push_bind(config_id).push(" AND (state = 'ready' OR enqueued_at >= ");
-        probe.push_bind(now_ms - DEDUP_WINDOW_MS).push(") AND event_id IN (");
-        // The list padded to a power of two (repeating its last id): a few statement shapes,
-        // each prepared once and then cached, rather than one to prepare for every length.
-        let padded = event_ids.len().next_power_of_two().max(16);
-        let last = event_ids.last().copied().unwrap_or_default();
-        let mut ids = probe.separated(", ");
-        for id in event_ids.iter().copied().chain(std::iter::repeat(last)).take(padded) {
-            ids.push_bind(id);
-        }
-        probe.push(")");
-        let found: Vec<(String, String)> = probe.build_query_as().fetch_all(&mut *tx).await?;
-        if found.is_empty() {
-            continue; // the usual case: every key is new
-        }
-        let found: HashSet<(&str, &str)> = found.iter().map(|(e, g)| (e.as_str(), g.as_str())).collect();
-        // Keyed by the chunk's own strings, so that the caller can look its conversions up.
-        for d in chunk.iter().filter(|d| d.config_id == config_id) {
-            if found.contains(&(d.event.event_id.as_str(), d.goal_key)) {
-                repeats.insert((config_id, d.event.event_id.as_str(), d.goal_key));
+    let per_config: Vec<_> = per_config.into_iter().collect();
+    let mut found: Vec<(i64, String, String)> = Vec::new();
+    // The configs' probes in one statement (a round trip to SQLite's thread each, otherwise),
+    // a few configs at a time so that the bound values stay far below SQLite's limit.
+    for configs in per_config.chunks(PROBE_CONFIGS) {
+        let mut probe: QueryBuilder<Sqlite> = QueryBuilder::new("");
+        for (n, (config_id, event_ids)) in configs.iter().enumerate() {
+            if n > 0 {
+                probe.push(" UNION ALL ");
             }
+            // Bound one by one: the probe compares exactly as the insert's conflict does.
+            probe.push("SELECT config_id, event_id, goal_key FROM queue WHERE config_id = ");
+            probe.push_bind(*config_id).push(" AND (state = 'ready' OR enqueued_at >= ");
+            probe.push_bind(now_ms - DEDUP_WINDOW_MS).push(") AND event_id IN (");
+            // The list padded to a power of two (repeating its last id): a few statement
+            // shapes, each prepared once and then cached, rather than one for every length.
+            let padded = event_ids.len().next_power_of_two().max(16);
+            let last = event_ids.last().copied().unwrap_or_default();
+            let mut ids = probe.separated(", ");
+            for id in event_ids.iter().copied().chain(std::iter::repeat(last)).take(padded) {
+                ids.push_bind(id);
+            }
+            probe.push(")");
+        }
+        let rows: Vec<(i64, String, String)> = probe.build_query_as().fetch_all(&mut *tx).await?;
+        found.extend(rows);
+    }
+    let mut repeats = HashSet::new();
+    if found.is_empty() {
+        return Ok(repeats); // the usual case: every key is new
+    }
+    let found: HashSet<(i64, &str, &str)> = found.iter().map(|(c, e, g)| (*c, e.as_str(), g.as_str())).collect();
+    // Keyed by the chunk's own strings, so that the caller can look its conversions up.
+    for d in chunk {
+        let key = (d.config_id, d.event.event_id.as_str(), d.goal_key);
+        if found.contains(&key) {
+            repeats.insert(key);
         }
     }
     Ok(repeats)
@@ -233,8 +246,9 @@ async fn repeated_keys<'a>(
 /// Rows per statement of a multi-row INSERT (the queue's, the delivery log's), largest first.
 /// An INSERT of any other length is a statement SQLite parses and compiles afresh
 /// (`sqlite3Prepare` was 7.7 % of SQLite's time under a batch flood); these few lengths are
-/// each prepared once and then cached.
-const INSERT_ROWS: [usize; 4] = [256, 32, 4, 1];
+/// each prepared once and then cached. Steps of four keep a small commit's statements few:
+/// each one is a round trip to SQLite's thread.
+const INSERT_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
 
 /// `n` rows as statement lengths from [`INSERT_ROWS`], largest first.
 fn insert_lengths(mut n: usize) -> Vec<usize> {
@@ -343,10 +357,12 @@ impl Store {
         let started = std::time::Instant::now();
         let _turn = self.enqueue_turn().await;
         let gate_ms = started.elapsed().as_secs_f64() * 1e3;
-        let mut conn = self.pool.acquire().await?;
+        let mut connection = self.enqueue_connection.lock().await;
+        let conn = match &mut *connection {
+            Some(conn) => conn,
+            None => connection.insert(self.open_enqueue_connection().await?),
+        };
         let connection_ms = started.elapsed().as_secs_f64() * 1e3 - gate_ms;
-        let sync = if self.durable_enqueue { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
-        sqlx::query(sync).execute(&mut *conn).await?;
         let mut commit_ms = 0.0;
         let result = async {
             // IMMEDIATE: the write lock from the start, so that what `repeated_keys` reads stays
@@ -405,8 +421,10 @@ impl Store {
             Ok::<_, StoreError>(())
         }
         .await;
-        // Back to the pool's default, whatever happened above.
-        let restored = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
+        if result.is_err() {
+            // Opened afresh by the next enqueue: nothing of a failed one stays on it.
+            *connection = None;
+        }
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
         if total_ms > 50.0 {
             tracing::debug!(events = items.len(), gate_ms, connection_ms, commit_ms, total_ms, "slow enqueue");
@@ -414,7 +432,6 @@ impl Store {
             tracing::trace!(events = items.len(), gate_ms, connection_ms, commit_ms, total_ms, "enqueue");
         }
         result?;
-        restored?;
         Ok(report)
     }
 
@@ -699,7 +716,9 @@ mod tests {
             assert!(lengths.iter().all(|l| INSERT_ROWS.contains(l)), "{n}: {lengths:?}");
             assert!(lengths.windows(2).all(|w| w[0] >= w[1]), "largest first: {lengths:?}");
         }
-        // Few statements even for a whole group: 1,460 rows in 5 + 5 + 5.
-        assert_eq!(insert_lengths(1460).len(), 15);
+        // Few statements even for a whole group: 1,460 rows in 5 + 2 + 3 + 1; a small
+        // commit's 21 rows in 3.
+        assert_eq!(insert_lengths(1460).len(), 11);
+        assert_eq!(insert_lengths(21), [16, 4, 1]);
     }
 }
