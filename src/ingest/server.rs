@@ -90,6 +90,7 @@ pub async fn start(addr: SocketAddr, store: Store, token: Secret) -> Result<Runn
     }
     let listener = TcpListener::bind(addr).await.map_err(|source| IngestError::Bind { addr, source })?;
     let addr = listener.local_addr().map_err(|source| IngestError::Bind { addr, source })?;
+    crate::identity::load_phone_metadata_in_background();
     let commits = group_commit::start(store.clone());
     let state = Arc::new(Ingest { store, token, commits, accepted: Default::default() });
     let app =
