@@ -143,6 +143,29 @@ async fn integrations_of_an_unknown_game_is_not_found() {
     assert_eq!(ApiError::from(err).code, "not_found");
 }
 
+/// Enqueues write on a connection of their own; closing the store closes it too, and an
+/// enqueue after `close` fails instead of opening another.
+#[tokio::test]
+async fn a_closed_store_accepts_no_more_events() {
+    use postback::model::ConversionEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
+    let config = store.configs(game.id).await.unwrap()[0].id;
+    let event = |id: &str| {
+        ConversionEvent::from_json(&json!({"event_id": id, "name": "purchase",
+            "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}))
+        .unwrap()
+    };
+    let (first, second) = (event("e1"), event("e2"));
+    let t0 = 1_795_000_000_000;
+    assert_eq!(store.enqueue(&[NewDelivery::new(config, &first)], t0).await.unwrap().enqueued, 1);
+    store.close().await;
+    assert!(store.enqueue(&[NewDelivery::new(config, &second)], t0).await.is_err());
+    let store = Store::open(dir.path()).await.unwrap();
+    assert_eq!(store.queue_counts().await.unwrap(), (1, 0, 0), "only the event accepted before close");
+}
+
 #[tokio::test]
 async fn an_event_id_is_remembered_for_48_hours_and_then_forgotten() {
     use postback::model::ConversionEvent;

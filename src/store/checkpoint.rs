@@ -38,6 +38,7 @@ fn interval_after(previous_pages: i64, pages: i64) -> Duration {
         INTERVAL_QUIET
     }
 }
+
 /// A WAL longer than this many pages (4 KiB each) is started over at the write gate, by
 /// default: 64 MiB, the size the WAL file is cut back to. Each restart holds the gate while it
 /// copies and syncs (6–9 ms on average here, up to 50 ms); with 8 MiB they came more than

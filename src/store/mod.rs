@@ -89,8 +89,8 @@ pub struct Store {
     connect_options: SqliteConnectOptions,
     /// The connection every enqueue writes on, opened on first use and synced on each commit
     /// (synchronous=FULL) for good. Enqueues hold the write gate, so they never wait for it.
-    /// Taken from the pool, an enqueue switched it to FULL and back: two more round trips to
-    /// SQLite's thread per commit, a quarter of a small commit's time.
+    /// Taken from the pool, an enqueue switched it to FULL and back: two of a small commit's
+    /// ~14 round trips to SQLite's thread.
     enqueue_connection: Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>,
 }
 
@@ -157,6 +157,10 @@ impl Store {
 
     /// A new connection for enqueues: synced commits unless `durable_enqueue` is off.
     async fn open_enqueue_connection(&self) -> Result<sqlx::SqliteConnection, StoreError> {
+        // A closed store stays closed: no enqueue opens a connection after `close`.
+        if self.pool.is_closed() {
+            return Err(sqlx::Error::PoolClosed.into());
+        }
         let sync = if self.durable_enqueue { SqliteSynchronous::Full } else { SqliteSynchronous::Normal };
         Ok(sqlx::ConnectOptions::connect(&self.connect_options.clone().synchronous(sync)).await?)
     }
