@@ -4,6 +4,13 @@ use postback::model::{ApiError, Goal, IntegrationStatus, Network, PostbackConfig
 use postback::store::{NewDelivery, Store, StoreError, StoreOptions, DB_FILE, DEMO_GAME_NAME};
 use serde_json::json;
 
+/// A purchase of player `p` at full consent, under `event_id`.
+fn purchase(event_id: &str) -> postback::model::ConversionEvent {
+    postback::model::ConversionEvent::from_json(&json!({"event_id": event_id, "name": "purchase",
+        "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}))
+    .unwrap()
+}
+
 fn x_config(pixel: &str) -> PostbackConfig {
     PostbackConfig::X(XConfig {
         pixel_id: pixel.into(),
@@ -147,17 +154,11 @@ async fn integrations_of_an_unknown_game_is_not_found() {
 /// enqueue after `close` fails instead of opening another.
 #[tokio::test]
 async fn a_closed_store_accepts_no_more_events() {
-    use postback::model::ConversionEvent;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
     let config = store.configs(game.id).await.unwrap()[0].id;
-    let event = |id: &str| {
-        ConversionEvent::from_json(&json!({"event_id": id, "name": "purchase",
-            "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}))
-        .unwrap()
-    };
-    let (first, second) = (event("e1"), event("e2"));
+    let (first, second) = (purchase("e1"), purchase("e2"));
     let t0 = 1_795_000_000_000;
     assert_eq!(store.enqueue(&[NewDelivery::new(config, &first)], t0).await.unwrap().enqueued, 1);
     store.close().await;
@@ -168,15 +169,12 @@ async fn a_closed_store_accepts_no_more_events() {
 
 #[tokio::test]
 async fn an_event_id_is_remembered_for_48_hours_and_then_forgotten() {
-    use postback::model::ConversionEvent;
     use postback::store::{Settlement, DEDUP_WINDOW_MS};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
     let config = store.configs(game.id).await.unwrap()[0].id;
-    let event = ConversionEvent::from_json(&json!({"event_id": "e1", "name": "purchase",
-        "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}))
-    .unwrap();
+    let event = purchase("e1");
     let t0 = 1_795_000_000_000;
     let one = NewDelivery::new(config, &event);
     assert_eq!(store.enqueue(&[one, one], t0).await.unwrap().enqueued, 1);
@@ -202,13 +200,7 @@ async fn one_enqueue_tells_new_repeated_and_expired_keys_apart() {
     let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
     let configs = store.configs(game.id).await.unwrap();
     let (a, b) = (configs[0].id, configs[1].id);
-    let event = |id: String| {
-        ConversionEvent::from_json(&json!({"event_id": id, "name": "purchase",
-            "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}))
-        .unwrap()
-    };
-    let [pending, recent, expired, new]: [ConversionEvent; 4] =
-        ["pending", "recent", "expired", "new"].map(|id| event(id.into()));
+    let [pending, recent, expired, new]: [ConversionEvent; 4] = ["pending", "recent", "expired", "new"].map(purchase);
     let t0 = 1_795_000_000_000;
     let t1 = t0 + DEDUP_WINDOW_MS + 1;
     let deliver = |token: &'static str, at: i64| {
@@ -235,7 +227,7 @@ async fn one_enqueue_tells_new_repeated_and_expired_keys_apart() {
     assert_eq!(pending_row.len(), 1);
 
     // More new keys for config b than one chunk holds, with the four keys for both configs.
-    let many: Vec<ConversionEvent> = (0..1200).map(|i| event(format!("many-{i}"))).collect();
+    let many: Vec<ConversionEvent> = (0..1200).map(|i| purchase(&format!("many-{i}"))).collect();
     let mut items: Vec<NewDelivery> = many.iter().map(|e| NewDelivery::new(b, e)).collect();
     for e in [&pending, &recent, &expired, &new] {
         items.push(NewDelivery::new(a, e));
@@ -265,13 +257,7 @@ async fn a_settle_touches_only_the_rows_its_lease_token_still_holds() {
     let store = Store::open(dir.path()).await.unwrap();
     let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
     let config = store.configs(game.id).await.unwrap()[0].id;
-    let events: Vec<ConversionEvent> = (0..3)
-        .map(|i| {
-            ConversionEvent::from_json(&json!({"event_id": format!("e{i}"), "name": "purchase",
-                "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}))
-            .unwrap()
-        })
-        .collect();
+    let events: Vec<ConversionEvent> = (0..3).map(|i| purchase(&format!("e{i}"))).collect();
     let items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
     let t0 = 1_795_000_000_000;
     store.enqueue(&items, t0).await.unwrap();

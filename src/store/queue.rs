@@ -419,8 +419,9 @@ impl Store {
                     report.converted_before.insert(d.event.event_id.clone());
                 }
             }
+            let offered = kept.len();
             let fresh: Vec<&NewDelivery> = if kept.is_empty() || insert_all_new(&mut tx, &kept, now_ms).await? {
-                kept.clone()
+                kept
             } else {
                 // Some key was queued already: the keys are looked up first, and only the new
                 // ones inserted.
@@ -442,7 +443,7 @@ impl Store {
                 report.queued_events.insert(d.event.event_id.clone());
             }
             report.enqueued += fresh.len() as u64;
-            report.duplicates += (kept.len() - fresh.len()) as u64;
+            report.duplicates += (offered - fresh.len()) as u64;
             super::traffic::add_traffic(&mut tx, now_ms, &traffic(&report)).await?;
             let committing = std::time::Instant::now();
             tx.commit().await?;
