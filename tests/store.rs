@@ -4,6 +4,15 @@ use postback::model::{ApiError, Goal, IntegrationStatus, Network, PostbackConfig
 use postback::store::{NewDelivery, Store, StoreError, StoreOptions, DB_FILE, DEMO_GAME_NAME};
 use serde_json::json;
 
+/// A store in a fresh directory with the demo game, and the id of its first config.
+async fn demo_store() -> (tempfile::TempDir, Store, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
+    let config = store.configs(game.id).await.unwrap()[0].id;
+    (dir, store, config)
+}
+
 /// A purchase of player `p` at full consent, under `event_id`.
 fn purchase(event_id: &str) -> postback::model::ConversionEvent {
     postback::model::ConversionEvent::from_json(&json!({"event_id": event_id, "name": "purchase",
@@ -154,10 +163,7 @@ async fn integrations_of_an_unknown_game_is_not_found() {
 /// enqueue after `close` fails instead of opening another.
 #[tokio::test]
 async fn a_closed_store_accepts_no_more_events() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
-    let config = store.configs(game.id).await.unwrap()[0].id;
+    let (dir, store, config) = demo_store().await;
     let (first, second) = (purchase("e1"), purchase("e2"));
     let t0 = 1_795_000_000_000;
     assert_eq!(store.enqueue(&[NewDelivery::new(config, &first)], t0).await.unwrap().enqueued, 1);
@@ -170,10 +176,7 @@ async fn a_closed_store_accepts_no_more_events() {
 #[tokio::test]
 async fn an_event_id_is_remembered_for_48_hours_and_then_forgotten() {
     use postback::store::{Settlement, DEDUP_WINDOW_MS};
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
-    let config = store.configs(game.id).await.unwrap()[0].id;
+    let (_dir, store, config) = demo_store().await;
     let event = purchase("e1");
     let t0 = 1_795_000_000_000;
     let one = NewDelivery::new(config, &event);
@@ -253,10 +256,7 @@ async fn one_enqueue_tells_new_repeated_and_expired_keys_apart() {
 async fn a_settle_touches_only_the_rows_its_lease_token_still_holds() {
     use postback::model::ConversionEvent;
     use postback::store::Settlement;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
-    let config = store.configs(game.id).await.unwrap()[0].id;
+    let (_dir, store, config) = demo_store().await;
     let events: Vec<ConversionEvent> = (0..3).map(|i| purchase(&format!("e{i}"))).collect();
     let items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
     let t0 = 1_795_000_000_000;
@@ -327,10 +327,7 @@ fn purchases(prefix: &str, count: usize) -> Vec<postback::model::ConversionEvent
 async fn a_batch_larger_than_a_write_part_is_claimed_and_settled_whole() {
     use postback::model::{DeliveryStatus, LogFilter};
     use postback::store::{NewLogEntry, Settlement};
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
-    let config = store.configs(game.id).await.unwrap()[0].id;
+    let (_dir, store, config) = demo_store().await;
     let events = purchases("big", 1100);
     let items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
     let t0 = 1_795_000_000_000;
