@@ -142,7 +142,7 @@ async fn main() {
     for rate in [20.0, 200.0] {
         let (_tx, stop) = tokio::sync::watch::channel(false);
         let seconds = (scale(10, 2) as f64).clamp(2.0, 10.0);
-        let http = postback::delivery::http_client(Duration::from_secs(10));
+        let http = postback::delivery::http_client(Duration::from_secs(10)).expect("HTTP client");
         // A seed per run: the same seed makes the same event ids, which the second run's
         // ingest would answer as duplicates.
         let plan = DemoPlan { rate, duration: Some(Duration::from_secs_f64(seconds)), seed: rate as u64 };
@@ -220,7 +220,7 @@ async fn client_phase() {
     for _ in 0..connections {
         let (bodies, url) = (bodies.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
-            let http = postback::delivery::http_client(Duration::from_secs(30));
+            let http = postback::delivery::http_client(Duration::from_secs(30)).expect("HTTP client");
             let mut latencies = Vec::new();
             loop {
                 let Some(body) = bodies.lock().expect("bodies").pop() else { break };

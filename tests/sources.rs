@@ -26,7 +26,7 @@ async fn ingest(store: &postback::store::Store) -> RunningIngest {
 
 fn client() -> reqwest::Client {
     // The engine's client: it installs the TLS provider reqwest needs.
-    postback::delivery::http_client(Duration::from_secs(30))
+    postback::delivery::http_client(Duration::from_secs(30)).expect("HTTP client")
 }
 
 /// Posts `body` with the right token and content type unless told otherwise.
@@ -169,6 +169,12 @@ fn fuzz_corpus() -> Vec<Vec<u8>> {
         format!(r#"[{{"event_id": "big", "name": "purchase", "occurred_at": "2026-11-30T10:00:00Z", "player_id": "{}", "consent": "full"}}]"#, "p".repeat(3_000_000)).into_bytes(),
         // 10 MB: over the limit.
         format!(r#"[{{"event_id": "{}"}}]"#, "x".repeat(10 * 1024 * 1024)).into_bytes(),
+        // Many values in little space: refused or rejected as they are read, never all held.
+        format!("[{}0]", "0,".repeat(1_500_000)).into_bytes(),
+        format!("[{}{{}}]", "{},".repeat(1_000_000)).into_bytes(),
+        format!(r#"[{{"event_id": "many-items", "items": [{}0]}}]"#, "{\"id\": 1},".repeat(200_000)).into_bytes(),
+        format!(r#"[{{"event_id": "wide-ids", "click_ids": {{{}"ttclid": "t"}}}}]"#, "\"k\": [0, 0],".repeat(200_000)).into_bytes(),
+        format!(r#"{{"event_id": "escaped", "user_agent": "{}"}}"#, "\\u00e9".repeat(500_000)).into_bytes(),
     ];
     // Random byte flips and cuts of a valid body (deterministic).
     let mut rng = fastrand::Rng::with_seed(42);
@@ -485,4 +491,381 @@ async fn concurrent_requests_are_committed_together_and_each_hears_its_own_answe
     // 56 distinct purchases × TikTok and Reddit, each queued once.
     assert_eq!(rig.store.queue_counts().await.unwrap().0, 56 * 2);
     ingest.stop().await;
+}
+
+// ---- Bounded memory and clear answers on every input (issue 20, part 4) ----
+
+/// A child process, killed when dropped.
+struct ChildProcess(std::process::Child);
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A field of `/proc/<pid>/status` (`VmRSS:` now, `VmHWM:` the peak), in MB.
+fn process_mb(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} for process {pid}"));
+    kb / 1024.0
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `postback serve --ingest` in a process of its own, once it takes connections.
+fn serve_ingest(data: &std::path::Path) -> (ChildProcess, String) {
+    let port = free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_postback"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--ingest", &format!("127.0.0.1:{port}")])
+        .env("POSTBACK_INGEST_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = ChildProcess(child);
+    let up = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "the ingest did not start");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// The issue's body: 4 MiB of `[0,0,…]` once took the ingest from 45 MB to 899 MB before its
+/// 413 (each element became an event's worth of parsed fields).
+#[tokio::test]
+async fn a_4_mib_body_of_zeros_is_refused_without_the_ingest_growing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = serve_ingest(&dir.path().join("data"));
+    let pid = child.0.id();
+    let url = format!("{base}/v1/events");
+    // Warm up what a first request loads (the phone metadata, the writer), then measure.
+    let warm = json!({"event_id": "warm-1", "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(),
+                      "player_id": "p1", "consent": "none", "phone": "+1 650 555 1212"});
+    assert_eq!(post(&url, warm.to_string()).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = process_mb(pid, "VmRSS:");
+
+    let zeros = format!("[{}0]", "0,".repeat((MAX_BODY - 3) / 2));
+    assert!(zeros.len() <= MAX_BODY);
+    let (status, answer) = post(&url, zeros).await;
+    let peak = process_mb(pid, "VmHWM:");
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("at most 1000"), "{answer}");
+    eprintln!("ingest RSS before {before:.1} MB, peak after the 4 MiB [0,0,…] body {peak:.1} MB");
+    assert!(peak - before < 50.0, "the ingest grew from {before:.1} MB to a peak of {peak:.1} MB");
+    // Still serving.
+    let event = json!({"event_id": "after-1", "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(),
+                       "player_id": "p1", "consent": "none"});
+    assert_eq!(post(&url, event.to_string()).await.0, 200);
+}
+
+/// Writes a whole request, head and body, before reading anything, as Python's `http.client`
+/// and many SDKs do; the answer as text, or what went wrong.
+fn write_all_then_read(addr: SocketAddr, head: &str, body: &[u8]) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+fn request_head(path: &str, token: &str, framing: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nConnection: close\r\n{framing}\r\n"
+    )
+}
+
+fn chunked(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 1000 + 16);
+    for chunk in body.chunks(64 * 1024) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+#[tokio::test]
+async fn a_client_that_writes_a_whole_refused_body_before_reading_hears_the_refusal() {
+    let rig = rig("sandbox").await;
+    let ingest = ingest(&rig.store).await;
+    let addr = ingest.addr;
+    let path = format!("/v1/events?game={}", rig.game_id);
+    // 16 MiB: far more than the kernel's socket buffers hold, so the client is still writing
+    // when the server decides.
+    let big = format!("[\"{}\"]", "x".repeat(16 * 1024 * 1024)).into_bytes();
+    let cases: Vec<(&str, String, Vec<u8>, u16)> = vec![
+        (
+            "declared over the limit",
+            request_head(&path, TOKEN, &format!("Content-Length: {}\r\n", big.len())),
+            big.clone(),
+            413,
+        ),
+        (
+            "chunked, over the limit as it is read",
+            request_head(&path, TOKEN, "Transfer-Encoding: chunked\r\n"),
+            chunked(&big),
+            413,
+        ),
+        (
+            "wrong token",
+            request_head(&path, "pbd_wrong", &format!("Content-Length: {}\r\n", big.len())),
+            big.clone(),
+            401,
+        ),
+        (
+            "no such path",
+            request_head("/v1/event", TOKEN, &format!("Content-Length: {}\r\n", big.len())),
+            big.clone(),
+            404,
+        ),
+    ];
+    for (what, head, body, expected) in cases {
+        let answer = tokio::task::spawn_blocking(move || write_all_then_read(addr, &head, &body)).await.unwrap();
+        let answer = answer.unwrap_or_else(|e| panic!("{what}: the client got {e} instead of an answer"));
+        assert!(answer.starts_with(&format!("HTTP/1.1 {expected}")), "{what}: {answer}");
+        let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let doc: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{what}: {e}: {answer}"));
+        assert!(!doc["error"]["message"].as_str().unwrap_or_default().is_empty(), "{what}: {answer}");
+    }
+    assert_eq!(rig.store.queue_counts().await.unwrap(), (0, 0, 0));
+    ingest.stop().await;
+}
+
+/// A request's head and the first bytes of a body it never finishes: it holds its place.
+fn hold_open(addr: SocketAddr, path: &str, declared: usize) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let head = request_head(path, TOKEN, &format!("Content-Length: {declared}\r\n"));
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(b"[{\"event_id\": ").unwrap();
+    stream
+}
+
+/// Posts a small valid event until the answer has `status` and its message contains `says`
+/// (bounded); its headers and answer.
+async fn post_until(url: &str, status: u16, says: &str) -> (reqwest::header::HeaderMap, Value) {
+    for _ in 0..100 {
+        let response = client()
+            .post(url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(event("busy-1", "p1").to_string())
+            .send()
+            .await
+            .unwrap();
+        let (code, headers) = (response.status().as_u16(), response.headers().clone());
+        let answer: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        if code == status && answer["error"]["message"].as_str().unwrap_or_default().contains(says) {
+            return (headers, answer);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never answered {status}");
+}
+
+#[tokio::test]
+async fn requests_over_the_caps_in_flight_get_429_with_retry_after() {
+    use postback::ingest::server::{BODY_BUDGET, MAX_IN_FLIGHT};
+    let rig = rig("sandbox").await;
+    let ingest = ingest(&rig.store).await;
+    let path = format!("/v1/events?game={}", rig.game_id);
+    let url = format!("{}{path}", ingest.base_url);
+
+    // As many requests in flight as allowed, each waiting for the rest of its body.
+    let held: Vec<_> = (0..MAX_IN_FLIGHT).map(|_| hold_open(ingest.addr, &path, 1000)).collect();
+    let (headers, answer) = post_until(&url, 429, "requests are being handled").await;
+    assert_eq!(headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"), "{headers:?}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("retry after 1 s"), "{answer}");
+    drop(held);
+    post_until(&url, 200, "").await;
+
+    // Bodies of the largest size: their bytes are what is capped.
+    let held: Vec<_> = (0..BODY_BUDGET / MAX_BODY).map(|_| hold_open(ingest.addr, &path, MAX_BODY)).collect();
+    let (headers, _) = post_until(&url, 429, "MiB of request bodies").await;
+    assert!(headers.contains_key("retry-after"));
+    drop(held);
+    let (_, answer) = post_until(&url, 200, "").await;
+    assert_eq!(answer["results"][0]["status"], "duplicate", "the event was accepted once: {answer}");
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn every_text_field_has_a_length_limit_answered_by_field() {
+    use postback::model::limits;
+    let rig = rig("sandbox").await;
+    let ingest = ingest(&rig.store).await;
+    let url = format!("{}/v1/events?game={}", ingest.base_url, rig.game_id);
+    // (field as the error names it, where it goes, its limit)
+    let cases: &[(&str, &str, usize)] = &[
+        ("event_id", "/event_id", limits::ID),
+        ("name", "/name", limits::ID),
+        ("player_id", "/player_id", limits::ID),
+        ("email", "/email", limits::EMAIL),
+        ("phone", "/phone", limits::PHONE),
+        ("ip", "/ip", limits::IP),
+        ("user_agent", "/user_agent", limits::USER_AGENT),
+        ("currency", "/currency", limits::CURRENCY),
+        ("page_url", "/page_url", limits::PAGE_URL),
+        ("value", "/value", limits::VALUE),
+        ("click_ids.ttclid", "/click_ids/ttclid", limits::CLICK_ID),
+        ("click_ids.rdt_cid", "/click_ids/rdt_cid", limits::CLICK_ID),
+        ("items.0.id", "/items/0/id", limits::ID),
+        ("items.0.name", "/items/0/name", limits::ID),
+    ];
+    let now = chrono::Utc::now().to_rfc3339();
+    let base = |i: usize, suffix: &str| {
+        json!({"event_id": format!("len-{i}-{suffix}"), "name": "purchase", "occurred_at": now, "player_id": "p1",
+               "consent": "full", "click_ids": {"ttclid": "t", "rdt_cid": "r"}, "items": [{"id": "gem", "name": "Gem"}]})
+    };
+    let mut body = Vec::new();
+    for (i, (_, pointer, limit)) in cases.iter().enumerate() {
+        for (suffix, len) in [("at", *limit), ("over", limit + 1)] {
+            let mut e = base(i, suffix);
+            // Multi-byte characters: the limit counts characters, not bytes.
+            let text = if pointer.ends_with("event_id") {
+                format!("{suffix}-{}", "é".repeat(len - suffix.len() - 1))
+            } else {
+                "é".repeat(len)
+            };
+            match pointer.rfind('/') {
+                Some(0) => e[&pointer[1..]] = Value::String(text),
+                _ => *e.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}")) = Value::String(text),
+            }
+            body.push(e);
+        }
+    }
+    let items: Vec<Value> = (0..=limits::ITEMS).map(|i| json!({"id": format!("i{i}")})).collect();
+    let mut many = base(99, "items");
+    many["items"] = Value::Array(items[..limits::ITEMS].to_vec());
+    let mut too_many = base(99, "items-over");
+    too_many["items"] = Value::Array(items);
+    body.extend([many, too_many]);
+    // A long timestamp or consent is refused by its format and repeated only in part.
+    let mut long_time = base(99, "time");
+    long_time["occurred_at"] = Value::String("9".repeat(100_000));
+    body.push(long_time);
+
+    let (status, answer) = post(&url, Value::Array(body).to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    for (i, (field, _, limit)) in cases.iter().enumerate() {
+        let (at, over) = (&results[2 * i], &results[2 * i + 1]);
+        assert_eq!(at["status"], "accepted", "{field} of {limit} characters: {at}");
+        assert_eq!(over["status"], "rejected", "{field} over {limit}: {over}");
+        assert_eq!(over["field"], *field, "{over}");
+        let message = over["message"].as_str().unwrap();
+        assert!(message.contains(&limit.to_string()), "the message gives the limit: {message}");
+        if *field == "event_id" {
+            assert!(over["event_id"].is_null(), "an over-long id is not repeated: {over}");
+        }
+    }
+    let n = 2 * cases.len();
+    assert_eq!(results[n]["status"], "accepted", "{} items: {}", limits::ITEMS, results[n]);
+    assert_eq!(
+        (results[n + 1]["status"].as_str(), results[n + 1]["field"].as_str()),
+        (Some("rejected"), Some("items"))
+    );
+    assert_eq!(results[n + 2]["field"], "occurred_at");
+    assert!(results[n + 2]["message"].as_str().unwrap().len() < 200, "{}", results[n + 2]);
+    ingest.stop().await;
+}
+
+/// `postback import FILE` in a process of its own: its peak memory (MB), stdout and stderr.
+/// The peak is the child's `VmHWM` read every few milliseconds until it exits (a child's
+/// `ru_maxrss` would start from this test process's own peak, inherited across exec).
+fn import_in_child(data: &std::path::Path, file: &std::path::Path) -> (f64, Value, String) {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_postback"))
+        .arg("--data-dir")
+        .arg(data)
+        .arg("import")
+        .arg(file)
+        .stdout(out.reopen().unwrap())
+        .stderr(err.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let mut peak: f64 = 0.0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the import did not end");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let hwm =
+            status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+        peak = peak.max(hwm.unwrap_or(0.0) / 1024.0);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stdout = std::fs::read_to_string(out.path()).unwrap();
+    let stderr = std::fs::read_to_string(err.path()).unwrap();
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
+    (peak, report, stderr)
+}
+
+/// A 200 MB single line once used 298 MB, a 200 MB CSV field 865 MB (and that event id was
+/// accepted). Now an over-long line or record is an error at its line, skipped without being held.
+#[test]
+fn an_import_with_a_huge_line_or_field_stays_flat_and_names_the_line() {
+    use std::io::Write;
+    const HUGE: usize = 100 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let now = chrono::Utc::now().to_rfc3339();
+    let line = |id: &str| {
+        json!({"event_id": id, "name": "purchase", "occurred_at": now, "player_id": "p1", "consent": "none"})
+            .to_string()
+    };
+    let small = dir.path().join("small.ndjson");
+    std::fs::write(&small, format!("{}\n{}\n", line("s-1"), line("s-2"))).unwrap();
+    let (baseline, report, _) = import_in_child(&data, &small);
+    assert_eq!(report["events"], 2);
+
+    let ndjson = dir.path().join("huge.ndjson");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&ndjson).unwrap());
+    writeln!(file, "{}", line("n-1")).unwrap();
+    write!(file, "{{\"event_id\": \"").unwrap();
+    let block = vec![b'x'; 1024 * 1024];
+    for _ in 0..HUGE / block.len() {
+        file.write_all(&block).unwrap();
+    }
+    writeln!(file, "\", \"name\": \"purchase\"}}").unwrap();
+    writeln!(file, "{}", line("n-3")).unwrap();
+    drop(file);
+    let (peak, report, stderr) = import_in_child(&data, &ndjson);
+    eprintln!("import of a {} MB NDJSON line: peak RSS {peak:.1} MB (a two-line file: {baseline:.1} MB)", HUGE >> 20);
+    assert!(stderr.contains("line 2: line: is longer than 1 MiB"), "{stderr}");
+    assert_eq!((report["lines"].as_u64(), report["events"].as_u64()), (Some(3), Some(2)), "{report}");
+    assert!(peak - baseline < 50.0, "peak {peak:.1} MB against {baseline:.1} MB");
+
+    let csv = dir.path().join("huge.csv");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+    writeln!(file, "event_id,name,occurred_at,player_id,consent\nc-1,purchase,{now},p1,none").unwrap();
+    write!(file, "\"").unwrap();
+    for _ in 0..HUGE / block.len() {
+        file.write_all(&block).unwrap();
+    }
+    writeln!(file, "\",purchase,{now},p1,none\nc-3,purchase,{now},p1,none").unwrap();
+    drop(file);
+    let (peak, report, stderr) = import_in_child(&data, &csv);
+    eprintln!("import of a {} MB CSV field: peak RSS {peak:.1} MB (a two-line file: {baseline:.1} MB)", HUGE >> 20);
+    assert!(stderr.contains("line 3: line: is longer than 1 MiB"), "{stderr}");
+    assert_eq!((report["lines"].as_u64(), report["events"].as_u64()), (Some(3), Some(2)), "{report}");
+    assert!(peak - baseline < 50.0, "peak {peak:.1} MB against {baseline:.1} MB");
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::identity::{self, PhoneCountry};
 use crate::model::{ConversionEvent, PostbackConfig, TriggerRule};
 use crate::networks;
 use crate::store::{NewDelivery, Store, StoreError, StoredConfig, TrafficCount};
@@ -103,19 +104,27 @@ impl Routed {
 }
 
 /// Routes events of one game for its enabled `configs`. Pure: `erased` names the players
-/// among them who asked to be erased.
+/// among them who asked to be erased; `default_country` is the game's country for phone
+/// numbers written without one: they are queued read in it (E.164), so a later change of the
+/// setting does not change what a queued event means.
 pub fn route(
     game_id: i64,
     configs: &[StoredConfig],
-    events: Vec<ConversionEvent>,
+    mut events: Vec<ConversionEvent>,
     erased: &HashSet<String>,
+    default_country: Option<PhoneCountry>,
 ) -> Result<Routed, StoreError> {
+    if let Some(country) = default_country {
+        for event in &mut events {
+            identity::localise_phone(event, country);
+        }
+    }
     let mut decided = Accepted { events: events.len() as u64, ..Accepted::default() };
     let mut conversions = Vec::with_capacity(events.len() * configs.len());
     let mut skipped_per_config: BTreeMap<(i64, &'static str), u64> = BTreeMap::new();
     // X yields one conversion per counting goal, each queued (and later settled) on its own.
     for (index, event) in events.iter().enumerate() {
-        let mut matchability = networks::Matchability::default();
+        let mut matchability = networks::Matchability::new(default_country);
         for stored in configs {
             match networks::admit(&stored.config, event, erased.contains(&event.player_id), &mut matchability) {
                 Ok(goals) => {
@@ -211,7 +220,8 @@ pub async fn accept(
     write(store, routed, source, now_ms).await
 }
 
-/// [`route`], with the erased players among the events read from the store.
+/// [`route`], with the erased players among the events and the game's default country read
+/// from the store.
 pub async fn route_reading_erasures(
     store: &Store,
     game_id: i64,
@@ -219,8 +229,9 @@ pub async fn route_reading_erasures(
     events: Vec<ConversionEvent>,
 ) -> Result<Routed, StoreError> {
     let players: Vec<&str> = events.iter().map(|e| e.player_id.as_str()).collect();
-    let erased = store.erased_among(&players).await?;
-    route(game_id, configs, events, &erased)
+    let (erased, game) = tokio::join!(store.erased_among(&players), store.game(game_id));
+    let country = game?.default_country.as_deref().and_then(PhoneCountry::parse);
+    route(game_id, configs, events, &erased?, country)
 }
 
 #[cfg(test)]
@@ -264,9 +275,9 @@ mod tests {
         let first: Vec<_> = (0..3).map(|i| event(i, serde_json::json!({"ttclid": "t"}))).collect();
         let second: Vec<_> = (3..6).map(|i| event(i, serde_json::json!({"twclid": "w"}))).collect();
         let erased: HashSet<String> = ["p4".to_owned()].into();
-        let mut joined = route(1, &configs, first.clone(), &erased).expect("route");
-        joined.absorb(route(1, &configs, second.clone(), &erased).expect("route"));
-        let together = route(1, &configs, [first, second].concat(), &erased).expect("route");
+        let mut joined = route(1, &configs, first.clone(), &erased, None).expect("route");
+        joined.absorb(route(1, &configs, second.clone(), &erased, None).expect("route"));
+        let together = route(1, &configs, [first, second].concat(), &erased, None).expect("route");
         assert_eq!(joined.events, together.events);
         assert_eq!(joined.payloads, together.payloads);
         assert_eq!(joined.conversions, together.conversions);

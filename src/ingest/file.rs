@@ -2,7 +2,9 @@
 //! fields, nested ones as `click_ids.ttclid`). Bad lines are reported with their line numbers
 //! and never stop the good ones; good events go through the shared accept path in chunks of
 //! 5,000, one transaction each, so a cancel or a crash leaves whole chunks queued and nothing
-//! half-written. Memory stays flat: errors stream to a callback, the report keeps the first few.
+//! half-written. Memory stays flat: errors stream to a callback, the report keeps the first few,
+//! and a line (NDJSON) or record (CSV) over [`MAX_LINE`] bytes is an error at its line number,
+//! skipped to its end without being held.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
@@ -19,6 +21,11 @@ use crate::store::{Store, StoreError, StoredConfig};
 
 /// Lines parsed and enqueued per transaction.
 const CHUNK_LINES: usize = 5000;
+/// Bytes per NDJSON line or CSV record at most (with its line break). A valid event is far
+/// smaller: every field has a length limit (`model::limits`).
+pub const MAX_LINE: usize = 1024 * 1024;
+/// Columns of a CSV header at most (the canonical event has about twenty).
+pub const MAX_COLUMNS: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct LineError {
@@ -121,65 +128,20 @@ impl<R: BufRead> BufRead for Counting<R> {
     }
 }
 
-/// Remembers where the line breaks of the bytes read so far are, so that a CSV record's byte
-/// offset becomes the line an editor shows (the csv crate counts neither blank lines nor the
-/// blank lines it skips before a record). Holds only the breaks not yet passed: about one read
-/// buffer's worth.
-struct NewlineIndex<R> {
-    inner: R,
-    offset: u64,
-    /// Line breaks ahead: (first byte, the byte after), so `\r\n` is one break.
-    pending: std::collections::VecDeque<(u64, u64)>,
-    passed: u64,
-    last_was_cr: bool,
-}
-
-impl<R> NewlineIndex<R> {
-    fn new(inner: R) -> Self {
-        Self { inner, offset: 0, pending: Default::default(), passed: 0, last_was_cr: false }
-    }
-
-    /// The 1-based line of a record starting at byte `offset` (offsets only grow between
-    /// calls); blank lines at `offset` are skipped as the csv crate skips them.
-    fn line_at(&mut self, mut offset: u64) -> u64 {
-        while let Some(&(start, end)) = self.pending.front() {
-            if end <= offset {
-                self.pending.pop_front();
-                self.passed += 1;
-            } else if start == offset {
-                self.pending.pop_front();
-                self.passed += 1;
-                offset = end;
-            } else {
-                break;
-            }
-        }
-        self.passed + 1
-    }
-}
-
-impl<R: Read> Read for NewlineIndex<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        for (i, byte) in buf[..n].iter().enumerate() {
-            let at = self.offset + i as u64;
-            if *byte == b'\n' {
-                let start = if self.last_was_cr { at - 1 } else { at };
-                self.pending.push_back((start, at + 1));
-            }
-            self.last_was_cr = *byte == b'\r';
-        }
-        self.offset += n as u64;
-        Ok(n)
-    }
-}
-
 /// One input record: its line, and the event or what is wrong with it.
 type Record = (u64, Result<ConversionEvent, InputError>);
 
 enum Records<R: BufRead> {
     Ndjson { input: R, line: u64, bytes: Vec<u8> },
-    Csv { reader: csv::Reader<NewlineIndex<R>>, headers: Vec<String>, record: csv::StringRecord },
+    // Boxed: the parser's tables are large, and there is one per import.
+    Csv { reader: Box<CsvReader<R>>, headers: Vec<String> },
+}
+
+fn line_too_long() -> InputError {
+    InputError::new(
+        "line",
+        format!("is longer than {} MiB; put one event per line, each at most {} MiB", MAX_LINE >> 20, MAX_LINE >> 20),
+    )
 }
 
 impl<R: BufRead> Records<R> {
@@ -187,15 +149,26 @@ impl<R: BufRead> Records<R> {
         Ok(match format {
             FileFormat::Ndjson => Records::Ndjson { input, line: 0, bytes: Vec::new() },
             FileFormat::Csv => {
-                let mut reader =
-                    csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(NewlineIndex::new(input));
-                let headers = reader
-                    .headers()
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, csv_message(&e)))?
-                    .iter()
-                    .map(str::to_owned)
-                    .collect();
-                Records::Csv { reader, headers, record: csv::StringRecord::new() }
+                let mut reader = Box::new(CsvReader::new(input));
+                let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+                let headers = match reader.read_record(MAX_COLUMNS + 1)? {
+                    None => Vec::new(),
+                    Some(CsvRecord { too_long: true, .. }) => {
+                        return Err(invalid(format!("the header row is longer than {} MiB", MAX_LINE >> 20)))
+                    }
+                    Some(_) if reader.ends.len() > MAX_COLUMNS => {
+                        return Err(invalid(format!(
+                            "the header row has more than {MAX_COLUMNS} columns; keep the event's fields"
+                        )))
+                    }
+                    Some(_) => reader
+                        .fields()
+                        .map_err(|e| invalid(format!("the header row {}", e.message)))?
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
+                };
+                Records::Csv { reader, headers }
             }
         })
     }
@@ -206,10 +179,18 @@ impl<R: BufRead> Records<R> {
             Records::Ndjson { input, line, bytes } => loop {
                 bytes.clear();
                 *line += 1;
-                match input.read_until(b'\n', bytes) {
+                // Read one byte past the limit to tell a line at the limit from a longer one.
+                match input.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', bytes) {
                     Ok(0) => return None,
                     Ok(_) => {}
                     Err(e) => return Some(Err((*line, e))),
+                }
+                if bytes.len() > MAX_LINE && bytes.last() != Some(&b'\n') {
+                    // Skipped to its end, never held: the next line is read as usual.
+                    if let Err(e) = input.skip_until(b'\n') {
+                        return Some(Err((*line, e)));
+                    }
+                    return Some(Ok((*line, Err(line_too_long()))));
                 }
                 let Ok(text) = std::str::from_utf8(bytes) else {
                     return Some(Ok((
@@ -222,36 +203,113 @@ impl<R: BufRead> Records<R> {
                 }
                 return Some(Ok((*line, ConversionEvent::from_json_str(text))));
             },
-            Records::Csv { reader, headers, record } => {
-                let before = reader.position().byte();
-                let result = reader.read_record(record);
-                let start = record.position().map_or(before, |p| p.byte());
-                let line = reader.get_mut().line_at(start);
-                match result {
-                    Ok(false) => None,
-                    Ok(true) => Some(Ok((line, csv_event(headers, record)))),
-                    Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
-                        Some(Err((line, std::io::Error::other(csv_message(&e)))))
-                    }
-                    Err(e) => Some(Ok((line, Err(InputError::new("line", csv_message(&e)))))),
+            Records::Csv { reader, headers } => {
+                let record = match reader.read_record(headers.len()) {
+                    Ok(None) => return None,
+                    Ok(Some(record)) => record,
+                    Err(e) => return Some(Err((reader.newlines + 1, e))),
+                };
+                let line = record.line;
+                if record.too_long {
+                    return Some(Ok((line, Err(line_too_long()))));
                 }
+                Some(Ok((line, reader.fields().and_then(|cells| csv_event(headers, &cells)))))
             }
         }
     }
 }
 
-fn csv_message(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => "is not UTF-8 text; save the file as UTF-8".into(),
-        _ => format!("cannot be read as CSV ({e})"),
+/// Reads CSV record by record with `csv_core`, holding at most [`MAX_LINE`] bytes of a record
+/// (the `csv` crate holds a whole record, however long). Blank lines are skipped, cells trimmed.
+struct CsvReader<R> {
+    input: R,
+    core: csv_core::Reader,
+    /// Line breaks read so far: the line of the record being read.
+    newlines: u64,
+    /// The current record's cells, unescaped, end to end, and where each ends.
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// Where a record starts, and whether it was over [`MAX_LINE`] (then its cells were not kept).
+struct CsvRecord {
+    line: u64,
+    too_long: bool,
+}
+
+impl<R: BufRead> CsvReader<R> {
+    fn new(input: R) -> Self {
+        Self { input, core: csv_core::Reader::new(), newlines: 0, bytes: Vec::new(), ends: Vec::new() }
+    }
+
+    /// Reads the next record, keeping its first `keep` cells; `None` at the end of the input.
+    fn read_record(&mut self, keep: usize) -> std::io::Result<Option<CsvRecord>> {
+        self.bytes.clear();
+        self.ends.clear();
+        // Blank lines are skipped here rather than by the parser, to know the record's line.
+        loop {
+            let buf = self.input.fill_buf()?;
+            let blank = buf.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+            let (done, at_end) = (blank < buf.len(), buf.is_empty());
+            self.newlines += buf[..blank].iter().filter(|b| **b == b'\n').count() as u64;
+            self.input.consume(blank);
+            if done || at_end {
+                break;
+            }
+        }
+        let line = self.newlines + 1;
+        let mut size = 0usize;
+        let mut too_long = false;
+        let mut out = [0u8; 8192];
+        loop {
+            let input = self.input.fill_buf()?;
+            let (result, read, written) = self.core.read_field(input, &mut out);
+            self.newlines += input[..read].iter().filter(|b| **b == b'\n').count() as u64;
+            self.input.consume(read);
+            size += read;
+            if size > MAX_LINE && !too_long {
+                too_long = true;
+                self.bytes = Vec::new();
+                self.ends = Vec::new();
+            }
+            if !too_long && self.ends.len() < keep {
+                self.bytes.extend_from_slice(&out[..written]);
+            }
+            match result {
+                csv_core::ReadFieldResult::InputEmpty | csv_core::ReadFieldResult::OutputFull => {}
+                csv_core::ReadFieldResult::Field { record_end } => {
+                    if !too_long && self.ends.len() < keep {
+                        self.ends.push(self.bytes.len());
+                    }
+                    if record_end {
+                        return Ok(Some(CsvRecord { line, too_long }));
+                    }
+                }
+                csv_core::ReadFieldResult::End => return Ok(None),
+            }
+        }
+    }
+
+    /// The current record's kept cells, trimmed.
+    fn fields(&self) -> Result<Vec<&str>, InputError> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let cell = std::str::from_utf8(&self.bytes[start..end])
+                    .map_err(|_| InputError::new("line", "is not UTF-8 text; save the file as UTF-8"));
+                start = end;
+                cell.map(str::trim)
+            })
+            .collect()
     }
 }
 
 /// A CSV record as a canonical event: header `click_ids.ttclid` fills `{"click_ids": {"ttclid": …}}`,
 /// empty cells are absent, an `items` cell holds a JSON array.
-fn csv_event(headers: &[String], record: &csv::StringRecord) -> Result<ConversionEvent, InputError> {
+fn csv_event(headers: &[String], record: &[&str]) -> Result<ConversionEvent, InputError> {
     let mut doc = Map::new();
-    for (header, cell) in headers.iter().zip(record.iter()) {
+    for (header, cell) in headers.iter().zip(record.iter().copied()) {
         if cell.is_empty() || header.is_empty() {
             continue;
         }
@@ -386,7 +444,7 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let record = csv::StringRecord::from(vec![
+        let mut record = vec![
             "e1",
             "purchase",
             "2026-11-20T10:15:30Z",
@@ -396,16 +454,63 @@ mod tests {
             "4.99",
             "USD",
             r#"[{"id": "gem", "quantity": 2}]"#,
-        ]);
+        ];
         let event = csv_event(&headers, &record).unwrap();
         assert_eq!(event.click_ids.ttclid.as_deref(), Some("tt-1"));
         assert_eq!(event.items[0].quantity, 2);
-        let mut bad = record.clone();
-        bad = csv::StringRecord::from(
-            bad.iter().enumerate().map(|(i, c)| if i == 8 { "nope" } else { c }).collect::<Vec<_>>(),
-        );
-        assert_eq!(csv_event(&headers, &bad).unwrap_err().field, "items");
-        let empty_consent = csv::StringRecord::from(vec!["e1", "purchase", "2026-11-20T10:15:30Z", "p1", ""]);
+        record[8] = "nope";
+        assert_eq!(csv_event(&headers, &record).unwrap_err().field, "items");
+        let empty_consent = ["e1", "purchase", "2026-11-20T10:15:30Z", "p1", ""];
         assert_eq!(csv_event(&headers, &empty_consent).unwrap_err().field, "consent");
+    }
+
+    /// Every record of `text`: its line and the field of its error, or "ok".
+    fn outcomes(format: FileFormat, text: &[u8]) -> Vec<(u64, String)> {
+        let mut records = Records::new(format, text).unwrap();
+        std::iter::from_fn(|| records.next())
+            .map(|r| {
+                let (line, parsed) = r.unwrap();
+                (line, parsed.map_or_else(|e| e.field, |_| "ok".to_owned()))
+            })
+            .collect()
+    }
+
+    const EVENT: &str = r#"{"event_id": "e1", "name": "purchase", "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p", "consent": "full"}"#;
+
+    #[test]
+    fn an_over_long_ndjson_line_is_an_error_at_its_number_and_the_next_line_is_read() {
+        let long = format!(r#"{{"event_id": "{}"}}"#, "x".repeat(MAX_LINE));
+        let text = format!("{EVENT}\n{long}\n\n{EVENT}\n{long}");
+        assert_eq!(
+            outcomes(FileFormat::Ndjson, text.as_bytes()),
+            [(1, "ok".into()), (2, "line".into()), (4, "ok".into()), (5, "line".into())]
+        );
+        // A line of exactly the limit, its line break included, is read.
+        let pad = MAX_LINE - EVENT.len() - 1;
+        let exact = format!("{EVENT}{}\n{EVENT}", " ".repeat(pad));
+        assert_eq!(outcomes(FileFormat::Ndjson, exact.as_bytes()), [(1, "ok".into()), (2, "ok".into())]);
+    }
+
+    #[test]
+    fn an_over_long_csv_record_is_an_error_at_its_line_and_the_next_record_is_read() {
+        let header = "event_id,name,occurred_at,player_id,consent";
+        let row = "e1,purchase,2026-11-20T10:15:30Z,p,full";
+        // A quoted cell over the limit that spans lines: the record after it keeps its line.
+        let long = format!(
+            "\"{}\n{}\",purchase,2026-11-20T10:15:30Z,p,full",
+            "x".repeat(MAX_LINE / 2),
+            "y".repeat(MAX_LINE / 2)
+        );
+        let text = format!("{header}\r\n{row}\r\n\r\n{long}\r\n{row}\n{}", "e2,purchase,2026-11-20T10:15:30Z,p,none");
+        assert_eq!(
+            outcomes(FileFormat::Csv, text.as_bytes()),
+            [(2, "ok".into()), (4, "line".into()), (6, "ok".into()), (7, "ok".into())]
+        );
+        // A long id within the line limit is the field's error.
+        let id = format!("{},purchase,2026-11-20T10:15:30Z,p,full", "i".repeat(crate::model::limits::ID + 1));
+        assert_eq!(outcomes(FileFormat::Csv, format!("{header}\n{id}\n").as_bytes()), [(2, "event_id".into())]);
+        // The header row has its limits too.
+        let wide = (0..=MAX_COLUMNS).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",");
+        assert!(Records::new(FileFormat::Csv, wide.as_bytes()).is_err());
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::{accept, Accepted, Source};
+use crate::identity::PhoneCountry;
 use crate::model::ConversionEvent;
 use crate::store::{EnqueueComing, Store, StoreError};
 
@@ -210,10 +211,11 @@ async fn route_group(
     events: Vec<ConversionEvent>,
 ) -> Result<accept::Routed, CommitError> {
     let database = |e: StoreError| CommitError::Database(e.to_string());
-    let game_id = match game {
-        Some(id) => id,
-        None => store.current_game().await.map_err(database)?.ok_or(CommitError::NoGame)?.id,
+    let current = match game {
+        Some(_) => None,
+        None => Some(store.current_game().await.map_err(database)?.ok_or(CommitError::NoGame)?),
     };
+    let game_id = game.or(current.as_ref().map(|g| g.id)).ok_or(CommitError::NoGame)?;
     let players: Vec<&str> = events.iter().map(|e| e.player_id.as_str()).collect();
     let (named, configs, erased) = tokio::join!(
         async {
@@ -225,12 +227,14 @@ async fn route_group(
         store.configs(game_id),
         store.erased_among(&players)
     );
-    match named {
+    let game = match named {
         Err(StoreError::GameNotFound(_)) => return Err(CommitError::NoGame),
         Err(e) => return Err(database(e)),
-        Ok(_) => {}
-    }
+        Ok(named) => named.or(current),
+    };
+    // The game's country for phone numbers written without one.
+    let phone_country = game.and_then(|g| g.default_country).as_deref().and_then(PhoneCountry::parse);
     let configs: Vec<_> = configs.map_err(database)?.into_iter().filter(|c| c.enabled).collect();
     let erased = erased.map_err(database)?;
-    accept::route(game_id, &configs, events, &erased).map_err(database)
+    accept::route(game_id, &configs, events, &erased, phone_country).map_err(database)
 }

@@ -2,12 +2,32 @@
 //! straight from request bytes without building a JSON tree (the ingest's hot path, where the
 //! tree cost more than validating). One validation ([`super::ConversionEvent::from_fields`])
 //! serves both, so they accept and reject exactly alike.
+//!
+//! Reading from bytes keeps memory in proportion to what a body validly carries, never to how
+//! many values it packs in: a body's array is refused at its element after the limit, nested
+//! fields keep only the keys an event uses, and items are checked one by one as they are read
+//! (at most [`limits::ITEMS`] kept). A 4 MiB body of `[0,0,…]` once held 2 million parsed
+//! elements of ~500 bytes each.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
+
+use super::event::{item_from_fields, within};
+use super::{limits, InputError, Item};
+
+/// Why a request body could not be read as events.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// An array longer than allowed: refused at the first element over the limit.
+    #[error("more than {max} events in one request")]
+    TooManyEvents { max: usize },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
 
 /// A field that should hold text (ids are also accepted as numbers).
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +50,113 @@ impl<'a> Scalar<'a> {
     }
 }
 
+/// `click_ids` as sent: the keys an event uses, or something that is not an object.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub enum ClickIdFields<'a> {
+    /// Absent or null.
+    #[default]
+    Null,
+    Object {
+        ttclid: Option<Scalar<'a>>,
+        twclid: Option<Scalar<'a>>,
+        rdt_cid: Option<Scalar<'a>>,
+    },
+    Other,
+}
+
+impl<'a> ClickIdFields<'a> {
+    fn of(value: &'a Value) -> Self {
+        match value {
+            Value::Null => ClickIdFields::Null,
+            Value::Object(map) => {
+                let get = |key: &str| map.get(key).map(Scalar::of);
+                ClickIdFields::Object { ttclid: get("ttclid"), twclid: get("twclid"), rdt_cid: get("rdt_cid") }
+            }
+            _ => ClickIdFields::Other,
+        }
+    }
+
+    fn slot(&mut self, key: &str) -> Option<&mut Option<Scalar<'a>>> {
+        let ClickIdFields::Object { ttclid, twclid, rdt_cid } = self else { return None };
+        Some(match key {
+            "ttclid" => ttclid,
+            "twclid" => twclid,
+            "rdt_cid" => rdt_cid,
+            _ => return None,
+        })
+    }
+}
+
+/// One item's fields as sent.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ItemFields<'a> {
+    pub id: Option<Scalar<'a>>,
+    pub name: Option<Scalar<'a>>,
+    pub price: Option<Scalar<'a>>,
+    pub quantity: Option<Scalar<'a>>,
+}
+
+impl<'a> ItemFields<'a> {
+    fn slot(&mut self, key: &str) -> Option<&mut Option<Scalar<'a>>> {
+        Some(match key {
+            "id" => &mut self.id,
+            "name" => &mut self.name,
+            "price" => &mut self.price,
+            "quantity" => &mut self.quantity,
+            _ => return None,
+        })
+    }
+}
+
+/// `items` as sent, checked item by item while read: the items, or the first problem (a bad
+/// item, or one item over [`limits::ITEMS`]).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub enum ItemsField {
+    /// Absent or null.
+    #[default]
+    Null,
+    List(Result<Vec<Item>, InputError>),
+    NotArray,
+}
+
+/// Checks the item at `index` of an event's list (its fields, or `None` when it is not an
+/// object); the one after the limit is an error whatever it holds.
+fn check_item(index: usize, fields: Option<ItemFields>) -> Result<Item, InputError> {
+    if index >= limits::ITEMS {
+        return Err(InputError::new(
+            "items",
+            format!("lists more than {} items; send at most {} per event", limits::ITEMS, limits::ITEMS),
+        ));
+    }
+    let under = |e: InputError| e.under(&format!("items.{index}"));
+    match fields {
+        Some(fields) => item_from_fields(fields).map_err(under),
+        None => Err(under(InputError::new("item", "must be an object {id, name, price, quantity}"))),
+    }
+}
+
+impl ItemsField {
+    fn of(value: &Value) -> Self {
+        let list = match value {
+            Value::Null => return ItemsField::Null,
+            Value::Array(list) => list,
+            _ => return ItemsField::NotArray,
+        };
+        let checked = list
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let fields = item.as_object().map(|obj| {
+                    let get = |key: &str| obj.get(key).map(Scalar::of);
+                    ItemFields { id: get("id"), name: get("name"), price: get("price"), quantity: get("quantity") }
+                });
+                check_item(i, fields)
+            })
+            .collect();
+        ItemsField::List(checked)
+    }
+}
+
 /// The canonical event's fields; absent ones are `None`, unknown ones are not kept. A key
 /// sent twice keeps its last value, as a parsed JSON object does.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -47,10 +174,10 @@ pub struct EventFields<'a> {
     pub user_agent: Option<Scalar<'a>>,
     pub currency: Option<Scalar<'a>>,
     pub page_url: Option<Scalar<'a>>,
-    /// Nested or mixed-type fields, validated from their JSON.
-    pub click_ids: Option<Cow<'a, Value>>,
-    pub value: Option<Cow<'a, Value>>,
-    pub items: Option<Cow<'a, Value>>,
+    /// A number or a decimal string.
+    pub value: Option<Scalar<'a>>,
+    pub click_ids: ClickIdFields<'a>,
+    pub items: ItemsField,
 }
 
 impl<'a> EventFields<'a> {
@@ -60,8 +187,10 @@ impl<'a> EventFields<'a> {
         for (key, value) in obj {
             if let Some(slot) = fields.scalar_slot(key) {
                 *slot = Some(Scalar::of(value));
-            } else if let Some(slot) = fields.json_slot(key) {
-                *slot = Some(Cow::Borrowed(value));
+            } else if key == "click_ids" {
+                fields.click_ids = ClickIdFields::of(value);
+            } else if key == "items" {
+                fields.items = ItemsField::of(value);
             }
         }
         fields
@@ -82,24 +211,17 @@ impl<'a> EventFields<'a> {
             "user_agent" => &mut self.user_agent,
             "currency" => &mut self.currency,
             "page_url" => &mut self.page_url,
-            _ => return None,
-        })
-    }
-
-    fn json_slot(&mut self, key: &str) -> Option<&mut Option<Cow<'a, Value>>> {
-        Some(match key {
-            "click_ids" => &mut self.click_ids,
             "value" => &mut self.value,
-            "items" => &mut self.items,
             _ => return None,
         })
     }
 
     /// The event id as the sender wrote it (untrimmed; whole numbers as their digits), for
-    /// answers about events that may not validate.
+    /// answers about events that may not validate; `None` for one over [`limits::ID`], which
+    /// the answer would otherwise repeat at any length.
     pub fn event_id_as_sent(&self) -> Option<String> {
         match self.event_id.as_ref()? {
-            Scalar::Str(s) => Some(s.clone().into_owned()),
+            Scalar::Str(s) if within(s.trim(), limits::ID) => Some(s.clone().into_owned()),
             Scalar::Num(n) => n.as_i64().map(|n| n.to_string()),
             _ => None,
         }
@@ -123,6 +245,24 @@ pub enum SentBody<'a> {
     One(EventFields<'a>),
     Many(Vec<SentItem<'a>>),
     Neither,
+}
+
+impl<'a> SentBody<'a> {
+    /// Reads a request body of at most `max_events` events, refusing the array's next element
+    /// as soon as it is read: what comes after it is never parsed.
+    pub fn from_slice(bytes: &'a [u8], max_events: usize) -> Result<Self, BodyError> {
+        let too_many = Cell::new(false);
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let read = BodySeed { max_events, too_many: &too_many }.deserialize(&mut de).and_then(|body| {
+            de.end()?;
+            Ok(body)
+        });
+        match read {
+            Ok(body) => Ok(body),
+            Err(_) if too_many.get() => Err(BodyError::TooManyEvents { max: max_events }),
+            Err(e) => Err(BodyError::Json(e)),
+        }
+    }
 }
 
 struct ScalarVisitor;
@@ -161,13 +301,11 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
         Ok(Scalar::Other)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Other)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        skip_seq(seq).map(|()| Scalar::Other)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Other)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        skip_map(map).map(|()| Scalar::Other)
     }
 }
 
@@ -175,6 +313,17 @@ impl<'de> Deserialize<'de> for Scalar<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ScalarVisitor)
     }
+}
+
+/// Reads what is left of an array or object without keeping any of it.
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
 }
 
 /// An object's key, borrowed from the request's bytes unless it holds an escape (serde's own
@@ -209,8 +358,10 @@ fn fields_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<EventFields<'de
     while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
         if let Some(slot) = fields.scalar_slot(&key) {
             *slot = Some(map.next_value()?);
-        } else if let Some(slot) = fields.json_slot(&key) {
-            *slot = Some(Cow::Owned(map.next_value::<Value>()?));
+        } else if key == "click_ids" {
+            fields.click_ids = map.next_value()?;
+        } else if key == "items" {
+            fields.items = map.next_value()?;
         } else {
             map.next_value::<IgnoredAny>()?;
         }
@@ -218,85 +369,201 @@ fn fields_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<EventFields<'de
     Ok(fields)
 }
 
-/// What a JSON value becomes at one place of a body: an object, an array, or anything else.
-trait Shape<'de>: Sized {
-    fn object(fields: EventFields<'de>) -> Self;
-    fn array<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error>;
-    fn other() -> Self;
-}
-
-impl<'de> Shape<'de> for SentItem<'de> {
-    fn object(fields: EventFields<'de>) -> Self {
-        SentItem::Object(fields)
-    }
-    fn array<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(SentItem::NotObject)
-    }
-    fn other() -> Self {
-        SentItem::NotObject
-    }
-}
-
-impl<'de> Shape<'de> for SentBody<'de> {
-    fn object(fields: EventFields<'de>) -> Self {
-        SentBody::One(fields)
-    }
-    fn array<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
+/// Declares a visitor for a value whose every non-object, non-array form maps to one variant.
+macro_rules! other_scalars {
+    ($other:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other)
         }
-        Ok(SentBody::Many(items))
-    }
-    fn other() -> Self {
-        SentBody::Neither
-    }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+    };
 }
 
-struct ShapeVisitor<T>(std::marker::PhantomData<T>);
+struct ClickIdsVisitor;
 
-impl<'de, T: Shape<'de>> Visitor<'de> for ShapeVisitor<T> {
-    type Value = T;
+impl<'de> Visitor<'de> for ClickIdsVisitor {
+    type Value = ClickIdFields<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        fields_from_map(map).map(T::object)
+    other_scalars!(ClickIdFields::Other);
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(ClickIdFields::Null)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
-        T::array(seq)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        skip_seq(seq).map(|()| ClickIdFields::Other)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<T, E> {
-        Ok(T::other())
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut ids = ClickIdFields::Object { ttclid: None, twclid: None, rdt_cid: None };
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match ids.slot(&key) {
+                Some(slot) => *slot = Some(map.next_value()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(ids)
     }
-    fn visit_u64<E>(self, _: u64) -> Result<T, E> {
-        Ok(T::other())
+}
+
+impl<'de> Deserialize<'de> for ClickIdFields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ClickIdsVisitor)
     }
-    fn visit_i64<E>(self, _: i64) -> Result<T, E> {
-        Ok(T::other())
+}
+
+/// One element of `items`: an object's item fields, or `None` for anything else.
+struct ItemEntry<'a>(Option<ItemFields<'a>>);
+
+struct ItemEntryVisitor;
+
+impl<'de> Visitor<'de> for ItemEntryVisitor {
+    type Value = ItemEntry<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
     }
-    fn visit_f64<E>(self, _: f64) -> Result<T, E> {
-        Ok(T::other())
+    other_scalars!(ItemEntry(None));
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(ItemEntry(None))
     }
-    fn visit_str<E>(self, _: &str) -> Result<T, E> {
-        Ok(T::other())
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        skip_seq(seq).map(|()| ItemEntry(None))
     }
-    fn visit_unit<E>(self) -> Result<T, E> {
-        Ok(T::other())
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = ItemFields::default();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match fields.slot(&key) {
+                Some(slot) => *slot = Some(map.next_value()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(ItemEntry(Some(fields)))
+    }
+}
+
+impl<'de> Deserialize<'de> for ItemEntry<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ItemEntryVisitor)
+    }
+}
+
+struct ItemsVisitor;
+
+impl<'de> Visitor<'de> for ItemsVisitor {
+    type Value = ItemsField;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    other_scalars!(ItemsField::NotArray);
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(ItemsField::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        skip_map(map).map(|()| ItemsField::NotArray)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        let mut index = 0;
+        while let Some(ItemEntry(fields)) = seq.next_element()? {
+            match check_item(index, fields) {
+                Ok(item) => items.push(item),
+                // The first problem is the answer: the rest is read, never kept.
+                Err(e) => return skip_seq(seq).map(|()| ItemsField::List(Err(e))),
+            }
+            index += 1;
+        }
+        Ok(ItemsField::List(Ok(items)))
+    }
+}
+
+impl<'de> Deserialize<'de> for ItemsField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ItemsVisitor)
+    }
+}
+
+struct SentItemVisitor;
+
+impl<'de> Visitor<'de> for SentItemVisitor {
+    type Value = SentItem<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    other_scalars!(SentItem::NotObject);
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(SentItem::NotObject)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        fields_from_map(map).map(SentItem::Object)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        skip_seq(seq).map(|()| SentItem::NotObject)
     }
 }
 
 impl<'de> Deserialize<'de> for SentItem<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ShapeVisitor(std::marker::PhantomData))
+        d.deserialize_any(SentItemVisitor)
     }
 }
 
-impl<'de> Deserialize<'de> for SentBody<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ShapeVisitor(std::marker::PhantomData))
+/// Reads a body, counting an array's elements as they come (see [`SentBody::from_slice`]).
+#[derive(Clone, Copy)]
+struct BodySeed<'c> {
+    max_events: usize,
+    /// Set when the array went over `max_events` (the parse then ends in an error).
+    too_many: &'c Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for BodySeed<'_> {
+    type Value = SentBody<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BodySeed<'_> {
+    type Value = SentBody<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    other_scalars!(SentBody::Neither);
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(SentBody::Neither)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        fields_from_map(map).map(SentBody::One)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max_events));
+        while let Some(item) = seq.next_element()? {
+            if items.len() == self.max_events {
+                self.too_many.set(true);
+                return Err(de::Error::custom(format_args!("more than {} events", self.max_events)));
+            }
+            items.push(item);
+        }
+        Ok(SentBody::Many(items))
     }
 }
 
@@ -428,18 +695,59 @@ mod tests {
         assert!(through_fields(&texts[texts.len() - 5]).is_ok(), "the hand-written event is valid");
     }
 
+    fn body(text: &str) -> Result<SentBody<'_>, BodyError> {
+        SentBody::from_slice(text.as_bytes(), 1000)
+    }
+
     #[test]
     fn a_body_is_one_event_an_array_or_neither() {
-        let one: SentBody = serde_json::from_str(r#"{"event_id": "a", "event_id": "b"}"#).unwrap();
+        let one = body(r#"{"event_id": "a", "event_id": "b"}"#).unwrap();
         assert!(
             matches!(&one, SentBody::One(f) if f.event_id_as_sent().as_deref() == Some("b")),
             "the last key counts"
         );
-        let many: SentBody = serde_json::from_str(r#"[{"event_id": "a"}, 3, [], {}]"#).unwrap();
+        let many = body(r#"[{"event_id": "a"}, 3, [], {}]"#).unwrap();
         assert!(
             matches!(&many, SentBody::Many(items) if items.len() == 4 && items[1] == SentItem::NotObject && items[2] == SentItem::NotObject)
         );
-        assert_eq!(serde_json::from_str::<SentBody>("true").unwrap(), SentBody::Neither);
-        assert!(serde_json::from_str::<SentBody>("[{\"a\": ").is_err(), "truncated JSON is an error");
+        assert_eq!(body("true").unwrap(), SentBody::Neither);
+        assert!(matches!(body("[{\"a\": "), Err(BodyError::Json(_))), "truncated JSON is an error");
+        assert!(matches!(body("[1] 2"), Err(BodyError::Json(_))), "trailing characters are an error");
+    }
+
+    #[test]
+    fn an_array_is_refused_at_its_element_after_the_limit() {
+        let at_limit = format!("[{}0]", "0,".repeat(999));
+        assert!(matches!(body(&at_limit), Ok(SentBody::Many(items)) if items.len() == 1000));
+        // What follows the 1,001st element is never read: broken JSON there changes nothing.
+        let over = format!("[{}0, {{\"never read", "0,".repeat(1000));
+        assert!(matches!(body(&over), Err(BodyError::TooManyEvents { max: 1000 })), "{:?}", body(&over));
+    }
+
+    #[test]
+    fn nested_fields_keep_only_what_an_event_uses() {
+        let text = r#"{"click_ids": {"ttclid": "t", "junk": [1, 2, {"deep": true}]},
+                       "items": [{"id": "gem", "extra": [0, 0, 0]}], "value": [1, 2]}"#;
+        let Ok(SentBody::One(fields)) = body(text) else { panic!("an object") };
+        assert_eq!(
+            fields.click_ids,
+            ClickIdFields::Object { ttclid: Some(Scalar::Str("t".into())), twclid: None, rdt_cid: None }
+        );
+        assert!(matches!(&fields.items, ItemsField::List(Ok(items)) if items.len() == 1 && items[0].id == "gem"));
+        assert_eq!(fields.value, Some(Scalar::Other));
+    }
+
+    #[test]
+    fn items_stop_at_the_first_problem_or_the_limit() {
+        let many: Vec<String> = (0..=limits::ITEMS).map(|i| format!(r#"{{"id": "i{i}"}}"#)).collect();
+        let text = format!(r#"{{"items": [{}]}}"#, many.join(","));
+        let Ok(SentBody::One(fields)) = body(&text) else { panic!("an object") };
+        assert!(matches!(&fields.items, ItemsField::List(Err(e)) if e.field == "items"), "{:?}", fields.items);
+        let Ok(SentBody::One(fields)) = body(r#"{"items": [{"id": "a"}, {"price": 1}, 7]}"#) else { panic!() };
+        assert!(matches!(&fields.items, ItemsField::List(Err(e)) if e.field == "items.1.id"), "{:?}", fields.items);
+        // A tree gives the same answers.
+        for text in [text.as_str(), r#"{"items": [{"id": "a"}, {"price": 1}, 7]}"#] {
+            assert_eq!(through_fields(text), through_tree(text), "{text}");
+        }
     }
 }
