@@ -5,7 +5,8 @@ use postback::delivery::retry::RetryPolicy;
 use postback::model::Network;
 use postback::model::{ConversionEvent, PostbackConfig};
 use postback::networks::{
-    admit, build_requests, classify, prepare, preview, HttpResponse, ItemOutcome, Matchability, MAX_WAIT,
+    admit, build_requests, classify, prepare, prepare_for_game, preview, HttpResponse, ItemOutcome, Matchability,
+    MAX_WAIT,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -63,14 +64,17 @@ proptest! {
     }
 
     /// Accepting an event (admit, once per event for all configs) decides exactly what sending
-    /// it (prepare) decides: the same goals, or the same skip reason.
+    /// it (prepare) decides: the same goals, or the same skip (reason and message), with the
+    /// game's default country for phone numbers or without one.
     #[test]
     fn admit_agrees_with_prepare(
         consent in prop::sample::select(vec!["none", "anonymous", "full"]),
         name in prop::sample::select(vec!["purchase", "game_launch", "level_up"]),
         clicks in prop::collection::vec(prop::sample::select(vec!["ttclid", "twclid", "rdt_cid"]), 0..3),
         email in prop::option::of(prop::sample::select(vec!["a@example.com", " A.B+x@Gmail.com ", "not-an-email", ""])),
-        phone in prop::option::of(prop::sample::select(vec!["+1 555 010 0000", "12", "+44 20 7946 0958", "phone"])),
+        phone in prop::option::of(prop::sample::select(vec!["+1 555 010 0000", "12", "+44 20 7946 0958", "phone",
+            "+1650-555-1212", "(650) 555-1212 x450", "020 7946 0958", "555-1212"])),
+        country in prop::option::of(prop::sample::select(vec!["US", "GB"])),
         hashed in prop::collection::vec(prop::sample::select(vec!["email_sha256", "phone_sha256"]), 0..2),
         value in prop::option::of(prop::sample::select(vec!["0.99", "100", "-1", "abc"])),
         erased in any::<bool>(),
@@ -87,10 +91,11 @@ proptest! {
             doc[*h] = json!("a".repeat(64));
         }
         let event = ConversionEvent::from_json(&doc).expect("event");
-        let mut matchability = Matchability::default();
+        let country = country.and_then(postback::identity::PhoneCountry::parse);
+        let mut matchability = Matchability::new(country);
         for config in configs() {
-            let admitted = admit(&config, &event, erased, &mut matchability).map_err(|s| s.reason);
-            let prepared = prepare(&config, &event, erased).map(|p| p.goals).map_err(|s| s.reason);
+            let admitted = admit(&config, &event, erased, &mut matchability);
+            let prepared = prepare_for_game(&config, &event, erased, country).map(|p| p.goals);
             prop_assert_eq!(admitted, prepared);
         }
     }

@@ -87,6 +87,63 @@ fn phone_alone_is_enough_for_x_but_not_reddit() {
     );
 }
 
+/// Every spelling of a number hashes the same for every network (E.164 with the `+`), and a
+/// number without a country code is read in the game's default country, else not sent: X,
+/// which can match on it alone, then says why in the skip.
+#[test]
+fn phone_spellings_hash_alike_and_national_numbers_need_the_default_country() {
+    use postback::identity::{sha256_hex, PhoneCountry};
+    use postback::networks::preview_for_game;
+    let us = PhoneCountry::parse("US");
+    let hashed_phone = |config: &PostbackConfig, phone: &str, country| {
+        let e = event(json!({"click_ids": {"ttclid": "t", "rdt_cid": "r"}, "phone": phone}));
+        match preview_for_game(config, &e, false, country, Utc::now()) {
+            Preview::Forwarded { requests, .. } => {
+                let b = &requests[0]["body"];
+                let found = match config.network() {
+                    postback::model::Network::TikTok => b["data"][0]["user"]["phone"].clone(),
+                    postback::model::Network::Reddit => b["data"]["events"][0]["user"]["phone_number"].clone(),
+                    postback::model::Network::X => b["conversions"][0]["identifiers"][0]["hashed_phone_number"].clone(),
+                };
+                found.as_str().map(str::to_owned)
+            }
+            Preview::Skipped { skipped } => panic!("{phone}: skipped {skipped:?}"),
+        }
+    };
+    let segment = "910a625c4ba147b544e6bd2f267e130ae14c591b6ba9c25cb8573322dedbebd0";
+    let sf = sha256_hex("+16505551212");
+    for config in [tiktok(), reddit(), x()] {
+        assert_eq!(hashed_phone(&config, "+1555-555-5555", None).as_deref(), Some(segment));
+        for phone in ["+1650-555-1212", "+1 (650)555-1212", "0016505551212", "+1 650 555 1212 ext. 450"] {
+            assert_eq!(hashed_phone(&config, phone, None).as_deref(), Some(sf.as_str()), "{phone}");
+        }
+        assert_eq!(hashed_phone(&config, "(650) 555-1212 x450", us).as_deref(), Some(sf.as_str()));
+    }
+    // X with a click id: the national number without a default country is dropped, with the
+    // documented warning.
+    let e = event(json!({"click_ids": {"twclid": "w"}, "phone": "(650) 555-1212 x450"}));
+    match preview(&x(), &e, false, Utc::now()) {
+        Preview::Forwarded { requests, warnings } => {
+            assert_eq!(requests[0]["body"]["conversions"][0]["identifiers"], json!([{"twclid": "w"}]));
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w
+                        .starts_with("phone: no country code (+ or 00) and the game has no default country; not sent")),
+                "{warnings:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // X on the phone alone: not sent, and the skip says why.
+    let e = event(json!({"phone": "(650) 555-1212"}));
+    let skipped = prepare(&x(), &e, false).expect_err("no country");
+    assert_eq!(skipped.reason, SkipReason::NoIdentifier);
+    assert!(skipped.message.contains("the game has no default country"), "{}", skipped.message);
+    let sent = postback::networks::prepare_for_game(&x(), &e, false, us).expect("read in the US");
+    assert_eq!(sent.items[0]["identifiers"][0]["hashed_phone_number"], sf.as_str());
+}
+
 #[test]
 fn unreadable_phone_is_dropped_with_a_warning_not_the_event() {
     let e = event(json!({"click_ids": {"twclid": "w"}, "phone": "not a phone"}));

@@ -10,6 +10,10 @@ pub struct Game {
     pub name: String,
     /// The built-in demo game on the sandbox: it stays available (cannot be deleted).
     pub demo: bool,
+    /// ISO 3166-1 alpha-2 code (`US`) of the country that phone numbers written without a
+    /// country code (`+` or `00`) are read in; `None`: such numbers are not sent.
+    #[serde(default)]
+    pub default_country: Option<String>,
 }
 
 /// What deleting a game removes, for its confirmation.

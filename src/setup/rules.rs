@@ -1,11 +1,13 @@
-//! The set-up rules as pure functions: game names, goals (name, event, rule, value filter, key)
-//! and X event tag mappings. Each error names the form field and the fix.
+//! The set-up rules as pure functions: game names and default countries, goals (name, event,
+//! rule, value filter, key) and X event tag mappings. Each error names the form field and the
+//! fix.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use crate::identity::PhoneCountry;
 use crate::model::{formats, Goal, InputError, TriggerRule};
 
 /// A game's name: trimmed, 1–60 characters, one line.
@@ -21,6 +23,31 @@ pub fn game_name(raw: &str) -> Result<String, InputError> {
         return Err(InputError::new("name", "must be one line of text"));
     }
     Ok(name.to_owned())
+}
+
+/// A game's default country for phone numbers written without a country code: an ISO 3166-1
+/// alpha-2 code in any case (`us` → `US`); empty means none.
+pub fn default_country(raw: &str) -> Result<Option<String>, InputError> {
+    let code = raw.trim();
+    if code.is_empty() {
+        return Ok(None);
+    }
+    if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(InputError::new(
+            "default_country",
+            "is not a country code; give the two-letter ISO 3166-1 code (US, GB, DE …), or leave it empty for none",
+        ));
+    }
+    let code = code.to_ascii_uppercase();
+    if PhoneCountry::parse(&code).is_none() {
+        return Err(InputError::new(
+            "default_country",
+            format!(
+                "'{code}' is not an ISO 3166-1 alpha-2 code of a country with phone numbers (the United Kingdom is GB); check the code, or leave it empty for none"
+            ),
+        ));
+    }
+    Ok(Some(code))
 }
 
 /// What the goal form sends: a new goal (`key` empty) or an edit of an existing one.
@@ -261,6 +288,19 @@ mod tests {
         assert!(checks[1].warnings[0].contains("Any launch and Level"), "{:?}", checks[1].warnings);
         assert!(checks[2].warnings[0].contains("same tag"));
         assert!(check_tags("oka17", &goals, &[TagInput { goal_key: "zz".into(), tag: String::new() }]).is_err());
+    }
+
+    #[test]
+    fn default_countries_are_iso_codes_with_phone_numbers() {
+        assert_eq!(default_country(" us ").unwrap().as_deref(), Some("US"));
+        assert_eq!(default_country("GB").unwrap().as_deref(), Some("GB"));
+        assert_eq!(default_country("").unwrap(), None);
+        assert_eq!(default_country("  ").unwrap(), None);
+        for bad in ["UK", "XX", "USA", "U", "1A", "ü", "+1"] {
+            let e = default_country(bad).unwrap_err();
+            assert_eq!(e.field, "default_country", "{bad}");
+            assert!(e.message.contains("ISO 3166-1"), "{bad}: {}", e.message);
+        }
     }
 
     #[test]

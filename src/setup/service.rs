@@ -75,6 +75,28 @@ impl Setup {
         Ok(self.store.rename_game(game_id, &rules::game_name(name)?).await?)
     }
 
+    /// A new game whose phone numbers without a country code are read in `default_country`
+    /// (an ISO 3166-1 alpha-2 code; empty: none).
+    pub async fn create_game_with_country(&self, name: &str, default_country: &str) -> Result<Game, SetupError> {
+        let name = rules::game_name(name)?;
+        let country = rules::default_country(default_country)?;
+        Ok(self.store.create_game_in(&name, country.as_deref()).await?)
+    }
+
+    /// The game form: its name and default country, both checked before either is saved.
+    pub async fn update_game(&self, game_id: i64, name: &str, default_country: &str) -> Result<Game, SetupError> {
+        let name = rules::game_name(name)?;
+        let country = rules::default_country(default_country)?;
+        Ok(self.store.update_game(game_id, &name, country.as_deref()).await?)
+    }
+
+    /// Sets the country that the game's phone numbers written without a country code are read
+    /// in; empty clears it (such numbers are then not sent).
+    pub async fn set_default_country(&self, game_id: i64, default_country: &str) -> Result<Game, SetupError> {
+        let country = rules::default_country(default_country)?;
+        Ok(self.store.set_default_country(game_id, country.as_deref()).await?)
+    }
+
     /// Deletes a game with its configs, goals, queued events and log, then its configs'
     /// keychain entries. The demo game stays.
     pub async fn delete_game(&self, game_id: i64) -> Result<GameUsage, SetupError> {

@@ -1,5 +1,5 @@
-//! Games: create, rename, delete (with everything that belongs to them), and the game the
-//! window shows, remembered across restarts.
+//! Games: create, rename, their default country for phone numbers, delete (with everything
+//! that belongs to them), and the game the window shows, remembered across restarts.
 
 use sqlx::Row;
 
@@ -8,8 +8,15 @@ use crate::model::{Game, GameUsage};
 
 const CURRENT_GAME: &str = "current_game";
 
+const GAME_COLUMNS: &str = "id, name, is_demo, default_country";
+
 fn game_of(r: &sqlx::sqlite::SqliteRow) -> Result<Game, StoreError> {
-    Ok(Game { id: r.try_get("id")?, name: r.try_get("name")?, demo: r.try_get("is_demo")? })
+    Ok(Game {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        demo: r.try_get("is_demo")?,
+        default_country: r.try_get("default_country")?,
+    })
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -18,17 +25,29 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 impl Store {
     pub async fn create_game(&self, name: &str) -> Result<Game, StoreError> {
-        self.create_game_row(name, false).await
+        self.create_game_row(name, false, None).await
     }
 
-    pub(super) async fn create_game_row(&self, name: &str, demo: bool) -> Result<Game, StoreError> {
-        let inserted = sqlx::query_scalar("INSERT INTO games (name, is_demo) VALUES (?, ?) RETURNING id")
-            .bind(name)
-            .bind(demo)
-            .fetch_one(&self.pool)
-            .await;
+    /// A new game with its default country for phone numbers (checked by the caller).
+    pub async fn create_game_in(&self, name: &str, default_country: Option<&str>) -> Result<Game, StoreError> {
+        self.create_game_row(name, false, default_country).await
+    }
+
+    pub(super) async fn create_game_row(
+        &self,
+        name: &str,
+        demo: bool,
+        default_country: Option<&str>,
+    ) -> Result<Game, StoreError> {
+        let inserted =
+            sqlx::query_scalar("INSERT INTO games (name, is_demo, default_country) VALUES (?, ?, ?) RETURNING id")
+                .bind(name)
+                .bind(demo)
+                .bind(default_country)
+                .fetch_one(&self.pool)
+                .await;
         match inserted {
-            Ok(id) => Ok(Game { id, name: name.to_owned(), demo }),
+            Ok(id) => Ok(Game { id, name: name.to_owned(), demo, default_country: default_country.map(str::to_owned) }),
             Err(e) if is_unique_violation(&e) => Err(StoreError::GameExists(name.to_owned())),
             Err(e) => Err(e.into()),
         }
@@ -45,8 +64,38 @@ impl Store {
         }
     }
 
+    /// Sets (or with `None` clears) the country that the game's phone numbers written without
+    /// a country code are read in: an upper-case ISO 3166-1 alpha-2 code, checked by the caller.
+    pub async fn set_default_country(&self, game_id: i64, country: Option<&str>) -> Result<Game, StoreError> {
+        let updated = sqlx::query("UPDATE games SET default_country = ? WHERE id = ?")
+            .bind(country)
+            .bind(game_id)
+            .execute(&self.pool)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::GameNotFound(game_id));
+        }
+        self.game(game_id).await
+    }
+
+    /// The game form's save: name and default country in one statement.
+    pub async fn update_game(&self, game_id: i64, name: &str, country: Option<&str>) -> Result<Game, StoreError> {
+        let updated = sqlx::query("UPDATE games SET name = ?, default_country = ? WHERE id = ?")
+            .bind(name)
+            .bind(country)
+            .bind(game_id)
+            .execute(&self.pool)
+            .await;
+        match updated {
+            Ok(r) if r.rows_affected() == 0 => Err(StoreError::GameNotFound(game_id)),
+            Ok(_) => self.game(game_id).await,
+            Err(e) if is_unique_violation(&e) => Err(StoreError::GameExists(name.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn game(&self, game_id: i64) -> Result<Game, StoreError> {
-        let row = sqlx::query("SELECT id, name, is_demo FROM games WHERE id = ?")
+        let row = sqlx::query(&format!("SELECT {GAME_COLUMNS} FROM games WHERE id = ?"))
             .bind(game_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -54,9 +103,10 @@ impl Store {
     }
 
     pub async fn games(&self) -> Result<Vec<Game>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, is_demo FROM games ORDER BY is_demo DESC, name COLLATE NOCASE, id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(&format!("SELECT {GAME_COLUMNS} FROM games ORDER BY is_demo DESC, name COLLATE NOCASE, id"))
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(game_of).collect()
     }
 

@@ -24,8 +24,8 @@ class Games {
     this.current = await backend.switchGame(gameId);
   }
 
-  async create(name: string): Promise<Game> {
-    const game = await backend.createGame(name);
+  async create(name: string, defaultCountry = ''): Promise<Game> {
+    const game = await backend.createGame(name, defaultCountry);
     this.list = await backend.listGames();
     await this.switchTo(game.id);
     return game;
@@ -33,6 +33,13 @@ class Games {
 
   async rename(gameId: number, name: string) {
     const game = await backend.renameGame(gameId, name);
+    this.list = await backend.listGames();
+    if (this.current?.id === gameId) this.current = game;
+  }
+
+  /** Saves the game form: its name and default country for phone numbers ('' for none). */
+  async update(gameId: number, name: string, defaultCountry: string) {
+    const game = await backend.updateGame(gameId, name, defaultCountry);
     this.list = await backend.listGames();
     if (this.current?.id === gameId) this.current = game;
   }

@@ -7,4 +7,9 @@ export type Game = { id: number, name: string,
 /**
  * The built-in demo game on the sandbox: it stays available (cannot be deleted).
  */
-demo: boolean, };
+demo: boolean, 
+/**
+ * ISO 3166-1 alpha-2 code (`US`) of the country that phone numbers written without a
+ * country code (`+` or `00`) are read in; `None`: such numbers are not sent.
+ */
+default_country: string | null, };
