@@ -2,8 +2,37 @@
 //! through WebDriver, so `POSTBACK_E2E_SAVE_AS` / `POSTBACK_E2E_OPEN` stand in for the user's
 //! choice there.
 
-use postback::watch::export::ExportFormat;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use postback::watch::export::{ExportFormat, ExportTarget};
 use tauri_plugin_dialog::DialogExt;
+
+/// The export file the user chose last, kept here under an opaque handle: the window names it
+/// by handle and can never name a path itself (a web view must not truncate or delete files).
+#[derive(Default)]
+pub struct ExportChoice(Mutex<Option<(String, PathBuf, ExportFormat)>>);
+
+impl ExportChoice {
+    /// Holds `path` (replacing an earlier, unused choice) and returns what the window may know.
+    pub fn hold(&self, path: String, format: ExportFormat) -> ExportTarget {
+        let handle = format!("{:032x}", fastrand::u128(..));
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((handle.clone(), PathBuf::from(&path), format));
+        ExportTarget { handle, path, format }
+    }
+
+    /// The chosen file behind `handle`, once.
+    pub fn take(&self, handle: &str) -> Option<(PathBuf, ExportFormat)> {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take() {
+            Some((held, path, format)) if held == handle => Some((path, format)),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+}
 
 /// Where to save a log export; `None` when the user cancels.
 pub async fn save_path<R: tauri::Runtime>(app: &tauri::AppHandle<R>, format: ExportFormat) -> Option<String> {

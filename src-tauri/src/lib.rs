@@ -2,7 +2,7 @@
 
 pub mod background;
 pub mod commands;
-mod dialogs;
+pub mod dialogs;
 mod live;
 pub mod sources;
 pub mod state;
@@ -21,6 +21,8 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::games::list_games,
         commands::games::create_game,
         commands::games::rename_game,
+        commands::games::update_game,
+        commands::games::phone_countries,
         commands::games::switch_game,
         commands::games::game_usage,
         commands::games::delete_game,
@@ -69,6 +71,8 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
 
 /// Opens the store in `data_dir` and makes it available to the commands.
 pub fn manage_state<R: Runtime, M: Manager<R>>(app: &M, data_dir: PathBuf) -> Result<(), postback::store::StoreError> {
+    // Import errors a crashed run left behind (they quote players' data).
+    sources::Sources::sweep_import_errors(&data_dir);
     let state = tauri::async_runtime::block_on(state::AppState::open(data_dir))?;
     app.manage(state);
     app.manage(sources::Sources::default());
@@ -116,7 +120,12 @@ pub fn run() {
             let state = app.state::<state::AppState>();
             let (store, credentials) = (state.store.clone(), state.credentials.clone());
             let store_for_live = store.clone();
-            let background = tauri::async_runtime::block_on(background::start(store, credentials, &data_dir));
+            let background = tauri::async_runtime::block_on(background::start(
+                store,
+                credentials,
+                &data_dir,
+                background::default_sandbox_addr(),
+            ));
             forward_engine_state(app.handle(), background.engine.clone());
             live::forward_log(app.handle(), store_for_live.clone());
             let sources = app.state::<sources::Sources>();
@@ -124,7 +133,16 @@ pub fn run() {
             app.manage(background);
             Ok(())
         })
-        .run(tauri::generate_context!());
+        .build(tauri::generate_context!());
+    let result = result.map(|app| {
+        app.run(|app, event| {
+            if let tauri::RunEvent::Exit = event {
+                if let Some(sources) = app.try_state::<sources::Sources>() {
+                    sources.remove_import_errors();
+                }
+            }
+        })
+    });
     if let Err(e) = result {
         eprintln!("Postback Desk could not start: {e}");
         std::process::exit(1);

@@ -2,7 +2,7 @@
 //! imports with progress and cancel, and the demo generator sending through the ingest API.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +10,7 @@ use postback::ingest::demo::{DemoPlan, DemoStats};
 use postback::ingest::server::{self, IngestStatus, RunningIngest, INGEST_DEFAULT_PORT};
 use postback::secrets::{Secret, SecretStore};
 use postback::store::Store;
+use tempfile::NamedTempFile;
 use tokio::sync::watch;
 
 struct Demo {
@@ -23,15 +24,56 @@ pub struct Sources {
     problem: Mutex<Option<String>>,
     demo: Mutex<Option<Demo>>,
     pub import_cancel: Mutex<Option<Arc<AtomicBool>>>,
-    /// Every bad line of the last import (NDJSON), for "save all errors".
-    pub import_errors: Mutex<Option<PathBuf>>,
+    /// Every bad line of the last import (NDJSON), for "save all errors": a private file in the
+    /// data directory, removed when the next import replaces it and when the app exits.
+    import_errors: Mutex<Option<NamedTempFile>>,
 }
+
+/// Names of the import-errors files in the data directory: `import-errors-<random>.ndjson`.
+const IMPORT_ERRORS_PREFIX: &str = "import-errors-";
+const IMPORT_ERRORS_SUFFIX: &str = ".ndjson";
 
 fn keychain() -> Arc<dyn SecretStore> {
     Arc::new(postback::secrets::Keychain::system())
 }
 
 impl Sources {
+    /// A new, empty file for an import's bad lines in `data_dir`: mode 0600, a name nobody can
+    /// guess, created only if absent.
+    pub fn new_import_errors(data_dir: &Path) -> std::io::Result<NamedTempFile> {
+        tempfile::Builder::new().prefix(IMPORT_ERRORS_PREFIX).suffix(IMPORT_ERRORS_SUFFIX).tempfile_in(data_dir)
+    }
+
+    /// Keeps `file` as the last import's errors; the previous file is removed.
+    pub fn keep_import_errors(&self, file: NamedTempFile) {
+        let old = self.import_errors.lock().unwrap_or_else(|p| p.into_inner()).replace(file);
+        drop(old);
+    }
+
+    /// The last import's errors, opened for reading (still readable if a newer import replaces
+    /// the file meanwhile); `None` before the first import.
+    pub fn open_import_errors(&self) -> Option<std::io::Result<std::fs::File>> {
+        self.import_errors.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(NamedTempFile::reopen)
+    }
+
+    /// Removes the last import's errors file (on exit).
+    pub fn remove_import_errors(&self) {
+        let old = self.import_errors.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(old);
+    }
+
+    /// Removes import-errors files a crashed run left in `data_dir`.
+    pub fn sweep_import_errors(data_dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(data_dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(IMPORT_ERRORS_PREFIX) && name.ends_with(IMPORT_ERRORS_SUFFIX) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Starts the ingest API on its default port with the data directory's token.
     pub async fn start_ingest(&self, store: &Store) {
         let token = match postback::ingest::token::load_or_create(store, keychain()).await {
@@ -92,6 +134,8 @@ impl Sources {
     ) -> Result<(), String> {
         let url = self.status().await.url.ok_or("the ingest API is not running: the demo sends through it")?;
         let token = self.token(store).await.map_err(|e| e.to_string())?;
+        let http = postback::delivery::http_client(std::time::Duration::from_secs(10))
+            .map_err(|e| format!("the HTTP client cannot be built: {e}"))?;
         let (stop, stopped) = watch::channel(false);
         let stats = Arc::new(Mutex::new(DemoStats::default()));
         {
@@ -101,7 +145,6 @@ impl Sources {
             }
             *demo = Some(Demo { stop, stats: stats.clone() });
         }
-        let http = postback::delivery::http_client(std::time::Duration::from_secs(10));
         let target = format!("{url}/v1/events?game={game_id}");
         tauri::async_runtime::spawn(async move {
             postback::ingest::demo::run(

@@ -18,6 +18,8 @@ pub struct AppState {
     pub watch: Watch,
     /// Stops the running export, if any.
     pub export_cancel: std::sync::Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
+    /// Where the next export goes, as chosen in the save dialog.
+    pub export_choice: crate::dialogs::ExportChoice,
 }
 
 impl AppState {
@@ -30,6 +32,15 @@ impl AppState {
         let connector = Connector::new(store.clone(), credentials.clone());
         let setup = Setup::new(store.clone(), credentials.clone());
         let watch = Watch::new(store.clone());
-        Ok(Self { store, data_dir, credentials, connector, setup, watch, export_cancel: Default::default() })
+        Ok(Self {
+            store,
+            data_dir,
+            credentials,
+            connector,
+            setup,
+            watch,
+            export_cancel: Default::default(),
+            export_choice: Default::default(),
+        })
     }
 }

@@ -221,6 +221,37 @@ fn games_goals_tags_and_enable_through_ipc() {
     assert_eq!(games.as_array().map(Vec::len), Some(1));
 }
 
+/// The game form: a new game with a default country, then its name and country edited in one
+/// call; a bad code names its field and saves nothing; the form's list of countries.
+#[test]
+fn the_game_form_sets_the_default_country_for_phone_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let game = invoke(&webview, "create_game", json!({"name": "Moon Miner", "defaultCountry": "us"})).expect("create");
+    assert_eq!(game["default_country"], "US");
+    let plain = invoke(&webview, "create_game", json!({"name": "Plain"})).expect("create without");
+    assert_eq!(plain["default_country"], Value::Null);
+    let id = game["id"].clone();
+    let err: ApiError = serde_json::from_value(
+        invoke(&webview, "update_game", json!({"gameId": id, "name": "Moon Miner 2", "defaultCountry": "UK"}))
+            .expect_err("UK is not ISO 3166-1"),
+    )
+    .expect("ApiError");
+    assert_eq!((err.code.as_str(), err.field.as_deref()), ("invalid_input", Some("default_country")));
+    let games = invoke(&webview, "list_games", json!({})).expect("games");
+    let listed = games.as_array().expect("list").iter().find(|g| g["id"] == id).expect("listed").clone();
+    assert_eq!((listed["name"].as_str(), listed["default_country"].as_str()), (Some("Moon Miner"), Some("US")));
+    let saved = invoke(&webview, "update_game", json!({"gameId": id, "name": "Moon Miner 2", "defaultCountry": "gb"}))
+        .expect("update");
+    assert_eq!((saved["name"].as_str(), saved["default_country"].as_str()), (Some("Moon Miner 2"), Some("GB")));
+    let cleared = invoke(&webview, "update_game", json!({"gameId": id, "name": "Moon Miner 2", "defaultCountry": ""}))
+        .expect("clear");
+    assert_eq!(cleared["default_country"], Value::Null);
+    let countries = invoke(&webview, "phone_countries", json!({})).expect("countries");
+    let countries: Vec<String> = serde_json::from_value(countries).expect("codes");
+    assert!(countries.iter().any(|c| c == "US") && !countries.iter().any(|c| c == "UK"), "{countries:?}");
+}
+
 #[test]
 fn the_log_commands_answer_with_typed_data_and_clear_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -293,4 +324,100 @@ fn the_sources_commands_answer_with_typed_data_and_clear_errors() {
         serde_json::from_value(invoke(&webview, "save_import_errors", json!({})).expect_err("no import yet"))
             .expect("ApiError");
     assert_eq!(none.code, "not_found");
+}
+
+/// `POSTBACK_E2E_SAVE_AS` stands in for the save dialog; one test at a time may set it.
+static SAVE_DIALOG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn choose_in_save_dialog(path: &std::path::Path) -> std::sync::MutexGuard<'static, ()> {
+    let guard = SAVE_DIALOG.lock().unwrap_or_else(|p| p.into_inner());
+    std::env::set_var("POSTBACK_E2E_SAVE_AS", path);
+    guard
+}
+
+#[test]
+fn an_export_goes_only_to_the_file_chosen_in_the_dialog() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let filter = json!({"game_id": demo_rows(&webview)[0].game_id, "limit": 5000});
+
+    // A path the web view names is not taken: the file stays as it was.
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").expect("victim");
+    let named = json!({"filter": filter, "format": "csv", "path": victim, "onProgress": "__CHANNEL__:1"});
+    invoke(&webview, "export_log", named).expect_err("no path from the web view");
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep me");
+    let unknown = json!({"filter": filter, "handle": "0123456789abcdef", "onProgress": "__CHANNEL__:2"});
+    let err: ApiError =
+        serde_json::from_value(invoke(&webview, "export_log", unknown).expect_err("unknown handle")).expect("ApiError");
+    assert_eq!(err.code, "not_found");
+
+    // The dialog's choice stays in Rust; the window gets a single-use handle and the path to show.
+    let chosen = dir.path().join("chosen.csv");
+    let target = {
+        let _dialog = choose_in_save_dialog(&chosen);
+        invoke(&webview, "pick_export_file", json!({"format": "csv"})).expect("pick")
+    };
+    assert_eq!(target["path"], chosen.display().to_string());
+    assert_eq!(target["format"], "csv");
+    let handle = target["handle"].as_str().expect("handle").to_owned();
+    assert!(handle.len() >= 32 && !handle.contains('/'), "{handle}");
+    let export = json!({"filter": filter, "handle": handle, "onProgress": "__CHANNEL__:3"});
+    assert_eq!(invoke(&webview, "export_log", export.clone()), Ok(json!(0)));
+    assert!(std::fs::read_to_string(&chosen).expect("export").starts_with("time_utc,"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&chosen).expect("export").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "an export of players' data is the owner's only");
+    }
+    let again: ApiError =
+        serde_json::from_value(invoke(&webview, "export_log", export).expect_err("used")).expect("ApiError");
+    assert_eq!(again.code, "not_found");
+}
+
+#[test]
+fn import_errors_are_kept_privately_in_the_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One a crashed run left behind goes at start.
+    std::fs::write(dir.path().join("import-errors-crashed.ndjson"), "{}\n").expect("leftover");
+    let (_app, webview) = app(dir.path());
+    let game_id = demo_rows(&webview)[0].game_id;
+    let errors_files = || -> Vec<std::path::PathBuf> {
+        let mut found: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("data dir")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("import-errors-")))
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(errors_files(), Vec::<std::path::PathBuf>::new());
+
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(&events, "{\"event_id\": \"bad-1\"}\nnot json\n").expect("events");
+    let import = json!({"gameId": game_id, "path": events, "onProgress": "__CHANNEL__:1"});
+    let report = invoke(&webview, "import_file", import.clone()).expect("import");
+    assert_eq!(report["error_count"], 2, "{report}");
+    let first = errors_files();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let name = first[0].file_name().expect("name").to_string_lossy().into_owned();
+    assert!(name.len() > "import-errors-.ndjson".len() + 5, "an unpredictable name: {name}");
+    assert_eq!(std::fs::metadata(&first[0]).expect("meta").permissions().mode() & 0o777, 0o600);
+    assert!(!std::env::temp_dir().join(format!("postback-import-errors-{}.ndjson", std::process::id())).exists());
+
+    // The next import replaces it; "save all errors" copies the latest where the user chooses.
+    invoke(&webview, "import_file", import).expect("import again");
+    let second = errors_files();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first, "the old file is removed");
+    let saved = dir.path().join("saved-errors.ndjson");
+    let answer = {
+        let _dialog = choose_in_save_dialog(&saved);
+        invoke(&webview, "save_import_errors", json!({})).expect("save")
+    };
+    assert_eq!(answer, json!(saved.display().to_string()));
+    assert_eq!(std::fs::read_to_string(&saved).expect("saved").lines().count(), 2);
 }

@@ -1,4 +1,5 @@
-//! `/__sandbox/faults` and `/__sandbox/stats`.
+//! `/__sandbox/faults`, `/__sandbox/stats`, `/__sandbox/pixels` and `/__sandbox/reset` (what every
+//! request must show first, a loopback `Host` and JSON for changes, is checked in `guard.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,8 +2,12 @@
 //! with fault injection. The app's demo configs point here; tests use it as the network peer.
 //!
 //! Paths are the real APIs' paths under one base URL. Control routes live under `/__sandbox/`.
+//! Every request needs a loopback `Host`, and control requests that change state need JSON
+//! (`guard.rs`): web pages the user visits must not drive it.
 
 mod control;
+mod guard;
+mod local;
 pub mod oauth;
 mod reddit;
 pub mod state;
@@ -20,6 +24,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use local::{local_base_url, resolve, start_local, LocalSandbox};
 pub use state::{Faults, NetworkStats, PixelView, SandboxState};
 
 use crate::model::{Goal, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
@@ -33,6 +38,8 @@ pub const X_TOKEN: &str = "sandbox-x-token";
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct SandboxOverview {
     pub base_url: String,
+    /// Why the sandbox does not listen on its usual port (another program holds it), if so.
+    pub notice: Option<String>,
     pub pixels: Vec<PixelView>,
     pub faults: Faults,
 }
@@ -83,6 +90,7 @@ pub fn router(state: Arc<SandboxState>) -> Router {
         .route("/__sandbox/pixels", get(control::pixels))
         .route("/__sandbox/reset", post(control::reset))
         .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+        .layer(axum::middleware::from_fn(guard::check))
         .with_state(state)
 }
 

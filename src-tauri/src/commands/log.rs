@@ -1,5 +1,6 @@
 //! The Delivery log page: keyset pages, the chart, a row's drill-down, diagnostics, replay,
 //! export (streamed by Rust to a file the user picks, with progress and cancel), alerts.
+//! The window never names an export path: it gets a handle to the file chosen in the dialog.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use postback::delivery::now_ms;
 use postback::model::{ApiError, LogDetail, LogEntry, LogFilter, LogSummary};
 use postback::watch::diagnose::DiagnosticItem;
-use postback::watch::export::{self, ExportError, ExportFormat, ExportProgress};
+use postback::watch::export::{self, ExportError, ExportFormat, ExportProgress, ExportTarget};
 use tauri::ipc::Channel;
 use tauri::State;
 
@@ -59,26 +60,35 @@ pub async fn set_alert_threshold(state: State<'_, AppState>, threshold: f64) -> 
     Ok(state.watch.set_alert_threshold(threshold).await?)
 }
 
-/// Asks where to save an export with the system dialog; `None` when the user cancels.
+/// Asks where to save an export with the system dialog; `None` when the user cancels. The path
+/// stays here: the window gets a handle for `export_log`.
 #[tauri::command]
-pub async fn pick_export_file<R: tauri::Runtime>(app: tauri::AppHandle<R>, format: ExportFormat) -> Option<String> {
-    crate::dialogs::save_path(&app, format).await
+pub async fn pick_export_file<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, AppState>,
+    format: ExportFormat,
+) -> Result<Option<ExportTarget>, ApiError> {
+    let path = crate::dialogs::save_path(&app, format).await;
+    Ok(path.map(|path| state.export_choice.hold(path, format)))
 }
 
-/// Writes the filter's rows to `path` (streamed, flat memory), reporting progress; a cancelled
-/// or failed export leaves no partial file behind.
+/// Writes the filter's rows to the file chosen under `handle` (streamed, flat memory),
+/// reporting progress; a cancelled or failed export leaves no partial file behind.
 #[tauri::command]
 pub async fn export_log(
     state: State<'_, AppState>,
     filter: LogFilter,
-    format: ExportFormat,
-    path: String,
+    handle: String,
     on_progress: Channel<ExportProgress>,
 ) -> Result<u64, ApiError> {
+    let (path, format) = state.export_choice.take(&handle).ok_or_else(|| {
+        ApiError::new("not_found", "no file is chosen for this export; choose where to save it again")
+    })?;
     let cancel = Arc::new(AtomicBool::new(false));
     *state.export_cancel.lock().unwrap_or_else(|p| p.into_inner()) = Some(cancel.clone());
-    let file = std::fs::File::create(&path)
-        .map_err(|e| ApiError::new("export_failed", format!("cannot create {path}: {e}")).on_field("path"))?;
+    // Players' data: readable by the owner only, as in the data directory.
+    let file = postback::private_files::create(&path)
+        .map_err(|e| ApiError::new("export_failed", format!("cannot create {}: {e}", path.display())))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let result = export::export(
         &state.store,

@@ -69,11 +69,9 @@ pub async fn import_file(
     let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let cancel = Arc::new(AtomicBool::new(false));
     *sources.import_cancel.lock().unwrap_or_else(|p| p.into_inner()) = Some(cancel.clone());
-    let errors_path = std::env::temp_dir().join(format!("postback-import-errors-{}.ndjson", std::process::id()));
-    let mut errors_file = std::io::BufWriter::new(
-        std::fs::File::create(&errors_path)
-            .map_err(|e| ApiError::new("storage", format!("cannot write {}: {e}", errors_path.display())))?,
-    );
+    let errors = Sources::new_import_errors(&state.data_dir)
+        .map_err(|e| ApiError::new("storage", format!("cannot write in {}: {e}", state.data_dir.display())))?;
+    let mut errors_file = std::io::BufWriter::new(errors.as_file());
     let mut on_error = |e: &postback::ingest::LineError| {
         if serde_json::to_writer(&mut errors_file, e).is_ok() {
             let _ = errors_file.write_all(b"\n");
@@ -99,7 +97,8 @@ pub async fn import_file(
     let format = FileFormat::of_path(std::path::Path::new(&path));
     let outcome = postback::ingest::import(&state.store, game_id, input, format, &mut control, now_ms()).await;
     let _ = errors_file.flush();
-    *sources.import_errors.lock().unwrap_or_else(|p| p.into_inner()) = Some(errors_path);
+    drop(errors_file);
+    sources.keep_import_errors(errors);
     match outcome {
         Ok(report) => Ok(report),
         Err(ImportError::Cancelled { report }) => Err(ApiError::new(
@@ -126,13 +125,16 @@ pub async fn save_import_errors<R: Runtime>(
     app: tauri::AppHandle<R>,
     sources: State<'_, Sources>,
 ) -> Result<Option<String>, ApiError> {
-    let Some(from) = sources.import_errors.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+    let Some(from) = sources.open_import_errors() else {
         return Err(ApiError::new("not_found", "no import has run yet"));
     };
+    let mut from = from.map_err(|e| ApiError::new("storage", format!("cannot read the import's errors: {e}")))?;
     let Some(to) = crate::dialogs::save_as(&app, "Import errors", "ndjson", "import-errors.ndjson").await else {
         return Ok(None);
     };
-    std::fs::copy(&from, &to).map_err(|e| ApiError::new("storage", format!("cannot write {to}: {e}")))?;
+    postback::private_files::create(std::path::Path::new(&to))
+        .and_then(|mut out| std::io::copy(&mut from, &mut out))
+        .map_err(|e| ApiError::new("storage", format!("cannot write {to}: {e}")))?;
     Ok(Some(to))
 }
 

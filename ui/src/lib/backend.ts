@@ -15,6 +15,7 @@ import type { TagMapping } from './bindings/TagMapping';
 import type { DiagnosticItem } from './bindings/DiagnosticItem';
 import type { ExportFormat } from './bindings/ExportFormat';
 import type { ExportProgress } from './bindings/ExportProgress';
+import type { ExportTarget } from './bindings/ExportTarget';
 import type { LogDetail } from './bindings/LogDetail';
 import type { LogEntry } from './bindings/LogEntry';
 import type { LogFilter } from './bindings/LogFilter';
@@ -73,8 +74,14 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 export const backend = {
   appInfo: () => call<AppInfo>('app_info'),
   listGames: () => call<Game[]>('list_games'),
-  createGame: (name: string) => call<Game>('create_game', { name }),
+  /** `defaultCountry`: ISO 3166-1 alpha-2 code for phone numbers without a country code; '' for none. */
+  createGame: (name: string, defaultCountry = '') => call<Game>('create_game', { name, defaultCountry }),
   renameGame: (gameId: number, name: string) => call<Game>('rename_game', { gameId, name }),
+  /** The game form: name and default country ('' for none); errors name `name` or `default_country`. */
+  updateGame: (gameId: number, name: string, defaultCountry: string) =>
+    call<Game>('update_game', { gameId, name, defaultCountry }),
+  /** The codes a game's default country can be. */
+  phoneCountries: () => call<string[]>('phone_countries'),
   /** Makes the game current (the window reopens on it). */
   switchGame: (gameId: number) => call<Game>('switch_game', { gameId }),
   /** What deleting the game would remove. */
@@ -109,13 +116,14 @@ export const backend = {
   replayFiltered: (filter: LogFilter) => call<number>('replay_filtered', { filter }),
   alertThreshold: () => call<number>('alert_threshold'),
   setAlertThreshold: (threshold: number) => call<number>('set_alert_threshold', { threshold }),
-  /** The system save dialog; null when the user cancels. */
-  pickExportFile: (format: ExportFormat) => call<string | null>('pick_export_file', { format }),
-  /** Streams the filter's rows to `path` in Rust; progress arrives on `onProgress`. */
-  exportLog: (filter: LogFilter, format: ExportFormat, path: string, onProgress: (p: ExportProgress) => void) => {
+  /** The system save dialog; null when the user cancels. The path stays in Rust: the target
+   *  carries a single-use handle for `exportLog` and the path only to show. */
+  pickExportFile: (format: ExportFormat) => call<ExportTarget | null>('pick_export_file', { format }),
+  /** Streams the filter's rows in Rust to the file chosen for `target`; progress arrives on `onProgress`. */
+  exportLog: (filter: LogFilter, target: ExportTarget, onProgress: (p: ExportProgress) => void) => {
     const channel = new Channel<ExportProgress>();
     channel.onmessage = onProgress;
-    return call<number>('export_log', { filter, format, path, onProgress: channel });
+    return call<number>('export_log', { filter, handle: target.handle, onProgress: channel });
   },
   cancelExport: () => call<null>('cancel_export'),
   ingestStatus: () => call<IngestStatus>('ingest_status'),

@@ -5,4 +5,8 @@ import type { PixelView } from "./PixelView";
 /**
  * The Sandbox page: where the simulated networks listen, what each pixel received, the faults.
  */
-export type SandboxOverview = { base_url: string, pixels: Array<PixelView>, faults: Faults, };
+export type SandboxOverview = { base_url: string, 
+/**
+ * Why the sandbox does not listen on its usual port (another program holds it), if so.
+ */
+notice: string | null, pixels: Array<PixelView>, faults: Faults, };
