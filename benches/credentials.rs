@@ -67,7 +67,7 @@ fn main() {
             test_event_code: Some("TEST1".into()),
             base_url: Some(sandbox.base_url.clone()),
         });
-        let http = http_client(std::time::Duration::from_secs(10));
+        let http = http_client(std::time::Duration::from_secs(10)).expect("HTTP client");
         let credential = Credential::Token(Secret::new(postback::sandbox::TIKTOK_TOKEN));
         let mut checks = Vec::new();
         for _ in 0..200 {

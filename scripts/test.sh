@@ -22,6 +22,9 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "build the tests (outside the keyring session: a long build inside it saw the keyring locked)"
+cargo test --workspace --no-run
+
 step "cargo test --workspace (inside a private D-Bus session with GNOME Keyring: a real Secret Service)"
 bash scripts/with-keyring.sh cargo test --workspace 2>&1 | tee "$logs/cargo.log"
 

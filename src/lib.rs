@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod model;
 pub mod networks;
 pub mod oauth;
+pub mod private_files;
 pub mod sandbox;
 pub mod secrets;
 mod serving;

@@ -480,3 +480,53 @@ fn serve_ingest_takes_the_demo_and_import_reads_csv() {
     assert!(stderr.contains("line 3: player_id"), "{stderr}");
     assert_eq!(stdout_json(&out)["events"], 1, "{stderr}");
 }
+
+/// `postback games` sets and clears a game's default country for phone numbers (a bad code is
+/// exit 2 naming the field), and `postback preview --default-country` stands in for the game.
+#[test]
+fn games_default_country_and_preview_with_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| postback().arg("--data-dir").arg(&data).args(args).output().unwrap();
+    let game = stdout_json(&run(&["games", "create", "Phones", "--default-country", "us"]));
+    assert_eq!(game["default_country"], "US");
+    let id = game["id"].as_i64().unwrap().to_string();
+    let refused = run(&["games", "default-country", &id, "UK"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+    let err: Value = serde_json::from_slice(&refused.stderr).unwrap();
+    assert_eq!(err["error"]["field"], "default_country", "{err}");
+    assert_eq!(stdout_json(&run(&["games", "default-country", &id, "gb"]))["default_country"], "GB");
+    let listed = stdout_json(&run(&["games", "list"]));
+    let phones = listed.as_array().unwrap().iter().find(|g| g["name"] == "Phones").unwrap().clone();
+    assert_eq!(phones["default_country"], "GB");
+    assert_eq!(stdout_json(&run(&["games", "default-country", &id, "--clear"]))["default_country"], Value::Null);
+    assert_eq!(run(&["games", "default-country", &id]).status.code(), Some(2), "a code or --clear");
+
+    let x = r#"{"network": "x", "pixel_id": "oka17", "goals": [{"id": "g", "name": "Purchase", "event": "purchase",
+        "active": true, "event_tag": "tw-oka17-ol288"}]}"#;
+    let national = PURCHASE.replace(r#""click_ids": {"ttclid": "t"}"#, r#""phone": "(650) 555-1212 x450""#);
+    let skipped = stdout_json(&preview(dir.path(), x, &national));
+    assert_eq!(skipped["skipped"]["reason"], "no_identifier", "{skipped}");
+    assert!(skipped["skipped"]["message"].as_str().unwrap().contains("no default country"), "{skipped}");
+    let with_country = |code: &str| {
+        postback()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["preview", "--default-country", code, "--config"])
+            .arg(dir.path().join("c.json"))
+            .arg("--event")
+            .arg(dir.path().join("e.json"))
+            .output()
+            .unwrap()
+    };
+    let sent = stdout_json(&with_country("US"));
+    assert_eq!(
+        sent["requests"][0]["body"]["conversions"][0]["identifiers"][0]["hashed_phone_number"],
+        postback::identity::sha256_hex("+16505551212"),
+        "{sent}"
+    );
+    let bad = with_country("UK");
+    assert_eq!(bad.status.code(), Some(2));
+    let err: Value = serde_json::from_slice(&bad.stderr).unwrap();
+    assert_eq!(err["error"]["field"], "default_country", "{err}");
+}

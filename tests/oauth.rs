@@ -50,7 +50,7 @@ impl ScriptedBrowser {
 
 /// The engine's client: no redirects followed, like a browser step we script ourselves.
 fn no_redirects() -> reqwest::Client {
-    postback::delivery::http_client(Duration::from_secs(10))
+    postback::delivery::http_client(Duration::from_secs(10)).expect("HTTP client")
 }
 
 async fn drive(url: String, choice: Choice, callbacks: Arc<Mutex<Vec<String>>>) {

@@ -288,7 +288,7 @@ async fn the_ingest_answers_an_already_converted_player_as_accepted_not_duplicat
     .await
     .unwrap();
     let url = format!("{}/v1/events?game={}", ingest.base_url, rig.game_id);
-    let http = postback::delivery::http_client(std::time::Duration::from_secs(10));
+    let http = postback::delivery::http_client(std::time::Duration::from_secs(10)).expect("HTTP client");
     let mut answers = Vec::new();
     for event in events(2, "purchase", "p1").lines() {
         let response = http
@@ -307,4 +307,98 @@ async fn the_ingest_answers_an_already_converted_player_as_accepted_not_duplicat
     let reasons = answers[1]["results"][0]["not_forwarded"].to_string();
     assert!(reasons.contains("already converted"), "{}", answers[1]);
     ingest.stop().await;
+}
+
+/// A game's default country for phone numbers: checked (an ISO 3166-1 alpha-2 code, any case),
+/// saved with the game form's name in one go, kept across restarts, cleared.
+#[tokio::test]
+async fn a_games_default_country_is_checked_saved_and_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let setup = setup_on(&store).await;
+    let game = setup.create_game_with_country("Moon Miner", "gb").await.unwrap();
+    assert_eq!(game.default_country.as_deref(), Some("GB"));
+    assert_eq!(setup.create_game("Plain").await.unwrap().default_country, None, "none by default");
+    let refused = setup.create_game_with_country("Sun Miner", "UK").await.unwrap_err();
+    assert_eq!(postback::model::ApiError::from(refused).field.as_deref(), Some("default_country"));
+
+    // The game form: both fields are checked before either is saved.
+    let bad = postback::model::ApiError::from(setup.update_game(game.id, "Moon Miner 2", "UK").await.unwrap_err());
+    assert_eq!(bad.field.as_deref(), Some("default_country"));
+    assert!(bad.message.contains("GB"), "says what to use: {}", bad.message);
+    let bad = postback::model::ApiError::from(setup.update_game(game.id, "", "US").await.unwrap_err());
+    assert_eq!(bad.field.as_deref(), Some("name"));
+    assert_eq!(store.game(game.id).await.unwrap(), game, "nothing saved");
+    let updated = setup.update_game(game.id, "Moon Miner 2", " us ").await.unwrap();
+    assert_eq!((updated.name.as_str(), updated.default_country.as_deref()), ("Moon Miner 2", Some("US")));
+
+    store.close().await;
+    let store = Store::open(dir.path()).await.unwrap();
+    let games = store.games().await.unwrap();
+    let listed = games.iter().find(|g| g.id == game.id).unwrap();
+    assert_eq!(listed.default_country.as_deref(), Some("US"), "after a restart");
+    assert_eq!(games.iter().find(|g| g.name == "Plain").unwrap().default_country, None);
+
+    let setup = setup_on(&store).await;
+    assert_eq!(setup.set_default_country(game.id, "").await.unwrap().default_country, None, "cleared");
+    assert_eq!(store.game(game.id).await.unwrap().default_country, None);
+    assert_eq!(setup.set_default_country(game.id, "jp").await.unwrap().default_country.as_deref(), Some("JP"));
+    assert!(setup.set_default_country(game.id + 100, "US").await.is_err(), "no such game");
+    // The column holds nothing but two upper-case letters, whoever writes it.
+    assert!(store.set_default_country(game.id, Some("usa")).await.is_err());
+    assert_eq!(store.game(game.id).await.unwrap().default_country.as_deref(), Some("JP"));
+}
+
+/// Through the ingest API on loopback to the sandbox, an X-only game and a national number
+/// (`(650) 555-1212 x450`): without a default country the event is accepted, not forwarded, and
+/// the answer says why; with the game's default country (US) the number is read there, queued
+/// as E.164 (clearing the setting afterwards changes nothing), and X receives its SHA-256.
+#[tokio::test]
+async fn a_national_phone_number_reaches_x_hashed_in_the_games_default_country() {
+    let rig = rig_with("sandbox", vec![Goal::mapped("buy", "Purchase", "purchase", "tw-sbx01-buy01")]).await;
+    for config in &rig.config_ids[..2] {
+        rig.store.set_enabled(*config, false).await.unwrap();
+    }
+    let setup = setup_on(&rig.store).await;
+    let ingest = postback::ingest::server::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        rig.store.clone(),
+        postback::secrets::Secret::new("pbd_phone_token"),
+    )
+    .await
+    .unwrap();
+    let url = format!("{}/v1/events?game={}", ingest.base_url, rig.game_id);
+    let http = postback::delivery::http_client(std::time::Duration::from_secs(10)).expect("HTTP client");
+    let send = |id: &str| {
+        let body = json!({"event_id": id, "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(),
+            "player_id": "p", "consent": "full", "phone": "(650) 555-1212 x450"})
+        .to_string();
+        let request = http.post(&url).bearer_auth("pbd_phone_token").header("content-type", "application/json");
+        async move {
+            let response = request.body(body).send().await.unwrap();
+            serde_json::from_str::<serde_json::Value>(&response.text().await.unwrap()).unwrap()
+        }
+    };
+
+    let answer = send("no-country").await;
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let why = answer["results"][0]["not_forwarded"].to_string();
+    assert!(why.contains("phone: no country code (+ or 00) and the game has no default country"), "{answer}");
+    assert!(!why.contains("555"), "never the number: {why}");
+
+    setup.set_default_country(rig.game_id, "US").await.unwrap();
+    let answer = send("in-us").await;
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    assert!(answer["results"][0].get("not_forwarded").is_none(), "{answer}");
+    ingest.stop().await;
+
+    // What was queued was read when accepted.
+    setup.set_default_country(rig.game_id, "").await.unwrap();
+    rig.dispatch(fast_options()).await;
+    let sent = rig.log(2, Some(DeliveryStatus::Success)).await;
+    assert_eq!(sent.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["in-us"]);
+    let detail = postback::watch::Watch::new(rig.store.clone()).detail(sent[0].id).await.unwrap();
+    let body = detail.request.expect("the stored request").body;
+    let want = postback::identity::sha256_hex("+16505551212");
+    assert_eq!(body["conversions"][0]["identifiers"], json!([{"hashed_phone_number": want}]), "{body}");
 }

@@ -23,7 +23,7 @@ use postback::sandbox::{Faults, PixelView, SandboxOverview};
 use postback::setup::{GoalInput, TagCheck, TagInput, TagMapping, TagMappingRow};
 use postback::watch::attribution::{NetworkTraffic, SourceTraffic};
 use postback::watch::diagnose::{DiagnosticItem, Level};
-use postback::watch::export::{ExportFormat, ExportProgress};
+use postback::watch::export::{ExportFormat, ExportProgress, ExportTarget};
 use ts_rs::{Config, TS};
 
 fn bindings_dir() -> PathBuf {
@@ -81,6 +81,7 @@ fn typescript_bindings_are_fresh() {
         check::<Level>(&cfg, update),
         check::<ExportFormat>(&cfg, update),
         check::<ExportProgress>(&cfg, update),
+        check::<ExportTarget>(&cfg, update),
         check::<DemoStats>(&cfg, update),
         check::<IngestStatus>(&cfg, update),
         check::<FileFormat>(&cfg, update),

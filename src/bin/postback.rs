@@ -29,6 +29,10 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         event: PathBuf,
+        /// Read phone numbers written without a country code (+ or 00) in this country
+        /// (ISO 3166-1 alpha-2: US, GB …), as a game with that default country does
+        #[arg(long)]
+        default_country: Option<String>,
     },
     /// Create the database (and the demo game on first start) and list the integrations
     Integrations,
@@ -64,7 +68,7 @@ enum Command {
     Log(cli::LogArgs),
     /// Send synthetic players' events through the ingest API at a steady rate
     Demo(cli::DemoArgs),
-    /// Games: list, create, rename, delete, use
+    /// Games: list, create, rename, delete, use, default-country
     #[command(subcommand)]
     Games(cli::GamesCommand),
     /// Conversion Goals of a game: list, add, edit, activate, deactivate, delete, order
@@ -94,6 +98,15 @@ enum Command {
         #[arg(long)]
         player: String,
     },
+    /// How long failed events are kept for replay (then purged): show it, or set it
+    Retention {
+        /// Keep failed events this many days (1–365)
+        #[arg(long, conflicts_with = "default")]
+        failed_days: Option<u32>,
+        /// Back to the default: the longest network acceptance window
+        #[arg(long)]
+        default: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -109,7 +122,9 @@ fn main() -> ExitCode {
     let data_dir = data_dir.as_path();
     // Async commands are lazy futures: nothing runs before the runtime polls them.
     match args.command {
-        Command::Preview { config, event } => cli::preview_command(&config, &event, Some(data_dir)),
+        Command::Preview { config, event, default_country } => {
+            cli::preview_command(&config, &event, Some(data_dir), default_country.as_deref())
+        }
         Command::Validate(args) => with_runtime(cli::validate_command(args)),
         Command::Connect(args) => with_runtime(cli::connect_command(data_dir, args)),
         Command::Disconnect { config, discard_queued } => {
@@ -129,6 +144,9 @@ fn main() -> ExitCode {
         Command::Import { file, game } => with_runtime(cli::import(data_dir, &file, game)),
         Command::Serve(options) => with_runtime(reported(cli::serve(data_dir, options))),
         Command::Erase { player } => with_runtime(reported(cli::erase(data_dir, &player))),
+        Command::Retention { failed_days, default } => {
+            with_runtime(reported(cli::retention(data_dir, failed_days, default)))
+        }
     }
 }
 

@@ -125,7 +125,8 @@ pub async fn validate_command(args: ValidateArgs) -> ExitCode {
     let outcome = async {
         let config = config_of(&args)?;
         let token = crate::connect::clean_token("token_env", &token_from_env(&args.token_env)?)?;
-        let http = crate::delivery::send::client(std::time::Duration::from_secs(20));
+        let http = crate::delivery::send::client(std::time::Duration::from_secs(20))
+            .map_err(|e| ConnectError::Local(format!("the HTTP client cannot be built: {e}")))?;
         let validation = validate(&http, &config, &Credential::Token(token)).await?;
         Ok(json!({"ok": true, "network": validation.network, "http_status": validation.http_status,
                   "message": validation.message}))

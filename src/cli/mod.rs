@@ -17,6 +17,7 @@ pub use setup::{games, goals, map_tag, set_enabled, set_triggers, GamesCommand, 
 pub use span::parse_span;
 
 use crate::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions, WriterLock};
+use crate::identity::PhoneCountry;
 use crate::model::{ConversionEvent, Game, InputError, PostbackConfig};
 use crate::networks::{self, Preview};
 use crate::store::Store;
@@ -29,14 +30,22 @@ fn read_file(path: &Path, field: &str) -> Result<String, InputError> {
         .map_err(|e| InputError::new(field, format!("cannot read {}: {e}; check the path", path.display())))
 }
 
-/// `postback preview --config C --event E`: the request(s) the event would produce.
-/// When `data_dir` holds a database, a player erased there previews as `player_erased`;
-/// preview never creates a database.
-pub fn preview_files(config_path: &Path, event_path: &Path, data_dir: Option<&Path>) -> Result<Preview, InputError> {
+/// `postback preview --config C --event E [--default-country US]`: the request(s) the event
+/// would produce. Preview has no game: `default_country` stands in for the game's setting
+/// (phone numbers without a country code are read in it). When `data_dir` holds a database,
+/// a player erased there previews as `player_erased`; preview never creates a database.
+pub fn preview_files(
+    config_path: &Path,
+    event_path: &Path,
+    data_dir: Option<&Path>,
+    default_country: Option<&str>,
+) -> Result<Preview, InputError> {
+    let country = crate::setup::rules::default_country(default_country.unwrap_or_default())?;
+    let country = country.as_deref().and_then(PhoneCountry::parse);
     let config = PostbackConfig::from_json_str(&read_file(config_path, "config")?)?;
     let event = ConversionEvent::from_json_str(&read_file(event_path, "event")?)?;
     let erased = data_dir.is_some_and(|dir| is_erased(dir, &event.player_id));
-    Ok(networks::preview(&config, &event, erased, chrono::Utc::now()))
+    Ok(networks::preview_for_game(&config, &event, erased, country, chrono::Utc::now()))
 }
 
 fn is_erased(data_dir: &Path, player_id: &str) -> bool {
@@ -59,8 +68,13 @@ pub fn error_json(error: &InputError) -> serde_json::Value {
 
 /// Runs `preview` and prints as the contract says: JSON on stdout (exit 0) or a field error on
 /// stderr (exit 2).
-pub fn preview_command(config: &Path, event: &Path, data_dir: Option<&Path>) -> ExitCode {
-    match preview_files(config, event, data_dir) {
+pub fn preview_command(
+    config: &Path,
+    event: &Path,
+    data_dir: Option<&Path>,
+    default_country: Option<&str>,
+) -> ExitCode {
+    match preview_files(config, event, data_dir, default_country) {
         Ok(preview) => match serde_json::to_string_pretty(&preview) {
             Ok(text) => {
                 println!("{text}");
@@ -126,7 +140,7 @@ pub async fn sandbox(addr: SocketAddr) -> CliResult {
     println!("  TikTok  POST {}/open_api/v1.3/event/track/", running.base_url);
     println!("  Reddit  POST {}/api/v3/pixels/{{pixel_id}}/conversion_events", running.base_url);
     println!("  X       POST {}/12/measurement/conversions/{{pixel_id}}", running.base_url);
-    println!("  faults  POST {0}/__sandbox/faults   stats GET {0}/__sandbox/stats", running.base_url);
+    println!("  faults  POST {0}/__sandbox/faults (JSON)   stats GET {0}/__sandbox/stats", running.base_url);
     let _ = tokio::signal::ctrl_c().await;
     running.stop().await;
     Ok(())
@@ -347,7 +361,8 @@ pub async fn demo(data_dir: &Path, args: DemoArgs) -> CliResult {
         let _ = tokio::signal::ctrl_c().await;
         let _ = tx.send(true);
     });
-    let http = crate::delivery::http_client(std::time::Duration::from_secs(10));
+    let http = crate::delivery::http_client(std::time::Duration::from_secs(10))
+        .map_err(|e| format!("the HTTP client cannot be built: {e}"))?;
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let mut last_print = std::time::Instant::now();
     let stats = crate::ingest::demo::run(
@@ -418,6 +433,20 @@ pub async fn replay(data_dir: &Path, args: ReplayArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Shows, or sets, how long failed events are kept for replay.
+pub async fn retention(data_dir: &Path, failed_days: Option<u32>, default: bool) -> CliResult {
+    use crate::delivery::retention;
+    let (store, _) = open(data_dir).await?;
+    let kept = if default || failed_days.is_some() {
+        retention::set_failed_retention(&store, failed_days).await.map_err(|e| format!("--failed-days: {e}"))?
+    } else {
+        retention::failed_retention(&store).await.map_err(|e| e.to_string())?
+    };
+    println!("{}", json!({"failed_events_kept_days": kept.days, "default": kept.is_default}));
+    store.close().await;
+    Ok(())
 }
 
 pub async fn erase(data_dir: &Path, player: &str) -> CliResult {

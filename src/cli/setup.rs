@@ -19,7 +19,13 @@ pub enum GamesCommand {
     /// List the games (the current one is marked)
     List,
     /// Create a game
-    Create { name: String },
+    Create {
+        name: String,
+        /// ISO 3166-1 alpha-2 code (US, GB …) of the country that phone numbers written
+        /// without a country code (+ or 00) are read in; without it they are not sent
+        #[arg(long)]
+        default_country: Option<String>,
+    },
     /// Rename a game
     Rename { id: i64, name: String },
     /// Delete a game with its configs, goals, queued events and log (asks for --yes)
@@ -30,6 +36,15 @@ pub enum GamesCommand {
     },
     /// Make a game the current one (the window opens on it; commands default to it)
     Use { id: i64 },
+    /// Set the country that the game's phone numbers written without a country code (+ or 00)
+    /// are read in (ISO 3166-1 alpha-2: US, GB …), or --clear it (such numbers are then not sent)
+    DefaultCountry {
+        id: i64,
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        country: Option<String>,
+        #[arg(long)]
+        clear: bool,
+    },
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -145,10 +160,15 @@ pub async fn games(data_dir: &Path, command: GamesCommand) -> ExitCode {
                 let games = store.games().await?;
                 json!(games
                     .iter()
-                    .map(|g| json!({"id": g.id, "name": g.name, "demo": g.demo, "current": g.id == current}))
+                    .map(|g| {
+                        json!({"id": g.id, "name": g.name, "demo": g.demo, "default_country": g.default_country,
+                            "current": g.id == current})
+                    })
                     .collect::<Vec<_>>())
             }
-            GamesCommand::Create { name } => to_json(&setup.create_game(&name).await?),
+            GamesCommand::Create { name, default_country } => {
+                to_json(&setup.create_game_with_country(&name, default_country.as_deref().unwrap_or_default()).await?)
+            }
             GamesCommand::Rename { id, name } => to_json(&setup.rename_game(id, &name).await?),
             GamesCommand::Delete { id, yes } => {
                 let usage = store.game_usage(id).await?;
@@ -161,6 +181,10 @@ pub async fn games(data_dir: &Path, command: GamesCommand) -> ExitCode {
                 to_json(&setup.delete_game(id).await?)
             }
             GamesCommand::Use { id } => to_json(&store.set_current_game(id).await?),
+            GamesCommand::DefaultCountry { id, country, clear } => {
+                let country = if clear { String::new() } else { country.unwrap_or_default() };
+                to_json(&setup.set_default_country(id, &country).await?)
+            }
         };
         store.close().await;
         Ok(doc)

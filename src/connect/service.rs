@@ -24,7 +24,7 @@ pub struct Saved {
 pub struct Connector {
     store: Store,
     credentials: Arc<Credentials>,
-    http: reqwest::Client,
+    http: crate::delivery::send::HttpClient,
     pending_x: PendingConnections,
     /// Wakes a waiting Connect X when the user cancels it.
     cancel_x: tokio::sync::Notify,
@@ -34,7 +34,7 @@ pub struct Connector {
 
 impl Connector {
     pub fn new(store: Store, credentials: Arc<Credentials>) -> Self {
-        let http = crate::delivery::send::client(std::time::Duration::from_secs(20));
+        let http = crate::delivery::send::HttpClient::new(std::time::Duration::from_secs(20));
         Connector {
             store,
             credentials,
@@ -79,7 +79,8 @@ impl Connector {
         }
         let token = clean_token(token_field(network), token)?;
         let keychain = self.keychain_ready().await?;
-        let validation = validate(&self.http, &config, &Credential::Token(token.clone())).await?;
+        let validation =
+            validate(self.http.get().map_err(ConnectError::Local)?, &config, &Credential::Token(token.clone())).await?;
         let existing = self.store.config_for(game_id, network).await?;
         let config_id = self
             .store_credential(
@@ -111,7 +112,7 @@ impl Connector {
         self.store.game(game_id).await?;
         let base_url = sandbox.then(|| self.sandbox_url.clone());
         let credential = tokio::select! {
-            credential = x::authorize(&self.http, base_url.as_deref(), method, browser, timeout) => credential?,
+            credential = x::authorize(self.http.get().map_err(ConnectError::Local)?, base_url.as_deref(), method, browser, timeout) => credential?,
             () = self.cancel_x.notified() => return Err(OAuthError::Cancelled.into()),
         };
         Ok(self.pending_x.hold(game_id, base_url, credential))
@@ -148,7 +149,8 @@ impl Connector {
         }
         let token = clean_token(token_field(config.network()), token)?;
         let keychain = self.keychain_ready().await?;
-        let validation = validate(&self.http, &config, &Credential::Token(token.clone())).await?;
+        let validation =
+            validate(self.http.get().map_err(ConnectError::Local)?, &config, &Credential::Token(token.clone())).await?;
         self.store_credential(
             keychain,
             stored.game_id,
@@ -176,7 +178,7 @@ impl Connector {
         // No goals here: an update keeps the config's goal mappings as they are.
         let config =
             PostbackConfig::X(crate::model::XConfig { pixel_id: pixel_id.clone(), goals: Vec::new(), base_url });
-        let mut validation = validate(&self.http, &config, &live).await?;
+        let mut validation = validate(self.http.get().map_err(ConnectError::Local)?, &config, &live).await?;
         let previous_pixel = existing.as_ref().map(|c| c.config.pixel().to_owned());
         let config_id = self
             .store_credential(keychain, game_id, existing.map(|c| (c.id, c.credential_ref)), &config, credential)

@@ -112,6 +112,7 @@ const X_API: &str = "https://ads-api.x.com";
 const X_ROLES: [&str; 2] = ["ACCOUNT_ADMIN", "AD_MANAGER"];
 
 async fn x_get(http: &reqwest::Client, url: &str, credential: &Credential) -> Result<(u16, Value), ConnectError> {
+    let url = &*crate::sandbox::resolve(url);
     let authorization = send::header_value(HeaderValue::XAuthorization, credential, "GET", url)
         .map_err(|m| ConnectError::Refused { field: "connection".into(), message: m })?;
     let response = http

@@ -64,7 +64,7 @@ impl CredentialError {
 pub struct Credentials {
     keychain: Option<Arc<dyn SecretStore>>,
     memory: RwLock<HashMap<String, StoredCredential>>,
-    http: reqwest::Client,
+    http: super::send::HttpClient,
     /// One refresh at a time, so two config tasks never spend the same refresh token.
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -89,7 +89,7 @@ impl Credentials {
         Credentials {
             keychain,
             memory: RwLock::new(HashMap::new()),
-            http: crate::delivery::send::client(std::time::Duration::from_secs(20)),
+            http: super::send::HttpClient::new(std::time::Duration::from_secs(20)),
             refreshing: tokio::sync::Mutex::new(()),
         }
     }
@@ -162,7 +162,8 @@ impl Credentials {
                 if !expiring(latest.expires_at) {
                     return Ok(Credential::Token(latest.access_token));
                 }
-                let renewed = oauth::pkce::refresh(&self.http, &latest).await?;
+                let http = self.http.get().map_err(|e| CredentialError::Refresh(OAuthError::Unreachable(e)))?;
+                let renewed = oauth::pkce::refresh(http, &latest).await?;
                 let token = renewed.access_token.clone();
                 let renewed = StoredCredential::XOAuth2(renewed);
                 if let Err(e) = self.write_back(reference, &renewed).await {

@@ -3,10 +3,12 @@
 //! the one-writer lock of a data directory.
 
 mod clock;
+mod config_turn;
 mod credentials;
 mod dispatcher;
 mod heartbeat;
 pub mod limiter;
+pub mod retention;
 pub mod retry;
 pub(crate) mod send;
 pub mod writer_lock;

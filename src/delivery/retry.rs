@@ -45,13 +45,14 @@ fn exponential(base: Duration, cap: Duration, step: u32, jitter: f64) -> Duratio
 
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1` after `attempt` failed (1-based), with `jitter` in
-    /// [0, 1) spreading retries ±20 %. A wait the network asked for is honoured (up to
-    /// `max_wait`) and never shortened.
+    /// [0, 1) spreading retries ±20 %: the larger of our backoff and the wait the network asked
+    /// for (honoured up to `max_wait`). A short `Retry-After` never cuts our backoff: a network
+    /// answering 503 with `Retry-After: 1` for a day is tried ever further apart.
     pub fn delay(&self, attempt: u32, asked: Option<Duration>, jitter: f64) -> Duration {
-        let spread = exponential(self.base, self.cap, attempt, jitter);
+        let backoff = exponential(self.base, self.cap, attempt, jitter);
         match asked.map(|wait| wait.min(self.max_wait)) {
-            Some(wait) => wait.max(spread.min(wait.saturating_add(Duration::from_secs(1)))),
-            None => spread,
+            Some(wait) => wait.max(backoff),
+            None => backoff,
         }
     }
 
@@ -86,8 +87,18 @@ mod tests {
     fn the_networks_wait_is_honoured_up_to_the_maximum() {
         let p = RetryPolicy::default();
         assert_eq!(p.delay(1, Some(Duration::from_secs(60)), 0.5), Duration::from_secs(60));
-        assert!(p.delay(5, Some(Duration::from_secs(1)), 0.5) >= Duration::from_secs(1));
         assert_eq!(p.delay(1, Some(Duration::MAX), 0.5), MAX_WAIT);
+    }
+
+    #[test]
+    fn a_short_network_wait_never_cuts_the_backoff() {
+        let p = RetryPolicy::default();
+        let asked = Some(Duration::from_secs(1));
+        let waits: Vec<Duration> = (1..=10).map(|attempt| p.delay(attempt, asked, 0.5)).collect();
+        assert_eq!(waits[0], Duration::from_secs(2));
+        assert_eq!(waits[4], Duration::from_secs(32), "attempt 5: 2 s doubled four times, not the network's 1 s");
+        assert_eq!(waits[9], Duration::from_secs(900), "capped at 15 min");
+        assert!(waits.windows(2).all(|w| w[1] >= w[0]), "attempts grow apart: {waits:?}");
     }
 
     #[test]

@@ -18,7 +18,9 @@ pub struct Exchange {
     pub answer: Option<HttpResponse>,
 }
 
-pub fn client(timeout: Duration) -> reqwest::Client {
+/// The client every request to a network goes through. Its settings are the safety (no
+/// redirects, timeouts), so a client that cannot be built is an error, never a default one.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     // One process-wide TLS provider (ring); a second install attempt is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -28,7 +30,21 @@ pub fn client(timeout: Duration) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("PostbackDesk/", env!("CARGO_PKG_VERSION")))
         .build()
-        .unwrap_or_default()
+}
+
+/// A client held by a constructor that cannot fail: one that could not be built is an error at
+/// each use (nothing is sent), never a default client that follows redirects without timeouts.
+#[derive(Debug, Clone)]
+pub struct HttpClient(Result<reqwest::Client, String>);
+
+impl HttpClient {
+    pub fn new(timeout: Duration) -> Self {
+        Self(client(timeout).map_err(|e| format!("the HTTP client cannot be built: {e}")))
+    }
+
+    pub fn get(&self) -> Result<&reqwest::Client, String> {
+        self.0.as_ref().map_err(Clone::clone)
+    }
 }
 
 pub async fn exchange(
@@ -50,9 +66,11 @@ pub async fn exchange(
         Ok(c) => c,
         Err(reason) => return unsent(ItemOutcome::credential(reason)),
     };
-    let mut builder = client.post(&request.url);
+    // A config naming the built-in sandbox reaches this process's own, wherever it listens.
+    let url = crate::sandbox::resolve(&request.url);
+    let mut builder = client.post(url.as_ref());
     for header in &request.headers {
-        match header_value(header.value, credential, "POST", &request.url) {
+        match header_value(header.value, credential, "POST", &url) {
             Ok(value) => builder = builder.header(header.name, value),
             Err(reason) => return unsent(ItemOutcome::credential(reason)),
         }

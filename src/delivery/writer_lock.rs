@@ -2,7 +2,7 @@
 //! refreshes X OAuth 2.0 tokens, which X revokes when two processes spend the same refresh
 //! token). The OS releases the lock when the holder exits, also after a crash.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -30,8 +30,7 @@ impl WriterLock {
         let path = data_dir.join(LOCK_FILE);
         let io = |source| LockError::Io { path: path.display().to_string(), source };
         std::fs::create_dir_all(data_dir).map_err(io)?;
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file = crate::private_files::open_or_create(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {
                 file.set_len(0).map_err(io)?;

@@ -7,6 +7,7 @@ mod event;
 mod event_fields;
 pub mod formats;
 mod game;
+pub mod limits;
 mod log;
 mod network;
 
@@ -14,7 +15,7 @@ pub use config::{Goal, PostbackConfig, RedditConfig, TikTokConfig, TriggerRule, 
 pub use engine::EngineState;
 pub use error::{ApiError, InputError};
 pub use event::{ClickIds, Consent, ConversionEvent, Item};
-pub use event_fields::{EventFields, Scalar, SentBody, SentItem};
+pub use event_fields::{BodyError, ClickIdFields, EventFields, ItemFields, ItemsField, Scalar, SentBody, SentItem};
 pub use game::{
     AppInfo, ConfigSummary, DeliveryStatus, Game, GameUsage, Health, IntegrationStatus, SandboxDemo, SetupGap,
 };

@@ -17,7 +17,7 @@ use serde_json::Value;
 pub use classify::{Classification, HttpResponse, ItemOutcome, MAX_WAIT};
 pub use request::{items_pointer, redact_items, Header, HeaderValue, Request, REDACTED};
 
-use crate::identity::{self, EmailRule};
+use crate::identity::{self, EmailRule, PhoneCountry, PhoneProblem};
 use crate::model::{Consent, ConversionEvent, Network, PostbackConfig};
 
 /// Why an event is not forwarded to a config.
@@ -80,22 +80,47 @@ pub fn batch_limit(network: Network) -> usize {
 ///
 /// Order of the checks: erasure, then routing (trigger events / goals), then consent, then the
 /// network's minimum identifier.
+///
+/// A phone number without its country code is not read (see [`prepare_for_game`]).
 pub fn prepare(config: &PostbackConfig, event: &ConversionEvent, player_erased: bool) -> Result<PreparedEvent, Skip> {
-    prepare_goal(config, event, "", player_erased)
+    prepare_conversion(config, event, "", player_erased, None)
+}
+
+/// [`prepare`] for an event of a game whose phone numbers without a country code are read in
+/// `default_country` (the game's setting; `postback preview --default-country`).
+pub fn prepare_for_game(
+    config: &PostbackConfig,
+    event: &ConversionEvent,
+    player_erased: bool,
+    default_country: Option<PhoneCountry>,
+) -> Result<PreparedEvent, Skip> {
+    prepare_conversion(config, event, "", player_erased, default_country)
 }
 
 /// [`prepare`] for one queued conversion: for X, only the goal `goal_key` (every mapped goal
-/// when it is empty); TikTok and Reddit ignore it.
+/// when it is empty); TikTok and Reddit ignore it. No default country is needed: a queued
+/// event's national phone number was read in its game's country when it was accepted
+/// ([`identity::localise_phone`]).
 pub fn prepare_goal(
     config: &PostbackConfig,
     event: &ConversionEvent,
     goal_key: &str,
     player_erased: bool,
 ) -> Result<PreparedEvent, Skip> {
+    prepare_conversion(config, event, goal_key, player_erased, None)
+}
+
+fn prepare_conversion(
+    config: &PostbackConfig,
+    event: &ConversionEvent,
+    goal_key: &str,
+    player_erased: bool,
+    default_country: Option<PhoneCountry>,
+) -> Result<PreparedEvent, Skip> {
     let mut money_warnings = Vec::new();
     let money = checks_before_identity(config, event, goal_key, player_erased, &mut money_warnings)?;
     let mut warnings = Vec::new();
-    let id = identity::resolve(event, email_rule(config), &mut warnings);
+    let id = identity::resolve(event, email_rule(config), default_country, &mut warnings);
     let network = config.network();
     // Consent is not none here, so the identity carries the event's click ids.
     let click_id = event.click_ids.for_network(network).is_some();
@@ -104,7 +129,10 @@ pub fn prepare_goal(
         MatchKey::Phone => id.phone_sha256.is_some(),
     };
     if !has_minimum_identifier(network, click_id, has) {
-        return Err(no_identifier(network, event.consent));
+        // The skip path only: reading the number again to say why it did not count (X only
+        // matches on phones).
+        let phone = if network == Network::X { identity::phone_reading(event, default_country).err() } else { None };
+        return Err(no_identifier(network, event.consent, phone));
     }
     warnings.extend(money_warnings);
     let (items, goals) = match config {
@@ -122,19 +150,33 @@ pub fn prepare_goal(
 /// a phone number costs more than routing the event everywhere else.
 #[derive(Debug, Default)]
 pub struct Matchability {
+    /// The game's country for phone numbers written without one.
+    default_country: Option<PhoneCountry>,
     email_plain: Option<bool>,
     email_reddit: Option<bool>,
-    phone: Option<bool>,
+    phone: Option<Result<bool, PhoneProblem>>,
 }
 
 impl Matchability {
+    /// For an event of a game whose phone numbers without a country code are read in
+    /// `default_country`.
+    pub fn new(default_country: Option<PhoneCountry>) -> Self {
+        Self { default_country, ..Self::default() }
+    }
+
     fn email(&mut self, event: &ConversionEvent, rule: EmailRule) -> bool {
         let slot = if rule == EmailRule::Reddit { &mut self.email_reddit } else { &mut self.email_plain };
         *slot.get_or_insert_with(|| identity::has_email(event, rule))
     }
 
     fn phone(&mut self, event: &ConversionEvent) -> bool {
-        *self.phone.get_or_insert_with(|| identity::has_phone(event))
+        let country = self.default_country;
+        *self.phone.get_or_insert_with(|| identity::phone_reading(event, country)) == Ok(true)
+    }
+
+    /// Why the event's phone number did not count, when it was read and did not.
+    fn phone_problem(&self) -> Option<PhoneProblem> {
+        self.phone.and_then(Result::err)
     }
 }
 
@@ -155,7 +197,7 @@ pub fn admit(
         MatchKey::Phone => matchability.phone(event),
     });
     if !matchable {
-        return Err(no_identifier(network, event.consent));
+        return Err(no_identifier(network, event.consent, matchability.phone_problem()));
     }
     Ok(match config {
         PostbackConfig::X(c) => x::counting_goals(c, &event.name, "", money.as_ref())
@@ -270,17 +312,22 @@ enum MatchKey {
     Phone,
 }
 
-fn no_identifier(network: Network, consent: Consent) -> Skip {
+/// `phone`: why the event's phone number was not read, if it was asked (X only matches on it).
+fn no_identifier(network: Network, consent: Consent, phone: Option<PhoneProblem>) -> Skip {
     let needed = match network {
         Network::TikTok => "a TikTok click id (ttclid)",
         Network::Reddit => "a Reddit click id (rdt_cid) or an email",
         Network::X => "an X click id (twclid), an email or a phone number",
     };
     let consent_note = if consent == Consent::Anonymous { " (at anonymous consent only click ids count)" } else { "" };
+    let phone_note = match phone {
+        Some(problem) if network == Network::X => format!("; {}", problem.warning()),
+        _ => String::new(),
+    };
     Skip::new(
         SkipReason::NoIdentifier,
         format!(
-            "{} needs {needed}{consent_note}; IP address and user agent alone are not enough",
+            "{} needs {needed}{consent_note}; IP address and user agent alone are not enough{phone_note}",
             network.display_name()
         ),
     )
@@ -374,6 +421,12 @@ pub fn acceptance_window(network: Network) -> AcceptanceWindow {
     }
 }
 
+/// How long a failed event's data is kept for replay by default: the longest acceptance window
+/// of any network (an older event is refused by every network, so replaying it cannot help).
+pub fn longest_acceptance_window() -> std::time::Duration {
+    Network::ALL.iter().map(|n| acceptance_window(*n).max_age.to_std().unwrap_or_default()).max().unwrap_or_default()
+}
+
 /// Why the network would refuse this event at send time because of its age, if it would.
 pub fn send_window_problem(network: Network, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
     let window = acceptance_window(network);
@@ -417,7 +470,18 @@ pub enum Preview {
 
 /// What would be sent for one event, credentials redacted. `now` only adds warnings.
 pub fn preview(config: &PostbackConfig, event: &ConversionEvent, player_erased: bool, now: DateTime<Utc>) -> Preview {
-    match prepare(config, event, player_erased) {
+    preview_for_game(config, event, player_erased, None, now)
+}
+
+/// [`preview`] with phone numbers without a country code read in `default_country`.
+pub fn preview_for_game(
+    config: &PostbackConfig,
+    event: &ConversionEvent,
+    player_erased: bool,
+    default_country: Option<PhoneCountry>,
+    now: DateTime<Utc>,
+) -> Preview {
+    match prepare_for_game(config, event, player_erased, default_country) {
         Err(skipped) => Preview::Skipped { skipped },
         Ok(prepared) => {
             let mut warnings = prepared.warnings.clone();

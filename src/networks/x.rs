@@ -186,7 +186,11 @@ pub fn classify(response: &HttpResponse, items_sent: usize, now: i64) -> Classif
                 403 => format!("{message} — the connected X user needs Ads API access and the AD_MANAGER or ACCOUNT_ADMIN role on the ad account"),
                 _ => message,
             };
-            by_status(response, items_sent, detail, reset_wait(response, now))
+            // `x-rate-limit-reset` is when the rate-limit window resets: a wait for a 429 only.
+            // Other errors carry it too (X sends it on every answer), and reading it there made
+            // a failing X wait for the window instead of backing off.
+            let wait = if status == 429 { reset_wait(response, now) } else { None };
+            by_status(response, items_sent, detail, wait.or_else(|| super::classify::retry_after(response, now)))
         }
     };
     classified.request_id = debug_id;
@@ -224,6 +228,12 @@ mod tests {
         assert!(matches!(one(HttpResponse::new(503, "")), ItemOutcome::Transient { .. }));
         let limited = HttpResponse::new(429, "").with_header("x-rate-limit-reset", "1060");
         assert!(matches!(one(limited), ItemOutcome::Transient { retry_after: Some(d), .. } if d.as_secs() == 60));
+        // Any other error: the reset time is not a wait (X sends the header on every answer).
+        let failing = HttpResponse::new(503, "").with_header("x-rate-limit-reset", "1060");
+        assert!(matches!(one(failing), ItemOutcome::Transient { retry_after: None, .. }));
+        let asked =
+            HttpResponse::new(503, "").with_header("x-rate-limit-reset", "1060").with_header("Retry-After", "5");
+        assert!(matches!(one(asked), ItemOutcome::Transient { retry_after: Some(d), .. } if d.as_secs() == 5));
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub trait Browser: Send + Sync {
 /// How long the user has to approve in the browser before the flow gives up.
 pub const DEFAULT_BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The X endpoints of both flows; `base_url` points them at the sandbox.
+/// The X endpoints of both flows; `base_url` points them at the sandbox (the sandbox marker is
+/// resolved where a request is made: `crate::sandbox::resolve`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XOAuthEndpoints {
     pub request_token: String,

@@ -24,6 +24,7 @@ async fn signed_post(
     signer: &Signer<'_>,
     extra: &[(&str, &str)],
 ) -> Result<HashMap<String, String>, OAuthError> {
+    let url = &*crate::sandbox::resolve(url);
     let header = signer.header_now("POST", url, &[], extra)?;
     let response = http
         .post(url)
@@ -67,8 +68,8 @@ pub async fn request_token(
 
 /// Step 2: where the user approves the app.
 pub fn authorize_url(endpoints: &XOAuthEndpoints, request_token: &str) -> Result<String, OAuthError> {
-    let mut url = Url::parse(&endpoints.authorize)
-        .map_err(|e| OAuthError::InvalidUrl(format!("{}: {e}", endpoints.authorize)))?;
+    let authorize = crate::sandbox::resolve(&endpoints.authorize);
+    let mut url = Url::parse(&authorize).map_err(|e| OAuthError::InvalidUrl(format!("{authorize}: {e}")))?;
     url.query_pairs_mut().append_pair("oauth_token", request_token);
     Ok(url.into())
 }

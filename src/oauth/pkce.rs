@@ -88,7 +88,7 @@ fn token_client(
     token_url: &str,
 ) -> Result<BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>, OAuthError> {
     let client = BasicClient::new(ClientId::new(app.client_id.clone()))
-        .set_token_uri(TokenUrl::new(token_url.to_owned()).map_err(url_error)?);
+        .set_token_uri(TokenUrl::new(crate::sandbox::resolve(token_url).into_owned()).map_err(url_error)?);
     Ok(match &app.client_secret {
         Some(secret) => client.set_client_secret(ClientSecret::new(secret.expose().to_owned())),
         None => client,
@@ -111,7 +111,9 @@ pub fn begin(
     redirect_uri: &str,
 ) -> Result<Authorization, OAuthError> {
     let client = BasicClient::new(ClientId::new(app.client_id.clone()))
-        .set_auth_uri(AuthUrl::new(endpoints.oauth2_authorize.clone()).map_err(url_error)?)
+        .set_auth_uri(
+            AuthUrl::new(crate::sandbox::resolve(&endpoints.oauth2_authorize).into_owned()).map_err(url_error)?,
+        )
         .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(url_error)?);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state) = client

@@ -120,9 +120,45 @@ impl Checkpointer {
 /// A RESTART checkpoint that waits [`RESTART_WAIT_MS`] at most, on a connection whose usual
 /// busy timeout is `busy_timeout`.
 async fn restart(pool: &SqlitePool, busy_timeout: Duration) -> Result<(i64, i64, i64), sqlx::Error> {
+    blocking_checkpoint(pool, "RESTART", RESTART_WAIT_MS, busy_timeout).await
+}
+
+/// How long one attempt to empty the WAL waits for readers, and how many attempts are made.
+const TRUNCATE_WAIT_MS: u64 = 200;
+const TRUNCATE_ATTEMPTS: u32 = 10;
+
+/// Copies the whole WAL into the database and cuts the WAL file to nothing, so that no frame of
+/// deleted data stays in it (after an erasure). Each attempt holds the write gate and waits
+/// [`TRUNCATE_WAIT_MS`] at most for readers of older pages. True when the WAL was emptied.
+pub(crate) async fn truncate(
+    pool: &SqlitePool,
+    gate: &super::write_gate::WriteGate,
+    busy_timeout: Duration,
+) -> Result<bool, sqlx::Error> {
+    for _ in 0..TRUNCATE_ATTEMPTS {
+        let outcome = {
+            let _turn = gate.turn().await;
+            blocking_checkpoint(pool, "TRUNCATE", TRUNCATE_WAIT_MS, busy_timeout).await?
+        };
+        if outcome.0 == 0 {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(false)
+}
+
+/// A RESTART or TRUNCATE checkpoint waiting `wait_ms` at most, on a connection whose usual busy
+/// timeout is `busy_timeout`.
+async fn blocking_checkpoint(
+    pool: &SqlitePool,
+    mode: &str,
+    wait_ms: u64,
+    busy_timeout: Duration,
+) -> Result<(i64, i64, i64), sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    sqlx::query(&format!("PRAGMA busy_timeout = {RESTART_WAIT_MS}")).execute(&mut *conn).await?;
-    let outcome = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await;
+    sqlx::query(&format!("PRAGMA busy_timeout = {wait_ms}")).execute(&mut *conn).await?;
+    let outcome = sqlx::query_as(&format!("PRAGMA wal_checkpoint({mode})")).fetch_one(&mut *conn).await;
     let restored =
         sqlx::query(&format!("PRAGMA busy_timeout = {}", busy_timeout.as_millis())).execute(&mut *conn).await;
     if restored.is_err() {

@@ -401,7 +401,7 @@ impl Store {
         if let Some(current) = self.current_game().await? {
             return Ok(current);
         }
-        let game = self.create_game_row(DEMO_GAME_NAME, true).await?;
+        let game = self.create_game_row(DEMO_GAME_NAME, true, None).await?;
         let goals = vec![
             Goal::mapped("launch", "Game launch", "game_launch", "tw-sbx01-launch"),
             Goal::mapped("purchase", "Purchase", "purchase", "tw-sbx01-buy01"),

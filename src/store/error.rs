@@ -22,10 +22,16 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the queue took {written} of {expected} new conversions; nothing was accepted, send the events again")]
     EnqueueMismatch { written: u64, expected: u64 },
+    /// The log's player key lives in the OS keychain.
+    #[error("the delivery log's player key is kept in the OS keychain: {0}")]
+    Keychain(#[from] crate::secrets::SecretsError),
 }
 
 impl From<StoreError> for crate::model::ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Keychain(inner) = e {
+            return inner.into();
+        }
         let code = match &e {
             StoreError::ConfigExists(_) => "config_exists",
             StoreError::GameNotFound(_) | StoreError::ConfigNotFound(_) | StoreError::GoalNotFound(_) => "not_found",
@@ -34,7 +40,8 @@ impl From<StoreError> for crate::model::ApiError {
             | StoreError::Migrate(_)
             | StoreError::Sqlx(_)
             | StoreError::Corrupt(_)
-            | StoreError::EnqueueMismatch { .. } => "storage",
+            | StoreError::EnqueueMismatch { .. }
+            | StoreError::Keychain(_) => "storage",
         };
         crate::model::ApiError::new(code, e.to_string())
     }

@@ -72,6 +72,9 @@ pub(super) fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<LogEntry, StoreErr
     })
 }
 
+/// The `meta` setting: how long failed events are kept for replay, in milliseconds.
+const FAILED_RETENTION: &str = "failed_retention_ms";
+
 impl Store {
     /// One page of the log, newest first (keyset paging, never OFFSET). Every shape of filter
     /// reads about one page of index entries, however large the log:
@@ -292,6 +295,46 @@ impl Store {
                     sqlx::query(&format!("DELETE FROM {table} < ?")).bind(older_than_ms).execute(&self.pool).await?;
                 }
                 return Ok(total);
+            }
+        }
+    }
+
+    /// Deletes failed and given-up events (their payload, player and all) settled before
+    /// `settled_before_ms`: kept for replay until then. Returns how many were purged.
+    pub async fn purge_failed(&self, settled_before_ms: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM queue WHERE id IN (SELECT id FROM queue
+                     WHERE state = 'dead' AND COALESCE(settled_at, enqueued_at) < ? LIMIT 5000)",
+            )
+            .bind(settled_before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            total += n;
+            if n < 5000 {
+                if total > 0 {
+                    self.checkpoint_soon();
+                }
+                return Ok(total);
+            }
+        }
+    }
+
+    /// How long failed events are kept for replay (milliseconds), when set; else the caller's
+    /// default applies.
+    pub async fn failed_retention_ms(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.meta(FAILED_RETENTION).await?.and_then(|v| v.parse().ok()))
+    }
+
+    /// Sets (or with `None`, resets to the default) how long failed events are kept.
+    pub async fn set_failed_retention_ms(&self, retention_ms: Option<i64>) -> Result<(), StoreError> {
+        match retention_ms {
+            Some(ms) => self.set_meta(FAILED_RETENTION, &ms.to_string()).await,
+            None => {
+                sqlx::query("DELETE FROM meta WHERE name = ?").bind(FAILED_RETENTION).execute(&self.pool).await?;
+                Ok(())
             }
         }
     }

@@ -48,8 +48,10 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 /// How the database is opened; the defaults suit the app and the CLI.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct StoreOptions {
+    /// Where the log's player key is kept: the OS keychain unless given (tests, benchmarks).
+    pub keychain: Option<Arc<dyn crate::secrets::SecretStore>>,
     /// How long a statement waits for another writer before failing with "database is locked".
     pub busy_timeout: Duration,
     /// SQLite page cache per connection, in KiB. Four connections share the file; the OS page
@@ -62,15 +64,41 @@ pub struct StoreOptions {
     pub wal_restart_pages: i64,
 }
 
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("keychain", &self.keychain.as_ref().map(|_| "given"))
+            .field("busy_timeout", &self.busy_timeout)
+            .field("cache_kib", &self.cache_kib)
+            .field("durable_enqueue", &self.durable_enqueue)
+            .field("wal_restart_pages", &self.wal_restart_pages)
+            .finish()
+    }
+}
+
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
+            keychain: None,
             busy_timeout: Duration::from_secs(5),
             cache_kib: 8 * 1024,
             durable_enqueue: true,
             wal_restart_pages: checkpoint::DEFAULT_RESTART_PAGES,
         }
     }
+}
+
+/// The data directory 0700 and the database with its WAL and shared memory 0600, before SQLite
+/// opens it: SQLite creates the WAL and shared-memory files with the database file's mode.
+fn make_private(data_dir: &Path, db: &Path) -> std::io::Result<()> {
+    crate::private_files::create_dir(data_dir)?;
+    crate::private_files::open_or_create(db)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        crate::private_files::restrict(Path::new(&name), 0o600)?;
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -101,9 +129,9 @@ impl Store {
     }
 
     pub async fn open_with(data_dir: &Path, settings: StoreOptions) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
         let path = data_dir.join(DB_FILE);
+        make_private(data_dir, &path)
+            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(&path)
             .create_if_missing(true)
@@ -114,6 +142,9 @@ impl Store {
             .foreign_keys(true)
             .pragma("cache_size", format!("-{}", settings.cache_kib.max(64)))
             .pragma("temp_store", "memory")
+            // Deleted rows are overwritten with zeros, in their pages and in freed pages: an
+            // erased player (or a purged payload) is not recoverable from the file.
+            .pragma("secure_delete", "on")
             // Checkpoints run beside the writers (checkpoint.rs); the WAL file is cut back to
             // 64 MiB when it restarts.
             .pragma("wal_autocheckpoint", "0")
@@ -128,12 +159,13 @@ impl Store {
         };
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         sqlx::migrate!("src/store/migrations").run(&pool).await?;
-        let players = Arc::new(PlayerKeyer::load_or_create(&pool).await?);
+        let keychain = settings.keychain.clone().unwrap_or_else(|| Arc::new(crate::secrets::Keychain::system()));
+        let (players, moved_out_of_file) = PlayerKeyer::load_or_create(&pool, keychain).await?;
         let (log_events, _) = tokio::sync::broadcast::channel(256);
-        Ok(Self {
+        let store = Self {
             pool,
             path,
-            players,
+            players: Arc::new(players),
             durable_enqueue: settings.durable_enqueue,
             log_events,
             write_gate: Default::default(),
@@ -141,7 +173,12 @@ impl Store {
             busy_timeout: settings.busy_timeout,
             connect_options: options,
             enqueue_connection: Default::default(),
-        })
+        };
+        if moved_out_of_file {
+            // The old key and raw ids are overwritten in the database; their WAL frames too.
+            store.empty_wal().await;
+        }
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
@@ -194,6 +231,18 @@ impl Store {
     /// After a large commit: copy the WAL into the database soon, in the background.
     pub(crate) fn checkpoint_soon(&self) {
         self.checkpointer.soon(&self.pool, &self.write_gate, self.busy_timeout);
+    }
+
+    /// After an erasure: the WAL copied into the database and emptied, so that the erased
+    /// data (overwritten in the database by `secure_delete`) is in no WAL frame either.
+    pub(crate) async fn empty_wal(&self) {
+        match checkpoint::truncate(&self.pool, &self.write_gate, self.busy_timeout).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "readers kept the WAL busy; erased data stays in its old frames until the WAL starts over"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not empty the WAL after an erasure"),
+        }
     }
 
     /// SQLite's own consistency check of the whole file: `ok`, or what is damaged.

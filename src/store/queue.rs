@@ -1,7 +1,7 @@
 //! The durable delivery queue: durable enqueue with 48 h dedup, batch claims under a lease token
 //! (settling a batch, which only touches rows the token still holds, is in `settle.rs`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -675,13 +675,17 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets a player: future events are skipped, queued ones removed, the log unlinked.
+    /// Forgets a player: future events are skipped, queued ones removed, their items in stored
+    /// requests redacted and the log unlinked; the list keeps only the keyed hash of the id.
     /// Returns (queued conversions removed, log rows unlinked). The log is updated in small
     /// transactions through its player index, so a dispatcher never waits long for the lock.
+    /// Deleted data is overwritten (`secure_delete`) and the WAL copied back and emptied, so
+    /// nothing of the player stays readable in the files.
     pub async fn erase_player(&self, player_id: &str, now_ms: i64) -> Result<(u64, u64), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO erased_players (player_id, erased_at) VALUES (?, ?)")
-            .bind(player_id)
+        let key = self.player_key(player_id);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT OR IGNORE INTO erased_player_keys (player_key, erased_at) VALUES (?, ?)")
+            .bind(&key)
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
@@ -690,11 +694,11 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let key = self.player_key(player_id);
         sqlx::query("DELETE FROM goal_conversions WHERE player_key = ?").bind(&key).execute(&mut *tx).await?;
         tx.commit().await?;
         // What the player's items looked like in the stored requests goes first (it needs the
-        // log rows' link to find them), then the link itself.
+        // log rows' link to find them), then the link itself. A batch settling meanwhile reads
+        // the erasure inside its own transaction (settle.rs).
         self.redact_player_items(&key).await?;
         let mut logged = 0;
         loop {
@@ -708,30 +712,34 @@ impl Store {
             .rows_affected();
             logged += n;
             if n < 2000 {
-                return Ok((queued, logged));
+                break;
             }
         }
+        self.empty_wal().await;
+        Ok((queued, logged))
     }
 
     /// How many players were ever erased: when it has not changed since a batch was checked,
     /// no player of the batch was erased meanwhile (one cheap count instead of a lookup).
     pub async fn erasure_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM erased_players").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM erased_player_keys").fetch_one(&self.pool).await?)
     }
 
-    /// Which of these players were erased.
+    /// Which of these players were erased (looked up by their keyed hashes).
     pub async fn erased_among(&self, players: &[&str]) -> Result<HashSet<String>, StoreError> {
         if players.is_empty() {
             return Ok(Default::default());
         }
-        let list = serde_json::to_string(players).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let keyed: HashMap<String, &str> = players.iter().map(|p| (self.player_key(p), *p)).collect();
+        let list =
+            serde_json::to_string(&keyed.keys().collect::<Vec<_>>()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT player_id FROM erased_players WHERE player_id IN (SELECT value FROM json_each(?))",
+            "SELECT player_key FROM erased_player_keys WHERE player_key IN (SELECT value FROM json_each(?))",
         )
         .bind(list)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().collect())
+        Ok(rows.iter().filter_map(|k| keyed.get(k)).map(|p| (*p).to_owned()).collect())
     }
 }
 

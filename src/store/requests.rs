@@ -1,6 +1,8 @@
 //! What was sent and answered, for the log's drill-down: one row per request, shared by the
 //! log rows of its batch, body deflate-compressed, credentials never stored (their headers hold
-//! `<redacted>`). An erasure replaces the erased player's items in the stored bodies.
+//! `<redacted>`). An erasure replaces the erased player's items in the stored bodies: each item
+//! is found by its player through the log row that points at it, or through `request_items`
+//! when no log row does.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -18,6 +20,9 @@ const MAX_ANSWER: usize = 16 * 1024;
 pub struct RequestRecord {
     pub at: i64,
     pub config_id: i64,
+    pub network: Network,
+    /// Per item of the body, in order, the player it belongs to (so that an erasure finds it).
+    pub item_players: Vec<String>,
     pub url: String,
     /// Credential headers redacted.
     pub headers: serde_json::Map<String, serde_json::Value>,
@@ -64,10 +69,11 @@ fn truncated(text: &str) -> String {
 /// A request ready for its row: compressed and serialised before the write lock is taken,
 /// so that delivery holds the lock only for the insert (compressing a batch's body took
 /// milliseconds, while every enqueue waited).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct RequestRow {
     at: i64,
     config_id: i64,
+    pub(super) network: Network,
     url: String,
     headers: String,
     body: Vec<u8>,
@@ -85,6 +91,7 @@ impl RequestRow {
         Ok(Self {
             at: r.at,
             config_id: r.config_id,
+            network: r.network,
             url: r.url.clone(),
             headers: to_json(&r.headers)?,
             body: compress(&r.body)?,
@@ -93,6 +100,74 @@ impl RequestRow {
             answer: r.response_body.as_deref().map(truncated),
         })
     }
+}
+
+impl RequestRow {
+    /// The same request with some items replaced (their players were erased meanwhile).
+    pub(super) fn redacted(&self, indices: &[i64]) -> Result<Self, StoreError> {
+        let mut row = self.clone();
+        if let Some(body) = redacted_body(self.network, &self.body, indices)? {
+            row.body = body;
+        }
+        Ok(row)
+    }
+}
+
+/// A stored (compressed) body with the items at `indices` replaced; `None` when the body is not
+/// JSON with items (nothing to redact).
+fn redacted_body(network: Network, stored: &[u8], indices: &[i64]) -> Result<Option<Vec<u8>>, StoreError> {
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&decompress(stored)?) else { return Ok(None) };
+    if crate::networks::redact_items(network, &mut body, indices) == 0 {
+        return Ok(None);
+    }
+    let bytes = serde_json::to_vec(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    compress(&bytes).map(Some)
+}
+
+/// Replaces items of stored requests, inside the caller's transaction: `(request id, network,
+/// item indices)`. Returns how many items were replaced.
+pub(super) async fn redact_stored_items(
+    tx: &mut sqlx::SqliteConnection,
+    items: BTreeMap<i64, (Network, Vec<i64>)>,
+) -> Result<u64, StoreError> {
+    let mut redacted = 0;
+    for (request_id, (network, indices)) in items {
+        let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM delivery_requests WHERE id = ?")
+            .bind(request_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(body) = stored.and_then(|s| redacted_body(network, &s, &indices).transpose()) else { continue };
+        sqlx::query("UPDATE delivery_requests SET body = ? WHERE id = ?")
+            .bind(body?)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+        redacted += indices.len() as u64;
+    }
+    Ok(redacted)
+}
+
+/// Files the items that no log row points at under their players: `(request index, item, player
+/// key)`, the request index into `request_ids`.
+pub(super) async fn insert_request_items(
+    tx: &mut sqlx::SqliteConnection,
+    items: &[(usize, i64, &str)],
+    requests: &[RequestRow],
+    request_ids: &[i64],
+) -> Result<(), StoreError> {
+    for chunk in items.chunks(256) {
+        let mut insert: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
+            "INSERT OR IGNORE INTO request_items (player_key, request_id, item_index, network) ",
+        );
+        insert.push_values(chunk, |mut b, (request, item, key)| {
+            b.push_bind(*key)
+                .push_bind(request_ids.get(*request).copied())
+                .push_bind(item)
+                .push_bind(requests.get(*request).map(|r| r.network.as_str()));
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 /// Inserts the requests of a settlement; returns their ids in order.
@@ -150,14 +225,18 @@ impl Store {
         }))
     }
 
-    /// Replaces a player's items in the stored requests (their log rows name request and item).
+    /// Replaces a player's items in the stored requests: those their log rows point at and
+    /// those filed in `request_items`, which are then forgotten too.
     pub(super) async fn redact_player_items(&self, player_key: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(
             "SELECT request_ref, item_index, network FROM delivery_log
-             WHERE player_key = ? AND request_ref IS NOT NULL AND item_index IS NOT NULL",
+             WHERE player_key = ?1 AND request_ref IS NOT NULL AND item_index IS NOT NULL
+             UNION ALL
+             SELECT request_id, item_index, network FROM request_items WHERE player_key = ?1",
         )
         .bind(player_key)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
         let mut by_request: BTreeMap<i64, (Network, Vec<i64>)> = BTreeMap::new();
         for r in &rows {
@@ -169,22 +248,9 @@ impl Store {
                 .1
                 .push(r.try_get("item_index")?);
         }
-        let mut redacted = 0;
-        for (request_id, (network, indices)) in by_request {
-            let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM delivery_requests WHERE id = ?")
-                .bind(request_id)
-                .fetch_optional(&self.pool)
-                .await?;
-            let Some(stored) = stored else { continue };
-            let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&decompress(&stored)?) else { continue };
-            redacted += crate::networks::redact_items(network, &mut body, &indices) as u64;
-            let bytes = serde_json::to_vec(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query("UPDATE delivery_requests SET body = ? WHERE id = ?")
-                .bind(compress(&bytes)?)
-                .bind(request_id)
-                .execute(&self.pool)
-                .await?;
-        }
+        let redacted = redact_stored_items(&mut tx, by_request).await?;
+        sqlx::query("DELETE FROM request_items WHERE player_key = ?").bind(player_key).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(redacted)
     }
 }

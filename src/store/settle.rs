@@ -7,13 +7,20 @@
 //! The order keeps a crash part-way safe: attempts are logged before rows leave their lease,
 //! so a crash leaves rows leased, sent again once the lease expires (at least once; the
 //! networks drop the repeat by event id), never a settled row without its log row.
+//!
+//! A player erased while their batch was in flight is never written back: each part's
+//! transaction holds the write lock from its start and reads the erasure list inside it, so an
+//! erasure commits either before (the part files the player's rows under no key and redacts
+//! their items) or after (the erasure finds what the part wrote).
+
+use std::collections::{BTreeMap, HashSet};
 
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::queue::{ids_json, insert_ranges, NewLogEntry, Offline, Retry, SettleReport, Settlement};
-use super::requests::RequestRow;
+use super::requests::{insert_request_items, redact_stored_items, RequestRow};
 use super::{Store, StoreError};
-use crate::model::LogEntry;
+use crate::model::{LogEntry, Network};
 
 /// Rows of one kind of outcome, applied in one transaction.
 #[derive(Debug, Clone, Copy)]
@@ -175,6 +182,34 @@ pub struct PreparedSettlement {
     requests: Vec<RequestRow>,
     /// Per log entry, its player's keyed hash.
     keys: Vec<String>,
+    /// The requests' items that no log entry points at: (request, item, player key).
+    unlogged: Vec<(usize, i64, String)>,
+}
+
+/// Which of these player keys were erased, read inside the caller's transaction.
+async fn erased_keys<'k>(
+    tx: &mut sqlx::SqliteConnection,
+    keys: impl Iterator<Item = &'k str>,
+) -> Result<HashSet<String>, StoreError> {
+    let mut keys: Vec<&str> = keys.collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let list = serde_json::to_string(&keys).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let erased: Vec<String> = sqlx::query_scalar(
+        "SELECT player_key FROM erased_player_keys WHERE player_key IN (SELECT value FROM json_each(?))",
+    )
+    .bind(list)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(erased.into_iter().collect())
+}
+
+/// Per log entry, its key unless its player was erased.
+fn keys_unless_erased(keys: &[String], erased: &HashSet<String>) -> Vec<Option<String>> {
+    keys.iter().map(|k| (!erased.contains(k)).then(|| k.clone())).collect()
 }
 
 impl Store {
@@ -189,13 +224,91 @@ impl Store {
     pub fn prepare_settlement(&self, settlement: Settlement) -> Result<PreparedSettlement, StoreError> {
         let requests = settlement.requests.iter().map(RequestRow::new).collect::<Result<_, _>>()?;
         let keys = settlement.log.iter().map(|e| self.player_key(&e.player_id)).collect();
-        Ok(PreparedSettlement { settlement, requests, keys })
+        let mut logged: HashSet<(usize, i64)> = HashSet::new();
+        for e in &settlement.log {
+            if let (Some(request), Some(item)) = (e.request, e.item_index) {
+                logged.insert((request, item));
+            }
+        }
+        let mut unlogged = Vec::new();
+        for (r, request) in settlement.requests.iter().enumerate() {
+            for (item, player) in request.item_players.iter().enumerate() {
+                let item = item as i64;
+                if !logged.contains(&(r, item)) {
+                    unlogged.push((r, item, self.player_key(player)));
+                }
+            }
+        }
+        Ok(PreparedSettlement { settlement, requests, keys, unlogged })
+    }
+
+    /// The first part's transaction: the requests (their erased players' items redacted), the
+    /// items no log row points at, and the part's log rows. Returns the requests' ids.
+    async fn write_requests_and_log(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        prepared: &PreparedSettlement,
+        entries: &[NewLogEntry],
+        keys: &[String],
+    ) -> Result<(Vec<i64>, Option<Vec<LogEntry>>), StoreError> {
+        let PreparedSettlement { settlement: s, requests, unlogged, .. } = prepared;
+        let all_keys = prepared.keys.iter().chain(unlogged.iter().map(|(_, _, k)| k)).map(String::as_str);
+        let erased = erased_keys(tx, all_keys).await?;
+        let request_ids = if erased.is_empty() {
+            super::requests::insert_requests(tx, requests).await?
+        } else {
+            let mut gone: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
+            for (e, key) in s.log.iter().zip(&prepared.keys) {
+                if let (Some(request), Some(item), true) = (e.request, e.item_index, erased.contains(key)) {
+                    gone.entry(request).or_default().push(item);
+                }
+            }
+            for (request, item, key) in unlogged {
+                if erased.contains(key) {
+                    gone.entry(*request).or_default().push(*item);
+                }
+            }
+            let redacted: Vec<RequestRow> = requests
+                .iter()
+                .enumerate()
+                .map(|(r, row)| gone.get(&r).map_or_else(|| Ok(row.clone()), |items| row.redacted(items)))
+                .collect::<Result<_, _>>()?;
+            super::requests::insert_requests(tx, &redacted).await?
+        };
+        let kept: Vec<(usize, i64, &str)> =
+            unlogged.iter().filter(|(_, _, k)| !erased.contains(k)).map(|(r, i, k)| (*r, *i, k.as_str())).collect();
+        insert_request_items(tx, &kept, requests, &request_ids).await?;
+        let logged = self.insert_log(tx, entries, &keys_unless_erased(keys, &erased), &request_ids).await?;
+        Ok((request_ids, logged))
+    }
+
+    /// A later part's log rows. A player erased since the first part is filed under no key,
+    /// and their items in the requests the first part stored are redacted now.
+    async fn write_log_part(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        entries: &[NewLogEntry],
+        keys: &[String],
+        request_ids: &[i64],
+    ) -> Result<Option<Vec<LogEntry>>, StoreError> {
+        let erased = erased_keys(tx, keys.iter().map(String::as_str)).await?;
+        if !erased.is_empty() {
+            let mut gone: BTreeMap<i64, (Network, Vec<i64>)> = BTreeMap::new();
+            for (e, key) in entries.iter().zip(keys) {
+                let request = e.request.and_then(|r| request_ids.get(r).copied());
+                if let (Some(request), Some(item), true) = (request, e.item_index, erased.contains(key)) {
+                    gone.entry(request).or_insert((e.network, Vec::new())).1.push(item);
+                }
+            }
+            redact_stored_items(tx, gone).await?;
+        }
+        self.insert_log(tx, entries, &keys_unless_erased(keys, &erased), request_ids).await
     }
 
     /// Writes a prepared settlement. Every row statement matches the settlement's lease token,
     /// so rows another dispatcher re-claimed meanwhile are left alone and counted as lost.
     pub async fn settle_prepared(&self, prepared: &PreparedSettlement) -> Result<SettleReport, StoreError> {
-        let PreparedSettlement { settlement: s, requests, keys } = prepared;
+        let PreparedSettlement { settlement: s, keys, .. } = prepared;
         let max_rows = self.write_gate.delivery_part_rows();
         let mut longest_hold_ms = 0f64;
         // 1. The attempts: the requests with the first rows, which refer to them.
@@ -209,11 +322,15 @@ impl Store {
             for (index, (entries, keys)) in parts.into_iter().enumerate() {
                 let _turn = self.delivery_turn().await;
                 let held = std::time::Instant::now();
-                let mut tx = self.pool.begin().await?;
-                if index == 0 {
-                    request_ids = super::requests::insert_requests(&mut tx, requests).await?;
-                }
-                let logged = self.insert_log(&mut tx, entries, keys, &request_ids).await?;
+                // IMMEDIATE: the erasure list read inside is the one in force when it commits.
+                let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let logged = if index == 0 {
+                    let (ids, logged) = self.write_requests_and_log(&mut tx, prepared, entries, keys).await?;
+                    request_ids = ids;
+                    logged
+                } else {
+                    self.write_log_part(&mut tx, entries, keys, &request_ids).await?
+                };
                 tx.commit().await?;
                 longest_hold_ms = longest_hold_ms.max(held.elapsed().as_secs_f64() * 1e3);
                 if let Some(logged) = logged.filter(|l| !l.is_empty()) {
@@ -256,7 +373,7 @@ impl Store {
         &self,
         tx: &mut sqlx::SqliteConnection,
         entries: &[NewLogEntry],
-        keys: &[String],
+        keys: &[Option<String>],
         request_ids: &[i64],
     ) -> Result<Option<Vec<LogEntry>>, StoreError> {
         // Rows are copied for live views only while someone follows the log.

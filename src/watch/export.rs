@@ -17,6 +17,15 @@ pub enum ExportFormat {
     Ndjson,
 }
 
+/// A file the user chose to export to, as the window knows it: the path stays in the shell,
+/// the window names the file by `handle` (single use) and only shows `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ExportTarget {
+    pub handle: String,
+    pub path: String,
+    pub format: ExportFormat,
+}
+
 /// Progress of an export, sent as it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ExportProgress {
