@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{error_json, open};
+use super::error_json;
 use crate::connect::{validate, ConnectError, Connector};
 use crate::delivery::{Credential, Credentials};
 use crate::model::{formats, ApiError, Game, InputError, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
@@ -116,7 +116,10 @@ fn report(result: Result<serde_json::Value, ConnectError>) -> ExitCode {
 
 /// The credential lifecycle on the data dir's database and the OS keychain.
 async fn connector(data_dir: &Path) -> Result<(Store, Connector, Game), ConnectError> {
-    let (store, first_game) = open(data_dir).await.map_err(ConnectError::Local)?;
+    // Typed errors: a missing keychain (which holds the log's player key) is reported as
+    // `keychain_unavailable`, not as a storage failure.
+    let store = Store::open(data_dir).await?;
+    let first_game = store.ensure_demo_game(&crate::sandbox_base_url()).await?;
     let connector = Connector::new(store.clone(), Arc::new(Credentials::with_system_keychain()));
     Ok((store, connector, first_game))
 }
