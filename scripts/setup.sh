@@ -10,6 +10,8 @@ want_tests=false
 packages=(libwebkit2gtk-4.1-dev librsvg2-dev build-essential pkg-config curl python3)
 # The keychain tests need a real Secret Service: gnome-keyring in a private D-Bus session.
 $want_tests && packages+=(webkit2gtk-driver xvfb xauth imagemagick gnome-keyring dbus-daemon)
+# The PostgreSQL engine's suite runs against a throwaway cluster (scripts/with-postgres.sh).
+$want_tests && packages+=(postgresql openssl)
 
 missing=()
 for p in "${packages[@]}"; do

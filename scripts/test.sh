@@ -25,8 +25,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "build the tests (outside the keyring session: a long build inside it saw the keyring locked)"
 cargo test --workspace --no-fail-fast --no-run
 
-step "cargo test --workspace (inside a private D-Bus session with GNOME Keyring: a real Secret Service)"
-bash scripts/with-keyring.sh cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/cargo.log"
+step "cargo test --workspace (a private D-Bus session with GNOME Keyring: a real Secret Service; a throwaway PostgreSQL cluster)"
+bash scripts/with-postgres.sh bash scripts/with-keyring.sh cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/cargo.log"
 
 step "contract cases through the CLI (shared/contract/check.py)"
 # The shared checker and cases when shared/ stands beside the repo (CI); the copies otherwise.

@@ -28,7 +28,7 @@ fn purchase(event_id: &str, player: &str) -> ConversionEvent {
 /// A store in a fresh directory with the demo game, and the id of its first config.
 async fn demo_store(dir: &Path) -> (Store, i64) {
     let store = Store::open(dir).await.unwrap();
-    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
+    let game = postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap();
     let config = store.configs(game.id).await.unwrap()[0].id;
     (store, config)
 }

@@ -33,7 +33,7 @@ fn goal_form(name: &str, event: &str) -> GoalInput {
 async fn games_are_created_renamed_switched_and_deleted_with_everything_of_theirs() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    let demo = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
+    let demo = postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap();
     assert!(demo.demo);
     let setup = setup_on(&store).await;
     let game = setup.create_game("  Space Miner ").await.unwrap();
@@ -47,7 +47,7 @@ async fn games_are_created_renamed_switched_and_deleted_with_everything_of_their
     store.set_current_game(game.id).await.unwrap();
     store.close().await;
     let store = Store::open(dir.path()).await.unwrap();
-    assert_eq!(store.ensure_demo_game("http://127.0.0.1:9").await.unwrap().id, game.id, "after a restart too");
+    assert_eq!(postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap().id, game.id, "after a restart too");
 
     // Give the game a config, goals, a queued event and a log row, then delete it.
     let setup = setup_on(&store).await;

@@ -1,14 +1,17 @@
 //! The store against a real SQLite file in a temporary directory.
 
+#[macro_use]
+mod engines;
+
 use postback::model::{ApiError, Goal, IntegrationStatus, Network, PostbackConfig, XConfig};
-use postback::store::{NewDelivery, Store, StoreError, StoreOptions, DB_FILE, DEMO_GAME_NAME};
+use postback::store::{NewDelivery, Store, StoreError, StoreOptions, DB_FILE};
 use serde_json::json;
 
 /// A store in a fresh directory with the demo game, and the id of its first config.
 async fn demo_store() -> (tempfile::TempDir, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
+    let game = postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap();
     let config = store.configs(game.id).await.unwrap()[0].id;
     (dir, store, config)
 }
@@ -88,58 +91,89 @@ async fn configs_round_trip_without_test_codes() {
     }
 }
 
-#[tokio::test]
-async fn a_game_has_at_most_one_x_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let game = store.create_game("Space Miner").await.unwrap();
-    store.create_config(game.id, &x_config("oka17"), None).await.unwrap();
-    let err = store.create_config(game.id, &x_config("zzz99"), None).await.unwrap_err();
-    assert!(matches!(err, StoreError::ConfigExists(Network::X)), "{err:?}");
-    let api: ApiError = err.into();
-    assert_eq!(api.code, "config_exists");
-    assert!(api.message.contains("X Ads"), "{}", api.message);
-    // The first config is untouched and another game may have its own.
-    assert_eq!(store.configs(game.id).await.unwrap()[0].config, x_config("oka17"));
-    let other = store.create_game("Other").await.unwrap();
-    store.create_config(other.id, &x_config("zzz99"), None).await.unwrap();
-}
+// The set-up side on both engines (engines/mod.rs).
+on_both_engines! {
+    async fn a_game_has_at_most_one_x_config(store: Store) {
+        let game = store.create_game("Space Miner").await.unwrap();
+        store.create_config(game.id, &x_config("oka17"), None).await.unwrap();
+        let err = store.create_config(game.id, &x_config("zzz99"), None).await.unwrap_err();
+        assert!(matches!(err, StoreError::ConfigExists(Network::X)), "{err:?}");
+        let api: ApiError = err.into();
+        assert_eq!(api.code, "config_exists");
+        assert!(api.message.contains("X Ads"), "{}", api.message);
+        // The first config is untouched and another game may have its own.
+        assert_eq!(store.configs(game.id).await.unwrap()[0].config, x_config("oka17"));
+        let other = store.create_game("Other").await.unwrap();
+        store.create_config(other.id, &x_config("zzz99"), None).await.unwrap();
+    }
 
-#[tokio::test]
-async fn unknown_game_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let err = store.create_config(404, &x_config("oka17"), None).await.unwrap_err();
-    assert!(matches!(err, StoreError::GameNotFound(404)));
-}
+    async fn unknown_game_is_a_clear_error(store: Store) {
+        let err = store.create_config(404, &x_config("oka17"), None).await.unwrap_err();
+        assert!(matches!(err, StoreError::GameNotFound(404)));
+    }
 
-#[tokio::test]
-async fn first_start_creates_the_sandbox_game_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let game = store.ensure_demo_game("http://127.0.0.1:47811").await.unwrap();
-    assert_eq!(game.name, DEMO_GAME_NAME);
-    let again = store.ensure_demo_game("http://127.0.0.1:47811").await.unwrap();
-    assert_eq!(again, game);
-    assert_eq!(store.games().await.unwrap().len(), 1);
-    let rows = store.integrations(game.id).await.unwrap();
-    let networks: Vec<_> = rows.iter().map(|r| (r.network, r.display_name.as_str())).collect();
-    assert_eq!(networks, [(Network::TikTok, "TikTok Ads"), (Network::Reddit, "Reddit Ads"), (Network::X, "X Ads")]);
-    assert!(rows.iter().all(|r| r.status == IntegrationStatus::Connected && r.enabled));
-    assert!(rows.iter().all(|r| r.base_url.as_deref() == Some("http://127.0.0.1:47811")));
-}
+    async fn first_start_creates_the_sandbox_game_once(store: Store) {
+        let game = postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:47811").await.unwrap();
+        assert_eq!(game.name, postback::sandbox::DEMO_GAME_NAME);
+        let again = postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:47811").await.unwrap();
+        assert_eq!(again, game);
+        assert_eq!(store.games().await.unwrap().len(), 1);
+        let rows = store.integrations(game.id).await.unwrap();
+        let networks: Vec<_> = rows.iter().map(|r| (r.network, r.display_name.as_str())).collect();
+        assert_eq!(networks, [(Network::TikTok, "TikTok Ads"), (Network::Reddit, "Reddit Ads"), (Network::X, "X Ads")]);
+        assert!(rows.iter().all(|r| r.status == IntegrationStatus::Connected && r.enabled));
+        assert!(rows.iter().all(|r| r.base_url.as_deref() == Some("http://127.0.0.1:47811")));
+    }
 
-#[tokio::test]
-async fn a_missing_network_shows_as_not_connected() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let game = store.create_game("Space Miner").await.unwrap();
-    store.create_config(game.id, &x_config("oka17"), None).await.unwrap();
-    let rows = store.integrations(game.id).await.unwrap();
-    assert_eq!(rows.len(), 3);
-    assert_eq!(rows[0].status, IntegrationStatus::NotConnected);
-    assert_eq!(rows[0].pixel, None);
-    assert_eq!(rows[2].pixel.as_deref(), Some("oka17"));
+    async fn a_missing_network_shows_as_not_connected(store: Store) {
+        let game = store.create_game("Space Miner").await.unwrap();
+        store.create_config(game.id, &x_config("oka17"), None).await.unwrap();
+        let rows = store.integrations(game.id).await.unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].status, IntegrationStatus::NotConnected);
+        assert_eq!(rows[0].pixel, None);
+        assert_eq!(rows[2].pixel.as_deref(), Some("oka17"));
+    }
+
+    async fn integrations_of_an_unknown_game_is_not_found(store: Store) {
+        let err = store.integrations(99).await.unwrap_err();
+        assert_eq!(ApiError::from(err).code, "not_found");
+    }
+
+    async fn games_goals_and_settings_round_trip(store: Store) {
+        let game = store.create_game_in("Space Miner", Some("US")).await.unwrap();
+        let err = store.create_game("Space Miner").await.unwrap_err();
+        assert!(matches!(err, StoreError::GameExists(_)), "{err:?}");
+        let renamed = store.update_game(game.id, "Space Miner 2", None).await.unwrap();
+        assert_eq!((renamed.name.as_str(), renamed.default_country.as_deref()), ("Space Miner 2", None));
+        let other = store.create_game("asteroid hunter").await.unwrap();
+        // Names sort without regard to case.
+        let names: Vec<String> = store.games().await.unwrap().into_iter().map(|g| g.name).collect();
+        assert_eq!(names, ["asteroid hunter", "Space Miner 2"]);
+        store.set_current_game(game.id).await.unwrap();
+        assert_eq!(store.current_game().await.unwrap().unwrap().id, game.id);
+
+        let buy = Goal { event_tag: None, ..Goal::mapped("buy", "Purchase", "purchase", "") };
+        store.save_goal(game.id, &buy).await.unwrap();
+        store.save_goal(game.id, &Goal { event_tag: None, ..Goal::mapped("launch", "Launch", "game_launch", "") }).await.unwrap();
+        store.set_goal_active(game.id, "buy", false).await.unwrap();
+        let goals = store.goals(game.id).await.unwrap();
+        assert_eq!(goals.iter().map(|g| (g.id.as_str(), g.active)).collect::<Vec<_>>(), [("buy", false), ("launch", true)]);
+
+        assert_eq!(store.meta("retention").await.unwrap(), None);
+        assert_eq!(store.set_meta_once("instance", "a").await.unwrap(), "a");
+        assert_eq!(store.set_meta_once("instance", "b").await.unwrap(), "a", "the first value stands");
+        store.set_meta("retention", "7").await.unwrap();
+        store.set_meta("retention", "9").await.unwrap();
+        assert_eq!(store.meta("retention").await.unwrap().as_deref(), Some("9"));
+
+        store.create_config(game.id, &x_config("oka17"), Some("ref-1")).await.unwrap();
+        let usage = store.game_usage(game.id).await.unwrap();
+        assert_eq!((usage.configs, usage.goals, usage.queued, usage.log_rows), (1, 2, 0, 0), "{usage:?}");
+        assert_eq!(store.delete_game(game.id).await.unwrap(), ["ref-1".to_owned()], "its keychain references");
+        assert_eq!(store.current_game().await.unwrap().unwrap().id, other.id);
+        assert!(matches!(store.game(game.id).await, Err(StoreError::GameNotFound(_))));
+    }
 }
 
 #[tokio::test]
@@ -149,14 +183,6 @@ async fn an_unwritable_data_dir_is_reported() {
     std::fs::write(&file, "x").unwrap();
     let err = Store::open(&file.join("sub")).await.unwrap_err();
     assert!(err.to_string().contains("POSTBACK_DATA_DIR"), "{err}");
-}
-
-#[tokio::test]
-async fn integrations_of_an_unknown_game_is_not_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let err = store.integrations(99).await.unwrap_err();
-    assert_eq!(ApiError::from(err).code, "not_found");
 }
 
 /// Enqueues write on a connection of their own; closing the store closes it too, and an
@@ -200,7 +226,7 @@ async fn one_enqueue_tells_new_repeated_and_expired_keys_apart() {
     use postback::store::{Settlement, DEDUP_WINDOW_MS};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
+    let game = postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap();
     let configs = store.configs(game.id).await.unwrap();
     let (a, b) = (configs[0].id, configs[1].id);
     let [pending, recent, expired, new]: [ConversionEvent; 4] = ["pending", "recent", "expired", "new"].map(purchase);
@@ -386,7 +412,7 @@ async fn the_wal_starts_over_under_sustained_writes_and_overlapping_readers() {
     // many times.
     let options = StoreOptions { wal_restart_pages: 2048, ..StoreOptions::default() };
     let store = Store::open_with(dir.path(), options).await.unwrap();
-    let game = store.ensure_demo_game("http://127.0.0.1:9").await.unwrap();
+    let game = postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap();
     let config = store.configs(game.id).await.unwrap()[0].id;
     // Two readers of their own (as `postback log` beside the app, or a long page of the window)
     // whose read transactions of 20 ms overlap: at every instant one of them holds a snapshot.
@@ -440,4 +466,28 @@ async fn the_wal_starts_over_under_sustained_writes_and_overlapping_readers() {
     }
     let restarts = salts.await.unwrap().saturating_sub(1);
     assert!(restarts >= 2, "the WAL started over {restarts} times during {round} enqueues of 2,000 rows of 1 KB");
+}
+
+#[tokio::test]
+async fn postgres_over_tls_verifies_the_server_certificate() {
+    let url = engines::fresh_database().await;
+    let ca = std::env::var("POSTBACK_TEST_PG_CA").expect("POSTBACK_TEST_PG_CA from scripts/with-postgres.sh");
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+    let store = Store::open_postgres(&verified, engines::options()).await.expect("verify-full against the test CA");
+    store.create_game("Over TLS").await.unwrap();
+    assert_eq!(store.engine_name(), "postgres");
+    // The certificate is really checked: without the right root, verify-full is refused.
+    let missing = format!("{url}?sslmode=verify-full&sslrootcert={ca}.missing");
+    assert!(Store::open_postgres(&missing, engines::options()).await.is_err());
+}
+
+#[tokio::test]
+async fn postgres_urls_that_cannot_work_say_what_to_fix_without_the_password() {
+    let err = Store::open_postgres("postgres://u:hunter2@127.0.0.1:notaport/db", engines::options()).await.unwrap_err();
+    assert!(matches!(err, StoreError::BadDatabaseUrl { .. }), "{err:?}");
+    assert!(err.to_string().contains("postgres://USER:PASSWORD@HOST"), "{err}");
+    let err = Store::open_postgres("postgres://u:hunter2@127.0.0.1:1/db", engines::options()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("127.0.0.1:1") && !message.contains("hunter2"), "{message}");
 }

@@ -26,7 +26,7 @@ impl AppState {
     /// Opens the database (creating it and the demo game on first start).
     pub async fn open(data_dir: PathBuf) -> Result<Self, postback::store::StoreError> {
         let store = Store::open(&data_dir).await?;
-        store.ensure_demo_game(&postback::sandbox_base_url()).await?;
+        postback::sandbox::ensure_demo_game(&store, &postback::sandbox_base_url()).await?;
         // The keychain connects on first use: the sandbox demo works without one.
         let credentials = Arc::new(Credentials::with_system_keychain());
         let connector = Connector::new(store.clone(), credentials.clone());

@@ -21,7 +21,7 @@ fn a_taken_sandbox_port_moves_the_sandbox_and_sandbox_configs_deliver_to_it() {
     runtime.block_on(async {
         let store = Store::open(dir.path()).await.expect("store");
         // The demo configs store the usual sandbox URL, credential_ref 'sandbox'.
-        let game = store.ensure_demo_game(&postback::sandbox_base_url()).await.expect("demo game");
+        let game = postback::sandbox::ensure_demo_game(&store, &postback::sandbox_base_url()).await.expect("demo game");
         let credentials = Arc::new(Credentials::without_keychain());
         let background = background::start(store.clone(), credentials, dir.path(), asked).await;
 

@@ -119,7 +119,7 @@ async fn connector(data_dir: &Path) -> Result<(Store, Connector, Game), ConnectE
     // Typed errors: a missing keychain (which holds the log's player key) is reported as
     // `keychain_unavailable`, not as a storage failure.
     let store = Store::open(data_dir).await?;
-    let first_game = store.ensure_demo_game(&crate::sandbox_base_url()).await?;
+    let first_game = crate::sandbox::ensure_demo_game(&store, &crate::sandbox_base_url()).await?;
     let connector = Connector::new(store.clone(), Arc::new(Credentials::with_system_keychain()));
     Ok((store, connector, first_game))
 }

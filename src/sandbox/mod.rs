@@ -6,6 +6,7 @@
 //! (`guard.rs`): web pages the user visits must not drive it.
 
 mod control;
+mod demo_game;
 mod guard;
 mod local;
 pub mod oauth;
@@ -24,6 +25,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use demo_game::{ensure_demo_game, DEMO_GAME_NAME};
 pub use local::{local_base_url, resolve, start_local, LocalSandbox};
 pub use state::{Faults, NetworkStats, PixelView, SandboxState};
 

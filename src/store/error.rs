@@ -22,6 +22,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the queue took {written} of {expected} new conversions; nothing was accepted, send the events again")]
     EnqueueMismatch { written: u64, expected: u64 },
+    #[error("--database {url}: {reason}; write it as postgres://USER:PASSWORD@HOST:5432/DATABASE?sslmode=require")]
+    BadDatabaseUrl { url: String, reason: String },
+    #[error("cannot reach the database at {url}: {reason}; check that the server runs and the address, user and password are right")]
+    Unreachable { url: String, reason: String },
+    /// A part of the store not yet ported to PostgreSQL (issue 21 lands it in steps).
+    #[error("{0} is not available on a PostgreSQL workspace yet")]
+    NotOnPostgresYet(&'static str),
     /// The log's player key lives in the OS keychain.
     #[error("the delivery log's player key is kept in the OS keychain: {0}")]
     Keychain(#[from] crate::secrets::SecretsError),
@@ -41,6 +48,9 @@ impl From<StoreError> for crate::model::ApiError {
             | StoreError::Sqlx(_)
             | StoreError::Corrupt(_)
             | StoreError::EnqueueMismatch { .. }
+            | StoreError::NotOnPostgresYet(_)
+            | StoreError::BadDatabaseUrl { .. }
+            | StoreError::Unreachable { .. }
             | StoreError::Keychain(_) => "storage",
         };
         crate::model::ApiError::new(code, e.to_string())

@@ -1,40 +1,23 @@
-//! SQLite persistence (sqlx): the only module with SQL. One database file per data directory,
-//! WAL journal, migrations embedded in the binary.
+//! Persistence: the only module with SQL. One API (`Store`) over two engines, one folder
+//! each: SQLite (`sqlite/`, the embedded default: one file in the data directory) and
+//! PostgreSQL (`postgres/`, for a team's shared workspace and its server workers). What is not
+//! SQL — the rows the store takes and gives — is shared (`rows.rs`).
 
-mod checkpoint;
-mod configs;
 mod error;
-mod games;
-mod goals;
-mod log;
 mod player_key;
-mod queue;
-mod requests;
-mod settle;
-mod traffic;
-mod write_gate;
+mod postgres;
+mod rows;
+mod sqlite;
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
-
 pub use crate::model::LogFilter;
-pub use configs::{ConfigLoad, OfflineState, StoredConfig, DEMO_GAME_NAME};
+use crate::model::{Game, Goal, GoalForm, Health, IntegrationStatus, LogEntry, LogSummary, Network, PostbackConfig};
 pub use error::StoreError;
-pub use queue::{
-    EnqueueReport, Leased, NewDelivery, NewLogEntry, Offline, Pause, Replay, ReplayRefusal, Retry, SettleReport,
-    Settlement, DEDUP_WINDOW_MS,
-};
-pub use requests::{RequestRecord, StoredRequest};
-pub use settle::PreparedSettlement;
-pub use traffic::TrafficCount;
-pub use write_gate::EnqueueComing;
-
-use player_key::PlayerKeyer;
+pub use rows::*;
+pub use sqlite::{EnqueueComing, PreparedSettlement};
 
 /// The database file inside a data directory.
 pub const DB_FILE: &str = "postback.db";
@@ -52,15 +35,15 @@ pub fn default_data_dir() -> PathBuf {
 pub struct StoreOptions {
     /// Where the log's player key is kept: the OS keychain unless given (tests, benchmarks).
     pub keychain: Option<Arc<dyn crate::secrets::SecretStore>>,
-    /// How long a statement waits for another writer before failing with "database is locked".
+    /// SQLite: how long a statement waits for another writer before failing with "database is locked".
     pub busy_timeout: Duration,
     /// SQLite page cache per connection, in KiB. Four connections share the file; the OS page
     /// cache holds the rest, so a small cache keeps the dispatcher's memory flat.
     pub cache_kib: u32,
-    /// Sync every enqueue commit to disk (synchronous=FULL) so an accepted event survives power
-    /// loss. Off only to measure what it costs.
+    /// Sync every enqueue commit to disk (SQLite: synchronous=FULL) so an accepted event
+    /// survives power loss. Off only to measure what it costs.
     pub durable_enqueue: bool,
-    /// A WAL longer than this many pages is started over at the write gate (checkpoint.rs).
+    /// SQLite: a WAL longer than this many pages is started over at the write gate.
     pub wal_restart_pages: i64,
 }
 
@@ -83,181 +66,709 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             cache_kib: 8 * 1024,
             durable_enqueue: true,
-            wal_restart_pages: checkpoint::DEFAULT_RESTART_PAGES,
+            wal_restart_pages: sqlite::DEFAULT_RESTART_PAGES,
         }
     }
 }
 
-/// The data directory 0700 and the database with its WAL and shared memory 0600, before SQLite
-/// opens it: SQLite creates the WAL and shared-memory files with the database file's mode.
-fn make_private(data_dir: &Path, db: &Path) -> std::io::Result<()> {
-    crate::private_files::create_dir(data_dir)?;
-    crate::private_files::open_or_create(db)?;
-    for suffix in ["-wal", "-shm"] {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        crate::private_files::restrict(Path::new(&name), 0o600)?;
-    }
-    Ok(())
+/// The store: one API, whichever engine holds the data.
+#[derive(Clone, Debug)]
+pub struct Store {
+    engine: Engine,
 }
 
 #[derive(Clone, Debug)]
-pub struct Store {
-    pool: SqlitePool,
-    path: PathBuf,
-    players: Arc<PlayerKeyer>,
-    durable_enqueue: bool,
-    /// Every batch of log rows this process writes, for live views.
-    log_events: tokio::sync::broadcast::Sender<Arc<Vec<crate::model::LogEntry>>>,
-    /// The order of this process's hot-path writes (write_gate.rs).
-    write_gate: Arc<write_gate::WriteGate>,
-    checkpointer: Arc<checkpoint::Checkpointer>,
-    busy_timeout: Duration,
-    /// How connections are opened (the enqueue connection's, below).
-    connect_options: SqliteConnectOptions,
-    /// The connection every enqueue writes on, opened on first use and synced on each commit
-    /// (synchronous=FULL) for good. Enqueues hold the write gate, so they never wait for it.
-    /// Taken from the pool, an enqueue switched it to FULL and back: two of a small commit's
-    /// ~14 round trips to SQLite's thread.
-    enqueue_connection: Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>,
+enum Engine {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 impl Store {
-    /// Opens (creating if needed) the database in `data_dir` and applies pending migrations.
+    /// Opens (creating if needed) the SQLite database in `data_dir` and applies pending migrations.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
         Self::open_with(data_dir, StoreOptions::default()).await
     }
 
     pub async fn open_with(data_dir: &Path, settings: StoreOptions) -> Result<Self, StoreError> {
-        let path = data_dir.join(DB_FILE);
-        make_private(data_dir, &path)
-            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode survives a process crash; acknowledged enqueues switch to FULL
-            // for their own commit so that they also survive power loss.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .pragma("cache_size", format!("-{}", settings.cache_kib.max(64)))
-            .pragma("temp_store", "memory")
-            // Deleted rows are overwritten with zeros, in their pages and in freed pages: an
-            // erased player (or a purged payload) is not recoverable from the file.
-            .pragma("secure_delete", "on")
-            // Checkpoints run beside the writers (checkpoint.rs); the WAL file is cut back to
-            // 64 MiB when it restarts.
-            .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", (64 * 1024 * 1024).to_string())
-            .busy_timeout(settings.busy_timeout);
-        // POSTBACK_LOG_SQL=1: every statement and its time as a tracing event (target
-        // `sqlx::query`), to find what a slow path spends its time on.
-        let options = if std::env::var_os("POSTBACK_LOG_SQL").is_some() {
-            sqlx::ConnectOptions::log_statements(options, tracing::log::LevelFilter::Info)
-        } else {
-            sqlx::ConnectOptions::log_statements(options, tracing::log::LevelFilter::Off)
-        };
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
-        sqlx::migrate!("src/store/migrations").run(&pool).await?;
-        let keychain = settings.keychain.clone().unwrap_or_else(|| Arc::new(crate::secrets::Keychain::system()));
-        let (players, moved_out_of_file) = PlayerKeyer::load_or_create(&pool, keychain).await?;
-        let (log_events, _) = tokio::sync::broadcast::channel(256);
-        let store = Self {
-            pool,
-            path,
-            players: Arc::new(players),
-            durable_enqueue: settings.durable_enqueue,
-            log_events,
-            write_gate: Default::default(),
-            checkpointer: Arc::new(checkpoint::Checkpointer::new(settings.wal_restart_pages)),
-            busy_timeout: settings.busy_timeout,
-            connect_options: options,
-            enqueue_connection: Default::default(),
-        };
-        if moved_out_of_file {
-            // The old key and raw ids are overwritten in the database; their WAL frames too.
-            store.empty_wal().await;
-        }
-        Ok(store)
+        Ok(Self { engine: Engine::Sqlite(sqlite::SqliteStore::open_with(data_dir, settings).await?) })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Opens a PostgreSQL database (`postgres://…`, TLS by its `sslmode`) and applies pending
+    /// migrations.
+    pub async fn open_postgres(url: &str, settings: StoreOptions) -> Result<Self, StoreError> {
+        Ok(Self { engine: Engine::Postgres(postgres::PgStore::open(url, settings).await?) })
+    }
+
+    /// Which engine holds the data: `sqlite` or `postgres`.
+    pub fn engine_name(&self) -> &'static str {
+        match &self.engine {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The database file, on SQLite.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.engine {
+            Engine::Sqlite(engine) => Some(engine.path()),
+            Engine::Postgres(_) => None,
+        }
+    }
+
+    /// Marks an enqueue on its way to SQLite's write gate until dropped (see [`EnqueueComing`]);
+    /// PostgreSQL has no gate to order.
+    pub fn enqueue_coming(&self) -> Option<EnqueueComing> {
+        match &self.engine {
+            Engine::Sqlite(engine) => Some(engine.enqueue_coming()),
+            Engine::Postgres(_) => None,
+        }
+    }
+
+    /// Saves a new config. A game has at most one config per network: a second one is refused.
+    pub async fn create_config(
+        &self,
+        game_id: i64,
+        config: &PostbackConfig,
+        credential_ref: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.create_config(game_id, config, credential_ref).await,
+            Engine::Postgres(engine) => engine.create_config(game_id, config, credential_ref).await,
+        }
+    }
+
+    /// One config by id.
+    pub async fn config(&self, config_id: i64) -> Result<StoredConfig, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.config(config_id).await,
+            Engine::Postgres(engine) => engine.config(config_id).await,
+        }
+    }
+
+    /// The game's config for one network, if it has one.
+    pub async fn config_for(&self, game_id: i64, network: Network) -> Result<Option<StoredConfig>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.config_for(game_id, network).await,
+            Engine::Postgres(engine) => engine.config_for(game_id, network).await,
+        }
+    }
+
+    /// Replaces a config's settings and credential reference in one transaction and lets it
+    /// deliver again. X goal mappings are replaced only when `config` carries goals, so a
+    /// reconnect keeps them.
+    pub async fn update_config(
+        &self,
+        config_id: i64,
+        config: &PostbackConfig,
+        credential_ref: &str,
+    ) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.update_config(config_id, config, credential_ref).await,
+            Engine::Postgres(engine) => engine.update_config(config_id, config, credential_ref).await,
+        }
+    }
+
+    /// The events a TikTok / Reddit config forwards.
+    pub async fn set_trigger_events(&self, config_id: i64, events: &[String]) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.set_trigger_events(config_id, events).await,
+            Engine::Postgres(engine) => engine.set_trigger_events(config_id, events).await,
+        }
+    }
+
+    /// Turns a config's delivery on or off: while off, its events are not queued and those
+    /// already queued wait.
+    pub async fn set_enabled(&self, config_id: i64, enabled: bool) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.set_enabled(config_id, enabled).await,
+            Engine::Postgres(engine) => engine.set_enabled(config_id, enabled).await,
+        }
+    }
+
+    /// Removes a config; its queued events and goal mappings go with it (the log stays).
+    pub async fn delete_config(&self, config_id: i64) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.delete_config(config_id).await,
+            Engine::Postgres(engine) => engine.delete_config(config_id).await,
+        }
+    }
+
+    /// The game's configs, in network order.
+    pub async fn configs(&self, game_id: i64) -> Result<Vec<StoredConfig>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.configs(game_id).await,
+            Engine::Postgres(engine) => engine.configs(game_id).await,
+        }
+    }
+
+    /// Every enabled config of every game, paused ones included; a config whose settings no
+    /// longer parse is listed apart with the reason instead of failing the others.
+    pub async fn delivery_configs(&self) -> Result<ConfigLoad, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.delivery_configs().await,
+            Engine::Postgres(engine) => engine.delivery_configs().await,
+        }
+    }
+
+    /// One row per network for Settings → Integrations, with each config's health.
+    pub async fn integrations(&self, game_id: i64) -> Result<Vec<ConfigSummary>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.integrations(game_id).await,
+            Engine::Postgres(engine) => engine.integrations(game_id).await,
+        }
+    }
+
+    pub async fn create_game(&self, name: &str) -> Result<Game, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.create_game(name).await,
+            Engine::Postgres(engine) => engine.create_game(name).await,
+        }
+    }
+
+    /// A new game with its default country for phone numbers (checked by the caller).
+    pub async fn create_game_in(&self, name: &str, default_country: Option<&str>) -> Result<Game, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.create_game_in(name, default_country).await,
+            Engine::Postgres(engine) => engine.create_game_in(name, default_country).await,
+        }
+    }
+
+    /// A new demo game (the sandbox's, made by a higher layer): marked so the window can say so.
+    pub async fn create_demo_game(&self, name: &str) -> Result<Game, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.create_demo_game(name).await,
+            Engine::Postgres(engine) => engine.create_demo_game(name).await,
+        }
+    }
+
+    pub async fn rename_game(&self, game_id: i64, name: &str) -> Result<Game, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.rename_game(game_id, name).await,
+            Engine::Postgres(engine) => engine.rename_game(game_id, name).await,
+        }
+    }
+
+    /// Sets (or with `None` clears) the country that the game's phone numbers written without
+    /// a country code are read in: an upper-case ISO 3166-1 alpha-2 code, checked by the caller.
+    pub async fn set_default_country(&self, game_id: i64, country: Option<&str>) -> Result<Game, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.set_default_country(game_id, country).await,
+            Engine::Postgres(engine) => engine.set_default_country(game_id, country).await,
+        }
+    }
+
+    /// The game form's save: name and default country in one statement.
+    pub async fn update_game(&self, game_id: i64, name: &str, country: Option<&str>) -> Result<Game, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.update_game(game_id, name, country).await,
+            Engine::Postgres(engine) => engine.update_game(game_id, name, country).await,
+        }
+    }
+
+    pub async fn game(&self, game_id: i64) -> Result<Game, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.game(game_id).await,
+            Engine::Postgres(engine) => engine.game(game_id).await,
+        }
+    }
+
+    pub async fn games(&self) -> Result<Vec<Game>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.games().await,
+            Engine::Postgres(engine) => engine.games().await,
+        }
+    }
+
+    /// What deleting a game removes, for the confirmation.
+    pub async fn game_usage(&self, game_id: i64) -> Result<GameUsage, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.game_usage(game_id).await,
+            Engine::Postgres(engine) => engine.game_usage(game_id).await,
+        }
+    }
+
+    /// Deletes a game and everything of it in one transaction: configs (their queues and goal
+    /// mappings cascade), goals (and their once-per-player memory), and its delivery log.
+    /// Returns the keychain references its configs used, for the caller to remove.
+    pub async fn delete_game(&self, game_id: i64) -> Result<Vec<String>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.delete_game(game_id).await,
+            Engine::Postgres(engine) => engine.delete_game(game_id).await,
+        }
+    }
+
+    /// The game the window shows: the one chosen last, else the first.
+    pub async fn current_game(&self) -> Result<Option<Game>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.current_game().await,
+            Engine::Postgres(engine) => engine.current_game().await,
+        }
+    }
+
+    /// A setting kept in the database (`None` when never set).
+    pub async fn meta(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.meta(name).await,
+            Engine::Postgres(engine) => engine.meta(name).await,
+        }
+    }
+
+    pub async fn set_meta(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.set_meta(name, value).await,
+            Engine::Postgres(engine) => engine.set_meta(name, value).await,
+        }
+    }
+
+    /// Sets a value unless one is there; returns the value that stands (two processes agree).
+    pub async fn set_meta_once(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.set_meta_once(name, value).await,
+            Engine::Postgres(engine) => engine.set_meta_once(name, value).await,
+        }
+    }
+
+    pub async fn set_current_game(&self, game_id: i64) -> Result<Game, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.set_current_game(game_id).await,
+            Engine::Postgres(engine) => engine.set_current_game(game_id).await,
+        }
+    }
+
+    /// The game's goals in their order (no event tags: those belong to an X config).
+    pub async fn goals(&self, game_id: i64) -> Result<Vec<Goal>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.goals(game_id).await,
+            Engine::Postgres(engine) => engine.goals(game_id).await,
+        }
+    }
+
+    /// Adds a goal at the end, or updates the goal with the same key in place.
+    pub async fn save_goal(&self, game_id: i64, goal: &Goal) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.save_goal(game_id, goal).await,
+            Engine::Postgres(engine) => engine.save_goal(game_id, goal).await,
+        }
+    }
+
+    pub async fn set_goal_active(&self, game_id: i64, key: &str, active: bool) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.set_goal_active(game_id, key, active).await,
+            Engine::Postgres(engine) => engine.set_goal_active(game_id, key, active).await,
+        }
+    }
+
+    /// Deletes a goal; its X mappings and once-per-player memory go with it.
+    pub async fn delete_goal(&self, game_id: i64, key: &str) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.delete_goal(game_id, key).await,
+            Engine::Postgres(engine) => engine.delete_goal(game_id, key).await,
+        }
+    }
+
+    /// Puts the game's goals in this order (X sends a multi-goal event's conversions in it).
+    pub async fn reorder_goals(&self, game_id: i64, keys: &[String]) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.reorder_goals(game_id, keys).await,
+            Engine::Postgres(engine) => engine.reorder_goals(game_id, keys).await,
+        }
+    }
+
+    /// Sets (or, with `None`, removes) the Single Event Tags of an X config's goals, in one
+    /// transaction; goals not named keep theirs.
+    pub async fn set_goal_tags(&self, config_id: i64, tags: &[(String, Option<String>)]) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.set_goal_tags(config_id, tags).await,
+            Engine::Postgres(engine) => engine.set_goal_tags(config_id, tags).await,
+        }
+    }
+
+    /// Removes an X config's tags that belong to another pixel than `pixel_id` (the pixel
+    /// changed); returns how many.
+    pub async fn clear_foreign_tags(&self, config_id: i64, pixel_id: &str) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.clear_foreign_tags(config_id, pixel_id).await,
+            Engine::Postgres(engine) => engine.clear_foreign_tags(config_id, pixel_id).await,
+        }
+    }
+
+    /// One page of the log, newest first (keyset paging, never OFFSET). Every shape of filter
+    /// reads about one page of index entries, however large the log:
+    /// - an event id: its index;
+    /// - statuses of a game or config: one range of `(config, status, at, id)` per pair, each
+    ///   newest first and cut at the page size, merged (rare and common statuses alike);
+    /// - no status: the newest-first walk of the whole log's time index, filtered by config.
+    pub async fn log_page(&self, filter: &LogFilter) -> Result<Vec<LogEntry>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.log_page(filter).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("log_page")),
+        }
+    }
+
+    /// How many rows a filter matches (an export's progress total).
+    pub async fn log_count(&self, filter: &LogFilter) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.log_count(filter).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("log_count")),
+        }
+    }
+
+    /// One row by id.
+    pub async fn log_entry(&self, id: i64) -> Result<Option<(LogEntry, Option<i64>, Option<i64>)>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.log_entry(id).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("log_entry")),
+        }
+    }
+
+    /// The conversions of one stored request and how each fared (their latest attempt in it).
+    pub async fn log_batch(&self, request_ref: i64) -> Result<Vec<BatchItem>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.log_batch(request_ref).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("log_batch")),
+        }
+    }
+
+    /// The chart and totals of a filter's time range and configs, from the hourly counts kept
+    /// with every log insert: bars per hour, per day over 7 days. (Statuses and event ids do
+    /// not narrow the chart: it shows the whole range.)
+    pub async fn log_summary(&self, filter: &LogFilter, now_ms: i64) -> Result<LogSummary, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.log_summary(filter, now_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("log_summary")),
+        }
+    }
+
+    /// Re-queues, under their own event ids, the failed and given-up conversions a filter shows
+    /// (those still kept as dead rows). Returns how many.
+    pub async fn replay_filtered(&self, filter: &LogFilter, now_ms: i64) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.replay_filtered(filter, now_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("replay_filtered")),
+        }
+    }
+
+    /// Re-queues the named log rows' conversions when they are dead (failed or given up).
+    pub async fn replay_log_rows(&self, log_ids: &[i64], now_ms: i64) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.replay_log_rows(log_ids, now_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("replay_log_rows")),
+        }
+    }
+
+    /// Credential failures (a 401/403 with no success since), no recent activity (no attempt in
+    /// 24 h), or normal.
+    /// Index seeks on (config, status, at) only: instant on millions of rows.
+    pub async fn health(&self, config_id: i64, now_ms: i64) -> Result<Health, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.health(config_id, now_ms).await,
+            Engine::Postgres(engine) => engine.health(config_id, now_ms).await,
+        }
+    }
+
+    /// Retention: deletes log rows, stored requests, hourly counts and traffic older than
+    /// `retention_ms`, and dedup memory older than 48 h, in chunks so that writers are never
+    /// blocked for long. Returns the log rows deleted.
+    pub async fn prune(&self, now_ms: i64, retention_ms: i64) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.prune(now_ms, retention_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("prune")),
+        }
+    }
+
+    /// Deletes failed and given-up events (their payload, player and all) settled before
+    /// `settled_before_ms`: kept for replay until then. Returns how many were purged.
+    pub async fn purge_failed(&self, settled_before_ms: i64) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.purge_failed(settled_before_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("purge_failed")),
+        }
+    }
+
+    /// How long failed events are kept for replay (milliseconds), when set; else the caller's
+    /// default applies.
+    pub async fn failed_retention_ms(&self) -> Result<Option<i64>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.failed_retention_ms().await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("failed_retention_ms")),
+        }
+    }
+
+    /// Sets (or with `None`, resets to the default) how long failed events are kept.
+    pub async fn set_failed_retention_ms(&self, retention_ms: Option<i64>) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.set_failed_retention_ms(retention_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("set_failed_retention_ms")),
+        }
+    }
+
+    /// When the config last delivered anything (its newest Success row).
+    pub async fn last_success(&self, config_id: i64) -> Result<Option<i64>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.last_success(config_id).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("last_success")),
+        }
+    }
+
+    /// Events actually sent (an HTTP answer came) for a config since a time, per second:
+    /// seeds the X window limiter after a restart so the window is never exceeded.
+    pub async fn sent_per_second(&self, config_id: i64, since_ms: i64) -> Result<Vec<(i64, u64)>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.sent_per_second(config_id, since_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("sent_per_second")),
+        }
+    }
+
+    /// Benchmarks and demos only: `rows` synthetic attempts of a config, spread evenly over the
+    /// `span_ms` before `now_ms` (1 in 10 failed, 1 in 10 retried), filed under 100,000 players
+    /// `player-0` … `player-99999` (keyed as real rows are), inserted set-wise in SQL.
+    pub async fn fill_synthetic_log(
+        &self,
+        config_id: i64,
+        rows: u64,
+        now_ms: i64,
+        span_ms: i64,
+    ) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.fill_synthetic_log(config_id, rows, now_ms, span_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("fill_synthetic_log")),
+        }
     }
 
     pub async fn close(&self) {
-        if let Some(conn) = self.enqueue_connection.lock().await.take() {
-            let _ = sqlx::Connection::close(conn).await;
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.close().await,
+            Engine::Postgres(engine) => engine.close().await,
         }
-        self.pool.close().await;
-    }
-
-    /// A new connection for enqueues: synced commits unless `durable_enqueue` is off.
-    async fn open_enqueue_connection(&self) -> Result<sqlx::SqliteConnection, StoreError> {
-        // A closed store stays closed: no enqueue opens a connection after `close`.
-        if self.pool.is_closed() {
-            return Err(sqlx::Error::PoolClosed.into());
-        }
-        let sync = if self.durable_enqueue { SqliteSynchronous::Full } else { SqliteSynchronous::Normal };
-        Ok(sqlx::ConnectOptions::connect(&self.connect_options.clone().synchronous(sync)).await?)
     }
 
     /// Bytes of the database in use (pages in use × page size, committed WAL pages included).
     pub async fn used_bytes(&self) -> Result<u64, StoreError> {
-        let (pages, free, size): (i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT page_count FROM pragma_page_count()), (SELECT freelist_count FROM pragma_freelist_count()),
-                    (SELECT page_size FROM pragma_page_size())",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u64::try_from((pages - free) * size).unwrap_or(0))
-    }
-
-    /// A turn at the write gate for an enqueue.
-    async fn enqueue_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.write_gate.enqueue_turn().await
-    }
-
-    /// Marks an enqueue on its way to the write gate until dropped (see [`EnqueueComing`]).
-    pub fn enqueue_coming(&self) -> EnqueueComing {
-        self.write_gate.enqueue_coming()
-    }
-
-    /// A turn at the write gate for delivery: after the enqueues waiting or coming now.
-    async fn delivery_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.write_gate.delivery_turn().await
-    }
-
-    /// After a large commit: copy the WAL into the database soon, in the background.
-    pub(crate) fn checkpoint_soon(&self) {
-        self.checkpointer.soon(&self.pool, &self.write_gate, self.busy_timeout);
-    }
-
-    /// After an erasure: the WAL copied into the database and emptied, so that the erased
-    /// data (overwritten in the database by `secure_delete`) is in no WAL frame either.
-    pub(crate) async fn empty_wal(&self) {
-        match checkpoint::truncate(&self.pool, &self.write_gate, self.busy_timeout).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                "readers kept the WAL busy; erased data stays in its old frames until the WAL starts over"
-            ),
-            Err(e) => tracing::warn!(error = %e, "could not empty the WAL after an erasure"),
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.used_bytes().await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("used_bytes")),
         }
     }
 
     /// SQLite's own consistency check of the whole file: `ok`, or what is damaged.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&self.pool).await?;
-        Ok(rows.join("; "))
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.integrity_check().await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("integrity_check")),
+        }
     }
 
     /// Follows the log rows this process writes (each settled batch as one message).
     pub fn subscribe_log(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<crate::model::LogEntry>>> {
-        self.log_events.subscribe()
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.subscribe_log(),
+            Engine::Postgres(engine) => engine.subscribe_log(),
+        }
     }
 
     /// The keyed hash under which the log files a player (never the raw id).
     pub fn player_key(&self, player_id: &str) -> String {
-        self.players.key(player_id)
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.player_key(player_id),
+            Engine::Postgres(engine) => engine.player_key(player_id),
+        }
+    }
+
+    /// Enqueues conversions, skipping any seen within 48 h. All or nothing, and durable once it
+    /// returns: the commit is synced to disk (synchronous=FULL) because the caller tells the
+    /// event's source that it was accepted.
+    pub async fn enqueue(&self, items: &[NewDelivery<'_>], now_ms: i64) -> Result<EnqueueReport, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.enqueue(items, now_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("enqueue")),
+        }
+    }
+
+    /// [`Store::enqueue`], and in the same transaction (one synced commit, not two) the traffic
+    /// counters `traffic` derives from what was queued.
+    pub async fn enqueue_counted(
+        &self,
+        items: &[NewDelivery<'_>],
+        now_ms: i64,
+        traffic: impl FnOnce(&EnqueueReport) -> Vec<TrafficCount>,
+    ) -> Result<EnqueueReport, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.enqueue_counted(items, now_ms, traffic).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("enqueue_counted")),
+        }
+    }
+
+    /// Returns expired leases (a dispatcher died or hung mid-batch) to the queue.
+    pub async fn reclaim_expired_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.reclaim_expired_leases(now_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("reclaim_expired_leases")),
+        }
+    }
+
+    /// Keeps the rows of one claim leased until `until` (the heartbeat of a running batch).
+    /// Returns how many rows the token still holds.
+    pub async fn extend_lease(&self, lease_token: &str, until: i64) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.extend_lease(lease_token, until).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("extend_lease")),
+        }
+    }
+
+    /// Puts every row of one claim back unchanged (its task failed before settling).
+    pub async fn release_lease(&self, lease_token: &str) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.release_lease(lease_token).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("release_lease")),
+        }
+    }
+
+    /// Claims up to `limit` ready rows of a config under `lease_token` until
+    /// `now + lease_ms`, oldest first. A token names one claim: use a new one for each.
+    pub async fn claim(
+        &self,
+        config_id: i64,
+        lease_token: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Leased>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.claim(config_id, lease_token, now_ms, lease_ms, limit).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("claim")),
+        }
+    }
+
+    /// Queue size: (ready, leased, dead).
+    pub async fn queue_counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.queue_counts().await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("queue_counts")),
+        }
+    }
+
+    /// Conversions of a config still waiting to be delivered (ready or in flight).
+    pub async fn pending_count(&self, config_id: i64) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.pending_count(config_id).await,
+            Engine::Postgres(engine) => engine.pending_count(config_id).await,
+        }
+    }
+
+    /// The earliest time a waiting row of an active config may run: its backoff time (not before
+    /// its config's network is probed again), or the end of a lease (perhaps of a dispatcher
+    /// that died). `None`: nothing waits. Index lookups only, per config.
+    pub async fn next_run_at(&self) -> Result<Option<i64>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.next_run_at().await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("next_run_at")),
+        }
+    }
+
+    /// Puts a config's dead (failed or given-up) rows back into the queue under their own event
+    /// ids. Named events that were delivered, are still pending or are unknown are refused with
+    /// the reason, and nothing is re-queued then. Returns how many rows were re-queued.
+    pub async fn replay(&self, replay: &Replay, now_ms: i64) -> Result<Result<u64, ReplayRefusal>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.replay(replay, now_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("replay")),
+        }
+    }
+
+    /// Lets a paused config deliver again (its credentials changed).
+    pub async fn unpause(&self, config_id: i64) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.unpause(config_id).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("unpause")),
+        }
+    }
+
+    /// Pauses a config with a reason a person can act on (a row that cannot be read, a task
+    /// that keeps failing).
+    pub async fn pause(&self, config_id: i64, reason: &str) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.pause(config_id, reason).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("pause")),
+        }
+    }
+
+    /// Forgets a player: future events are skipped, queued ones removed, their items in stored
+    /// requests redacted and the log unlinked; the list keeps only the keyed hash of the id.
+    /// Returns (queued conversions removed, log rows unlinked). The log is updated in small
+    /// transactions through its player index, so a dispatcher never waits long for the lock.
+    /// Deleted data is overwritten (`secure_delete`) and the WAL copied back and emptied, so
+    /// nothing of the player stays readable in the files.
+    pub async fn erase_player(&self, player_id: &str, now_ms: i64) -> Result<(u64, u64), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.erase_player(player_id, now_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("erase_player")),
+        }
+    }
+
+    /// How many players were ever erased: when it has not changed since a batch was checked,
+    /// no player of the batch was erased meanwhile (one cheap count instead of a lookup).
+    pub async fn erasure_count(&self) -> Result<i64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.erasure_count().await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("erasure_count")),
+        }
+    }
+
+    /// Which of these players were erased (looked up by their keyed hashes).
+    pub async fn erased_among(&self, players: &[&str]) -> Result<HashSet<String>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.erased_among(players).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("erased_among")),
+        }
+    }
+
+    pub async fn stored_request(&self, id: i64) -> Result<Option<StoredRequest>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.stored_request(id).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("stored_request")),
+        }
+    }
+
+    /// Applies one batch's outcomes (see the module's notes on order and size): prepared, then
+    /// written.
+    pub async fn settle(&self, s: Settlement) -> Result<SettleReport, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.settle(s).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("settle")),
+        }
+    }
+
+    /// The CPU work of settling (compressing bodies, keying players), without the store's lock:
+    /// done on the caller's thread, which may run at a lower priority than the writes.
+    pub fn prepare_settlement(&self, settlement: Settlement) -> Result<PreparedSettlement, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.prepare_settlement(settlement),
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("prepare_settlement")),
+        }
+    }
+
+    /// Writes a prepared settlement. Every row statement matches the settlement's lease token,
+    /// so rows another dispatcher re-claimed meanwhile are left alone and counted as lost.
+    pub async fn settle_prepared(&self, prepared: &PreparedSettlement) -> Result<SettleReport, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.settle_prepared(prepared).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("settle_prepared")),
+        }
+    }
+
+    /// Adds counters to the hour of `now_ms`.
+    pub async fn record_traffic(&self, now_ms: i64, counts: &[TrafficCount]) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.record_traffic(now_ms, counts).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("record_traffic")),
+        }
+    }
+
+    /// A game's counters summed over `[since, until)`.
+    pub async fn traffic(&self, game_id: i64, since_ms: i64, until_ms: i64) -> Result<Vec<TrafficCount>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.traffic(game_id, since_ms, until_ms).await,
+            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("traffic")),
+        }
     }
 }

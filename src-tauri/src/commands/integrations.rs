@@ -8,7 +8,7 @@ pub async fn app_info(state: State<'_, AppState>) -> Result<AppInfo, ApiError> {
     Ok(AppInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         data_dir: state.data_dir.display().to_string(),
-        current_game: state.store.ensure_demo_game(&postback::sandbox_base_url()).await?,
+        current_game: postback::sandbox::ensure_demo_game(&state.store, &postback::sandbox_base_url()).await?,
         sandbox_demo: postback::model::SandboxDemo::get(),
     })
 }

@@ -2,45 +2,12 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
+use crate::store::rows::*;
 use crate::model::{
     ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig, SetupGap,
     TikTokConfig, XConfig,
 };
-
-pub const DEMO_GAME_NAME: &str = "Sandbox Game";
-
-/// A config as saved: the settings plus what the store knows about it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredConfig {
-    pub id: i64,
-    pub game_id: i64,
-    pub enabled: bool,
-    /// The keychain entry holding the credential (never the credential itself).
-    pub credential_ref: Option<String>,
-    /// Why delivery is paused (the network refused the credentials), if it is.
-    pub paused_reason: Option<String>,
-    /// Whether the network answered lately.
-    pub offline: OfflineState,
-    pub config: PostbackConfig,
-}
-
-/// A config whose network gave no answer: since when, when to probe next, why.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OfflineState {
-    pub since: Option<i64>,
-    pub until: Option<i64>,
-    pub probes: i64,
-    pub reason: Option<String>,
-}
-
-/// The configs the dispatcher works on, and those whose stored settings cannot be read (each
-/// with the reason; the dispatcher pauses them and goes on with the others).
-#[derive(Debug, Default)]
-pub struct ConfigLoad {
-    pub configs: Vec<StoredConfig>,
-    pub broken: Vec<(i64, String)>,
-}
 
 const CONFIG_COLUMNS: &str =
     "id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason,
@@ -120,7 +87,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-impl Store {
+impl SqliteStore {
     /// Saves a new config. A game has at most one config per network: a second one is refused.
     pub async fn create_config(
         &self,
@@ -393,23 +360,5 @@ impl Store {
             });
         }
         Ok(rows)
-    }
-
-    /// On first start: a demo game whose three configs point at the built-in sandbox.
-    /// Does nothing when any game exists. Returns the current game (the one chosen last).
-    pub async fn ensure_demo_game(&self, sandbox_base_url: &str) -> Result<Game, StoreError> {
-        if let Some(current) = self.current_game().await? {
-            return Ok(current);
-        }
-        let game = self.create_game_row(DEMO_GAME_NAME, true, None).await?;
-        let goals = vec![
-            Goal::mapped("launch", "Game launch", "game_launch", "tw-sbx01-launch"),
-            Goal::mapped("purchase", "Purchase", "purchase", "tw-sbx01-buy01"),
-        ];
-        let demo = crate::sandbox::demo_configs(sandbox_base_url, &["game_launch", "purchase"], goals);
-        for config in &demo {
-            self.create_config(game.id, config, Some(crate::SANDBOX_CREDENTIAL_REF)).await?;
-        }
-        Ok(game)
     }
 }

@@ -3,7 +3,8 @@
 
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
+use crate::store::rows::*;
 use crate::model::{
     BatchItem, ChartBucket, DeliveryStatus, Health, LogEntry, LogFilter, LogSummary, LogTotals, Network,
 };
@@ -75,7 +76,7 @@ pub(super) fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<LogEntry, StoreErr
 /// The `meta` setting: how long failed events are kept for replay, in milliseconds.
 const FAILED_RETENTION: &str = "failed_retention_ms";
 
-impl Store {
+impl SqliteStore {
     /// One page of the log, newest first (keyset paging, never OFFSET). Every shape of filter
     /// reads about one page of index entries, however large the log:
     /// - an event id: its index;
@@ -288,7 +289,7 @@ impl Store {
             if n < 5000 {
                 // Delivered events are remembered for dedup for 48 h only.
                 sqlx::query("DELETE FROM queue WHERE state = 'done' AND enqueued_at < ?")
-                    .bind(now_ms - super::DEDUP_WINDOW_MS)
+                    .bind(now_ms - DEDUP_WINDOW_MS)
                     .execute(&self.pool)
                     .await?;
                 for table in ["delivery_requests WHERE at", "log_hourly WHERE hour", "traffic WHERE hour"] {
@@ -364,7 +365,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Benchmarks and demos only: `rows` synthetic attempts of a config, spread evenly over the
     /// `span_ms` before `now_ms` (1 in 10 failed, 1 in 10 retried), filed under 100,000 players
     /// `player-0` … `player-99999` (keyed as real rows are), inserted set-wise in SQL.

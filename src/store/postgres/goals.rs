@@ -3,12 +3,12 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{PgStore, StoreError};
 use crate::model::{Goal, TriggerRule, ValueFilter};
 
 pub(super) const GOAL_COLUMNS: &str = "g.key, g.name, g.event, g.active, g.rule, g.min_value, g.currency";
 
-pub(super) fn goal_of(r: &sqlx::sqlite::SqliteRow, event_tag: Option<String>) -> Result<Goal, StoreError> {
+pub(super) fn goal_of(r: &sqlx::postgres::PgRow, event_tag: Option<String>) -> Result<Goal, StoreError> {
     let key: String = r.try_get("key")?;
     let rule: String = r.try_get("rule")?;
     let value_filter = match (r.try_get::<Option<String>, _>("min_value")?, r.try_get::<Option<String>, _>("currency")?)
@@ -27,12 +27,12 @@ pub(super) fn goal_of(r: &sqlx::sqlite::SqliteRow, event_tag: Option<String>) ->
     })
 }
 
-impl Store {
+impl PgStore {
     /// The game's goals in their order (no event tags: those belong to an X config).
     pub async fn goals(&self, game_id: i64) -> Result<Vec<Goal>, StoreError> {
         self.game(game_id).await?;
         let rows =
-            sqlx::query(&format!("SELECT {GOAL_COLUMNS} FROM goals g WHERE g.game_id = ? ORDER BY g.position, g.id"))
+            sqlx::query(&format!("SELECT {GOAL_COLUMNS} FROM goals g WHERE g.game_id = $1 ORDER BY g.position, g.id"))
                 .bind(game_id)
                 .fetch_all(&self.pool)
                 .await?;
@@ -43,8 +43,8 @@ impl Store {
     pub async fn save_goal(&self, game_id: i64, goal: &Goal) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let position: i64 = sqlx::query_scalar(
-            "SELECT COALESCE((SELECT position FROM goals WHERE game_id = ?1 AND key = ?2),
-                             (SELECT COALESCE(MAX(position), -1) + 1 FROM goals WHERE game_id = ?1))",
+            "SELECT COALESCE((SELECT position FROM goals WHERE game_id = $1 AND key = $2),
+                             (SELECT COALESCE(MAX(position), -1) + 1 FROM goals WHERE game_id = $1))",
         )
         .bind(game_id)
         .bind(&goal.id)
@@ -56,7 +56,7 @@ impl Store {
     }
 
     pub async fn set_goal_active(&self, game_id: i64, key: &str, active: bool) -> Result<(), StoreError> {
-        let n = sqlx::query("UPDATE goals SET active = ? WHERE game_id = ? AND key = ?")
+        let n = sqlx::query("UPDATE goals SET active = $1 WHERE game_id = $2 AND key = $3")
             .bind(active)
             .bind(game_id)
             .bind(key)
@@ -71,7 +71,7 @@ impl Store {
 
     /// Deletes a goal; its X mappings and once-per-player memory go with it.
     pub async fn delete_goal(&self, game_id: i64, key: &str) -> Result<(), StoreError> {
-        let n = sqlx::query("DELETE FROM goals WHERE game_id = ? AND key = ?")
+        let n = sqlx::query("DELETE FROM goals WHERE game_id = $1 AND key = $2")
             .bind(game_id)
             .bind(key)
             .execute(&self.pool)
@@ -87,7 +87,7 @@ impl Store {
     pub async fn reorder_goals(&self, game_id: i64, keys: &[String]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for (position, key) in keys.iter().enumerate() {
-            let n = sqlx::query("UPDATE goals SET position = ? WHERE game_id = ? AND key = ?")
+            let n = sqlx::query("UPDATE goals SET position = $1 WHERE game_id = $2 AND key = $3")
                 .bind(position as i64)
                 .bind(game_id)
                 .bind(key)
@@ -106,25 +106,25 @@ impl Store {
     /// transaction; goals not named keep theirs.
     pub async fn set_goal_tags(&self, config_id: i64, tags: &[(String, Option<String>)]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let game_id: i64 = sqlx::query_scalar("SELECT game_id FROM configs WHERE id = ? AND network = 'x'")
+        let game_id: i64 = sqlx::query_scalar("SELECT game_id FROM configs WHERE id = $1 AND network = 'x'")
             .bind(config_id)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::ConfigNotFound(config_id))?;
         for (key, tag) in tags {
-            let goal_id: i64 = sqlx::query_scalar("SELECT id FROM goals WHERE game_id = ? AND key = ?")
+            let goal_id: i64 = sqlx::query_scalar("SELECT id FROM goals WHERE game_id = $1 AND key = $2")
                 .bind(game_id)
                 .bind(key)
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| StoreError::GoalNotFound(key.clone()))?;
-            sqlx::query("DELETE FROM x_goal_tags WHERE config_id = ? AND goal_id = ?")
+            sqlx::query("DELETE FROM x_goal_tags WHERE config_id = $1 AND goal_id = $2")
                 .bind(config_id)
                 .bind(goal_id)
                 .execute(&mut *tx)
                 .await?;
             if let Some(tag) = tag {
-                sqlx::query("INSERT INTO x_goal_tags (config_id, goal_id, event_tag) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO x_goal_tags (config_id, goal_id, event_tag) VALUES ($1, $2, $3)")
                     .bind(config_id)
                     .bind(goal_id)
                     .bind(tag)
@@ -139,7 +139,7 @@ impl Store {
     /// Removes an X config's tags that belong to another pixel than `pixel_id` (the pixel
     /// changed); returns how many.
     pub async fn clear_foreign_tags(&self, config_id: i64, pixel_id: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM x_goal_tags WHERE config_id = ? AND event_tag NOT LIKE ?")
+        Ok(sqlx::query("DELETE FROM x_goal_tags WHERE config_id = $1 AND event_tag NOT LIKE $2")
             .bind(config_id)
             .bind(format!("tw-{pixel_id}-%"))
             .execute(&self.pool)

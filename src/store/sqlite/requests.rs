@@ -9,41 +9,12 @@ use std::io::{Read, Write};
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
+use crate::store::rows::*;
 use crate::model::Network;
 
 /// Answers are kept up to this size.
 const MAX_ANSWER: usize = 16 * 1024;
-
-/// One request as it went out, and its answer.
-#[derive(Debug, Clone)]
-pub struct RequestRecord {
-    pub at: i64,
-    pub config_id: i64,
-    pub network: Network,
-    /// Per item of the body, in order, the player it belongs to (so that an erasure finds it).
-    pub item_players: Vec<String>,
-    pub url: String,
-    /// Credential headers redacted.
-    pub headers: serde_json::Map<String, serde_json::Value>,
-    /// The body exactly as sent.
-    pub body: bytes::Bytes,
-    pub response_status: Option<u16>,
-    pub response_headers: BTreeMap<String, String>,
-    pub response_body: Option<String>,
-}
-
-/// A stored request read back for the drill-down.
-#[derive(Debug, Clone)]
-pub struct StoredRequest {
-    pub id: i64,
-    pub url: String,
-    pub headers: serde_json::Map<String, serde_json::Value>,
-    pub body: serde_json::Value,
-    pub response_status: Option<u16>,
-    pub response_headers: BTreeMap<String, String>,
-    pub response_body: Option<String>,
-}
 
 pub(super) fn compress(body: &[u8]) -> Result<Vec<u8>, StoreError> {
     let mut encoder =
@@ -196,7 +167,7 @@ pub(super) async fn insert_requests(
     Ok(ids)
 }
 
-impl Store {
+impl SqliteStore {
     pub async fn stored_request(&self, id: i64) -> Result<Option<StoredRequest>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT id, url, headers, body, response_status, response_headers, response_body

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::model::{Game, GameUsage};
 
 const CURRENT_GAME: &str = "current_game";
@@ -23,7 +23,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-impl Store {
+impl SqliteStore {
     pub async fn create_game(&self, name: &str) -> Result<Game, StoreError> {
         self.create_game_row(name, false, None).await
     }
@@ -31,6 +31,11 @@ impl Store {
     /// A new game with its default country for phone numbers (checked by the caller).
     pub async fn create_game_in(&self, name: &str, default_country: Option<&str>) -> Result<Game, StoreError> {
         self.create_game_row(name, false, default_country).await
+    }
+
+    /// A new demo game (the sandbox's, made by a higher layer): marked so the window can say so.
+    pub async fn create_demo_game(&self, name: &str) -> Result<Game, StoreError> {
+        self.create_game_row(name, true, None).await
     }
 
     pub(super) async fn create_game_row(

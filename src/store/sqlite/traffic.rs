@@ -3,7 +3,8 @@
 
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
+use crate::store::rows::*;
 
 /// Adds counters to the hour of `now_ms` on `conn` (a transaction's, or the pool's).
 pub(super) async fn add_traffic(
@@ -31,20 +32,7 @@ pub(super) async fn add_traffic(
     Ok(())
 }
 
-/// One counter to add to an hour.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrafficCount {
-    pub game_id: i64,
-    /// `import`, `ingest`, `demo`.
-    pub source: String,
-    /// 0 for the game as a whole (`arrived`).
-    pub config_id: i64,
-    /// `arrived`, `queued` or `skipped:<reason>`.
-    pub kind: String,
-    pub count: u64,
-}
-
-impl Store {
+impl SqliteStore {
     /// Adds counters to the hour of `now_ms`.
     pub async fn record_traffic(&self, now_ms: i64, counts: &[TrafficCount]) -> Result<(), StoreError> {
         let _turn = self.enqueue_turn().await;

@@ -17,9 +17,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::queue::{ids_json, insert_ranges, NewLogEntry, Offline, Retry, SettleReport, Settlement};
+use super::queue::{ids_json, insert_ranges};
+use crate::store::rows::{NewLogEntry, Offline, Retry, SettleReport, Settlement};
 use super::requests::{insert_request_items, redact_stored_items, RequestRow};
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::model::{LogEntry, Network};
 
 /// Rows of one kind of outcome, applied in one transaction.
@@ -212,7 +213,7 @@ fn keys_unless_erased(keys: &[String], erased: &HashSet<String>) -> Vec<Option<S
     keys.iter().map(|k| (!erased.contains(k)).then(|| k.clone())).collect()
 }
 
-impl Store {
+impl SqliteStore {
     /// Applies one batch's outcomes (see the module's notes on order and size): prepared, then
     /// written.
     pub async fn settle(&self, s: Settlement) -> Result<SettleReport, StoreError> {

@@ -1,0 +1,134 @@
+//! The PostgreSQL engine, for a team's shared workspace and its server workers: the same
+//! store API as SQLite over one database that any number of processes use at once. TLS to
+//! the server follows the URL's `sslmode` (`require`, `verify-full` with `sslrootcert`).
+//!
+//! Ported in steps (issue 21): games, goals, configs, settings and health so far; the queue,
+//! the log and erasure answer `NotOnPostgresYet` until their turn.
+
+mod configs;
+mod games;
+mod goals;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+
+use super::player_key::PlayerKeyer;
+use super::rows::*;
+use super::{StoreError, StoreOptions};
+use crate::model::{Health, LogEntry};
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// The lock every opening process takes while it migrates and reads the player key, so that
+/// two workers starting on a new database agree on one key (an arbitrary constant).
+const OPEN_LOCK: i64 = 0x706f_7374_6261_636b; // "postback"
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    players: Arc<PlayerKeyer>,
+    /// Every batch of log rows this process writes, for live views.
+    log_events: tokio::sync::broadcast::Sender<Arc<Vec<LogEntry>>>,
+}
+
+/// A URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "the PostgreSQL URL".into(),
+    }
+}
+
+impl PgStore {
+    pub async fn open(url: &str, settings: StoreOptions) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadDatabaseUrl {
+            url: redacted(url),
+            reason: e.to_string(),
+        })?;
+        let options = if std::env::var_os("POSTBACK_LOG_SQL").is_some() {
+            sqlx::ConnectOptions::log_statements(options, tracing::log::LevelFilter::Info)
+        } else {
+            sqlx::ConnectOptions::log_statements(options, tracing::log::LevelFilter::Off)
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unreachable { url: redacted(url), reason: e.to_string() })?;
+        let mut conn = pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(OPEN_LOCK).execute(&mut *conn).await?;
+        let opened = async {
+            sqlx::migrate!("src/store/postgres/migrations").run(&mut *conn).await?;
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes).map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
+            sqlx::query("INSERT INTO meta (name, value) VALUES ('instance_id', $1) ON CONFLICT (name) DO NOTHING")
+                .bind(hex::encode(bytes))
+                .execute(&mut *conn)
+                .await?;
+            let instance: String =
+                sqlx::query_scalar("SELECT value FROM meta WHERE name = 'instance_id'").fetch_one(&mut *conn).await?;
+            let keychain =
+                settings.keychain.clone().unwrap_or_else(|| Arc::new(crate::secrets::Keychain::system()));
+            PlayerKeyer::load(keychain, &instance, None).await
+        }
+        .await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(OPEN_LOCK).execute(&mut *conn).await;
+        let players = opened?;
+        let (log_events, _) = tokio::sync::broadcast::channel(256);
+        Ok(Self { pool, players: Arc::new(players), log_events })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Follows the log rows this process writes (each settled batch as one message).
+    pub fn subscribe_log(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<LogEntry>>> {
+        self.log_events.subscribe()
+    }
+
+    /// The keyed hash under which the log files a player (never the raw id).
+    pub fn player_key(&self, player_id: &str) -> String {
+        self.players.key(player_id)
+    }
+
+    /// A config's health from its log: credential refusals since the last success, activity
+    /// within a day, or none.
+    pub async fn health(&self, config_id: i64, now_ms: i64) -> Result<Health, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT MAX(at) FROM delivery_log WHERE config_id = $1 AND status = 'success'),
+                    (SELECT MAX(at) FROM delivery_log WHERE config_id = $1 AND status = 'held'),
+                    (SELECT MAX(hour) FROM log_hourly WHERE config_id = $1)",
+        )
+        .bind(config_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let (last_success, last_credential, last_hour): (Option<i64>, Option<i64>, Option<i64>) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        let last = last_hour.map(|h| h + 3_600_000 - 1);
+        Ok(match (last, last_credential) {
+            (_, Some(cred)) if last_success.is_none_or(|s| s < cred) => Health::CredentialFailures,
+            (Some(last), _) if last >= now_ms - DAY_MS => Health::Normal,
+            _ => Health::NoRecentActivity,
+        })
+    }
+
+    /// Conversions of a config still waiting to be delivered (ready or in flight).
+    pub async fn pending_count(&self, config_id: i64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue WHERE config_id = $1 AND state = 'ready'")
+            .bind(config_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
