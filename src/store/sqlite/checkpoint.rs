@@ -128,7 +128,8 @@ const TRUNCATE_WAIT_MS: u64 = 200;
 const TRUNCATE_ATTEMPTS: u32 = 10;
 
 /// Copies the whole WAL into the database and cuts the WAL file to nothing, so that no frame of
-/// deleted data stays in it (after an erasure). Each attempt holds the write gate and waits
+/// deleted data stays in it (after an erasure). Each attempt copies what it can beside the
+/// writers, then holds the write gate and waits
 /// [`TRUNCATE_WAIT_MS`] at most for readers of older pages. True when the WAL was emptied.
 pub(crate) async fn truncate(
     pool: &SqlitePool,
@@ -136,6 +137,11 @@ pub(crate) async fn truncate(
     busy_timeout: Duration,
 ) -> Result<bool, sqlx::Error> {
     for _ in 0..TRUNCATE_ATTEMPTS {
+        // Two PASSIVE passes first, outside the gate: they copy what no reader needs, so the
+        // TRUNCATE that writers wait for has little left to copy (after a large write, copying
+        // the whole WAL at the gate held a writer up for 5 s).
+        passive(pool).await?;
+        passive(pool).await?;
         let outcome = {
             let _turn = gate.turn().await;
             blocking_checkpoint(pool, "TRUNCATE", TRUNCATE_WAIT_MS, busy_timeout).await?
