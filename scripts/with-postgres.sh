@@ -28,11 +28,22 @@ trap stop EXIT
 
 "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U postback --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
-"${as_owner[@]}" openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
-  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-  -keyout "$dir/data/server.key" -out "$dir/data/server.crt" >/dev/null 2>&1
-chmod 600 "$dir/data/server.key"
-cp "$dir/data/server.crt" "$dir/ca.crt" && chmod 644 "$dir/ca.crt"
+# A CA of its own and a server certificate it signs (rustls refuses a self-signed certificate
+# as the server's own: "CA used as end entity").
+tls="$dir/tls"
+mkdir -p "$tls"
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$tls/server.ext"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Postback Desk test CA" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+  -keyout "$tls/ca.key" -out "$dir/ca.crt" >/dev/null 2>&1
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tls/server.key" -out "$tls/server.csr" >/dev/null 2>&1
+openssl x509 -req -in "$tls/server.csr" -CA "$dir/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial -days 2 \
+  -extfile "$tls/server.ext" -out "$tls/server.crt" >/dev/null 2>&1
+install -m 600 "$tls/server.key" "$dir/data/server.key"
+install -m 644 "$tls/server.crt" "$dir/data/server.crt"
+[ "$(id -u)" = 0 ] && chown postgres "$dir/data/server.key" "$dir/data/server.crt"
+rm -rf "$tls"
+chmod 644 "$dir/ca.crt"
 
 # Throwaway data: no fsync (a killed worker is a process crash, which PostgreSQL survives
 # without it); enough connections for several workers and the test harness.

@@ -47,7 +47,11 @@ async fn games_are_created_renamed_switched_and_deleted_with_everything_of_their
     store.set_current_game(game.id).await.unwrap();
     store.close().await;
     let store = Store::open(dir.path()).await.unwrap();
-    assert_eq!(postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap().id, game.id, "after a restart too");
+    assert_eq!(
+        postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap().id,
+        game.id,
+        "after a restart too"
+    );
 
     // Give the game a config, goals, a queued event and a log row, then delete it.
     let setup = setup_on(&store).await;

@@ -96,7 +96,8 @@ pub fn preview_command(
 /// (the default of commands that take `--game`).
 async fn open(data_dir: &Path) -> Result<(Store, Game), String> {
     let store = Store::open(data_dir).await.map_err(|e| e.to_string())?;
-    let first_game = crate::sandbox::ensure_demo_game(&store, &crate::sandbox_base_url()).await.map_err(|e| e.to_string())?;
+    let first_game =
+        crate::sandbox::ensure_demo_game(&store, &crate::sandbox_base_url()).await.map_err(|e| e.to_string())?;
     Ok((store, first_game))
 }
 

@@ -49,7 +49,7 @@ struct Prepared {
     source: Source,
     replies: Vec<oneshot::Sender<Result<Committed, CommitError>>>,
     /// Tells delivery that this group is on its way to the write gate.
-    _coming: EnqueueComing,
+    _coming: Option<EnqueueComing>,
 }
 
 /// Routed groups waiting for the writer. A waiting group takes in the requests of its game

@@ -14,7 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::model::LogFilter;
-use crate::model::{Game, Goal, GoalForm, Health, IntegrationStatus, LogEntry, LogSummary, Network, PostbackConfig};
+use std::collections::HashSet;
+
+#[allow(unused_imports)] // the engines' signatures name many model types
+use crate::model::*;
 pub use error::StoreError;
 pub use rows::*;
 pub use sqlite::{EnqueueComing, PreparedSettlement};
@@ -79,8 +82,9 @@ pub struct Store {
 
 #[derive(Clone, Debug)]
 enum Engine {
-    Sqlite(sqlite::SqliteStore),
-    Postgres(postgres::PgStore),
+    // Shared: a store is cloned into every task that writes.
+    Sqlite(Arc<sqlite::SqliteStore>),
+    Postgres(Arc<postgres::PgStore>),
 }
 
 impl Store {
@@ -90,13 +94,13 @@ impl Store {
     }
 
     pub async fn open_with(data_dir: &Path, settings: StoreOptions) -> Result<Self, StoreError> {
-        Ok(Self { engine: Engine::Sqlite(sqlite::SqliteStore::open_with(data_dir, settings).await?) })
+        Ok(Self { engine: Engine::Sqlite(Arc::new(sqlite::SqliteStore::open_with(data_dir, settings).await?)) })
     }
 
     /// Opens a PostgreSQL database (`postgres://…`, TLS by its `sslmode`) and applies pending
     /// migrations.
     pub async fn open_postgres(url: &str, settings: StoreOptions) -> Result<Self, StoreError> {
-        Ok(Self { engine: Engine::Postgres(postgres::PgStore::open(url, settings).await?) })
+        Ok(Self { engine: Engine::Postgres(Arc::new(postgres::PgStore::open(url, settings).await?)) })
     }
 
     /// Which engine holds the data: `sqlite` or `postgres`.

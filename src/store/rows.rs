@@ -246,4 +246,3 @@ pub struct TrafficCount {
     pub kind: String,
     pub count: u64,
 }
-

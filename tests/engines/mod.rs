@@ -51,10 +51,7 @@ pub async fn fresh_database() -> String {
 
 /// Options whose player key lives in memory: the keychain has its own tests.
 pub fn options() -> StoreOptions {
-    StoreOptions {
-        keychain: Some(Arc::new(postback::secrets::MemoryKeychain::default())),
-        ..StoreOptions::default()
-    }
+    StoreOptions { keychain: Some(Arc::new(postback::secrets::MemoryKeychain::default())), ..StoreOptions::default() }
 }
 
 pub async fn open(engine: Engine) -> TestStore {

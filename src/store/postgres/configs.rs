@@ -3,11 +3,11 @@
 use sqlx::Row;
 
 use super::{PgStore, StoreError};
-use crate::store::rows::*;
 use crate::model::{
-    ConfigSummary, Game, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig, SetupGap,
-    TikTokConfig, XConfig,
+    ConfigSummary, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig, SetupGap, TikTokConfig,
+    XConfig,
 };
+use crate::store::rows::*;
 
 const CONFIG_COLUMNS: &str =
     "id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason,

@@ -108,10 +108,9 @@ impl PgStore {
     }
 
     pub async fn games(&self) -> Result<Vec<Game>, StoreError> {
-        let rows =
-            sqlx::query(&format!("SELECT {GAME_COLUMNS} FROM games ORDER BY is_demo DESC, lower(name), id"))
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(&format!("SELECT {GAME_COLUMNS} FROM games ORDER BY is_demo DESC, lower(name), id"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(game_of).collect()
     }
 

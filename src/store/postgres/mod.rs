@@ -17,7 +17,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
 use super::player_key::PlayerKeyer;
-use super::rows::*;
 use super::{StoreError, StoreOptions};
 use crate::model::{Health, LogEntry};
 
@@ -50,10 +49,8 @@ fn redacted(url: &str) -> String {
 
 impl PgStore {
     pub async fn open(url: &str, settings: StoreOptions) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadDatabaseUrl {
-            url: redacted(url),
-            reason: e.to_string(),
-        })?;
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadDatabaseUrl { url: redacted(url), reason: e.to_string() })?;
         let options = if std::env::var_os("POSTBACK_LOG_SQL").is_some() {
             sqlx::ConnectOptions::log_statements(options, tracing::log::LevelFilter::Info)
         } else {
@@ -77,8 +74,7 @@ impl PgStore {
                 .await?;
             let instance: String =
                 sqlx::query_scalar("SELECT value FROM meta WHERE name = 'instance_id'").fetch_one(&mut *conn).await?;
-            let keychain =
-                settings.keychain.clone().unwrap_or_else(|| Arc::new(crate::secrets::Keychain::system()));
+            let keychain = settings.keychain.clone().unwrap_or_else(|| Arc::new(crate::secrets::Keychain::system()));
             PlayerKeyer::load(keychain, &instance, None).await
         }
         .await;

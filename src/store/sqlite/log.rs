@@ -4,10 +4,10 @@
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{SqliteStore, StoreError};
-use crate::store::rows::*;
 use crate::model::{
     BatchItem, ChartBucket, DeliveryStatus, Health, LogEntry, LogFilter, LogSummary, LogTotals, Network,
 };
+use crate::store::rows::*;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 const HOUR_MS: i64 = 3600 * 1000;

@@ -22,8 +22,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use super::rows::*;
-use super::{LogFilter, StoreError, StoreOptions, DB_FILE};
+use super::{StoreError, StoreOptions, DB_FILE};
 pub(crate) use checkpoint::DEFAULT_RESTART_PAGES;
 pub use settle::PreparedSettlement;
 pub use write_gate::EnqueueComing;

@@ -7,7 +7,6 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{SqliteStore, StoreError};
 use crate::store::rows::*;
-use crate::model::{ConversionEvent, DeliveryStatus, Network};
 
 /// Rows per multi-row statement (bound variables stay far below SQLite's limit).
 pub(super) const CHUNK: usize = 1000;

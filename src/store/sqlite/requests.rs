@@ -10,8 +10,8 @@ use std::io::{Read, Write};
 use sqlx::Row;
 
 use super::{SqliteStore, StoreError};
-use crate::store::rows::*;
 use crate::model::Network;
+use crate::store::rows::*;
 
 /// Answers are kept up to this size.
 const MAX_ANSWER: usize = 16 * 1024;

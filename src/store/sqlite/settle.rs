@@ -18,10 +18,10 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::queue::{ids_json, insert_ranges};
-use crate::store::rows::{NewLogEntry, Offline, Retry, SettleReport, Settlement};
 use super::requests::{insert_request_items, redact_stored_items, RequestRow};
 use super::{SqliteStore, StoreError};
 use crate::model::{LogEntry, Network};
+use crate::store::rows::{NewLogEntry, Offline, Retry, SettleReport, Settlement};
 
 /// Rows of one kind of outcome, applied in one transaction.
 #[derive(Debug, Clone, Copy)]
