@@ -3,6 +3,7 @@
 //! PostgreSQL (`postgres/`, for a team's shared workspace and its server workers). What is not
 //! SQL — the rows the store takes and gives — is shared (`rows.rs`).
 
+mod decode;
 mod error;
 mod player_key;
 mod postgres;
@@ -214,12 +215,22 @@ impl Store {
         }
     }
 
-    /// One row per network for Settings → Integrations, with each config's health.
+    /// One row per network for Settings → Integrations, with each config's health: built from
+    /// the store's own calls, the same on every engine.
     pub async fn integrations(&self, game_id: i64) -> Result<Vec<ConfigSummary>, StoreError> {
-        match &self.engine {
-            Engine::Sqlite(engine) => engine.integrations(game_id).await,
-            Engine::Postgres(engine) => engine.integrations(game_id).await,
+        self.game(game_id).await?;
+        let configs = self.configs(game_id).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut rows = Vec::with_capacity(Network::ALL.len());
+        for network in Network::ALL {
+            let stored = configs.iter().find(|c| c.config.network() == network);
+            let (health, pending) = match stored {
+                Some(c) => (self.health(c.id, now).await?, self.pending_count(c.id).await?),
+                None => (Health::NoRecentActivity, 0),
+            };
+            rows.push(summary(game_id, network, stored, health, pending));
         }
+        Ok(rows)
     }
 
     pub async fn create_game(&self, name: &str) -> Result<Game, StoreError> {
@@ -774,5 +785,42 @@ impl Store {
             Engine::Sqlite(engine) => engine.traffic(game_id, since_ms, until_ms).await,
             Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("traffic")),
         }
+    }
+}
+
+/// A network's row on Settings → Integrations.
+fn summary(
+    game_id: i64,
+    network: Network,
+    stored: Option<&StoredConfig>,
+    health: Health,
+    pending: u64,
+) -> ConfigSummary {
+    ConfigSummary {
+        game_id,
+        config_id: stored.map(|c| c.id),
+        network,
+        display_name: network.display_name().to_owned(),
+        status: match stored {
+            Some(c) if c.credential_ref.is_some() && c.paused_reason.is_some() => IntegrationStatus::Paused,
+            Some(c) if c.credential_ref.is_some() => IntegrationStatus::Connected,
+            _ => IntegrationStatus::NotConnected,
+        },
+        enabled: stored.is_some_and(|c| c.enabled),
+        pixel: stored.map(|c| c.config.pixel().to_owned()),
+        base_url: stored.and_then(|c| c.config.base_url().map(str::to_owned)),
+        health,
+        trigger_events: stored.map(|c| c.config.trigger_events().to_vec()).unwrap_or_default(),
+        paused_reason: stored.and_then(|c| c.paused_reason.clone()),
+        offline_since: stored.and_then(|c| c.offline.since),
+        offline_reason: stored.and_then(|c| c.offline.reason.clone()),
+        pending,
+        gaps: stored.map(|c| decode::setup_gaps(&c.config)).unwrap_or_default(),
+        unmapped_goals: match stored.map(|c| &c.config) {
+            Some(PostbackConfig::X(x)) => {
+                x.goals.iter().filter(|g| g.active && g.event_tag.is_none()).map(|g| g.name.clone()).collect()
+            }
+            _ => Vec::new(),
+        },
     }
 }

@@ -1,17 +1,14 @@
 //! Games, goals and postback configs.
 
-use sqlx::Row;
+use sqlx::{FromRow, Row};
+
+use crate::store::decode::{
+    broken_reason, is_unique_violation, trigger_json, ConfigRow, GoalRow, CONFIG_COLUMNS, GOAL_COLUMNS,
+};
 
 use super::{PgStore, StoreError};
-use crate::model::{
-    ConfigSummary, Goal, Health, IntegrationStatus, Network, PostbackConfig, RedditConfig, SetupGap, TikTokConfig,
-    XConfig,
-};
+use crate::model::{Goal, Network, PostbackConfig};
 use crate::store::rows::*;
-
-const CONFIG_COLUMNS: &str =
-    "id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason,
-     offline_since, offline_until, offline_probes, offline_reason";
 
 /// Adds or updates a goal of a game by its key; returns the row id.
 pub(super) async fn upsert_goal(
@@ -45,10 +42,6 @@ pub(super) async fn upsert_goal(
     .await?)
 }
 
-fn trigger_json(config: &PostbackConfig) -> Result<String, StoreError> {
-    serde_json::to_string(config.trigger_events()).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
 /// Saves the goals of an X config and maps those with an event tag to it.
 async fn insert_goal_tags(
     conn: &mut sqlx::PgConnection,
@@ -68,23 +61,6 @@ async fn insert_goal_tags(
         }
     }
     Ok(())
-}
-
-/// What a config lacks before it can deliver anything.
-fn setup_gaps(config: &PostbackConfig) -> Vec<SetupGap> {
-    match config {
-        PostbackConfig::X(x) if !x.goals.iter().any(|g| g.active) => vec![SetupGap::NoGoals],
-        PostbackConfig::X(x) if !x.goals.iter().any(|g| g.active && g.event_tag.is_some()) => {
-            vec![SetupGap::NoMappedGoals]
-        }
-        PostbackConfig::X(_) => Vec::new(),
-        other if other.trigger_events().is_empty() => vec![SetupGap::NoTriggerEvents],
-        _ => Vec::new(),
-    }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 impl PgStore {
@@ -239,11 +215,7 @@ impl PgStore {
             let id: i64 = row.try_get("id")?;
             match self.stored_config(&row).await {
                 Ok(config) => load.configs.push(config),
-                Err(StoreError::Corrupt(reason)) => load.broken.push((id, reason)),
-                Err(StoreError::Sqlx(sqlx::Error::ColumnDecode { source, .. })) => {
-                    load.broken.push((id, format!("config {id} has a damaged column: {source}")))
-                }
-                Err(e) => return Err(e),
+                Err(e) => load.broken.push((id, broken_reason(id, e)?)),
             }
         }
         Ok(load)
@@ -258,51 +230,12 @@ impl PgStore {
     }
 
     async fn stored_config(&self, row: &sqlx::postgres::PgRow) -> Result<StoredConfig, StoreError> {
-        {
-            let id: i64 = row.try_get("id")?;
-            let game_id: i64 = row.try_get("game_id")?;
-            let network_name: String = row.try_get("network")?;
-            let network = Network::parse(&network_name)
-                .ok_or_else(|| StoreError::Corrupt(format!("config {id} has unknown network '{network_name}'")))?;
-            let pixel: String = row.try_get("pixel")?;
-            let base_url: Option<String> = row.try_get("base_url")?;
-            let triggers: String = row.try_get("trigger_events")?;
-            let trigger_events = || -> Result<Vec<String>, StoreError> {
-                serde_json::from_str(&triggers)
-                    .map_err(|e| StoreError::Corrupt(format!("config {id} trigger events: {e}")))
-            };
-            let config = match network {
-                Network::TikTok => PostbackConfig::TikTok(TikTokConfig {
-                    pixel_code: pixel,
-                    trigger_events: trigger_events()?,
-                    test_event_code: None,
-                    base_url,
-                }),
-                Network::Reddit => PostbackConfig::Reddit(RedditConfig {
-                    pixel_id: pixel,
-                    trigger_events: trigger_events()?,
-                    test_id: None,
-                    base_url,
-                }),
-                Network::X => {
-                    PostbackConfig::X(XConfig { pixel_id: pixel, goals: self.x_goals(game_id, id).await?, base_url })
-                }
-            };
-            Ok(StoredConfig {
-                id,
-                game_id,
-                enabled: row.try_get("enabled")?,
-                credential_ref: row.try_get("credential_ref")?,
-                paused_reason: row.try_get("paused_reason")?,
-                offline: OfflineState {
-                    since: row.try_get("offline_since")?,
-                    until: row.try_get("offline_until")?,
-                    probes: row.try_get("offline_probes")?,
-                    reason: row.try_get("offline_reason")?,
-                },
-                config,
-            })
-        }
+        let row = ConfigRow::from_row(row)?;
+        let x_goals = match row.network()? {
+            Network::X => self.x_goals(row.game_id, row.id).await?,
+            _ => Vec::new(),
+        };
+        row.into_stored(x_goals)
     }
 
     /// Every goal of the game, with this X config's event tag where one is mapped.
@@ -310,55 +243,12 @@ impl PgStore {
         let rows = sqlx::query(&format!(
             "SELECT {}, t.event_tag FROM goals g LEFT JOIN x_goal_tags t ON t.goal_id = g.id AND t.config_id = $1
              WHERE g.game_id = $2 ORDER BY g.position, g.id",
-            super::goals::GOAL_COLUMNS
+            GOAL_COLUMNS
         ))
         .bind(config_id)
         .bind(game_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| super::goals::goal_of(r, r.try_get("event_tag")?)).collect()
-    }
-
-    /// One row per network for Settings → Integrations, with each config's health.
-    pub async fn integrations(&self, game_id: i64) -> Result<Vec<ConfigSummary>, StoreError> {
-        self.game(game_id).await?;
-        let configs = self.configs(game_id).await?;
-        let now = chrono::Utc::now().timestamp_millis();
-        let mut rows = Vec::with_capacity(Network::ALL.len());
-        for network in Network::ALL {
-            let stored = configs.iter().find(|c| c.config.network() == network);
-            let (health, pending) = match stored {
-                Some(c) => (self.health(c.id, now).await?, self.pending_count(c.id).await?),
-                None => (Health::NoRecentActivity, 0),
-            };
-            rows.push(ConfigSummary {
-                game_id,
-                config_id: stored.map(|c| c.id),
-                network,
-                display_name: network.display_name().to_owned(),
-                status: match stored {
-                    Some(c) if c.credential_ref.is_some() && c.paused_reason.is_some() => IntegrationStatus::Paused,
-                    Some(c) if c.credential_ref.is_some() => IntegrationStatus::Connected,
-                    _ => IntegrationStatus::NotConnected,
-                },
-                enabled: stored.is_some_and(|c| c.enabled),
-                pixel: stored.map(|c| c.config.pixel().to_owned()),
-                base_url: stored.and_then(|c| c.config.base_url().map(str::to_owned)),
-                health,
-                trigger_events: stored.map(|c| c.config.trigger_events().to_vec()).unwrap_or_default(),
-                paused_reason: stored.and_then(|c| c.paused_reason.clone()),
-                offline_since: stored.and_then(|c| c.offline.since),
-                offline_reason: stored.and_then(|c| c.offline.reason.clone()),
-                pending,
-                gaps: stored.map(|c| setup_gaps(&c.config)).unwrap_or_default(),
-                unmapped_goals: match stored.map(|c| &c.config) {
-                    Some(PostbackConfig::X(x)) => {
-                        x.goals.iter().filter(|g| g.active && g.event_tag.is_none()).map(|g| g.name.clone()).collect()
-                    }
-                    _ => Vec::new(),
-                },
-            });
-        }
-        Ok(rows)
+        rows.iter().map(|r| Goal::try_from(GoalRow::from_row(r)?)).collect()
     }
 }

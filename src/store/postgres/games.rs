@@ -1,27 +1,14 @@
 //! Games: create, rename, their default country for phone numbers, delete (with everything
 //! that belongs to them), and the game the window shows, remembered across restarts.
 
-use sqlx::Row;
+use sqlx::{FromRow, Row};
+
+use crate::store::decode::{is_unique_violation, GameRow, GAME_COLUMNS};
 
 use super::{PgStore, StoreError};
 use crate::model::{Game, GameUsage};
 
 const CURRENT_GAME: &str = "current_game";
-
-const GAME_COLUMNS: &str = "id, name, is_demo, default_country";
-
-fn game_of(r: &sqlx::postgres::PgRow) -> Result<Game, StoreError> {
-    Ok(Game {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        demo: r.try_get("is_demo")?,
-        default_country: r.try_get("default_country")?,
-    })
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
 
 impl PgStore {
     pub async fn create_game(&self, name: &str) -> Result<Game, StoreError> {
@@ -104,14 +91,14 @@ impl PgStore {
             .bind(game_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(game_of).transpose()?.ok_or(StoreError::GameNotFound(game_id))
+        row.as_ref().map(|r| GameRow::from_row(r).map(Game::from)).transpose()?.ok_or(StoreError::GameNotFound(game_id))
     }
 
     pub async fn games(&self) -> Result<Vec<Game>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {GAME_COLUMNS} FROM games ORDER BY is_demo DESC, lower(name), id"))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(game_of).collect()
+        Ok(rows.iter().map(GameRow::from_row).collect::<Result<Vec<_>, _>>()?.into_iter().map(Game::from).collect())
     }
 
     /// What deleting a game removes, for the confirmation.

@@ -1,31 +1,12 @@
 //! Conversion Goals of a game: their order, rules and value filters, X event tag mappings, and
 //! the memory of once-per-player goals.
 
-use sqlx::Row;
+use sqlx::FromRow;
+
+use crate::store::decode::{GoalRow, GOAL_COLUMNS};
 
 use super::{SqliteStore, StoreError};
-use crate::model::{Goal, TriggerRule, ValueFilter};
-
-pub(super) const GOAL_COLUMNS: &str = "g.key, g.name, g.event, g.active, g.rule, g.min_value, g.currency";
-
-pub(super) fn goal_of(r: &sqlx::sqlite::SqliteRow, event_tag: Option<String>) -> Result<Goal, StoreError> {
-    let key: String = r.try_get("key")?;
-    let rule: String = r.try_get("rule")?;
-    let value_filter = match (r.try_get::<Option<String>, _>("min_value")?, r.try_get::<Option<String>, _>("currency")?)
-    {
-        (Some(min_value), Some(currency)) => Some(ValueFilter { min_value, currency }),
-        _ => None,
-    };
-    Ok(Goal {
-        rule: TriggerRule::parse(&rule).ok_or_else(|| StoreError::Corrupt(format!("goal {key} has rule '{rule}'")))?,
-        id: key,
-        name: r.try_get("name")?,
-        event: r.try_get("event")?,
-        active: r.try_get("active")?,
-        value_filter,
-        event_tag,
-    })
-}
+use crate::model::Goal;
 
 impl SqliteStore {
     /// The game's goals in their order (no event tags: those belong to an X config).
@@ -36,7 +17,7 @@ impl SqliteStore {
                 .bind(game_id)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter().map(|r| goal_of(r, None)).collect()
+        rows.iter().map(|r| Goal::try_from(GoalRow::from_row(r)?)).collect()
     }
 
     /// Adds a goal at the end, or updates the goal with the same key in place.

@@ -1,0 +1,165 @@
+//! What both engines make of their rows: plain column sets (`sqlx::FromRow`, decoded alike
+//! from SQLite and PostgreSQL) turned into the model's types, and the rules over stored
+//! settings. Only the SQL differs between the engines; this is shared, never copied.
+
+use super::rows::{OfflineState, StoredConfig};
+use super::StoreError;
+use crate::model::{
+    Game, Goal, Network, PostbackConfig, RedditConfig, SetupGap, TikTokConfig, TriggerRule, ValueFilter, XConfig,
+};
+
+/// The columns a game is read from.
+pub(super) const GAME_COLUMNS: &str = "id, name, is_demo, default_country";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct GameRow {
+    id: i64,
+    name: String,
+    is_demo: bool,
+    default_country: Option<String>,
+}
+
+impl From<GameRow> for Game {
+    fn from(r: GameRow) -> Self {
+        Game { id: r.id, name: r.name, demo: r.is_demo, default_country: r.default_country }
+    }
+}
+
+/// The columns a goal is read from (table alias `g`); an X config's query adds `event_tag`.
+pub(super) const GOAL_COLUMNS: &str = "g.key, g.name, g.event, g.active, g.rule, g.min_value, g.currency";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct GoalRow {
+    key: String,
+    name: String,
+    event: String,
+    active: bool,
+    rule: String,
+    min_value: Option<String>,
+    currency: Option<String>,
+    #[sqlx(default)]
+    event_tag: Option<String>,
+}
+
+impl TryFrom<GoalRow> for Goal {
+    type Error = StoreError;
+
+    fn try_from(r: GoalRow) -> Result<Self, StoreError> {
+        let rule = TriggerRule::parse(&r.rule)
+            .ok_or_else(|| StoreError::Corrupt(format!("goal {} has rule '{}'", r.key, r.rule)))?;
+        let value_filter = match (r.min_value, r.currency) {
+            (Some(min_value), Some(currency)) => Some(ValueFilter { min_value, currency }),
+            _ => None,
+        };
+        Ok(Goal {
+            rule,
+            id: r.key,
+            name: r.name,
+            event: r.event,
+            active: r.active,
+            value_filter,
+            event_tag: r.event_tag,
+        })
+    }
+}
+
+/// The columns a config is read from.
+pub(super) const CONFIG_COLUMNS: &str =
+    "id, game_id, network, pixel, trigger_events, base_url, enabled, credential_ref, paused_reason,
+     offline_since, offline_until, offline_probes, offline_reason";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ConfigRow {
+    pub(super) id: i64,
+    pub(super) game_id: i64,
+    network: String,
+    pixel: String,
+    trigger_events: String,
+    base_url: Option<String>,
+    enabled: bool,
+    credential_ref: Option<String>,
+    paused_reason: Option<String>,
+    offline_since: Option<i64>,
+    offline_until: Option<i64>,
+    offline_probes: i64,
+    offline_reason: Option<String>,
+}
+
+impl ConfigRow {
+    pub(super) fn network(&self) -> Result<Network, StoreError> {
+        Network::parse(&self.network)
+            .ok_or_else(|| StoreError::Corrupt(format!("config {} has unknown network '{}'", self.id, self.network)))
+    }
+
+    /// The stored config; an X config's goals (with its tags) are read by the caller.
+    pub(super) fn into_stored(self, x_goals: Vec<Goal>) -> Result<StoredConfig, StoreError> {
+        let (id, network) = (self.id, self.network()?);
+        let trigger_events = || -> Result<Vec<String>, StoreError> {
+            serde_json::from_str(&self.trigger_events)
+                .map_err(|e| StoreError::Corrupt(format!("config {id} trigger events: {e}")))
+        };
+        let (pixel, base_url) = (self.pixel.clone(), self.base_url.clone());
+        let config = match network {
+            Network::TikTok => PostbackConfig::TikTok(TikTokConfig {
+                pixel_code: pixel,
+                trigger_events: trigger_events()?,
+                test_event_code: None,
+                base_url,
+            }),
+            Network::Reddit => PostbackConfig::Reddit(RedditConfig {
+                pixel_id: pixel,
+                trigger_events: trigger_events()?,
+                test_id: None,
+                base_url,
+            }),
+            Network::X => PostbackConfig::X(XConfig { pixel_id: pixel, goals: x_goals, base_url }),
+        };
+        Ok(StoredConfig {
+            id,
+            game_id: self.game_id,
+            enabled: self.enabled,
+            credential_ref: self.credential_ref,
+            paused_reason: self.paused_reason,
+            offline: OfflineState {
+                since: self.offline_since,
+                until: self.offline_until,
+                probes: self.offline_probes,
+                reason: self.offline_reason,
+            },
+            config,
+        })
+    }
+}
+
+/// A config's trigger events as stored (a JSON array).
+pub(super) fn trigger_json(config: &PostbackConfig) -> Result<String, StoreError> {
+    serde_json::to_string(config.trigger_events()).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// What a config lacks before it can deliver anything.
+pub(super) fn setup_gaps(config: &PostbackConfig) -> Vec<SetupGap> {
+    match config {
+        PostbackConfig::X(x) if !x.goals.iter().any(|g| g.active) => vec![SetupGap::NoGoals],
+        PostbackConfig::X(x) if !x.goals.iter().any(|g| g.active && g.event_tag.is_some()) => {
+            vec![SetupGap::NoMappedGoals]
+        }
+        PostbackConfig::X(_) => Vec::new(),
+        other if other.trigger_events().is_empty() => vec![SetupGap::NoTriggerEvents],
+        _ => Vec::new(),
+    }
+}
+
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// A damaged config is listed apart with the reason (the dispatcher pauses it), not failed.
+pub(super) fn broken_reason(id: i64, e: StoreError) -> Result<String, StoreError> {
+    match e {
+        StoreError::Corrupt(reason) => Ok(reason),
+        StoreError::Sqlx(sqlx::Error::ColumnDecode { source, .. }) => {
+            Ok(format!("config {id} has a damaged column: {source}"))
+        }
+        e => Err(e),
+    }
+}
