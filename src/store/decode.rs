@@ -163,3 +163,22 @@ pub(super) fn broken_reason(id: i64, e: StoreError) -> Result<String, StoreError
         e => Err(e),
     }
 }
+
+/// A config's health from its log's newest success, newest credential refusal and newest hour
+/// with any attempt: refusals since the last success, activity within a day, or none.
+pub(super) fn health(
+    last_success: Option<i64>,
+    last_credential: Option<i64>,
+    last_hour: Option<i64>,
+    now_ms: i64,
+) -> crate::model::Health {
+    use crate::model::Health;
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    // The newest attempt lies in the newest hour with any.
+    let last = last_hour.map(|h| h + 3_600_000 - 1);
+    match (last, last_credential) {
+        (_, Some(cred)) if last_success.is_none_or(|s| s < cred) => Health::CredentialFailures,
+        (Some(last), _) if last >= now_ms - DAY_MS => Health::Normal,
+        _ => Health::NoRecentActivity,
+    }
+}

@@ -20,8 +20,6 @@ use super::player_key::PlayerKeyer;
 use super::{StoreError, StoreOptions};
 use crate::model::{Health, LogEntry};
 
-const DAY_MS: i64 = 24 * 3600 * 1000;
-
 /// The lock every opening process takes while it migrates and reads the player key, so that
 /// two workers starting on a new database agree on one key (an arbitrary constant).
 const OPEN_LOCK: i64 = 0x706f_7374_6261_636b; // "postback"
@@ -109,14 +107,7 @@ impl PgStore {
         .bind(config_id)
         .fetch_one(&self.pool)
         .await?;
-        let (last_success, last_credential, last_hour): (Option<i64>, Option<i64>, Option<i64>) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        let last = last_hour.map(|h| h + 3_600_000 - 1);
-        Ok(match (last, last_credential) {
-            (_, Some(cred)) if last_success.is_none_or(|s| s < cred) => Health::CredentialFailures,
-            (Some(last), _) if last >= now_ms - DAY_MS => Health::Normal,
-            _ => Health::NoRecentActivity,
-        })
+        Ok(super::decode::health(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, now_ms))
     }
 
     /// Conversions of a config still waiting to be delivered (ready or in flight).

@@ -259,15 +259,7 @@ impl SqliteStore {
         .bind(config_id)
         .fetch_one(&self.pool)
         .await?;
-        let (last_success, last_credential, last_hour): (Option<i64>, Option<i64>, Option<i64>) =
-            (row.get(0), row.get(1), row.get(2));
-        // The newest attempt lies in the newest hour with any.
-        let last = last_hour.map(|h| h + 3_600_000 - 1);
-        Ok(match (last, last_credential) {
-            (_, Some(cred)) if last_success.is_none_or(|s| s < cred) => Health::CredentialFailures,
-            (Some(last), _) if last >= now_ms - DAY_MS => Health::Normal,
-            _ => Health::NoRecentActivity,
-        })
+        Ok(crate::store::decode::health(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, now_ms))
     }
 
     /// Retention: deletes log rows, stored requests, hourly counts and traffic older than
