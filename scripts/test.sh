@@ -13,6 +13,15 @@ step "setup"
 scripts/setup.sh --test
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# The app's default ports (sandbox 47811, ingest 47820) lie inside Linux's ephemeral range: one
+# run's window found 47820 held by some test connection's local end and had no ingest. Keep
+# them out of the ephemeral pool where this machine lets us (root, writable sysctl).
+reserved=/proc/sys/net/ipv4/ip_local_reserved_ports
+if [ -w "$reserved" ]; then
+  current=$(cat "$reserved")
+  echo "${current:+$current,}47811,47820" >"$reserved" 2>/dev/null || true
+fi
+
 step "ui build (embedded into the app binary)"
 (cd ui && npm run build)
 
