@@ -8,6 +8,7 @@ mod error;
 mod player_key;
 mod postgres;
 mod rows;
+mod shared;
 mod sqlite;
 
 use std::path::{Path, PathBuf};

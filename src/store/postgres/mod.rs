@@ -5,9 +5,31 @@
 //! Ported in steps (issue 21): games, goals, configs, settings and health so far; the queue,
 //! the log and erasure answer `NotOnPostgresYet` until their turn.
 
-mod configs;
-mod games;
-mod goals;
+// Games, goals and configs: the statements both engines share (store/shared/).
+mod configs {
+    crate::store::shared::configs::configs!(
+        store = super::PgStore,
+        connection = sqlx::PgConnection,
+        row = sqlx::postgres::PgRow,
+        now = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    );
+}
+mod games {
+    crate::store::shared::games::games!(
+        store = super::PgStore,
+        connection = sqlx::PgConnection,
+        row = sqlx::postgres::PgRow,
+        now = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    );
+}
+mod goals {
+    crate::store::shared::goals::goals!(
+        store = super::PgStore,
+        connection = sqlx::PgConnection,
+        row = sqlx::postgres::PgRow,
+        now = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    );
+}
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -3,9 +3,6 @@
 //! order of the write gate; checkpoints run beside the writers.
 
 mod checkpoint;
-mod configs;
-mod games;
-mod goals;
 mod log;
 mod player_key;
 mod queue;
@@ -13,6 +10,32 @@ mod requests;
 mod settle;
 mod traffic;
 mod write_gate;
+
+// Games, goals and configs: the statements both engines share (store/shared/).
+mod configs {
+    crate::store::shared::configs::configs!(
+        store = super::SqliteStore,
+        connection = sqlx::SqliteConnection,
+        row = sqlx::sqlite::SqliteRow,
+        now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    );
+}
+mod games {
+    crate::store::shared::games::games!(
+        store = super::SqliteStore,
+        connection = sqlx::SqliteConnection,
+        row = sqlx::sqlite::SqliteRow,
+        now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    );
+}
+mod goals {
+    crate::store::shared::goals::goals!(
+        store = super::SqliteStore,
+        connection = sqlx::SqliteConnection,
+        row = sqlx::sqlite::SqliteRow,
+        now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    );
+}
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
