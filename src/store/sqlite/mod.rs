@@ -102,6 +102,8 @@ impl SqliteStore {
             .foreign_keys(true)
             .pragma("cache_size", format!("-{}", settings.cache_kib.max(64)))
             .pragma("temp_store", "memory")
+            // Reads straight from the mapped file instead of a copy per page read (pread).
+            .pragma("mmap_size", (256 * 1024 * 1024).to_string())
             // Deleted rows are overwritten with zeros, in their pages and in freed pages: an
             // erased player (or a purged payload) is not recoverable from the file.
             .pragma("secure_delete", "on")
