@@ -5,6 +5,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod engines;
+
 const PURCHASE: &str = r#"{"event_id": "e1", "name": "purchase", "occurred_at": "2026-11-20T10:15:30Z",
     "player_id": "p", "consent": "full", "click_ids": {"ttclid": "t"}}"#;
 const TIKTOK: &str = r#"{"network": "tiktok", "pixel_code": "CABCD1234EFGH", "trigger_events": ["purchase"]}"#;
@@ -529,4 +531,39 @@ fn games_default_country_and_preview_with_one() {
     assert_eq!(bad.status.code(), Some(2));
     let err: Value = serde_json::from_slice(&bad.stderr).unwrap();
     assert_eq!(err["error"]["field"], "default_country", "{err}");
+}
+
+#[test]
+fn games_live_in_the_postgresql_database_given_by_flag_or_variable() {
+    let url = tokio::runtime::Runtime::new().unwrap().block_on(engines::fresh_database());
+    let (data, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let created = postback()
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--database", &url, "games", "create", "Team Game"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    // Another data directory (another machine) sees it through the variable.
+    let listed = postback()
+        .arg("--data-dir")
+        .arg(other.path())
+        .env("POSTBACK_DATABASE_URL", &url)
+        .args(["games", "list"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("Team Game"),
+        "{}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
+    for dir in [data.path(), other.path()] {
+        assert!(!dir.join("postback.db").exists(), "a SQLite file was made beside a PostgreSQL workspace");
+    }
+    // Delivery is not ported yet: refused at once, in words, rather than retried forever.
+    let serve = postback().arg("--data-dir").arg(data.path()).args(["--database", &url, "serve"]).output().unwrap();
+    assert_eq!(serve.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&serve.stderr);
+    assert!(said.contains("not available on a PostgreSQL workspace yet"), "{said}");
 }

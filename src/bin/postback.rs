@@ -17,6 +17,11 @@ struct Cli {
     /// Data directory (default: $POSTBACK_DATA_DIR, else the OS data directory)
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// A PostgreSQL database for the store instead of the data directory's SQLite file:
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=verify-full&sslrootcert=CA.pem]
+    /// (default: $POSTBACK_DATABASE_URL). Files (import errors, exports) stay in the data directory.
+    #[arg(long, global = true, value_name = "URL")]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -118,34 +123,41 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("POSTBACK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
-    let data_dir = args.data_dir.unwrap_or_else(postback::store::default_data_dir);
-    let data_dir = data_dir.as_path();
+    let workspace = cli::Workspace {
+        data_dir: args.data_dir.unwrap_or_else(postback::store::default_data_dir),
+        database: args
+            .database
+            .or_else(|| std::env::var("POSTBACK_DATABASE_URL").ok())
+            .filter(|url| !url.trim().is_empty()),
+    };
+    let data_dir = workspace.data_dir.as_path();
+    let workspace = &workspace;
     // Async commands are lazy futures: nothing runs before the runtime polls them.
     match args.command {
         Command::Preview { config, event, default_country } => {
             cli::preview_command(&config, &event, Some(data_dir), default_country.as_deref())
         }
         Command::Validate(args) => with_runtime(cli::validate_command(args)),
-        Command::Connect(args) => with_runtime(cli::connect_command(data_dir, args)),
+        Command::Connect(args) => with_runtime(cli::connect_command(workspace, args)),
         Command::Disconnect { config, discard_queued } => {
-            with_runtime(cli::disconnect(data_dir, config, discard_queued))
+            with_runtime(cli::disconnect(workspace, config, discard_queued))
         }
-        Command::Replay(args) => with_runtime(cli::replay(data_dir, args)),
-        Command::Log(args) => with_runtime(cli::log(data_dir, args)),
-        Command::Demo(args) => with_runtime(reported(cli::demo(data_dir, args))),
-        Command::Games(command) => with_runtime(cli::games(data_dir, command)),
-        Command::Goals(args) => with_runtime(cli::goals(data_dir, args)),
-        Command::MapTag(args) => with_runtime(cli::map_tag(data_dir, args)),
-        Command::Enable { config } => with_runtime(cli::set_enabled(data_dir, config, true)),
-        Command::Disable { config } => with_runtime(cli::set_enabled(data_dir, config, false)),
-        Command::SetTriggers { config, events } => with_runtime(cli::set_triggers(data_dir, config, events)),
-        Command::Integrations => with_runtime(reported(cli::integrations(data_dir))),
+        Command::Replay(args) => with_runtime(cli::replay(workspace, args)),
+        Command::Log(args) => with_runtime(cli::log(workspace, args)),
+        Command::Demo(args) => with_runtime(reported(cli::demo(workspace, args))),
+        Command::Games(command) => with_runtime(cli::games(workspace, command)),
+        Command::Goals(args) => with_runtime(cli::goals(workspace, args)),
+        Command::MapTag(args) => with_runtime(cli::map_tag(workspace, args)),
+        Command::Enable { config } => with_runtime(cli::set_enabled(workspace, config, true)),
+        Command::Disable { config } => with_runtime(cli::set_enabled(workspace, config, false)),
+        Command::SetTriggers { config, events } => with_runtime(cli::set_triggers(workspace, config, events)),
+        Command::Integrations => with_runtime(reported(cli::integrations(workspace))),
         Command::Sandbox { port } => with_runtime(reported(cli::sandbox(SocketAddr::from(([127, 0, 0, 1], port))))),
-        Command::Import { file, game } => with_runtime(cli::import(data_dir, &file, game)),
-        Command::Serve(options) => with_runtime(reported(cli::serve(data_dir, options))),
-        Command::Erase { player } => with_runtime(reported(cli::erase(data_dir, &player))),
+        Command::Import { file, game } => with_runtime(cli::import(workspace, &file, game)),
+        Command::Serve(options) => with_runtime(reported(cli::serve(workspace, options))),
+        Command::Erase { player } => with_runtime(reported(cli::erase(workspace, &player))),
         Command::Retention { failed_days, default } => {
-            with_runtime(reported(cli::retention(data_dir, failed_days, default)))
+            with_runtime(reported(cli::retention(workspace, failed_days, default)))
         }
     }
 }

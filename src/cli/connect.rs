@@ -1,7 +1,7 @@
 //! `postback validate`, `postback connect` and `postback disconnect`: the save-time check and the
 //! credential lifecycle for QA scripts. Tokens come from an environment variable, never argv.
 
-use std::path::Path;
+use super::Workspace;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -115,10 +115,10 @@ fn report(result: Result<serde_json::Value, ConnectError>) -> ExitCode {
 }
 
 /// The credential lifecycle on the data dir's database and the OS keychain.
-async fn connector(data_dir: &Path) -> Result<(Store, Connector, Game), ConnectError> {
+async fn connector(workspace: &Workspace) -> Result<(Store, Connector, Game), ConnectError> {
     // Typed errors: a missing keychain (which holds the log's player key) is reported as
     // `keychain_unavailable`, not as a storage failure.
-    let store = Store::open(data_dir).await?;
+    let store = workspace.open_store().await?;
     let first_game = crate::sandbox::ensure_demo_game(&store, &crate::sandbox_base_url()).await?;
     let connector = Connector::new(store.clone(), Arc::new(Credentials::with_system_keychain()));
     Ok((store, connector, first_game))
@@ -137,11 +137,11 @@ pub async fn validate_command(args: ValidateArgs) -> ExitCode {
     report(outcome.await)
 }
 
-pub async fn connect_command(data_dir: &Path, args: ConnectArgs) -> ExitCode {
+pub async fn connect_command(workspace: &Workspace, args: ConnectArgs) -> ExitCode {
     let outcome = async {
         let config = config_of(&args.check)?;
         let token = token_from_env(&args.check.token_env)?;
-        let (store, connector, first_game) = connector(data_dir).await?;
+        let (store, connector, first_game) = connector(workspace).await?;
         let saved = connector.save_with_token(args.game.unwrap_or(first_game.id), config, &token).await;
         store.close().await;
         let saved = saved?;
@@ -150,9 +150,9 @@ pub async fn connect_command(data_dir: &Path, args: ConnectArgs) -> ExitCode {
     report(outcome.await)
 }
 
-pub async fn disconnect(data_dir: &Path, config_id: i64, discard_queued: bool) -> ExitCode {
+pub async fn disconnect(workspace: &Workspace, config_id: i64, discard_queued: bool) -> ExitCode {
     let outcome = async {
-        let (store, connector, _) = connector(data_dir).await?;
+        let (store, connector, _) = connector(workspace).await?;
         let done = connector.disconnect(config_id, discard_queued).await;
         store.close().await;
         done?;

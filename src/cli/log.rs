@@ -1,7 +1,7 @@
 //! `postback log`: the rows the Delivery log page shows, newest first, as a table, CSV or
 //! NDJSON; `--show ID` prints a row's drill-down.
 
-use std::path::Path;
+use super::Workspace;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
@@ -57,8 +57,8 @@ fn cut(text: &str, width: usize) -> String {
     }
 }
 
-pub async fn log(data_dir: &Path, args: LogArgs) -> ExitCode {
-    let (store, current) = match open(data_dir).await {
+pub async fn log(workspace: &Workspace, args: LogArgs) -> ExitCode {
+    let (store, current) = match open(workspace).await {
         Ok(opened) => opened,
         Err(e) => {
             eprintln!("error: {e}");

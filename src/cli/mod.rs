@@ -11,10 +11,12 @@ mod connect;
 mod log;
 mod setup;
 mod span;
+mod workspace;
 pub use connect::{connect_command, disconnect, validate_command, ConnectArgs, ValidateArgs};
 pub use log::{log, LogArgs, LogFormat};
 pub use setup::{games, goals, map_tag, set_enabled, set_triggers, GamesCommand, GoalsArgs, MapTagArgs};
 pub use span::parse_span;
+pub use workspace::Workspace;
 
 use crate::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions, WriterLock};
 use crate::identity::PhoneCountry;
@@ -94,17 +96,17 @@ pub fn preview_command(
 
 /// The data dir's database, with the demo game on first use; also returns the first game
 /// (the default of commands that take `--game`).
-async fn open(data_dir: &Path) -> Result<(Store, Game), String> {
-    let store = Store::open(data_dir).await.map_err(|e| e.to_string())?;
+async fn open(workspace: &Workspace) -> Result<(Store, Game), String> {
+    let store = workspace.open_store().await.map_err(|e| e.to_string())?;
     let first_game =
         crate::sandbox::ensure_demo_game(&store, &crate::sandbox_base_url()).await.map_err(|e| e.to_string())?;
     Ok((store, first_game))
 }
 
-pub async fn integrations(data_dir: &Path) -> CliResult {
-    let (store, _) = open(data_dir).await?;
+pub async fn integrations(workspace: &Workspace) -> CliResult {
+    let (store, _) = open(workspace).await?;
     for game in store.games().await.map_err(|e| e.to_string())? {
-        println!("{} (game {}, data in {})", game.name, game.id, data_dir.display());
+        println!("{} (game {}, {workspace})", game.name, game.id);
         for r in store.integrations(game.id).await.map_err(|e| e.to_string())? {
             let config = r.config_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
             println!(
@@ -150,7 +152,7 @@ pub async fn sandbox(addr: SocketAddr) -> CliResult {
 /// `postback import FILE`: exit 0 when the file was read to its end (bad lines are reported
 /// and skipped), 2 when it could not be read (nothing, or only the lines before the error, was
 /// queued — the message says which), 1 when the database failed.
-pub async fn import(data_dir: &Path, file: &Path, game: Option<i64>) -> ExitCode {
+pub async fn import(workspace: &Workspace, file: &Path, game: Option<i64>) -> ExitCode {
     if file.is_dir() {
         eprintln!("error: {} is a directory; give the path of an NDJSON file (one event per line) or a CSV file (a header row)", file.display());
         return ExitCode::from(2);
@@ -162,7 +164,7 @@ pub async fn import(data_dir: &Path, file: &Path, game: Option<i64>) -> ExitCode
             return ExitCode::from(2);
         }
     };
-    let (store, first_game) = match open(data_dir).await {
+    let (store, first_game) = match open(workspace).await {
         Ok(opened) => opened,
         Err(e) => {
             eprintln!("error: {e}");
@@ -262,7 +264,7 @@ async fn ingest_token(store: &Store) -> Result<crate::secrets::Secret, String> {
         .map_err(|e| format!("{e}; or set POSTBACK_INGEST_TOKEN for a headless ingest"))
 }
 
-pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
+pub async fn serve(workspace: &Workspace, opts: ServeOptions) -> CliResult {
     let ServeOptions { until_idle, with_sandbox, give_up_after, lease_secs, .. } = opts;
     if !(opts.rps > 0.0 && opts.rps.is_finite()) || opts.burst == 0 || opts.x_events_per_window == 0 {
         return Err("--rps, --burst and --x-events-per-window must be greater than zero".into());
@@ -270,9 +272,16 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> CliResult {
     if give_up_after.is_zero() || opts.x_window.is_zero() {
         return Err("--give-up-after and --x-window must be longer than zero".into());
     }
-    // Exactly one process delivers from a data directory.
-    let _writer = WriterLock::acquire(data_dir, "postback serve").map_err(|e| e.to_string())?;
-    let (store, _) = open(data_dir).await?;
+    if !workspace.is_embedded() {
+        // Refused before anything starts: a dispatcher would retry its claims forever.
+        return Err(crate::store::StoreError::NotOnPostgresYet("delivery (`serve`)").to_string());
+    }
+    // Exactly one process delivers from a data directory's SQLite file.
+    let _writer = match workspace.is_embedded() {
+        true => Some(WriterLock::acquire(&workspace.data_dir, "postback serve").map_err(|e| e.to_string())?),
+        false => None,
+    };
+    let (store, _) = open(workspace).await?;
     let sandbox = if with_sandbox {
         let addr = SocketAddr::from(([127, 0, 0, 1], crate::SANDBOX_DEFAULT_PORT));
         Some(crate::sandbox::start(addr).await.map_err(|e| format!("cannot start the sandbox on {addr}: {e}"))?)
@@ -349,9 +358,9 @@ pub struct DemoArgs {
 }
 
 /// Sends synthetic players' events through the ingest API at a steady rate.
-pub async fn demo(data_dir: &Path, args: DemoArgs) -> CliResult {
+pub async fn demo(workspace: &Workspace, args: DemoArgs) -> CliResult {
     let base = crate::model::formats::base_url(&args.ingest).map_err(|m| format!("--ingest: {m}"))?;
-    let (store, current) = open(data_dir).await?;
+    let (store, current) = open(workspace).await?;
     let token = ingest_token(&store).await;
     let game = args.game.unwrap_or(current.id);
     store.close().await;
@@ -406,9 +415,9 @@ pub struct ReplayArgs {
 
 /// Re-queues a config's failed and given-up events under their own event ids (the networks
 /// deduplicate on them). Prints how many; a named event that was delivered is refused (exit 2).
-pub async fn replay(data_dir: &Path, args: ReplayArgs) -> ExitCode {
+pub async fn replay(workspace: &Workspace, args: ReplayArgs) -> ExitCode {
     let outcome = async {
-        let (store, _) = open(data_dir).await?;
+        let (store, _) = open(workspace).await?;
         let result = async {
             store.config(args.config).await?;
             let now = now_ms();
@@ -437,9 +446,9 @@ pub async fn replay(data_dir: &Path, args: ReplayArgs) -> ExitCode {
 }
 
 /// Shows, or sets, how long failed events are kept for replay.
-pub async fn retention(data_dir: &Path, failed_days: Option<u32>, default: bool) -> CliResult {
+pub async fn retention(workspace: &Workspace, failed_days: Option<u32>, default: bool) -> CliResult {
     use crate::delivery::retention;
-    let (store, _) = open(data_dir).await?;
+    let (store, _) = open(workspace).await?;
     let kept = if default || failed_days.is_some() {
         retention::set_failed_retention(&store, failed_days).await.map_err(|e| format!("--failed-days: {e}"))?
     } else {
@@ -450,8 +459,8 @@ pub async fn retention(data_dir: &Path, failed_days: Option<u32>, default: bool)
     Ok(())
 }
 
-pub async fn erase(data_dir: &Path, player: &str) -> CliResult {
-    let (store, _) = open(data_dir).await?;
+pub async fn erase(workspace: &Workspace, player: &str) -> CliResult {
+    let (store, _) = open(workspace).await?;
     let (queued, logged) = store.erase_player(player.trim(), now_ms()).await.map_err(|e| e.to_string())?;
     println!(
         "{}",

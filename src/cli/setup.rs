@@ -2,7 +2,7 @@
 //! `set-triggers`. Thin over [`crate::setup::Setup`]; JSON on stdout, errors on stderr (exit 2
 //! for input to fix, 1 otherwise).
 
-use std::path::Path;
+use super::Workspace;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -142,8 +142,9 @@ fn print(result: Result<Value, SetupError>) -> ExitCode {
     }
 }
 
-async fn setup(data_dir: &Path) -> Result<(Store, Setup, i64), SetupError> {
-    let (store, current) = open(data_dir).await.map_err(|e| SetupError::Store(crate::store::StoreError::Corrupt(e)))?;
+async fn setup(workspace: &Workspace) -> Result<(Store, Setup, i64), SetupError> {
+    let (store, current) =
+        open(workspace).await.map_err(|e| SetupError::Store(crate::store::StoreError::Corrupt(e)))?;
     let setup = Setup::new(store.clone(), Arc::new(Credentials::with_system_keychain()));
     Ok((store, setup, current.id))
 }
@@ -152,9 +153,9 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-pub async fn games(data_dir: &Path, command: GamesCommand) -> ExitCode {
+pub async fn games(workspace: &Workspace, command: GamesCommand) -> ExitCode {
     let result = async {
-        let (store, setup, current) = setup(data_dir).await?;
+        let (store, setup, current) = setup(workspace).await?;
         let doc = match command {
             GamesCommand::List => {
                 let games = store.games().await?;
@@ -216,9 +217,9 @@ fn goal_input(fields: &GoalFields, base: GoalInput) -> GoalInput {
     }
 }
 
-pub async fn goals(data_dir: &Path, args: GoalsArgs) -> ExitCode {
+pub async fn goals(workspace: &Workspace, args: GoalsArgs) -> ExitCode {
     let result = async {
-        let (store, setup, current) = setup(data_dir).await?;
+        let (store, setup, current) = setup(workspace).await?;
         let game_id = args.game.unwrap_or(current);
         let doc = match args.command {
             GoalsCommand::List => to_json(&store.goals(game_id).await?),
@@ -265,9 +266,9 @@ pub async fn goals(data_dir: &Path, args: GoalsArgs) -> ExitCode {
     print(result.await)
 }
 
-pub async fn map_tag(data_dir: &Path, args: MapTagArgs) -> ExitCode {
+pub async fn map_tag(workspace: &Workspace, args: MapTagArgs) -> ExitCode {
     let result = async {
-        let (store, setup, _) = setup(data_dir).await?;
+        let (store, setup, _) = setup(workspace).await?;
         let tag = if args.clear { String::new() } else { args.tag.unwrap_or_default() };
         let checks = setup.save_tags(args.config, &[TagInput { goal_key: args.goal, tag }]).await;
         store.close().await;
@@ -276,9 +277,9 @@ pub async fn map_tag(data_dir: &Path, args: MapTagArgs) -> ExitCode {
     print(result.await)
 }
 
-pub async fn set_enabled(data_dir: &Path, config_id: i64, enabled: bool) -> ExitCode {
+pub async fn set_enabled(workspace: &Workspace, config_id: i64, enabled: bool) -> ExitCode {
     let result = async {
-        let (store, _, _) = setup(data_dir).await?;
+        let (store, _, _) = setup(workspace).await?;
         let done = store.set_enabled(config_id, enabled).await;
         store.close().await;
         done?;
@@ -287,9 +288,9 @@ pub async fn set_enabled(data_dir: &Path, config_id: i64, enabled: bool) -> Exit
     print(result.await)
 }
 
-pub async fn set_triggers(data_dir: &Path, config_id: i64, events: Vec<String>) -> ExitCode {
+pub async fn set_triggers(workspace: &Workspace, config_id: i64, events: Vec<String>) -> ExitCode {
     let result = async {
-        let (store, setup, _) = setup(data_dir).await?;
+        let (store, setup, _) = setup(workspace).await?;
         let triggers = setup.set_trigger_events(config_id, &events).await;
         store.close().await;
         Ok(json!({"config_id": config_id, "trigger_events": triggers?}))
