@@ -596,7 +596,7 @@ impl Store {
     pub async fn enqueue(&self, items: &[NewDelivery<'_>], now_ms: i64) -> Result<EnqueueReport, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.enqueue(items, now_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("enqueue")),
+            Engine::Postgres(engine) => engine.enqueue(items, now_ms).await,
         }
     }
 
@@ -606,11 +606,11 @@ impl Store {
         &self,
         items: &[NewDelivery<'_>],
         now_ms: i64,
-        traffic: impl FnOnce(&EnqueueReport) -> Vec<TrafficCount>,
+        traffic: impl Fn(&EnqueueReport) -> Vec<TrafficCount>,
     ) -> Result<EnqueueReport, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.enqueue_counted(items, now_ms, traffic).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("enqueue_counted")),
+            Engine::Postgres(engine) => engine.enqueue_counted(items, now_ms, traffic).await,
         }
     }
 
@@ -618,7 +618,7 @@ impl Store {
     pub async fn reclaim_expired_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.reclaim_expired_leases(now_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("reclaim_expired_leases")),
+            Engine::Postgres(engine) => engine.reclaim_expired_leases(now_ms).await,
         }
     }
 
@@ -627,7 +627,7 @@ impl Store {
     pub async fn extend_lease(&self, lease_token: &str, until: i64) -> Result<u64, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.extend_lease(lease_token, until).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("extend_lease")),
+            Engine::Postgres(engine) => engine.extend_lease(lease_token, until).await,
         }
     }
 
@@ -635,7 +635,7 @@ impl Store {
     pub async fn release_lease(&self, lease_token: &str) -> Result<u64, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.release_lease(lease_token).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("release_lease")),
+            Engine::Postgres(engine) => engine.release_lease(lease_token).await,
         }
     }
 
@@ -651,7 +651,7 @@ impl Store {
     ) -> Result<Vec<Leased>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.claim(config_id, lease_token, now_ms, lease_ms, limit).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("claim")),
+            Engine::Postgres(engine) => engine.claim(config_id, lease_token, now_ms, lease_ms, limit).await,
         }
     }
 
@@ -659,7 +659,7 @@ impl Store {
     pub async fn queue_counts(&self) -> Result<(u64, u64, u64), StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.queue_counts().await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("queue_counts")),
+            Engine::Postgres(engine) => engine.queue_counts().await,
         }
     }
 
@@ -677,7 +677,7 @@ impl Store {
     pub async fn next_run_at(&self) -> Result<Option<i64>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.next_run_at().await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("next_run_at")),
+            Engine::Postgres(engine) => engine.next_run_at().await,
         }
     }
 
@@ -695,7 +695,7 @@ impl Store {
     pub async fn unpause(&self, config_id: i64) -> Result<(), StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.unpause(config_id).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("unpause")),
+            Engine::Postgres(engine) => engine.unpause(config_id).await,
         }
     }
 
@@ -704,7 +704,7 @@ impl Store {
     pub async fn pause(&self, config_id: i64, reason: &str) -> Result<(), StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.pause(config_id, reason).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("pause")),
+            Engine::Postgres(engine) => engine.pause(config_id, reason).await,
         }
     }
 
@@ -726,7 +726,7 @@ impl Store {
     pub async fn erasure_count(&self) -> Result<i64, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.erasure_count().await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("erasure_count")),
+            Engine::Postgres(engine) => engine.erasure_count().await,
         }
     }
 
@@ -734,7 +734,7 @@ impl Store {
     pub async fn erased_among(&self, players: &[&str]) -> Result<HashSet<String>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.erased_among(players).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("erased_among")),
+            Engine::Postgres(engine) => engine.erased_among(players).await,
         }
     }
 
@@ -776,7 +776,7 @@ impl Store {
     pub async fn record_traffic(&self, now_ms: i64, counts: &[TrafficCount]) -> Result<(), StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.record_traffic(now_ms, counts).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("record_traffic")),
+            Engine::Postgres(engine) => engine.record_traffic(now_ms, counts).await,
         }
     }
 
@@ -784,7 +784,7 @@ impl Store {
     pub async fn traffic(&self, game_id: i64, since_ms: i64, until_ms: i64) -> Result<Vec<TrafficCount>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.traffic(game_id, since_ms, until_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("traffic")),
+            Engine::Postgres(engine) => engine.traffic(game_id, since_ms, until_ms).await,
         }
     }
 }

@@ -69,6 +69,26 @@ pub async fn open(engine: Engine) -> TestStore {
     }
 }
 
+/// Two handles on one database (two processes' worth of connections), sharing the player key
+/// as a team's workers do.
+pub async fn open_pair(engine: Engine) -> (TestStore, Store) {
+    let options = options();
+    match engine {
+        Engine::Sqlite => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::open_with(dir.path(), options.clone()).await.expect("SQLite store");
+            let second = Store::open_with(dir.path(), options).await.expect("second SQLite handle");
+            (TestStore { store, dir: Some(dir), url: None }, second)
+        }
+        Engine::Postgres => {
+            let url = fresh_database().await;
+            let store = Store::open_postgres(&url, options.clone()).await.expect("PostgreSQL store");
+            let second = Store::open_postgres(&url, options).await.expect("second PostgreSQL handle");
+            (TestStore { store, dir: None, url: Some(url) }, second)
+        }
+    }
+}
+
 /// Each `async fn name(store: Store) { … }` becomes the tests `name::sqlite` and
 /// `name::postgres`, the same body on each engine.
 #[macro_export]

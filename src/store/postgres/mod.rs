@@ -2,8 +2,12 @@
 //! store API as SQLite over one database that any number of processes use at once. TLS to
 //! the server follows the URL's `sslmode` (`require`, `verify-full` with `sslrootcert`).
 //!
-//! Ported in steps (issue 21): games, goals, configs, settings and health so far; the queue,
-//! the log and erasure answer `NotOnPostgresYet` until their turn.
+//! Ported in steps (issue 21): games, goals, configs, settings, health, the queue (enqueue,
+//! claims, leases) and traffic counts so far; settling, the log and erasure answer
+//! `NotOnPostgresYet` until their turn.
+
+mod queue;
+mod traffic;
 
 // Games, goals and configs: the statements both engines share (store/shared/).
 mod configs {

@@ -196,7 +196,7 @@ impl SqliteStore {
         &self,
         items: &[NewDelivery<'_>],
         now_ms: i64,
-        traffic: impl FnOnce(&EnqueueReport) -> Vec<TrafficCount>,
+        traffic: impl Fn(&EnqueueReport) -> Vec<TrafficCount>,
     ) -> Result<EnqueueReport, StoreError> {
         // Repeats within this call are duplicates too; SQL then sees each key once.
         let mut seen: HashSet<(i64, &str, &str)> = HashSet::with_capacity(items.len());
