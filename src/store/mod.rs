@@ -8,6 +8,7 @@ mod error;
 mod player_key;
 mod postgres;
 mod rows;
+mod settlement;
 mod shared;
 mod sqlite;
 
@@ -22,7 +23,8 @@ use std::collections::HashSet;
 use crate::model::*;
 pub use error::StoreError;
 pub use rows::*;
-pub use sqlite::{EnqueueComing, PreparedSettlement};
+pub use settlement::PreparedSettlement;
+pub use sqlite::EnqueueComing;
 
 /// The database file inside a data directory.
 pub const DB_FILE: &str = "postback.db";
@@ -717,7 +719,7 @@ impl Store {
     pub async fn erase_player(&self, player_id: &str, now_ms: i64) -> Result<(u64, u64), StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.erase_player(player_id, now_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("erase_player")),
+            Engine::Postgres(engine) => engine.erase_player(player_id, now_ms).await,
         }
     }
 
@@ -741,7 +743,7 @@ impl Store {
     pub async fn stored_request(&self, id: i64) -> Result<Option<StoredRequest>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.stored_request(id).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("stored_request")),
+            Engine::Postgres(engine) => engine.stored_request(id).await,
         }
     }
 
@@ -750,7 +752,7 @@ impl Store {
     pub async fn settle(&self, s: Settlement) -> Result<SettleReport, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.settle(s).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("settle")),
+            Engine::Postgres(engine) => engine.settle(s).await,
         }
     }
 
@@ -759,7 +761,7 @@ impl Store {
     pub fn prepare_settlement(&self, settlement: Settlement) -> Result<PreparedSettlement, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.prepare_settlement(settlement),
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("prepare_settlement")),
+            Engine::Postgres(engine) => engine.prepare_settlement(settlement),
         }
     }
 
@@ -768,7 +770,7 @@ impl Store {
     pub async fn settle_prepared(&self, prepared: &PreparedSettlement) -> Result<SettleReport, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.settle_prepared(prepared).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("settle_prepared")),
+            Engine::Postgres(engine) => engine.settle_prepared(prepared).await,
         }
     }
 

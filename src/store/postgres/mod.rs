@@ -3,10 +3,12 @@
 //! the server follows the URL's `sslmode` (`require`, `verify-full` with `sslrootcert`).
 //!
 //! Ported in steps (issue 21): games, goals, configs, settings, health, the queue (enqueue,
-//! claims, leases) and traffic counts so far; settling, the log and erasure answer
-//! `NotOnPostgresYet` until their turn.
+//! claims, leases), settling, erasure, stored requests and traffic counts so far; the log's
+//! queries, replay and retention answer `NotOnPostgresYet` until their turn.
 
+mod erasure;
 mod queue;
+mod settle;
 mod traffic;
 
 // Games, goals and configs: the statements both engines share (store/shared/).

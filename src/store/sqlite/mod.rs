@@ -47,7 +47,6 @@ use sqlx::SqlitePool;
 
 use super::{StoreError, StoreOptions, DB_FILE};
 pub(crate) use checkpoint::DEFAULT_RESTART_PAGES;
-pub use settle::PreparedSettlement;
 pub use write_gate::EnqueueComing;
 
 use super::player_key::PlayerKeyer;

@@ -5,95 +5,13 @@
 //! when no log row does.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 
 use sqlx::Row;
 
 use super::{SqliteStore, StoreError};
 use crate::model::Network;
 use crate::store::rows::*;
-
-/// Answers are kept up to this size.
-const MAX_ANSWER: usize = 16 * 1024;
-
-pub(super) fn compress(body: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let mut encoder =
-        flate2::write::DeflateEncoder::new(Vec::with_capacity(body.len() / 6), flate2::Compression::fast());
-    encoder.write_all(body).and_then(|()| encoder.finish()).map_err(|e| StoreError::Corrupt(format!("compress: {e}")))
-}
-
-pub(super) fn decompress(stored: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(stored.len() * 6);
-    flate2::read::DeflateDecoder::new(stored)
-        .read_to_end(&mut out)
-        .map_err(|e| StoreError::Corrupt(format!("a stored request cannot be read: {e}")))?;
-    Ok(out)
-}
-
-fn truncated(text: &str) -> String {
-    match text.char_indices().nth(MAX_ANSWER) {
-        Some((cut, _)) => format!("{}… (cut at 16 KiB)", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
-/// A request ready for its row: compressed and serialised before the write lock is taken,
-/// so that delivery holds the lock only for the insert (compressing a batch's body took
-/// milliseconds, while every enqueue waited).
-#[derive(Debug, Clone)]
-pub(super) struct RequestRow {
-    at: i64,
-    config_id: i64,
-    pub(super) network: Network,
-    url: String,
-    headers: String,
-    body: Vec<u8>,
-    response_status: Option<i64>,
-    answer_headers: String,
-    answer: Option<String>,
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-impl RequestRow {
-    pub(super) fn new(r: &RequestRecord) -> Result<Self, StoreError> {
-        Ok(Self {
-            at: r.at,
-            config_id: r.config_id,
-            network: r.network,
-            url: r.url.clone(),
-            headers: to_json(&r.headers)?,
-            body: compress(&r.body)?,
-            response_status: r.response_status.map(i64::from),
-            answer_headers: to_json(&r.response_headers)?,
-            answer: r.response_body.as_deref().map(truncated),
-        })
-    }
-}
-
-impl RequestRow {
-    /// The same request with some items replaced (their players were erased meanwhile).
-    pub(super) fn redacted(&self, indices: &[i64]) -> Result<Self, StoreError> {
-        let mut row = self.clone();
-        if let Some(body) = redacted_body(self.network, &self.body, indices)? {
-            row.body = body;
-        }
-        Ok(row)
-    }
-}
-
-/// A stored (compressed) body with the items at `indices` replaced; `None` when the body is not
-/// JSON with items (nothing to redact).
-fn redacted_body(network: Network, stored: &[u8], indices: &[i64]) -> Result<Option<Vec<u8>>, StoreError> {
-    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&decompress(stored)?) else { return Ok(None) };
-    if crate::networks::redact_items(network, &mut body, indices) == 0 {
-        return Ok(None);
-    }
-    let bytes = serde_json::to_vec(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    compress(&bytes).map(Some)
-}
+use crate::store::settlement::{redacted_body, stored_request, RequestRow, STORED_REQUEST};
 
 /// Replaces items of stored requests, inside the caller's transaction: `(request id, network,
 /// item indices)`. Returns how many items were replaced.
@@ -169,31 +87,8 @@ pub(super) async fn insert_requests(
 
 impl SqliteStore {
     pub async fn stored_request(&self, id: i64) -> Result<Option<StoredRequest>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT id, url, headers, body, response_status, response_headers, response_body
-             FROM delivery_requests WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("stored request {id}: {e}"));
-        let body = decompress(&row.try_get::<Vec<u8>, _>("body")?)?;
-        Ok(Some(StoredRequest {
-            id,
-            url: row.try_get("url")?,
-            headers: serde_json::from_str(&row.try_get::<String, _>("headers")?).map_err(corrupt)?,
-            body: serde_json::from_slice(&body).map_err(corrupt)?,
-            response_status: row.try_get::<Option<i64>, _>("response_status")?.and_then(|s| u16::try_from(s).ok()),
-            response_headers: row
-                .try_get::<Option<String>, _>("response_headers")?
-                .map(|h| serde_json::from_str(&h).map_err(corrupt))
-                .transpose()?
-                .unwrap_or_default(),
-            response_body: row.try_get("response_body")?,
-        }))
+        let row = sqlx::query_as(STORED_REQUEST).bind(id).fetch_optional(&self.pool).await?;
+        row.map(|row| stored_request(id, row)).transpose()
     }
 
     /// Replaces a player's items in the stored requests: those their log rows point at and

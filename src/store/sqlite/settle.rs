@@ -18,45 +18,11 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::queue::{ids_json, insert_ranges};
-use super::requests::{insert_request_items, redact_stored_items, RequestRow};
+use super::requests::{insert_request_items, redact_stored_items};
 use super::{SqliteStore, StoreError};
 use crate::model::{LogEntry, Network};
-use crate::store::rows::{NewLogEntry, Offline, Retry, SettleReport, Settlement};
-
-/// Rows of one kind of outcome, applied in one transaction.
-#[derive(Debug, Clone, Copy)]
-enum Rows<'a> {
-    Done(&'a [i64]),
-    Remove(&'a [i64]),
-    Retry(&'a [Retry]),
-    Defer(&'a [(i64, i64)]),
-    Release(&'a [i64]),
-    /// Dead rows, and whether this failure counts as an attempt.
-    Dead(&'a [i64], bool),
-}
-
-impl Rows<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Rows::Done(ids) | Rows::Remove(ids) | Rows::Release(ids) | Rows::Dead(ids, _) => ids.len(),
-            Rows::Retry(rows) => rows.len(),
-            Rows::Defer(rows) => rows.len(),
-        }
-    }
-}
-
-/// A settlement's row changes in parts of at most `max` rows.
-fn row_parts(s: &Settlement, max: usize) -> Vec<Rows<'_>> {
-    let mut parts = Vec::new();
-    parts.extend(s.done.chunks(max).map(Rows::Done));
-    parts.extend(s.remove.chunks(max).map(Rows::Remove));
-    parts.extend(s.retry.chunks(max).map(Rows::Retry));
-    parts.extend(s.defer.chunks(max).map(Rows::Defer));
-    parts.extend(s.release.chunks(max).map(Rows::Release));
-    parts.extend(s.dead.chunks(max).map(|ids| Rows::Dead(ids, true)));
-    parts.extend(s.dead_unsent.chunks(max).map(|ids| Rows::Dead(ids, false)));
-    parts
-}
+use crate::store::rows::{NewLogEntry, Offline, SettleReport, Settlement};
+use crate::store::settlement::{hourly_counts, keys_unless_erased, log_entry, row_parts, PreparedSettlement, Rows};
 
 /// Applies one part; returns how many rows the lease token still held.
 async fn apply_rows(tx: &mut sqlx::SqliteConnection, token: &str, at: i64, rows: Rows<'_>) -> Result<u64, StoreError> {
@@ -175,18 +141,6 @@ async fn apply_config_state(tx: &mut sqlx::SqliteConnection, s: &Settlement) -> 
     Ok(())
 }
 
-/// A settlement with its CPU work done (request bodies compressed, players keyed), so that
-/// the write lock is held only for writing: see [`Store::prepare_settlement`].
-#[derive(Debug)]
-pub struct PreparedSettlement {
-    settlement: Settlement,
-    requests: Vec<RequestRow>,
-    /// Per log entry, its player's keyed hash.
-    keys: Vec<String>,
-    /// The requests' items that no log entry points at: (request, item, player key).
-    unlogged: Vec<(usize, i64, String)>,
-}
-
 /// Which of these player keys were erased, read inside the caller's transaction.
 async fn erased_keys<'k>(
     tx: &mut sqlx::SqliteConnection,
@@ -208,11 +162,6 @@ async fn erased_keys<'k>(
     Ok(erased.into_iter().collect())
 }
 
-/// Per log entry, its key unless its player was erased.
-fn keys_unless_erased(keys: &[String], erased: &HashSet<String>) -> Vec<Option<String>> {
-    keys.iter().map(|k| (!erased.contains(k)).then(|| k.clone())).collect()
-}
-
 impl SqliteStore {
     /// Applies one batch's outcomes (see the module's notes on order and size): prepared, then
     /// written.
@@ -223,24 +172,7 @@ impl SqliteStore {
     /// The CPU work of settling (compressing bodies, keying players), without the store's lock:
     /// done on the caller's thread, which may run at a lower priority than the writes.
     pub fn prepare_settlement(&self, settlement: Settlement) -> Result<PreparedSettlement, StoreError> {
-        let requests = settlement.requests.iter().map(RequestRow::new).collect::<Result<_, _>>()?;
-        let keys = settlement.log.iter().map(|e| self.player_key(&e.player_id)).collect();
-        let mut logged: HashSet<(usize, i64)> = HashSet::new();
-        for e in &settlement.log {
-            if let (Some(request), Some(item)) = (e.request, e.item_index) {
-                logged.insert((request, item));
-            }
-        }
-        let mut unlogged = Vec::new();
-        for (r, request) in settlement.requests.iter().enumerate() {
-            for (item, player) in request.item_players.iter().enumerate() {
-                let item = item as i64;
-                if !logged.contains(&(r, item)) {
-                    unlogged.push((r, item, self.player_key(player)));
-                }
-            }
-        }
-        Ok(PreparedSettlement { settlement, requests, keys, unlogged })
+        PreparedSettlement::new(settlement, &self.players)
     }
 
     /// The first part's transaction: the requests (their erased players' items redacted), the
@@ -252,33 +184,9 @@ impl SqliteStore {
         entries: &[NewLogEntry],
         keys: &[String],
     ) -> Result<(Vec<i64>, Option<Vec<LogEntry>>), StoreError> {
-        let PreparedSettlement { settlement: s, requests, unlogged, .. } = prepared;
-        let all_keys = prepared.keys.iter().chain(unlogged.iter().map(|(_, _, k)| k)).map(String::as_str);
-        let erased = erased_keys(tx, all_keys).await?;
-        let request_ids = if erased.is_empty() {
-            super::requests::insert_requests(tx, requests).await?
-        } else {
-            let mut gone: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
-            for (e, key) in s.log.iter().zip(&prepared.keys) {
-                if let (Some(request), Some(item), true) = (e.request, e.item_index, erased.contains(key)) {
-                    gone.entry(request).or_default().push(item);
-                }
-            }
-            for (request, item, key) in unlogged {
-                if erased.contains(key) {
-                    gone.entry(*request).or_default().push(*item);
-                }
-            }
-            let redacted: Vec<RequestRow> = requests
-                .iter()
-                .enumerate()
-                .map(|(r, row)| gone.get(&r).map_or_else(|| Ok(row.clone()), |items| row.redacted(items)))
-                .collect::<Result<_, _>>()?;
-            super::requests::insert_requests(tx, &redacted).await?
-        };
-        let kept: Vec<(usize, i64, &str)> =
-            unlogged.iter().filter(|(_, _, k)| !erased.contains(k)).map(|(r, i, k)| (*r, *i, k.as_str())).collect();
-        insert_request_items(tx, &kept, requests, &request_ids).await?;
+        let erased = erased_keys(tx, prepared.all_keys()).await?;
+        let request_ids = super::requests::insert_requests(tx, &prepared.requests_without(&erased)?).await?;
+        insert_request_items(tx, &prepared.unlogged_kept(&erased), &prepared.requests, &request_ids).await?;
         let logged = self.insert_log(tx, entries, &keys_unless_erased(keys, &erased), &request_ids).await?;
         Ok((request_ids, logged))
     }
@@ -407,26 +315,9 @@ impl SqliteStore {
             // One statement assigns consecutive row ids (we hold the write lock).
             let first = result.last_insert_rowid() - chunk.len() as i64 + 1;
             let Some(logged) = logged.as_mut() else { continue };
-            logged.extend(chunk.iter().enumerate().map(|(i, e)| LogEntry {
-                id: first + i as i64,
-                at: e.at,
-                config_id: e.config_id,
-                network: e.network,
-                event_name: e.event_name.clone(),
-                event_id: e.event_id.clone(),
-                goal_key: e.goal_key.clone(),
-                status: e.status,
-                http_status: e.http_status.map(i64::from),
-                latency_ms: e.latency_ms,
-                attempt: e.attempt,
-                request_id: e.request_id.clone(),
-                error: e.error.clone(),
-            }));
+            logged.extend(chunk.iter().enumerate().map(|(i, e)| log_entry(first + i as i64, e)));
         }
-        let mut hourly: std::collections::BTreeMap<(i64, i64, &str), i64> = std::collections::BTreeMap::new();
-        for e in entries {
-            *hourly.entry((e.at - e.at.rem_euclid(3_600_000), e.config_id, e.status.as_str())).or_default() += 1;
-        }
+        let hourly = hourly_counts(entries);
         if !hourly.is_empty() {
             let mut upsert: QueryBuilder<Sqlite> =
                 QueryBuilder::new("INSERT INTO log_hourly (hour, config_id, status, count) ");

@@ -1,0 +1,167 @@
+//! Settling a claimed batch on both engines: its attempts logged (and broadcast to live views)
+//! with its request stored once, its rows' new states, only under its own lease token, and a
+//! player erased while the batch was in flight never written back.
+
+#[macro_use]
+mod engines;
+
+use std::collections::BTreeMap;
+
+use postback::model::{ConversionEvent, DeliveryStatus, Network, PostbackConfig};
+use postback::store::{Leased, NewDelivery, NewLogEntry, RequestRecord, Retry, Settlement, Store};
+use serde_json::json;
+
+const NOW: i64 = 1_795_000_000_000;
+
+async fn tiktok_config(store: &Store) -> i64 {
+    let game = store.create_game("Space Miner").await.unwrap();
+    let config = PostbackConfig::from_json(&json!({"network": "tiktok", "pixel_code": "CABCD1234EFGH",
+        "trigger_events": ["purchase"], "base_url": "http://127.0.0.1:9"}))
+    .unwrap();
+    store.create_config(game.id, &config, Some("ref")).await.unwrap()
+}
+
+/// Events e1..=en of players p1..=pn, queued and claimed under `token`.
+async fn claimed(store: &Store, config: i64, n: u32, token: &str) -> Vec<Leased> {
+    let events: Vec<ConversionEvent> = (1..=n)
+        .map(|i| {
+            ConversionEvent::from_json(&json!({"event_id": format!("e{i}"), "name": "purchase",
+                "occurred_at": "2026-11-20T10:15:30Z", "player_id": format!("p{i}"), "consent": "full"}))
+            .unwrap()
+        })
+        .collect();
+    let items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
+    store.enqueue(&items, NOW).await.unwrap();
+    store.claim(config, token, NOW, 60_000, n as usize).await.unwrap()
+}
+
+/// One request carrying every leased row as an item, and a log entry per row.
+fn attempts(config: i64, leased: &[Leased], status: DeliveryStatus) -> (Vec<NewLogEntry>, RequestRecord) {
+    let items: Vec<serde_json::Value> = leased
+        .iter()
+        .map(|l| json!({"event_id": l.event_id, "user": {"external_id": format!("hash-of-{}", l.player_id)}}))
+        .collect();
+    let request = RequestRecord {
+        at: NOW,
+        config_id: config,
+        network: Network::TikTok,
+        item_players: leased.iter().map(|l| l.player_id.clone()).collect(),
+        url: "http://127.0.0.1:9/open_api/v1.3/event/track/".into(),
+        headers: serde_json::Map::from_iter([("access-token".to_owned(), json!("<redacted>"))]),
+        body: serde_json::to_vec(&json!({"event_source": "web", "data": items})).unwrap().into(),
+        response_status: Some(200),
+        response_headers: BTreeMap::new(),
+        response_body: Some(r#"{"code":0}"#.into()),
+    };
+    let log = leased
+        .iter()
+        .enumerate()
+        .map(|(i, l)| NewLogEntry {
+            at: NOW,
+            config_id: config,
+            network: Network::TikTok,
+            event_name: l.event_name.clone(),
+            event_id: l.event_id.clone(),
+            goal_key: l.goal_key.clone(),
+            player_id: l.player_id.clone(),
+            status,
+            http_status: Some(200),
+            latency_ms: Some(12),
+            attempt: l.attempts + 1,
+            request_id: Some("req-1".into()),
+            credential_failure: false,
+            error: None,
+            request: Some(0),
+            item_index: Some(i as i64),
+        })
+        .collect();
+    (log, request)
+}
+
+on_both_engines! {
+    async fn a_settled_batch_logs_its_attempts_once_and_moves_each_row(store: Store) {
+        let config = tiktok_config(&store).await;
+        let leased = claimed(&store, config, 4, "t1").await;
+        let ids: Vec<i64> = leased.iter().map(|l| l.id).collect();
+        let (log, request) = attempts(config, &leased, DeliveryStatus::Success);
+        let mut live = store.subscribe_log();
+        let report = store
+            .settle(Settlement {
+                lease_token: "t1".into(),
+                at: NOW + 5,
+                done: ids[..2].to_vec(),
+                retry: vec![Retry { id: ids[2], run_at: NOW + 30_000, failing_since: NOW }],
+                dead: vec![ids[3]],
+                log,
+                requests: vec![request],
+                ..Settlement::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.lost, 0);
+        // The retried row waits for its time; the dead one waits for a replay.
+        assert_eq!(store.queue_counts().await.unwrap(), (1, 0, 1));
+        assert_eq!(store.next_run_at().await.unwrap(), Some(NOW + 30_000));
+        let rows = live.try_recv().expect("the settled rows reach live views");
+        assert_eq!(rows.len(), 4);
+        assert!(rows.windows(2).all(|w| w[0].id < w[1].id), "rows in order");
+        assert_eq!(rows[0].event_id, "e1");
+        // The request is stored once, readable whole.
+        // The first request of a fresh database has id 1 on both engines.
+        let stored = store.stored_request(1).await.unwrap().expect("the batch's request is stored");
+        assert_eq!(stored.body["data"].as_array().map(Vec::len), Some(4));
+        assert_eq!(stored.response_status, Some(200));
+        // The delivered events are remembered: enqueued again, they are duplicates.
+        let again = claimed(&store, config, 2, "t2").await;
+        assert!(again.is_empty(), "delivered rows were claimed again: {again:?}");
+    }
+
+    async fn a_settle_under_a_lease_taken_over_changes_nothing_and_counts_it_lost(store: Store) {
+        let config = tiktok_config(&store).await;
+        let leased = claimed(&store, config, 3, "slow").await;
+        // The lease expires; another worker takes the rows over.
+        assert_eq!(store.reclaim_expired_leases(NOW + 61_000).await.unwrap(), 3);
+        assert_eq!(store.claim(config, "fast", NOW + 61_000, 60_000, 10).await.unwrap().len(), 3);
+        let report = store
+            .settle(Settlement {
+                lease_token: "slow".into(),
+                at: NOW + 62_000,
+                done: leased.iter().map(|l| l.id).collect(),
+                ..Settlement::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.lost, 3);
+        assert_eq!(store.queue_counts().await.unwrap(), (0, 3, 0), "still leased by the new worker");
+        assert_eq!(store.release_lease("fast").await.unwrap(), 3);
+    }
+
+    async fn a_player_erased_while_the_batch_is_in_flight_is_not_written_back(store: Store) {
+        let config = tiktok_config(&store).await;
+        let leased = claimed(&store, config, 3, "t1").await;
+        // Erased after the claim, before the batch settles.
+        let (queued, _) = store.erase_player("p2", NOW + 1).await.unwrap();
+        assert_eq!(queued, 1, "the erased player's queued row is removed");
+        let (log, request) = attempts(config, &leased, DeliveryStatus::Success);
+        let mut live = store.subscribe_log();
+        let report = store
+            .settle(Settlement {
+                lease_token: "t1".into(),
+                at: NOW + 5,
+                done: leased.iter().map(|l| l.id).collect(),
+                log,
+                requests: vec![request],
+                ..Settlement::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.lost, 1, "the erased row was gone");
+        let rows = live.try_recv().unwrap();
+        assert_eq!(rows.len(), 3, "every attempt is logged (the erased player's under no key)");
+        let text = store.stored_request(1).await.unwrap().expect("stored request").body.to_string();
+        assert!(!text.contains("hash-of-p2"), "the erased player's item was stored: {text}");
+        assert!(text.contains("hash-of-p1") && text.contains("hash-of-p3"), "{text}");
+        assert!(text.contains("asked to be forgotten"), "{text}");
+        assert!(store.erased_among(&["p2", "p1"]).await.unwrap().contains("p2"));
+    }
+}
