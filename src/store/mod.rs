@@ -24,6 +24,9 @@ use crate::model::*;
 pub use error::StoreError;
 pub use rows::*;
 pub use settlement::PreparedSettlement;
+
+/// The setting that holds how long failed events are kept for replay.
+const FAILED_RETENTION: &str = "failed_retention_ms";
 pub use sqlite::EnqueueComing;
 
 /// The database file inside a data directory.
@@ -490,7 +493,7 @@ impl Store {
     pub async fn prune(&self, now_ms: i64, retention_ms: i64) -> Result<u64, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.prune(now_ms, retention_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("prune")),
+            Engine::Postgres(engine) => engine.prune(now_ms, retention_ms).await,
         }
     }
 
@@ -499,24 +502,24 @@ impl Store {
     pub async fn purge_failed(&self, settled_before_ms: i64) -> Result<u64, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.purge_failed(settled_before_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("purge_failed")),
+            Engine::Postgres(engine) => engine.purge_failed(settled_before_ms).await,
         }
     }
 
     /// How long failed events are kept for replay (milliseconds), when set; else the caller's
     /// default applies.
     pub async fn failed_retention_ms(&self) -> Result<Option<i64>, StoreError> {
-        match &self.engine {
-            Engine::Sqlite(engine) => engine.failed_retention_ms().await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("failed_retention_ms")),
-        }
+        Ok(self.meta(FAILED_RETENTION).await?.and_then(|v| v.parse().ok()))
     }
 
     /// Sets (or with `None`, resets to the default) how long failed events are kept.
     pub async fn set_failed_retention_ms(&self, retention_ms: Option<i64>) -> Result<(), StoreError> {
-        match &self.engine {
-            Engine::Sqlite(engine) => engine.set_failed_retention_ms(retention_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("set_failed_retention_ms")),
+        match retention_ms {
+            Some(ms) => self.set_meta(FAILED_RETENTION, &ms.to_string()).await,
+            None => match &self.engine {
+                Engine::Sqlite(engine) => engine.delete_meta(FAILED_RETENTION).await,
+                Engine::Postgres(engine) => engine.delete_meta(FAILED_RETENTION).await,
+            },
         }
     }
 
@@ -524,7 +527,7 @@ impl Store {
     pub async fn last_success(&self, config_id: i64) -> Result<Option<i64>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.last_success(config_id).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("last_success")),
+            Engine::Postgres(engine) => engine.last_success(config_id).await,
         }
     }
 
@@ -533,7 +536,7 @@ impl Store {
     pub async fn sent_per_second(&self, config_id: i64, since_ms: i64) -> Result<Vec<(i64, u64)>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.sent_per_second(config_id, since_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("sent_per_second")),
+            Engine::Postgres(engine) => engine.sent_per_second(config_id, since_ms).await,
         }
     }
 
@@ -689,7 +692,7 @@ impl Store {
     pub async fn replay(&self, replay: &Replay, now_ms: i64) -> Result<Result<u64, ReplayRefusal>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.replay(replay, now_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("replay")),
+            Engine::Postgres(engine) => engine.replay(replay, now_ms).await,
         }
     }
 

@@ -172,6 +172,20 @@ pub enum ReplayRefusal {
     Unknown(String),
 }
 
+/// Why a named event cannot be replayed, from its queue rows' states and whether the log
+/// shows it delivered; `None`: it failed and may be replayed.
+pub(crate) fn replay_refusal(event_id: &str, states: &[String], delivered_earlier: bool) -> Option<ReplayRefusal> {
+    if states.iter().any(|s| s == "dead") {
+        None
+    } else if states.iter().any(|s| s == "done") || delivered_earlier {
+        Some(ReplayRefusal::Delivered(event_id.to_owned()))
+    } else if states.iter().any(|s| s == "ready") {
+        Some(ReplayRefusal::Pending(event_id.to_owned()))
+    } else {
+        Some(ReplayRefusal::Unknown(event_id.to_owned()))
+    }
+}
+
 /// A config as saved: the settings plus what the store knows about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredConfig {

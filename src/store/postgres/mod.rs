@@ -8,6 +8,7 @@
 
 mod erasure;
 mod queue;
+mod retention;
 mod settle;
 mod traffic;
 

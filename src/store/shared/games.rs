@@ -188,6 +188,12 @@ macro_rules! games {
                 Ok(())
             }
 
+            /// Removes a setting (its default applies again).
+            pub async fn delete_meta(&self, name: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM meta WHERE name = $1").bind(name).execute(&self.pool).await?;
+                Ok(())
+            }
+
             /// Sets a value unless one is there; returns the value that stands (two processes agree).
             pub async fn set_meta_once(&self, name: &str, value: &str) -> Result<String, StoreError> {
                 sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")

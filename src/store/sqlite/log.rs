@@ -73,9 +73,6 @@ pub(super) fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<LogEntry, StoreErr
     })
 }
 
-/// The `meta` setting: how long failed events are kept for replay, in milliseconds.
-const FAILED_RETENTION: &str = "failed_retention_ms";
-
 impl SqliteStore {
     /// One page of the log, newest first (keyset paging, never OFFSET). Every shape of filter
     /// reads about one page of index entries, however large the log:
@@ -311,23 +308,6 @@ impl SqliteStore {
                     self.checkpoint_soon();
                 }
                 return Ok(total);
-            }
-        }
-    }
-
-    /// How long failed events are kept for replay (milliseconds), when set; else the caller's
-    /// default applies.
-    pub async fn failed_retention_ms(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.meta(FAILED_RETENTION).await?.and_then(|v| v.parse().ok()))
-    }
-
-    /// Sets (or with `None`, resets to the default) how long failed events are kept.
-    pub async fn set_failed_retention_ms(&self, retention_ms: Option<i64>) -> Result<(), StoreError> {
-        match retention_ms {
-            Some(ms) => self.set_meta(FAILED_RETENTION, &ms.to_string()).await,
-            None => {
-                sqlx::query("DELETE FROM meta WHERE name = ?").bind(FAILED_RETENTION).execute(&self.pool).await?;
-                Ok(())
             }
         }
     }

@@ -461,16 +461,7 @@ impl SqliteStore {
             .bind(event_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let refusal = if states.iter().any(|s| s == "dead") {
-                None
-            } else if states.iter().any(|s| s == "done") || delivered_earlier.is_some() {
-                Some(ReplayRefusal::Delivered(event_id.clone()))
-            } else if states.iter().any(|s| s == "ready") {
-                Some(ReplayRefusal::Pending(event_id.clone()))
-            } else {
-                Some(ReplayRefusal::Unknown(event_id.clone()))
-            };
-            if let Some(refusal) = refusal {
+            if let Some(refusal) = replay_refusal(event_id, &states, delivered_earlier.is_some()) {
                 return Ok(Err(refusal));
             }
         }

@@ -1,0 +1,61 @@
+//! The delivery engine on both store engines: events imported, delivered by the dispatcher to
+//! the sandbox networks over real loopback HTTP, each once; imported again, none sent again.
+
+#[macro_use]
+mod engines;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postback::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions};
+use postback::ingest::import_ndjson;
+use postback::model::{Goal, Network};
+use postback::sandbox;
+use serde_json::json;
+
+fn launches(n: usize) -> String {
+    let at = chrono::Utc::now().to_rfc3339();
+    (0..n)
+        .map(|i| {
+            json!({"event_id": format!("launch-{i}"), "name": "game_launch", "occurred_at": at,
+                   "player_id": format!("p{i}"), "consent": "full",
+                   "click_ids": {"ttclid": "tt", "twclid": "tw", "rdt_cid": "rd"}})
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn options() -> DispatcherOptions {
+    let mut o = DispatcherOptions::default();
+    o.retry.base = Duration::from_millis(20);
+    o.lease = Duration::from_secs(5);
+    o
+}
+
+on_both_engines! {
+    async fn imported_events_reach_all_three_networks_once(store: Store) {
+        let sandbox = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let game = store.create_game("Test Game").await.unwrap();
+        let goals = vec![Goal::mapped("launch", "Launch", "game_launch", "tw-sbx01-launch")];
+        for config in sandbox::demo_configs(&sandbox.base_url, &["game_launch", "purchase"], goals) {
+            store.create_config(game.id, &config, Some("sandbox")).await.unwrap();
+        }
+        let report = import_ndjson(&store, game.id, launches(250).as_bytes(), now_ms()).await.unwrap();
+        assert_eq!((report.events, report.enqueued, report.duplicates), (250, 750, 0));
+        let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(Credentials::without_keychain()), options());
+        let run = tokio::time::timeout(Duration::from_secs(60), dispatcher.run_until_idle()).await.unwrap().unwrap();
+        assert_eq!((run.success, run.failed, run.retried), (750, 0, 0));
+        for network in Network::ALL {
+            let stats = sandbox.state.stats().remove(&network).unwrap_or_default();
+            assert_eq!((stats.accepted, stats.distinct_event_ids, stats.duplicates), (250, 250, 0), "{network}");
+        }
+        assert_eq!(store.queue_counts().await.unwrap(), (0, 0, 0));
+        // The same file again: every conversion is a duplicate, nothing is sent.
+        let again = import_ndjson(&store, game.id, launches(250).as_bytes(), now_ms()).await.unwrap();
+        assert_eq!((again.enqueued, again.duplicates), (0, 750));
+        let run = dispatcher.run_until_idle().await.unwrap();
+        assert_eq!(run.success, 0);
+    }
+}
