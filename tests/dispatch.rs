@@ -59,3 +59,40 @@ on_both_engines! {
         assert_eq!(run.success, 0);
     }
 }
+
+/// PostgreSQL: one worker at a time delivers a config. While another holds it, a worker sends
+/// nothing of it; once the holder is gone (its connection closed, as when a worker dies), the
+/// worker takes it over within seconds and delivers everything once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_held_by_another_worker_is_taken_over_when_that_worker_goes() {
+    let (test, other_worker) = engines::open_pair(engines::Engine::Postgres).await;
+    let store = test.store.clone();
+    let sandbox = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let game = store.create_game("Test Game").await.unwrap();
+    let [tiktok, _, _] = sandbox::demo_configs(&sandbox.base_url, &["game_launch"], Vec::new());
+    let config = store.create_config(game.id, &tiktok, Some("sandbox")).await.unwrap();
+    import_ndjson(&store, game.id, launches(200).as_bytes(), now_ms()).await.unwrap();
+    let held = other_worker.lead_config(config).await.unwrap().expect("the other worker takes the config");
+    assert!(store.lead_config(config).await.unwrap().is_none(), "a held config is refused to a second worker");
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(Credentials::without_keychain()), options());
+    let worker = tokio::spawn(async move { dispatcher.run(stopped).await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent = |network| sandbox.state.stats().remove(&network).unwrap_or_default();
+    assert_eq!(sent(Network::TikTok).requests, 0, "a config another worker holds was sent");
+    assert_eq!(store.pending_count(config).await.unwrap(), 200);
+
+    // The holder goes away: its connection closes and the lock with it.
+    let gone = std::time::Instant::now();
+    drop(held);
+    drop(other_worker);
+    while sent(Network::TikTok).accepted < 200 {
+        assert!(gone.elapsed() < Duration::from_secs(15), "not taken over within 15 s: {:?}", sent(Network::TikTok));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("taken over and delivered {:.2} s after the holder went", gone.elapsed().as_secs_f64());
+    assert_eq!((sent(Network::TikTok).distinct_event_ids, sent(Network::TikTok).duplicates), (200, 0));
+    stop.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(5), worker).await.expect("stops").unwrap();
+}

@@ -8,7 +8,9 @@ mod engines;
 use std::collections::BTreeMap;
 
 use postback::model::{ConversionEvent, DeliveryStatus, Network, PostbackConfig};
-use postback::store::{Leased, NewDelivery, NewLogEntry, RequestRecord, Retry, Settlement, Store};
+use postback::store::{
+    Leased, NewDelivery, NewLogEntry, Replay, ReplayRefusal, RequestRecord, Retry, Settlement, Store,
+};
 use serde_json::json;
 
 const NOW: i64 = 1_795_000_000_000;
@@ -163,5 +165,68 @@ on_both_engines! {
         assert!(text.contains("hash-of-p1") && text.contains("hash-of-p3"), "{text}");
         assert!(text.contains("asked to be forgotten"), "{text}");
         assert!(store.erased_among(&["p2", "p1"]).await.unwrap().contains("p2"));
+    }
+
+    async fn failed_events_are_replayed_and_delivered_or_pending_ones_refused(store: Store) {
+        let config = tiktok_config(&store).await;
+        let leased = claimed(&store, config, 3, "t1").await;
+        let (log, request) = attempts(config, &leased, DeliveryStatus::Success);
+        store
+            .settle(Settlement {
+                lease_token: "t1".into(),
+                at: NOW + 5,
+                done: vec![leased[0].id],
+                dead: vec![leased[1].id, leased[2].id],
+                log: log[..1].to_vec(),
+                requests: vec![request],
+                ..Settlement::default()
+            })
+            .await
+            .unwrap();
+        let named = |ids: &[&str]| Replay { config_id: config, since_ms: None, event_ids: ids.iter().map(|s| s.to_string()).collect() };
+        assert_eq!(store.replay(&named(&["e1"]), NOW + 10).await.unwrap(), Err(ReplayRefusal::Delivered("e1".into())));
+        assert_eq!(store.replay(&named(&["nope"]), NOW + 10).await.unwrap(), Err(ReplayRefusal::Unknown("nope".into())));
+        assert_eq!(store.replay(&named(&["e2"]), NOW + 10).await.unwrap(), Ok(1));
+        assert_eq!(store.replay(&named(&["e2"]), NOW + 10).await.unwrap(), Err(ReplayRefusal::Pending("e2".into())));
+        // Every failed event of the config: e3 is what is left.
+        assert_eq!(store.replay(&named(&[]), NOW + 10).await.unwrap(), Ok(1));
+        assert_eq!(store.queue_counts().await.unwrap(), (2, 0, 0));
+    }
+
+    async fn retention_prunes_old_rows_and_the_limiter_reads_recent_sends(store: Store) {
+        let config = tiktok_config(&store).await;
+        let leased = claimed(&store, config, 4, "t1").await;
+        let (log, request) = attempts(config, &leased, DeliveryStatus::Success);
+        store
+            .settle(Settlement {
+                lease_token: "t1".into(),
+                at: NOW + 5,
+                done: leased[..3].iter().map(|l| l.id).collect(),
+                dead: vec![leased[3].id],
+                log,
+                requests: vec![request],
+                ..Settlement::default()
+            })
+            .await
+            .unwrap();
+        // The X limiter's seed: four answered sends in the second of NOW.
+        assert_eq!(store.sent_per_second(config, NOW - 1_000).await.unwrap(), [(NOW / 1000 * 1000, 4)]);
+        assert_eq!(store.last_success(config).await.unwrap(), Some(NOW));
+        // The failed-events setting round-trips and resets.
+        assert_eq!(store.failed_retention_ms().await.unwrap(), None);
+        store.set_failed_retention_ms(Some(86_400_000)).await.unwrap();
+        assert_eq!(store.failed_retention_ms().await.unwrap(), Some(86_400_000));
+        store.set_failed_retention_ms(None).await.unwrap();
+        assert_eq!(store.failed_retention_ms().await.unwrap(), None);
+        // 31 days on, with 30 days kept: the log, the request and the dedup memory go.
+        let later = NOW + 31 * 86_400_000;
+        assert_eq!(store.prune(later, 30 * 86_400_000).await.unwrap(), 4);
+        assert!(store.stored_request(1).await.unwrap().is_none());
+        assert_eq!(store.sent_per_second(config, NOW - 1_000).await.unwrap(), []);
+        assert_eq!(store.purge_failed(later).await.unwrap(), 1);
+        assert_eq!(store.queue_counts().await.unwrap(), (0, 0, 0));
+        // The delivered events are forgotten: they queue afresh.
+        let again = claimed(&store, config, 3, "t2").await;
+        assert_eq!(again.len(), 3);
     }
 }

@@ -272,11 +272,8 @@ pub async fn serve(workspace: &Workspace, opts: ServeOptions) -> CliResult {
     if give_up_after.is_zero() || opts.x_window.is_zero() {
         return Err("--give-up-after and --x-window must be longer than zero".into());
     }
-    if !workspace.is_embedded() {
-        // Refused before anything starts: a dispatcher would retry its claims forever.
-        return Err(crate::store::StoreError::NotOnPostgresYet("delivery (`serve`)").to_string());
-    }
-    // Exactly one process delivers from a data directory's SQLite file.
+    // Exactly one process delivers from a data directory's SQLite file; on PostgreSQL any number
+    // do, each config by one of them at a time (store.lead_config).
     let _writer = match workspace.is_embedded() {
         true => Some(WriterLock::acquire(&workspace.data_dir, "postback serve").map_err(|e| e.to_string())?),
         false => None,

@@ -17,7 +17,7 @@ use super::retry::RetryPolicy;
 use super::send::client;
 use super::Credentials;
 use crate::model::EngineState;
-use crate::store::{Store, StoreError, StoredConfig};
+use crate::store::{ConfigLead, Store, StoreError, StoredConfig};
 
 /// Rate limits per network account (one config = one account).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,6 +167,9 @@ const STOP_WRITES_WAIT: Duration = Duration::from_millis(1000);
 
 /// How often expired leases are looked for (a lease lasts minutes).
 const RECLAIM_EVERY: Duration = Duration::from_secs(1);
+/// How often a held config's lead is checked, and a config another worker holds is asked for:
+/// the longest a dead worker's configs wait for another worker (plus its lease time).
+const LEAD_CHECK: Duration = Duration::from_secs(2);
 
 /// What every config's turn needs; cloned into its task.
 #[derive(Clone)]
@@ -252,6 +255,11 @@ pub struct Dispatcher {
     task_failures: HashMap<i64, u32>,
     /// Configs waiting after a failed task, until this instant.
     held_off: HashMap<i64, tokio::time::Instant>,
+    /// The configs this worker delivers, and when each was last seen held (on PostgreSQL one
+    /// worker at a time delivers a config: store.lead_config).
+    leads: HashMap<i64, (ConfigLead, tokio::time::Instant)>,
+    /// When this worker last asked for a config that another worker held.
+    lead_asked: HashMap<i64, tokio::time::Instant>,
     last_reclaim: Option<tokio::time::Instant>,
     state: watch::Sender<EngineState>,
     claims: u64,
@@ -275,6 +283,8 @@ impl Dispatcher {
             limiters: HashMap::new(),
             task_failures: HashMap::new(),
             held_off: HashMap::new(),
+            leads: HashMap::new(),
+            lead_asked: HashMap::new(),
             last_reclaim: None,
             state,
             claims: 0,
@@ -356,6 +366,8 @@ impl Dispatcher {
             // A dropped sender stops too (the app quitting).
             if *stop.borrow() || stop.has_changed().is_err() {
                 self.stop_tasks(running).await;
+                // Other workers may take this one's configs at once.
+                self.leads.clear();
                 self.state.send_replace(EngineState::Stopped);
                 return Ok(report);
             }
@@ -510,17 +522,52 @@ impl Dispatcher {
         }
         let instant = tokio::time::Instant::now();
         self.held_off.retain(|_, until| *until > instant);
+        let active: HashSet<i64> = load.configs.iter().map(|c| c.id).collect();
         for stored in load.configs {
             let eligible = only.is_none_or(|id| id == stored.id)
                 && !running.configs.contains(&stored.id)
                 && !self.held_off.contains_key(&stored.id)
                 && stored.paused_reason.is_none()
                 && stored.offline.until.is_none_or(|until| until <= now);
-            if eligible {
+            if eligible && self.leads_config(&store, stored.id).await? {
                 self.spawn_config(running, stored);
             }
         }
+        // A config deleted or disabled meanwhile is free for whoever enables it again.
+        self.leads.retain(|id, _| active.contains(id));
         Ok(())
+    }
+
+    /// Whether this worker delivers the config: a lead it holds (checked every few seconds),
+    /// or one it takes now (asked every few seconds while another worker holds it, so a dead
+    /// worker's configs are taken over within that time).
+    async fn leads_config(&mut self, store: &Store, config_id: i64) -> Result<bool, DeliveryError> {
+        let now = tokio::time::Instant::now();
+        if let Some((lead, checked)) = self.leads.get_mut(&config_id) {
+            if now.duration_since(*checked) < LEAD_CHECK {
+                return Ok(true);
+            }
+            if lead.is_alive().await {
+                *checked = now;
+                return Ok(true);
+            }
+            tracing::warn!(config_id, "lost the database connection that held this config; another worker may take it");
+            self.leads.remove(&config_id);
+        }
+        if self.lead_asked.get(&config_id).is_some_and(|at| now.duration_since(*at) < LEAD_CHECK) {
+            return Ok(false);
+        }
+        self.lead_asked.insert(config_id, now);
+        match store.lead_config(config_id).await? {
+            Some(lead) => {
+                if store.engine_name() != "sqlite" {
+                    tracing::info!(config_id, "this worker delivers the config now");
+                }
+                self.leads.insert(config_id, (lead, now));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     fn spawn_config(&mut self, running: &mut Running, stored: StoredConfig) {

@@ -27,6 +27,24 @@ pub use settlement::PreparedSettlement;
 
 /// The setting that holds how long failed events are kept for replay.
 const FAILED_RETENTION: &str = "failed_retention_ms";
+
+/// A config this worker delivers (see [`Store::lead_config`]); dropping it lets another take
+/// it over.
+#[derive(Debug)]
+pub struct ConfigLead {
+    /// PostgreSQL's lock and the connection that holds it; nothing on SQLite.
+    held: Option<postgres::Lead>,
+}
+
+impl ConfigLead {
+    /// Whether it is still held (a lost connection has freed it on the server).
+    pub async fn is_alive(&mut self) -> bool {
+        match &mut self.held {
+            None => true,
+            Some(lead) => lead.is_alive().await,
+        }
+    }
+}
 pub use sqlite::EnqueueComing;
 
 /// The database file inside a data directory.
@@ -576,6 +594,17 @@ impl Store {
         match &self.engine {
             Engine::Sqlite(engine) => engine.integrity_check().await,
             Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("integrity_check")),
+        }
+    }
+
+    /// The right to deliver a config, held by one worker at a time: `None` while another worker
+    /// holds it. On SQLite this process is the only one (the data directory's writer lock).
+    pub async fn lead_config(&self, config_id: i64) -> Result<Option<ConfigLead>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(Some(ConfigLead { held: None })),
+            Engine::Postgres(engine) => {
+                Ok(engine.lead_config(config_id).await?.map(|lead| ConfigLead { held: Some(lead) }))
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! queries, replay and retention answer `NotOnPostgresYet` until their turn.
 
 mod erasure;
+mod lead;
 mod queue;
 mod retention;
 mod settle;
@@ -48,6 +49,7 @@ use sqlx::{PgPool, Row};
 use super::player_key::PlayerKeyer;
 use super::{StoreError, StoreOptions};
 use crate::model::{Health, LogEntry};
+pub use lead::Lead;
 
 /// The lock every opening process takes while it migrates and reads the player key, so that
 /// two workers starting on a new database agree on one key (an arbitrary constant).
