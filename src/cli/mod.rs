@@ -221,6 +221,10 @@ pub struct ServeOptions {
     /// its first failed answer (e.g. 24h, 90m); no answer at all is never given up this way
     #[arg(long, default_value = "24h", value_parser = parse_span)]
     pub give_up_after: std::time::Duration,
+    /// The wait before the first retry after a server error; each further failure doubles it,
+    /// up to 15 minutes (the network's Retry-After counts when longer)
+    #[arg(long, default_value = "2s", value_parser = parse_span)]
+    pub retry_base: std::time::Duration,
     /// Seconds a claimed batch stays leased; after a crash it returns to the queue then
     #[arg(long, default_value_t = 120)]
     pub lease_secs: u64,
@@ -269,8 +273,8 @@ pub async fn serve(workspace: &Workspace, opts: ServeOptions) -> CliResult {
     if !(opts.rps > 0.0 && opts.rps.is_finite()) || opts.burst == 0 || opts.x_events_per_window == 0 {
         return Err("--rps, --burst and --x-events-per-window must be greater than zero".into());
     }
-    if give_up_after.is_zero() || opts.x_window.is_zero() {
-        return Err("--give-up-after and --x-window must be longer than zero".into());
+    if give_up_after.is_zero() || opts.x_window.is_zero() || opts.retry_base.is_zero() {
+        return Err("--give-up-after, --x-window and --retry-base must be longer than zero".into());
     }
     // Exactly one process delivers from a data directory's SQLite file; on PostgreSQL any number
     // do, each config by one of them at a time (store.lead_config).
@@ -296,6 +300,7 @@ pub async fn serve(workspace: &Workspace, opts: ServeOptions) -> CliResult {
     };
     let mut options = DispatcherOptions::default();
     options.retry.give_up_after = give_up_after;
+    options.retry.base = opts.retry_base;
     options.lease = std::time::Duration::from_secs(lease_secs.max(1));
     options.rates.requests_per_second = opts.rps;
     options.rates.request_burst = opts.burst;
