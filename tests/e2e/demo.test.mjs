@@ -117,11 +117,18 @@ test('the demo: live log, a revoked TikTok token shows on its card, rotating it 
   // Rotate: the new token passes validation, and TikTok deliveries resume.
   const before = await pixelEvents('tiktok');
   await browser.$(`${card('tiktok')} [data-testid="connect"]`).click();
-  const token = await browser.$('#tiktok-token');
-  await token.waitForExist();
-  await token.setValue('sandbox-tiktok-token-2');
+  await browser.$('#tiktok-token').waitForExist();
+  // Typed until it shows in the field (live updates re-render the card while the demo runs).
+  await until(browser, async () => {
+    const field = await browser.$('#tiktok-token');
+    if ((await field.getValue()) !== 'sandbox-tiktok-token-2') await field.setValue('sandbox-tiktok-token-2');
+    return (await browser.$('#tiktok-token').getValue()) === 'sandbox-tiktok-token-2';
+  }, 10000, 'the new token in its field');
   await browser.$(`${card('tiktok')} button[type="submit"]`).click();
-  assert.match(await textOf(browser, `${card('tiktok')} [data-testid="notice"]`), /accepted the test event/);
+  const notice = await browser.$(`${card('tiktok')} [data-testid="notice"]`);
+  const shown = await notice.waitForExist({ timeout: 20000 }).catch(() => false);
+  assert.ok(shown, `no notice after saving the new token; the card says: ${await browser.$(card('tiktok')).getText()}`);
+  assert.match(await notice.getText(), /accepted the test event/);
   await until(browser, async () => (await pixelEvents('tiktok')) > before, 30000, 'TikTok deliveries resume');
   await until(browser, async () => !/Credential failures detected/.test(await textOf(browser, card('tiktok'))), 30000,
     'the warning clears after a delivery');
