@@ -14,10 +14,15 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::{PgStore, StoreError};
 use crate::model::{LogEntry, Network};
-use crate::store::rows::{NewLogEntry, Offline, SettleReport, Settlement};
+use crate::store::rows::{NewLogEntry, SettleReport, Settlement};
 use crate::store::settlement::{
     hourly_counts, keys_unless_erased, log_entry, row_parts, PreparedSettlement, RequestRow, Rows,
 };
+
+mod shared_sql {
+    crate::store::shared::settle::settle!(connection = sqlx::PgConnection);
+}
+use shared_sql::{apply_config_state, insert_requests};
 
 /// The advisory lock between settles (shared) and erasures (exclusive); an arbitrary constant.
 pub(super) const ERASURE_LOCK: i64 = 0x6572_6173_7572_6500; // "erasure"
@@ -42,29 +47,6 @@ pub(super) async fn erased_keys<'k>(
             .fetch_all(&mut *tx)
             .await?;
     Ok(erased.into_iter().collect())
-}
-
-/// Inserts the requests; returns their ids in order.
-async fn insert_requests(tx: &mut sqlx::PgConnection, requests: &[RequestRow]) -> Result<Vec<i64>, StoreError> {
-    let mut ids = Vec::with_capacity(requests.len());
-    for r in requests {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO delivery_requests (at, config_id, url, headers, body, response_status, response_headers, response_body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(r.at)
-        .bind(r.config_id)
-        .bind(&r.url)
-        .bind(&r.headers)
-        .bind(&r.body)
-        .bind(r.response_status)
-        .bind(&r.answer_headers)
-        .bind(&r.answer)
-        .fetch_one(&mut *tx)
-        .await?;
-        ids.push(id);
-    }
-    Ok(ids)
 }
 
 /// Files the items that no log row points at under their players.
@@ -191,44 +173,6 @@ async fn apply_rows(tx: &mut sqlx::PgConnection, token: &str, at: i64, rows: Row
         }
     };
     Ok(result.rows_affected())
-}
-
-/// The config's own state after the batch: paused on a refused credential, off- or online.
-async fn apply_config_state(tx: &mut sqlx::PgConnection, s: &Settlement) -> Result<(), StoreError> {
-    if let Some(pause) = &s.pause {
-        sqlx::query("UPDATE configs SET paused_reason = $1 WHERE id = $2 AND credential_ref IS NOT DISTINCT FROM $3")
-            .bind(&pause.reason)
-            .bind(pause.config_id)
-            .bind(&pause.credential_ref)
-            .execute(&mut *tx)
-            .await?;
-    }
-    match &s.offline {
-        Some(Offline::Down { config_id, since, until, probes, reason }) => {
-            sqlx::query(
-                "UPDATE configs SET offline_since = COALESCE(offline_since, $1), offline_until = $2,
-                     offline_probes = $3, offline_reason = $4 WHERE id = $5",
-            )
-            .bind(since)
-            .bind(until)
-            .bind(probes)
-            .bind(reason)
-            .bind(config_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        Some(Offline::Up { config_id }) => {
-            sqlx::query(
-                "UPDATE configs SET offline_since = NULL, offline_until = NULL, offline_probes = 0,
-                     offline_reason = NULL WHERE id = $1 AND offline_since IS NOT NULL",
-            )
-            .bind(config_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        None => {}
-    }
-    Ok(())
 }
 
 /// Appends attempts to the delivery log, each under its key in `keys`, and counts them in the

@@ -5,3 +5,5 @@
 pub(crate) mod configs;
 pub(crate) mod games;
 pub(crate) mod goals;
+pub(crate) mod settle;
+pub(crate) mod traffic;

@@ -59,32 +59,6 @@ pub(super) async fn insert_request_items(
     Ok(())
 }
 
-/// Inserts the requests of a settlement; returns their ids in order.
-pub(super) async fn insert_requests(
-    tx: &mut sqlx::SqliteConnection,
-    requests: &[RequestRow],
-) -> Result<Vec<i64>, StoreError> {
-    let mut ids = Vec::with_capacity(requests.len());
-    for r in requests {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO delivery_requests (at, config_id, url, headers, body, response_status, response_headers, response_body)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(r.at)
-        .bind(r.config_id)
-        .bind(&r.url)
-        .bind(&r.headers)
-        .bind(&r.body)
-        .bind(r.response_status)
-        .bind(&r.answer_headers)
-        .bind(&r.answer)
-        .fetch_one(&mut *tx)
-        .await?;
-        ids.push(id);
-    }
-    Ok(ids)
-}
-
 impl SqliteStore {
     pub async fn stored_request(&self, id: i64) -> Result<Option<StoredRequest>, StoreError> {
         let row = sqlx::query_as(STORED_REQUEST).bind(id).fetch_optional(&self.pool).await?;

@@ -21,7 +21,7 @@ use super::queue::{ids_json, insert_ranges};
 use super::requests::{insert_request_items, redact_stored_items};
 use super::{SqliteStore, StoreError};
 use crate::model::{LogEntry, Network};
-use crate::store::rows::{NewLogEntry, Offline, SettleReport, Settlement};
+use crate::store::rows::{NewLogEntry, SettleReport, Settlement};
 use crate::store::settlement::{hourly_counts, keys_unless_erased, log_entry, row_parts, PreparedSettlement, Rows};
 
 /// Applies one part; returns how many rows the lease token still held.
@@ -103,44 +103,6 @@ async fn apply_rows(tx: &mut sqlx::SqliteConnection, token: &str, at: i64, rows:
     Ok(result.rows_affected())
 }
 
-/// The config's own state after the batch: paused on a refused credential, off- or online.
-async fn apply_config_state(tx: &mut sqlx::SqliteConnection, s: &Settlement) -> Result<(), StoreError> {
-    if let Some(pause) = &s.pause {
-        sqlx::query("UPDATE configs SET paused_reason = ? WHERE id = ? AND credential_ref IS ?")
-            .bind(&pause.reason)
-            .bind(pause.config_id)
-            .bind(&pause.credential_ref)
-            .execute(&mut *tx)
-            .await?;
-    }
-    match &s.offline {
-        Some(Offline::Down { config_id, since, until, probes, reason }) => {
-            sqlx::query(
-                "UPDATE configs SET offline_since = COALESCE(offline_since, ?1), offline_until = ?2,
-                     offline_probes = ?3, offline_reason = ?4 WHERE id = ?5",
-            )
-            .bind(since)
-            .bind(until)
-            .bind(probes)
-            .bind(reason)
-            .bind(config_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        Some(Offline::Up { config_id }) => {
-            sqlx::query(
-                "UPDATE configs SET offline_since = NULL, offline_until = NULL, offline_probes = 0,
-                     offline_reason = NULL WHERE id = ? AND offline_since IS NOT NULL",
-            )
-            .bind(config_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        None => {}
-    }
-    Ok(())
-}
-
 /// Which of these player keys were erased, read inside the caller's transaction.
 async fn erased_keys<'k>(
     tx: &mut sqlx::SqliteConnection,
@@ -161,6 +123,11 @@ async fn erased_keys<'k>(
     .await?;
     Ok(erased.into_iter().collect())
 }
+
+mod shared_sql {
+    crate::store::shared::settle::settle!(connection = sqlx::SqliteConnection);
+}
+use shared_sql::{apply_config_state, insert_requests};
 
 impl SqliteStore {
     /// Applies one batch's outcomes (see the module's notes on order and size): prepared, then
@@ -185,7 +152,7 @@ impl SqliteStore {
         keys: &[String],
     ) -> Result<(Vec<i64>, Option<Vec<LogEntry>>), StoreError> {
         let erased = erased_keys(tx, prepared.all_keys()).await?;
-        let request_ids = super::requests::insert_requests(tx, &prepared.requests_without(&erased)?).await?;
+        let request_ids = insert_requests(tx, &prepared.requests_without(&erased)?).await?;
         insert_request_items(tx, &prepared.unlogged_kept(&erased), &prepared.requests, &request_ids).await?;
         let logged = self.insert_log(tx, entries, &keys_unless_erased(keys, &erased), &request_ids).await?;
         Ok((request_ids, logged))

@@ -1,66 +1,17 @@
-//! Per-hour traffic of each game: events that arrived per source, conversions queued per config,
-//! and deliveries not queued per config and reason — counts only, never who.
+//! Traffic counts on SQLite: the statements both engines share (store/shared/traffic.rs), and
+//! recording outside an enqueue at its turn of the write gate.
 
-use sqlx::{QueryBuilder, Row, Sqlite};
+crate::store::shared::traffic::traffic!(
+    store = super::SqliteStore,
+    connection = sqlx::SqliteConnection,
+    database = sqlx::Sqlite
+);
 
-use super::{SqliteStore, StoreError};
-use crate::store::rows::*;
-
-/// Adds counters to the hour of `now_ms` on `conn` (a transaction's, or the pool's).
-pub(super) async fn add_traffic(
-    conn: &mut sqlx::SqliteConnection,
-    now_ms: i64,
-    counts: &[TrafficCount],
-) -> Result<(), StoreError> {
-    let counts: Vec<&TrafficCount> = counts.iter().filter(|c| c.count > 0).collect();
-    if counts.is_empty() {
-        return Ok(());
-    }
-    let hour = now_ms - now_ms.rem_euclid(3_600_000);
-    let mut q: QueryBuilder<Sqlite> =
-        QueryBuilder::new("INSERT INTO traffic (hour, game_id, source, config_id, kind, count) ");
-    q.push_values(&counts, |mut b, c| {
-        b.push_bind(hour)
-            .push_bind(c.game_id)
-            .push_bind(&c.source)
-            .push_bind(c.config_id)
-            .push_bind(&c.kind)
-            .push_bind(c.count as i64);
-    });
-    q.push(" ON CONFLICT (hour, game_id, source, config_id, kind) DO UPDATE SET count = count + excluded.count");
-    q.build().execute(&mut *conn).await?;
-    Ok(())
-}
-
-impl SqliteStore {
+impl super::SqliteStore {
     /// Adds counters to the hour of `now_ms`.
     pub async fn record_traffic(&self, now_ms: i64, counts: &[TrafficCount]) -> Result<(), StoreError> {
         let _turn = self.enqueue_turn().await;
         let mut conn = self.pool.acquire().await?;
         add_traffic(&mut conn, now_ms, counts).await
-    }
-
-    /// A game's counters summed over `[since, until)`.
-    pub async fn traffic(&self, game_id: i64, since_ms: i64, until_ms: i64) -> Result<Vec<TrafficCount>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT source, config_id, kind, SUM(count) FROM traffic WHERE game_id = ? AND hour >= ? AND hour < ?
-             GROUP BY source, config_id, kind ORDER BY source, config_id, kind",
-        )
-        .bind(game_id)
-        .bind(since_ms - since_ms.rem_euclid(3_600_000))
-        .bind(until_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TrafficCount {
-                    game_id,
-                    source: r.try_get(0)?,
-                    config_id: r.try_get(1)?,
-                    kind: r.try_get(2)?,
-                    count: r.try_get::<i64, _>(3)?.max(0) as u64,
-                })
-            })
-            .collect()
     }
 }

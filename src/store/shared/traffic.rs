@@ -1,0 +1,76 @@
+//! Per-hour traffic of each game: events that arrived per source, conversions queued per config,
+//! and deliveries not queued per config and reason — counts only, never who. The statements
+//! are the same on both engines; recording outside an enqueue stays with each engine (SQLite's
+//! writes take their turn at its write gate).
+
+/// Expands to `add_traffic` (a free function on a connection) and the store's `traffic` for an
+/// engine: `store` its type, `connection` and `database` its sqlx types.
+macro_rules! traffic {
+    (store = $store:ty, connection = $connection:ty, database = $database:ty) => {
+        use sqlx::{QueryBuilder, Row};
+
+        use $crate::store::rows::TrafficCount;
+        use $crate::store::StoreError;
+
+        /// Adds counters to the hour of `now_ms` on `conn` (a transaction's, or the pool's).
+        pub(super) async fn add_traffic(
+            conn: &mut $connection,
+            now_ms: i64,
+            counts: &[TrafficCount],
+        ) -> Result<(), StoreError> {
+            let counts: Vec<&TrafficCount> = counts.iter().filter(|c| c.count > 0).collect();
+            if counts.is_empty() {
+                return Ok(());
+            }
+            let hour = now_ms - now_ms.rem_euclid(3_600_000);
+            let mut q: QueryBuilder<$database> =
+                QueryBuilder::new("INSERT INTO traffic (hour, game_id, source, config_id, kind, count) ");
+            q.push_values(&counts, |mut b, c| {
+                b.push_bind(hour)
+                    .push_bind(c.game_id)
+                    .push_bind(&c.source)
+                    .push_bind(c.config_id)
+                    .push_bind(&c.kind)
+                    .push_bind(c.count as i64);
+            });
+            q.push(
+                " ON CONFLICT (hour, game_id, source, config_id, kind) DO UPDATE SET count = traffic.count + excluded.count",
+            );
+            q.build().execute(&mut *conn).await?;
+            Ok(())
+        }
+
+        impl $store {
+            /// A game's counters summed over `[since, until)`.
+            pub async fn traffic(
+                &self,
+                game_id: i64,
+                since_ms: i64,
+                until_ms: i64,
+            ) -> Result<Vec<TrafficCount>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT source, config_id, kind, CAST(SUM(count) AS BIGINT) FROM traffic
+                     WHERE game_id = $1 AND hour >= $2 AND hour < $3
+                     GROUP BY source, config_id, kind ORDER BY source, config_id, kind",
+                )
+                .bind(game_id)
+                .bind(since_ms - since_ms.rem_euclid(3_600_000))
+                .bind(until_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(TrafficCount {
+                            game_id,
+                            source: r.try_get(0)?,
+                            config_id: r.try_get(1)?,
+                            kind: r.try_get(2)?,
+                            count: r.try_get::<i64, _>(3)?.max(0) as u64,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+pub(crate) use traffic;
