@@ -2,9 +2,10 @@
 //! store API as SQLite over one database that any number of processes use at once. TLS to
 //! the server follows the URL's `sslmode` (`require`, `verify-full` with `sslrootcert`).
 //!
-//! Ported in steps (issue 21): games, goals, configs, settings, health, the queue (enqueue,
-//! claims, leases), settling, erasure, stored requests and traffic counts so far; the log's
-//! queries, replay and retention answer `NotOnPostgresYet` until their turn.
+//! Ported in steps (issue 21): everything delivery needs (games, goals, configs, settings,
+//! health, the queue, settling, erasure, retention, replay, traffic, one worker per config);
+//! the log's queries (pages, counts, entries, summary, replay by filter) answer
+//! `NotOnPostgresYet` until their turn.
 
 mod erasure;
 mod lead;
