@@ -139,3 +139,49 @@ async fn two_workers_deliver_everything_once_through_kills_and_503s() {
     );
     store.close().await;
 }
+
+/// The same 1,000 events imported at the same moment through two processes on one database:
+/// each conversion is queued once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_file_imported_through_two_processes_at_once_is_queued_once() {
+    let url = engines::fresh_database().await;
+    let store = Store::open_postgres(&url, StoreOptions::default()).await.unwrap();
+    let game = store.create_game("Imports").await.unwrap();
+    let [tiktok, reddit, _] = sandbox::demo_configs("http://127.0.0.1:9", &["purchase"], Vec::new());
+    let mut configs = Vec::new();
+    for config in [tiktok, reddit] {
+        configs.push(store.create_config(game.id, &config, Some("sandbox")).await.unwrap());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    let at = chrono::Utc::now().to_rfc3339();
+    let lines: Vec<String> = (0..1000)
+        .map(|i| {
+            json!({"event_id": format!("i-{i}"), "name": "purchase", "occurred_at": at, "player_id": format!("p{i}"),
+                   "consent": "full", "click_ids": {"ttclid": "t", "rdt_cid": "r"}})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let import = |data: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_postback"))
+            .args(["--database", &url, "import"])
+            .arg(&file)
+            .args(["--game", &game.id.to_string(), "--data-dir"])
+            .arg(data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("postback import starts")
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let children = [import(a.path()), import(b.path())];
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    for config in configs {
+        assert_eq!(store.pending_count(config).await.unwrap(), 1000, "config {config}");
+    }
+    store.close().await;
+}
