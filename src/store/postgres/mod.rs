@@ -20,7 +20,8 @@ mod configs {
         store = super::PgStore,
         connection = sqlx::PgConnection,
         row = sqlx::postgres::PgRow,
-        now = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+        now = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+        begin = "BEGIN"
     );
 }
 mod games {
@@ -28,7 +29,8 @@ mod games {
         store = super::PgStore,
         connection = sqlx::PgConnection,
         row = sqlx::postgres::PgRow,
-        now = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+        now = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+        begin = "BEGIN"
     );
 }
 mod goals {
@@ -36,7 +38,8 @@ mod goals {
         store = super::PgStore,
         connection = sqlx::PgConnection,
         row = sqlx::postgres::PgRow,
-        now = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+        now = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+        begin = "BEGIN"
     );
 }
 

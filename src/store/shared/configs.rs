@@ -4,9 +4,11 @@
 //! and row types, because sqlx types every executor by its database.
 
 /// Expands to the configs part of an engine's store: `store` is its type, `connection` and `row`
-/// its sqlx types, `now` its SQL for the current time as ISO-8601 UTC text.
+/// its sqlx types, `now` its SQL for the current time as ISO-8601 UTC text, `begin` how a
+/// transaction that reads and then writes starts (SQLite: IMMEDIATE, taking the write lock first:
+/// a deferred one that read before an enqueue committed could not write, "database is locked").
 macro_rules! configs {
-    (store = $store:ty, connection = $connection:ty, row = $row:ty, now = $now:literal) => {
+    (store = $store:ty, connection = $connection:ty, row = $row:ty, now = $now:literal, begin = $begin:literal) => {
         use sqlx::{FromRow, Row};
 
         use $crate::store::decode::{
@@ -78,7 +80,7 @@ macro_rules! configs {
                 config: &PostbackConfig,
                 credential_ref: Option<&str>,
             ) -> Result<i64, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let game_exists: Option<i64> =
                     sqlx::query_scalar("SELECT id FROM games WHERE id = $1").bind(game_id).fetch_optional(&mut *tx).await?;
                 if game_exists.is_none() {
@@ -132,7 +134,7 @@ macro_rules! configs {
                 config: &PostbackConfig,
                 credential_ref: &str,
             ) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let game_id: Option<i64> = sqlx::query_scalar("SELECT game_id FROM configs WHERE id = $1 AND network = $2")
                     .bind(config_id)
                     .bind(config.network().as_str())

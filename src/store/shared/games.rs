@@ -5,9 +5,11 @@
 //! and row types, because sqlx types every executor by its database.
 
 /// Expands to the games part of an engine's store: `store` is its type, `connection` and `row`
-/// its sqlx types, `now` its SQL for the current time as ISO-8601 UTC text.
+/// its sqlx types, `now` its SQL for the current time as ISO-8601 UTC text, `begin` how a
+/// transaction that reads and then writes starts (SQLite: IMMEDIATE, taking the write lock first:
+/// a deferred one that read before an enqueue committed could not write, "database is locked").
 macro_rules! games {
-    (store = $store:ty, connection = $connection:ty, row = $row:ty, now = $now:literal) => {
+    (store = $store:ty, connection = $connection:ty, row = $row:ty, now = $now:literal, begin = $begin:literal) => {
         use sqlx::{FromRow, Row};
 
         use $crate::store::decode::{is_unique_violation, GameRow, GAME_COLUMNS};
@@ -134,7 +136,7 @@ macro_rules! games {
             /// mappings cascade), goals (and their once-per-player memory), and its delivery log.
             /// Returns the keychain references its configs used, for the caller to remove.
             pub async fn delete_game(&self, game_id: i64) -> Result<Vec<String>, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let refs: Vec<Option<String>> = sqlx::query_scalar("SELECT credential_ref FROM configs WHERE game_id = $1")
                     .bind(game_id)
                     .fetch_all(&mut *tx)

@@ -4,9 +4,11 @@
 //! and row types, because sqlx types every executor by its database.
 
 /// Expands to the goals part of an engine's store: `store` is its type, `connection` and `row`
-/// its sqlx types, `now` its SQL for the current time as ISO-8601 UTC text.
+/// its sqlx types, `now` its SQL for the current time as ISO-8601 UTC text, `begin` how a
+/// transaction that reads and then writes starts (SQLite: IMMEDIATE, taking the write lock first:
+/// a deferred one that read before an enqueue committed could not write, "database is locked").
 macro_rules! goals {
-    (store = $store:ty, connection = $connection:ty, row = $row:ty, now = $now:literal) => {
+    (store = $store:ty, connection = $connection:ty, row = $row:ty, now = $now:literal, begin = $begin:literal) => {
         use sqlx::FromRow;
 
         use $crate::store::decode::{GoalRow, GOAL_COLUMNS};
@@ -29,7 +31,7 @@ macro_rules! goals {
 
             /// Adds a goal at the end, or updates the goal with the same key in place.
             pub async fn save_goal(&self, game_id: i64, goal: &Goal) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let position: i64 = sqlx::query_scalar(
                     "SELECT COALESCE((SELECT position FROM goals WHERE game_id = $1 AND key = $2),
                                      (SELECT COALESCE(MAX(position), -1) + 1 FROM goals WHERE game_id = $1))",
@@ -73,7 +75,7 @@ macro_rules! goals {
 
             /// Puts the game's goals in this order (X sends a multi-goal event's conversions in it).
             pub async fn reorder_goals(&self, game_id: i64, keys: &[String]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 for (position, key) in keys.iter().enumerate() {
                     let n = sqlx::query("UPDATE goals SET position = $1 WHERE game_id = $2 AND key = $3")
                         .bind(position as i64)
@@ -97,7 +99,7 @@ macro_rules! goals {
                 config_id: i64,
                 tags: &[(String, Option<String>)],
             ) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let game_id: i64 = sqlx::query_scalar("SELECT game_id FROM configs WHERE id = $1 AND network = 'x'")
                     .bind(config_id)
                     .fetch_optional(&mut *tx)

@@ -17,7 +17,8 @@ mod configs {
         store = super::SqliteStore,
         connection = sqlx::SqliteConnection,
         row = sqlx::sqlite::SqliteRow,
-        now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+        now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        begin = "BEGIN IMMEDIATE"
     );
 }
 mod games {
@@ -25,7 +26,8 @@ mod games {
         store = super::SqliteStore,
         connection = sqlx::SqliteConnection,
         row = sqlx::sqlite::SqliteRow,
-        now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+        now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        begin = "BEGIN IMMEDIATE"
     );
 }
 mod goals {
@@ -33,7 +35,8 @@ mod goals {
         store = super::SqliteStore,
         connection = sqlx::SqliteConnection,
         row = sqlx::sqlite::SqliteRow,
-        now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+        now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        begin = "BEGIN IMMEDIATE"
     );
 }
 

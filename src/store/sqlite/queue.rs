@@ -446,7 +446,8 @@ impl SqliteStore {
     /// ids. Named events that were delivered, are still pending or are unknown are refused with
     /// the reason, and nothing is re-queued then. Returns how many rows were re-queued.
     pub async fn replay(&self, replay: &Replay, now_ms: i64) -> Result<Result<u64, ReplayRefusal>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: it reads, then writes (see store/shared/games.rs on `begin`).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for event_id in &replay.event_ids {
             let states: Vec<String> =
                 sqlx::query_scalar("SELECT state FROM queue WHERE config_id = ? AND event_id = ?")
