@@ -214,22 +214,27 @@ on_both_engines! {
     async fn a_config_saved_while_events_keep_arriving_never_fails(store: Store) {
         let (_, config) = tiktok_config(&store).await;
         let stored = store.config(config).await.unwrap().config;
+        // Enqueues commit one after another until the saves are done.
+        let saving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let writer = {
-            let store = store.clone();
+            let (store, saving) = (store.clone(), saving.clone());
             tokio::spawn(async move {
-                for i in 0..400u32 {
-                    let events = purchases([i]);
+                let mut written = 0u32;
+                while saving.load(std::sync::atomic::Ordering::Relaxed) {
+                    let events = purchases([written]);
                     let items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
                     store.enqueue(&items, NOW).await.unwrap();
+                    written += 1;
                 }
+                written
             })
         };
-        let mut saves = 0;
-        while !writer.is_finished() {
-            store.update_config(config, &stored, &format!("ref-{saves}")).await.unwrap();
-            saves += 1;
+        for n in 0..100 {
+            store.update_config(config, &stored, &format!("ref-{n}")).await.unwrap();
+            tokio::task::yield_now().await;
         }
-        writer.await.unwrap();
-        assert!(saves > 10, "only {saves} saves overlapped the writes");
+        saving.store(false, std::sync::atomic::Ordering::Relaxed);
+        let written = writer.await.unwrap();
+        assert!(written >= 10, "only {written} enqueues committed during the saves");
     }
 }
