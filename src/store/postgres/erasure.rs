@@ -1,12 +1,7 @@
 //! Forgetting a player on PostgreSQL, and the stored requests the log's drill-down shows.
 
-use std::collections::BTreeMap;
-
-use sqlx::Row;
-
-use super::settle::{redact_stored_items, ERASURE_LOCK};
+use super::settle::{player_items, redact_stored_items, ERASURE_LOCK};
 use super::{PgStore, StoreError};
-use crate::model::Network;
 use crate::store::rows::StoredRequest;
 use crate::store::settlement::{stored_request, STORED_REQUEST};
 
@@ -33,25 +28,7 @@ impl PgStore {
         sqlx::query("DELETE FROM goal_conversions WHERE player_key = $1").bind(&key).execute(&mut *tx).await?;
         // The player's items in the stored requests go first (found through the log rows' link
         // and `request_items`), then the link itself.
-        let rows = sqlx::query(
-            "SELECT request_ref, item_index, network FROM delivery_log
-             WHERE player_key = $1 AND request_ref IS NOT NULL AND item_index IS NOT NULL
-             UNION ALL
-             SELECT request_id, item_index, network FROM request_items WHERE player_key = $1",
-        )
-        .bind(&key)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut by_request: BTreeMap<i64, (Network, Vec<i64>)> = BTreeMap::new();
-        for r in &rows {
-            let network: String = r.try_get("network")?;
-            let Some(network) = Network::parse(&network) else { continue };
-            by_request
-                .entry(r.try_get("request_ref")?)
-                .or_insert((network, Vec::new()))
-                .1
-                .push(r.try_get("item_index")?);
-        }
+        let by_request = player_items(&mut tx, &key).await?;
         redact_stored_items(&mut tx, by_request).await?;
         sqlx::query("DELETE FROM request_items WHERE player_key = $1").bind(&key).execute(&mut *tx).await?;
         let logged = sqlx::query("UPDATE delivery_log SET player_key = NULL WHERE player_key = $1")

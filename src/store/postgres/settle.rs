@@ -8,21 +8,24 @@
 //! it wrote) or reads the erasure inside its own transaction (and files the player under no
 //! key, their items redacted).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use sqlx::{Postgres, QueryBuilder};
 
 use super::{PgStore, StoreError};
-use crate::model::{LogEntry, Network};
+use crate::model::LogEntry;
 use crate::store::rows::{NewLogEntry, SettleReport, Settlement};
-use crate::store::settlement::{
-    hourly_counts, keys_unless_erased, log_entry, row_parts, PreparedSettlement, RequestRow, Rows,
-};
+use crate::store::settlement::{hourly_counts, keys_unless_erased, log_entry, row_parts, PreparedSettlement, Rows};
 
 mod shared_sql {
-    crate::store::shared::settle::settle!(connection = sqlx::PgConnection);
+    crate::store::shared::settle::settle!(
+        connection = sqlx::PgConnection,
+        database = sqlx::Postgres,
+        lock_row = " FOR UPDATE"
+    );
 }
-use shared_sql::{apply_config_state, insert_requests};
+use shared_sql::{apply_config_state, insert_request_items, insert_requests};
+pub(super) use shared_sql::{player_items, redact_stored_items};
 
 /// The advisory lock between settles (shared) and erasures (exclusive); an arbitrary constant.
 pub(super) const ERASURE_LOCK: i64 = 0x6572_6173_7572_6500; // "erasure"
@@ -47,54 +50,6 @@ pub(super) async fn erased_keys<'k>(
             .fetch_all(&mut *tx)
             .await?;
     Ok(erased.into_iter().collect())
-}
-
-/// Files the items that no log row points at under their players.
-async fn insert_request_items(
-    tx: &mut sqlx::PgConnection,
-    items: &[(usize, i64, &str)],
-    requests: &[RequestRow],
-    request_ids: &[i64],
-) -> Result<(), StoreError> {
-    for chunk in items.chunks(INSERT_ROWS) {
-        let mut insert: QueryBuilder<Postgres> =
-            QueryBuilder::new("INSERT INTO request_items (player_key, request_id, item_index, network) ");
-        insert.push_values(chunk, |mut b, (request, item, key)| {
-            b.push_bind(*key)
-                .push_bind(request_ids.get(*request).copied())
-                .push_bind(item)
-                .push_bind(requests.get(*request).map(|r| r.network.as_str()));
-        });
-        insert.push(" ON CONFLICT DO NOTHING");
-        insert.build().execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
-/// Replaces items of stored requests: `(request id, network, item indices)`.
-pub(super) async fn redact_stored_items(
-    tx: &mut sqlx::PgConnection,
-    items: BTreeMap<i64, (Network, Vec<i64>)>,
-) -> Result<u64, StoreError> {
-    let mut redacted = 0;
-    for (request_id, (network, indices)) in items {
-        let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM delivery_requests WHERE id = $1 FOR UPDATE")
-            .bind(request_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(body) =
-            stored.and_then(|s| crate::store::settlement::redacted_body(network, &s, &indices).transpose())
-        else {
-            continue;
-        };
-        sqlx::query("UPDATE delivery_requests SET body = $1 WHERE id = $2")
-            .bind(body?)
-            .bind(request_id)
-            .execute(&mut *tx)
-            .await?;
-        redacted += indices.len() as u64;
-    }
-    Ok(redacted)
 }
 
 /// Applies one kind of outcome; returns how many rows the lease token still held.

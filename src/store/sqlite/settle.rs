@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::queue::{ids_json, insert_ranges};
-use super::requests::{insert_request_items, redact_stored_items};
 use super::{SqliteStore, StoreError};
 use crate::model::{LogEntry, Network};
 use crate::store::rows::{NewLogEntry, SettleReport, Settlement};
@@ -125,9 +124,10 @@ async fn erased_keys<'k>(
 }
 
 mod shared_sql {
-    crate::store::shared::settle::settle!(connection = sqlx::SqliteConnection);
+    crate::store::shared::settle::settle!(connection = sqlx::SqliteConnection, database = sqlx::Sqlite, lock_row = "");
 }
-use shared_sql::{apply_config_state, insert_requests};
+use shared_sql::{apply_config_state, insert_request_items, insert_requests};
+pub(super) use shared_sql::{player_items, redact_stored_items};
 
 impl SqliteStore {
     /// Applies one batch's outcomes (see the module's notes on order and size): prepared, then
