@@ -214,27 +214,30 @@ on_both_engines! {
     async fn a_config_saved_while_events_keep_arriving_never_fails(store: Store) {
         let (_, config) = tiktok_config(&store).await;
         let stored = store.config(config).await.unwrap().config;
-        // Enqueues commit one after another until the saves are done.
-        let saving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        // Enqueues commit one after another until the saves are done; each save waits for a
+        // fresh commit, so the two interleave whatever the machine's load.
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        let (saving, written) = (std::sync::Arc::new(AtomicBool::new(true)), std::sync::Arc::new(AtomicU32::new(0)));
         let writer = {
-            let (store, saving) = (store.clone(), saving.clone());
+            let (store, saving, written) = (store.clone(), saving.clone(), written.clone());
             tokio::spawn(async move {
-                let mut written = 0u32;
-                while saving.load(std::sync::atomic::Ordering::Relaxed) {
-                    let events = purchases([written]);
+                while saving.load(Ordering::Relaxed) {
+                    let events = purchases([written.load(Ordering::Relaxed)]);
                     let items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
                     store.enqueue(&items, NOW).await.unwrap();
-                    written += 1;
+                    written.fetch_add(1, Ordering::Relaxed);
                 }
-                written
             })
         };
-        for n in 0..100 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        for n in 0..60 {
+            while written.load(Ordering::Relaxed) <= n {
+                assert!(std::time::Instant::now() < deadline, "the writer stalled at {n}");
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
             store.update_config(config, &stored, &format!("ref-{n}")).await.unwrap();
-            tokio::task::yield_now().await;
         }
-        saving.store(false, std::sync::atomic::Ordering::Relaxed);
-        let written = writer.await.unwrap();
-        assert!(written >= 10, "only {written} enqueues committed during the saves");
+        saving.store(false, Ordering::Relaxed);
+        writer.await.unwrap();
     }
 }
