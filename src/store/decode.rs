@@ -182,3 +182,75 @@ pub(super) fn health(
         _ => Health::NoRecentActivity,
     }
 }
+
+/// The chart of `[since, until)` from hourly counts `(hour, status, count)`: one bar per hour,
+/// per day over more than 7 days (at most 62 days of hours' worth of bars), and the totals.
+pub(crate) fn summary_of(
+    since: i64,
+    until: i64,
+    counts: &[(i64, crate::model::DeliveryStatus, u64)],
+) -> crate::model::LogSummary {
+    use crate::model::{ChartBucket, DeliveryStatus, LogSummary, LogTotals};
+    const HOUR_MS: i64 = 3_600_000;
+    const DAY_MS: i64 = 24 * HOUR_MS;
+    let bucket_ms = if until - since > 7 * DAY_MS + HOUR_MS { DAY_MS } else { HOUR_MS };
+    let first = since - since.rem_euclid(bucket_ms);
+    let count = usize::try_from((until - first + bucket_ms - 1) / bucket_ms).unwrap_or(0).min(24 * 62);
+    let mut buckets: Vec<ChartBucket> =
+        (0..count).map(|i| ChartBucket { start_ms: first + i as i64 * bucket_ms, ..ChartBucket::default() }).collect();
+    let mut totals = LogTotals::default();
+    for &(hour, status, n) in counts {
+        totals.add(status, n);
+        let Some(bucket) = usize::try_from((hour - first) / bucket_ms).ok().and_then(|i| buckets.get_mut(i)) else {
+            continue;
+        };
+        match status {
+            DeliveryStatus::Success => bucket.success += n,
+            DeliveryStatus::Failed | DeliveryStatus::GivenUp => bucket.failed += n,
+            DeliveryStatus::Retried => bucket.retried += n,
+            DeliveryStatus::Held | DeliveryStatus::Offline => bucket.waiting += n,
+        }
+    }
+    LogSummary { bucket_ms, buckets, success_rate: totals.success_rate(), totals }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary_of;
+    use crate::model::DeliveryStatus;
+
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn a_day_is_hourly_bars_and_counts_land_in_their_hour() {
+        let since = 100 * 24 * HOUR + 30 * 60_000; // half past midnight
+        let counts = [
+            (100 * 24 * HOUR, DeliveryStatus::Success, 5),
+            (100 * 24 * HOUR + 3 * HOUR, DeliveryStatus::Failed, 2),
+            (100 * 24 * HOUR + 3 * HOUR, DeliveryStatus::GivenUp, 1),
+            (100 * 24 * HOUR + 4 * HOUR, DeliveryStatus::Held, 4),
+        ];
+        let summary = summary_of(since, since + 24 * HOUR, &counts);
+        assert_eq!(summary.bucket_ms, HOUR);
+        assert_eq!(summary.buckets.len(), 25);
+        assert_eq!(summary.buckets[0].start_ms, 100 * 24 * HOUR);
+        assert_eq!(summary.buckets[0].success, 5);
+        assert_eq!(summary.buckets[3].failed, 3);
+        assert_eq!(summary.buckets[4].waiting, 4);
+        assert_eq!((summary.totals.success, summary.totals.failed, summary.totals.given_up), (5, 2, 1));
+    }
+
+    #[test]
+    fn more_than_a_week_is_daily_bars() {
+        let since = 200 * 24 * HOUR + 5 * HOUR;
+        let counts = [
+            (200 * 24 * HOUR + 6 * HOUR, DeliveryStatus::Retried, 3),
+            (201 * 24 * HOUR + HOUR, DeliveryStatus::Retried, 4),
+        ];
+        let summary = summary_of(since, since + 30 * 24 * HOUR, &counts);
+        assert_eq!(summary.bucket_ms, 24 * HOUR);
+        assert_eq!(summary.buckets.len(), 31);
+        assert_eq!((summary.buckets[0].retried, summary.buckets[1].retried), (3, 4));
+        assert_eq!(summary.totals.retried, 7);
+    }
+}

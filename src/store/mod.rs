@@ -440,7 +440,7 @@ impl Store {
     pub async fn log_page(&self, filter: &LogFilter) -> Result<Vec<LogEntry>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.log_page(filter).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("log_page")),
+            Engine::Postgres(engine) => engine.log_page(filter).await,
         }
     }
 
@@ -448,7 +448,7 @@ impl Store {
     pub async fn log_count(&self, filter: &LogFilter) -> Result<u64, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.log_count(filter).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("log_count")),
+            Engine::Postgres(engine) => engine.log_count(filter).await,
         }
     }
 
@@ -456,7 +456,7 @@ impl Store {
     pub async fn log_entry(&self, id: i64) -> Result<Option<(LogEntry, Option<i64>, Option<i64>)>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.log_entry(id).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("log_entry")),
+            Engine::Postgres(engine) => engine.log_entry(id).await,
         }
     }
 
@@ -464,7 +464,7 @@ impl Store {
     pub async fn log_batch(&self, request_ref: i64) -> Result<Vec<BatchItem>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.log_batch(request_ref).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("log_batch")),
+            Engine::Postgres(engine) => engine.log_batch(request_ref).await,
         }
     }
 
@@ -474,7 +474,7 @@ impl Store {
     pub async fn log_summary(&self, filter: &LogFilter, now_ms: i64) -> Result<LogSummary, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.log_summary(filter, now_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("log_summary")),
+            Engine::Postgres(engine) => engine.log_summary(filter, now_ms).await,
         }
     }
 
@@ -483,7 +483,7 @@ impl Store {
     pub async fn replay_filtered(&self, filter: &LogFilter, now_ms: i64) -> Result<u64, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.replay_filtered(filter, now_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("replay_filtered")),
+            Engine::Postgres(engine) => engine.replay_filtered(filter, now_ms).await,
         }
     }
 
@@ -491,7 +491,7 @@ impl Store {
     pub async fn replay_log_rows(&self, log_ids: &[i64], now_ms: i64) -> Result<u64, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.replay_log_rows(log_ids, now_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("replay_log_rows")),
+            Engine::Postgres(engine) => engine.replay_log_rows(log_ids, now_ms).await,
         }
     }
 
@@ -570,7 +570,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.fill_synthetic_log(config_id, rows, now_ms, span_ms).await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("fill_synthetic_log")),
+            Engine::Postgres(engine) => engine.fill_synthetic_log(config_id, rows, now_ms, span_ms).await,
         }
     }
 
@@ -581,11 +581,12 @@ impl Store {
         }
     }
 
-    /// Bytes of the database in use (pages in use × page size, committed WAL pages included).
+    /// Bytes of the database in use: on SQLite pages in use × page size, committed WAL pages
+    /// included; on PostgreSQL the database's size on disk.
     pub async fn used_bytes(&self) -> Result<u64, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.used_bytes().await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("used_bytes")),
+            Engine::Postgres(engine) => engine.used_bytes().await,
         }
     }
 

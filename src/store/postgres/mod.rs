@@ -2,13 +2,12 @@
 //! store API as SQLite over one database that any number of processes use at once. TLS to
 //! the server follows the URL's `sslmode` (`require`, `verify-full` with `sslrootcert`).
 //!
-//! Ported in steps (issue 21): everything delivery needs (games, goals, configs, settings,
-//! health, the queue, settling, erasure, retention, replay, traffic, one worker per config);
-//! the log's queries (pages, counts, entries, summary, replay by filter) answer
-//! `NotOnPostgresYet` until their turn.
+//! Everything the store offers, but SQLite's own file check (`integrity_check`): PostgreSQL
+//! checks its pages itself.
 
 mod erasure;
 mod lead;
+mod log;
 mod queue;
 mod retention;
 mod settle;
@@ -33,6 +32,9 @@ mod games {
         begin = "BEGIN"
     );
 }
+mod log_queries {
+    crate::store::shared::log::log!(store = super::PgStore, database = sqlx::Postgres, row = sqlx::postgres::PgRow);
+}
 mod goals {
     crate::store::shared::goals::goals!(
         store = super::PgStore,
@@ -48,11 +50,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use super::player_key::PlayerKeyer;
 use super::{StoreError, StoreOptions};
-use crate::model::{Health, LogEntry};
+use crate::model::LogEntry;
 pub use lead::Lead;
 
 /// The lock every opening process takes while it migrates and reads the player key, so that
@@ -129,20 +131,6 @@ impl PgStore {
     /// The keyed hash under which the log files a player (never the raw id).
     pub fn player_key(&self, player_id: &str) -> String {
         self.players.key(player_id)
-    }
-
-    /// A config's health from its log: credential refusals since the last success, activity
-    /// within a day, or none.
-    pub async fn health(&self, config_id: i64, now_ms: i64) -> Result<Health, StoreError> {
-        let row = sqlx::query(
-            "SELECT (SELECT MAX(at) FROM delivery_log WHERE config_id = $1 AND status = 'success'),
-                    (SELECT MAX(at) FROM delivery_log WHERE config_id = $1 AND status = 'held'),
-                    (SELECT MAX(hour) FROM log_hourly WHERE config_id = $1)",
-        )
-        .bind(config_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(super::decode::health(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, now_ms))
     }
 
     /// Conversions of a config still waiting to be delivered (ready or in flight).

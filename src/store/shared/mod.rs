@@ -5,5 +5,6 @@
 pub(crate) mod configs;
 pub(crate) mod games;
 pub(crate) mod goals;
+pub(crate) mod log;
 pub(crate) mod settle;
 pub(crate) mod traffic;

@@ -30,6 +30,9 @@ mod games {
         begin = "BEGIN IMMEDIATE"
     );
 }
+mod log_queries {
+    crate::store::shared::log::log!(store = super::SqliteStore, database = sqlx::Sqlite, row = sqlx::sqlite::SqliteRow);
+}
 mod goals {
     crate::store::shared::goals::goals!(
         store = super::SqliteStore,
