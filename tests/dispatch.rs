@@ -96,3 +96,82 @@ async fn a_config_held_by_another_worker_is_taken_over_when_that_worker_goes() {
     stop.send_replace(true);
     tokio::time::timeout(Duration::from_secs(5), worker).await.expect("stops").unwrap();
 }
+
+/// PostgreSQL: a small X budget (50 conversions per 5 s) holds across workers. Two workers run;
+/// the one delivering the config stops right after its first full window's batch, and the one
+/// that takes it over counts that batch (X's window seeded from the shared log): no two batches
+/// closer than a window together exceed the budget, and every conversion arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_x_budget_holds_across_a_takeover() {
+    const BUDGET: u64 = 50;
+    const WINDOW: Duration = Duration::from_secs(5);
+    let (test, second) = engines::open_pair(engines::Engine::Postgres).await;
+    let store = test.store.clone();
+    let sandbox = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    sandbox.state.set_faults(sandbox::Faults {
+        x_window_limit: BUDGET,
+        x_window_secs: WINDOW.as_secs(),
+        ..sandbox::Faults::default()
+    });
+    let game = store.create_game("Test Game").await.unwrap();
+    let goals = vec![Goal::mapped("launch", "Launch", "game_launch", "tw-sbx01-launch")];
+    let [_, _, x] = sandbox::demo_configs(&sandbox.base_url, &["game_launch"], goals);
+    store.create_config(game.id, &x, Some("sandbox")).await.unwrap();
+    import_ndjson(&store, game.id, launches(150).as_bytes(), now_ms()).await.unwrap();
+
+    let mut limited = options();
+    limited.rates.x_events_per_window = BUDGET;
+    limited.rates.x_window = WINDOW;
+    let worker = |store: postback::store::Store| {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut dispatcher = Dispatcher::new(store, Arc::new(Credentials::without_keychain()), limited.clone());
+        (stop, tokio::spawn(async move { dispatcher.run(stopped).await }))
+    };
+    let (stop_first, first) = worker(store.clone());
+    // The first worker leads (the second starts once it does).
+    let accepted = || sandbox.state.stats().remove(&Network::X).unwrap_or_default().accepted;
+    let started = std::time::Instant::now();
+    let mut batches: Vec<(std::time::Instant, u64)> = Vec::new();
+    let mut seen = 0;
+    let mut watch = |batches: &mut Vec<(std::time::Instant, u64)>| {
+        let now = accepted();
+        if now > seen {
+            batches.push((std::time::Instant::now(), now - seen));
+            seen = now;
+        }
+        now
+    };
+    while watch(&mut batches) < BUDGET {
+        assert!(started.elapsed() < Duration::from_secs(15), "the first window's batch never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (stop_second, second_worker) = worker(second.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop_first.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(5), first).await.expect("the first worker stops").unwrap();
+    while watch(&mut batches) < 150 {
+        assert!(started.elapsed() < Duration::from_secs(40), "not all delivered: {batches:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop_second.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(5), second_worker).await.expect("the second worker stops").unwrap();
+
+    let x = sandbox.state.stats().remove(&Network::X).unwrap_or_default();
+    assert_eq!((x.distinct_event_ids, x.duplicates), (150, 0), "{x:?}");
+    // Batches seen (polled every 10 ms) less than a window apart, less the polling's 10 ms and some jitter.
+    for (i, (at, n)) in batches.iter().enumerate() {
+        let within: u64 = batches[i..]
+            .iter()
+            .take_while(|(later, _)| later.duration_since(*at) < WINDOW - Duration::from_millis(50))
+            .map(|(_, m)| m)
+            .sum();
+        assert!(within <= BUDGET, "{within} conversions within one window from {n} at batch {i}: {batches:?}");
+    }
+    eprintln!(
+        "batches at {:?} s",
+        batches
+            .iter()
+            .map(|(at, n)| (format!("{:.2}", at.duration_since(started).as_secs_f64()), n))
+            .collect::<Vec<_>>()
+    );
+}

@@ -549,8 +549,10 @@ impl Store {
         }
     }
 
-    /// Events actually sent (an HTTP answer came) for a config since a time, per second:
-    /// seeds the X window limiter after a restart so the window is never exceeded.
+    /// Events actually sent (an HTTP answer came) for a config since a time, per second, each
+    /// counted at the end of its second (never earlier than it was sent, so a window that
+    /// follows it is never cut short): seeds the X window limiter after a restart or a
+    /// takeover so the window is never exceeded.
     pub async fn sent_per_second(&self, config_id: i64, since_ms: i64) -> Result<Vec<(i64, u64)>, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.sent_per_second(config_id, since_ms).await,

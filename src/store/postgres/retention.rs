@@ -75,7 +75,7 @@ impl PgStore {
     /// the X window limiter so that the window is never exceeded.
     pub async fn sent_per_second(&self, config_id: i64, since_ms: i64) -> Result<Vec<(i64, u64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT (at / 1000) * 1000 AS second, COUNT(*) FROM delivery_log
+            "SELECT (at / 1000 + 1) * 1000 AS second, COUNT(*) FROM delivery_log
              WHERE at >= $2 AND config_id = $1 AND http_status IS NOT NULL GROUP BY second ORDER BY second",
         )
         .bind(config_id)
