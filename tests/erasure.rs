@@ -4,8 +4,9 @@
 //! its WAL hold no trace of the player afterwards. Real SQLite files, real loopback HTTP to the
 //! sandbox, the real CLI in a child process (inside the test session's Secret Service).
 
+#[macro_use]
 mod support;
-use support::{fast_options, rig, rig_with};
+use support::{fast_options, rig, rig_on};
 
 use std::process::Command;
 use std::time::Duration;
@@ -119,45 +120,46 @@ async fn an_erasure_during_a_slow_send_leaves_nothing_in_the_files() {
     assert_eq!(rig.store.erase_player(PLAYER, now_ms()).await.unwrap(), (0, 0));
 }
 
-/// X refuses one conversion of a batch by index; the other is re-sent alone. Its item in the
-/// batch's stored request has no log row pointing at it, yet an erasure finds and redacts it.
-#[tokio::test]
-async fn items_re_sent_one_by_one_are_redacted_in_their_batch_request() {
-    let goals = vec![
-        Goal::mapped("launch", "Launch", "game_launch", "tw-sbx01-launch"),
-        // Belongs to another pixel: X refuses it, naming its index.
-        Goal::mapped("buy", "Purchase", "purchase", "tw-other-buy01"),
-    ];
-    let rig = rig_with("sandbox", goals).await;
-    rig.import(&[event("evt-a1", "game_launch", PLAYER), event("evt-b1", "purchase", OTHER)].join("\n")).await;
-    rig.dispatch(fast_options()).await;
-    let x = rig.stats(Network::X);
-    assert!(x.requests >= 2, "a batch, then the launch alone: {x:?}");
+on_both_engines_rig! {
+    /// X refuses one conversion of a batch by index; the other is re-sent alone. Its item in the
+    /// batch's stored request has no log row pointing at it, yet an erasure finds and redacts it.
+    async fn items_re_sent_one_by_one_are_redacted_in_their_batch_request(engine: Engine) {
+        let goals = vec![
+            Goal::mapped("launch", "Launch", "game_launch", "tw-sbx01-launch"),
+            // Belongs to another pixel: X refuses it, naming its index.
+            Goal::mapped("buy", "Purchase", "purchase", "tw-other-buy01"),
+        ];
+        let rig = rig_on(engine, "sandbox", goals).await;
+        rig.import(&[event("evt-a1", "game_launch", PLAYER), event("evt-b1", "purchase", OTHER)].join("\n")).await;
+        rig.dispatch(fast_options()).await;
+        let x = rig.stats(Network::X);
+        assert!(x.requests >= 2, "a batch, then the launch alone: {x:?}");
 
-    let stored_requests = |rig: &support::Rig| {
-        let store = rig.store.clone();
-        async move {
-            let mut bodies = Vec::new();
-            for id in 1..=64 {
-                if let Some(request) = store.stored_request(id).await.unwrap() {
-                    bodies.push(request.body.to_string());
+        let stored_requests = |rig: &support::Rig| {
+            let store = rig.store.clone();
+            async move {
+                let mut bodies = Vec::new();
+                for id in 1..=64 {
+                    if let Some(request) = store.stored_request(id).await.unwrap() {
+                        bodies.push(request.body.to_string());
+                    }
                 }
+                bodies
             }
-            bodies
-        }
-    };
-    let before = stored_requests(&rig).await;
-    let batch =
-        before.iter().filter(|b| b.contains("conversions") && b.contains(&sha256_hex(&format!("{OTHER}@example.com"))));
-    assert!(
-        batch.into_iter().any(|b| b.contains(&sha256_hex(&format!("{PLAYER}@example.com")))),
-        "the X batch request holds both players before the erasure: {before:?}"
-    );
+        };
+        let before = stored_requests(&rig).await;
+        let batch =
+            before.iter().filter(|b| b.contains("conversions") && b.contains(&sha256_hex(&format!("{OTHER}@example.com"))));
+        assert!(
+            batch.into_iter().any(|b| b.contains(&sha256_hex(&format!("{PLAYER}@example.com")))),
+            "the X batch request holds both players before the erasure: {before:?}"
+        );
 
-    rig.store.erase_player(PLAYER, now_ms()).await.unwrap();
-    for body in stored_requests(&rig).await {
-        for trace in traces(PLAYER) {
-            assert!(!body.contains(&trace), "a stored request still holds {trace}: {body}");
+        rig.store.erase_player(PLAYER, now_ms()).await.unwrap();
+        for body in stored_requests(&rig).await {
+            for trace in traces(PLAYER) {
+                assert!(!body.contains(&trace), "a stored request still holds {trace}: {body}");
+            }
         }
     }
 }

@@ -2,8 +2,9 @@
 //! belongs to them), goals (CRUD, order, rules), X event tag mappings, trigger events,
 //! enable/disable, and the once-per-player memory with its erasure — delivered to the sandbox.
 
+#[macro_use]
 mod support;
-use support::{events, fast_options, rig_with};
+use support::{events, fast_options, rig_on, rig_with};
 
 use std::sync::Arc;
 
@@ -174,143 +175,147 @@ async fn once_per_player_sends_a_players_first_purchase_once_and_erasure_forgets
     assert_eq!(memory, 0);
 }
 
-#[tokio::test]
-async fn tag_mapping_rules_and_a_pixel_change() {
-    let rig = rig_with("sandbox", vec![Goal::mapped("buy", "Purchase", "purchase", "tw-sbx01-buy01")]).await;
-    let setup = setup_on(&rig.store).await;
-    let x = rig.config_ids[2];
-    let bad = setup.save_tags(x, &[TagInput { goal_key: "buy".into(), tag: "tw-nope".into() }]).await.unwrap_err();
-    let api = postback::model::ApiError::from(bad);
-    assert_eq!(api.field.as_deref(), Some("tags.buy"));
-    assert_eq!(
-        setup.tag_mapping(x).await.unwrap().rows[0].tag.as_deref(),
-        Some("tw-sbx01-buy01"),
-        "an invalid tag saves nothing"
-    );
-    let warned =
-        setup.save_tags(x, &[TagInput { goal_key: "buy".into(), tag: "tw-other-buy01".into() }]).await.unwrap();
-    assert!(warned[0].warnings[0].contains("another pixel"));
-    setup.save_tags(x, &[TagInput { goal_key: "buy".into(), tag: String::new() }]).await.unwrap();
-    let rows = rig.store.integrations(rig.game_id).await.unwrap();
-    assert_eq!(
-        (rows[2].gaps.as_slice(), rows[2].unmapped_goals.as_slice()),
-        ([SetupGap::NoMappedGoals].as_slice(), ["Purchase".to_owned()].as_slice())
-    );
+on_both_engines_rig! {
+    async fn tag_mapping_rules_and_a_pixel_change(engine: Engine) {
+        let rig = rig_on(engine, "sandbox", vec![Goal::mapped("buy", "Purchase", "purchase", "tw-sbx01-buy01")]).await;
+        let setup = setup_on(&rig.store).await;
+        let x = rig.config_ids[2];
+        let bad = setup.save_tags(x, &[TagInput { goal_key: "buy".into(), tag: "tw-nope".into() }]).await.unwrap_err();
+        let api = postback::model::ApiError::from(bad);
+        assert_eq!(api.field.as_deref(), Some("tags.buy"));
+        assert_eq!(
+            setup.tag_mapping(x).await.unwrap().rows[0].tag.as_deref(),
+            Some("tw-sbx01-buy01"),
+            "an invalid tag saves nothing"
+        );
+        let warned =
+            setup.save_tags(x, &[TagInput { goal_key: "buy".into(), tag: "tw-other-buy01".into() }]).await.unwrap();
+        assert!(warned[0].warnings[0].contains("another pixel"));
+        setup.save_tags(x, &[TagInput { goal_key: "buy".into(), tag: String::new() }]).await.unwrap();
+        let rows = rig.store.integrations(rig.game_id).await.unwrap();
+        assert_eq!(
+            (rows[2].gaps.as_slice(), rows[2].unmapped_goals.as_slice()),
+            ([SetupGap::NoMappedGoals].as_slice(), ["Purchase".to_owned()].as_slice())
+        );
 
-    // Moving to another pixel clears the old pixel's tags (they could only be refused).
-    setup.save_tags(x, &[TagInput { goal_key: "buy".into(), tag: "tw-sbx01-buy01".into() }]).await.unwrap();
-    assert_eq!(rig.store.clear_foreign_tags(x, "real42").await.unwrap(), 1);
-    assert_eq!(setup.tag_mapping(x).await.unwrap().rows[0].tag, None);
+        // Moving to another pixel clears the old pixel's tags (they could only be refused).
+        setup.save_tags(x, &[TagInput { goal_key: "buy".into(), tag: "tw-sbx01-buy01".into() }]).await.unwrap();
+        assert_eq!(rig.store.clear_foreign_tags(x, "real42").await.unwrap(), 1);
+        assert_eq!(setup.tag_mapping(x).await.unwrap().rows[0].tag, None);
+    }
 }
 
-#[tokio::test]
-async fn a_disabled_config_queues_nothing_and_its_queue_waits() {
-    let rig = rig_with("sandbox", vec![]).await;
-    let tiktok = rig.config_ids[0];
-    rig.import(&events(2, "purchase", "p1")).await;
-    rig.store.set_enabled(tiktok, false).await.unwrap();
-    let later = rig.import(&events(3, "game_launch", "p2")).await;
-    assert_eq!(later.enqueued, 3, "Reddit only: TikTok is off and X has no goals");
-    rig.dispatch(fast_options()).await;
-    assert_eq!(rig.stats(Network::TikTok).requests, 0);
-    assert_eq!(rig.store.pending_count(tiktok).await.unwrap(), 2, "queued before: waiting");
-    rig.store.set_enabled(tiktok, true).await.unwrap();
-    assert_eq!(rig.dispatch(fast_options()).await.success, 2);
+on_both_engines_rig! {
+    async fn a_disabled_config_queues_nothing_and_its_queue_waits(engine: Engine) {
+        let rig = rig_on(engine, "sandbox", vec![]).await;
+        let tiktok = rig.config_ids[0];
+        rig.import(&events(2, "purchase", "p1")).await;
+        rig.store.set_enabled(tiktok, false).await.unwrap();
+        let later = rig.import(&events(3, "game_launch", "p2")).await;
+        assert_eq!(later.enqueued, 3, "Reddit only: TikTok is off and X has no goals");
+        rig.dispatch(fast_options()).await;
+        assert_eq!(rig.stats(Network::TikTok).requests, 0);
+        assert_eq!(rig.store.pending_count(tiktok).await.unwrap(), 2, "queued before: waiting");
+        rig.store.set_enabled(tiktok, true).await.unwrap();
+        assert_eq!(rig.dispatch(fast_options()).await.success, 2);
 
-    // Trigger events are edited after connecting; at least one.
-    let setup = setup_on(&rig.store).await;
-    assert_eq!(setup.set_trigger_events(tiktok, &["purchase".into(), " purchase".into()]).await.unwrap(), ["purchase"]);
-    let none = setup.set_trigger_events(tiktok, &[" ".into()]).await.unwrap_err();
-    assert_eq!(postback::model::ApiError::from(none).field.as_deref(), Some("trigger_events"));
-    let skipped = rig.import(&events(1, "game_launch", "p3")).await;
-    assert_eq!(skipped.skipped.get("event_not_triggered"), Some(&1), "TikTok no longer: {skipped:?}");
-    assert_eq!(skipped.skipped.get("no_mapped_goal"), Some(&1), "X has no goal: {skipped:?}");
+        // Trigger events are edited after connecting; at least one.
+        let setup = setup_on(&rig.store).await;
+        assert_eq!(setup.set_trigger_events(tiktok, &["purchase".into(), " purchase".into()]).await.unwrap(), ["purchase"]);
+        let none = setup.set_trigger_events(tiktok, &[" ".into()]).await.unwrap_err();
+        assert_eq!(postback::model::ApiError::from(none).field.as_deref(), Some("trigger_events"));
+        let skipped = rig.import(&events(1, "game_launch", "p3")).await;
+        assert_eq!(skipped.skipped.get("event_not_triggered"), Some(&1), "TikTok no longer: {skipped:?}");
+        assert_eq!(skipped.skipped.get("no_mapped_goal"), Some(&1), "X has no goal: {skipped:?}");
+    }
 }
 
-/// The "once per player" rule, table-driven: which imports of which players' purchases reach
-/// the queue for a once-per-player goal (the memory lives in the database, per goal).
-#[tokio::test]
-async fn once_per_player_table() {
-    let rig = rig_with("sandbox", vec![]).await;
-    let setup = setup_on(&rig.store).await;
-    let first = first_purchase_goal(&setup, rig.game_id).await;
-    let every = setup.save_goal(rig.game_id, &goal_form("Every purchase", "purchase")).await.unwrap();
-    setup
-        .save_tags(
-            rig.config_ids[2],
-            &[
-                TagInput { goal_key: first.id.clone(), tag: "tw-sbx01-first".into() },
-                TagInput { goal_key: every.id.clone(), tag: "tw-sbx01-every".into() },
-            ],
+on_both_engines_rig! {
+    /// The "once per player" rule, table-driven: which imports of which players' purchases reach
+    /// the queue for a once-per-player goal (the memory lives in the database, per goal).
+    async fn once_per_player_table(engine: Engine) {
+        let rig = rig_on(engine, "sandbox", vec![]).await;
+        let setup = setup_on(&rig.store).await;
+        let first = first_purchase_goal(&setup, rig.game_id).await;
+        let every = setup.save_goal(rig.game_id, &goal_form("Every purchase", "purchase")).await.unwrap();
+        setup
+            .save_tags(
+                rig.config_ids[2],
+                &[
+                    TagInput { goal_key: first.id.clone(), tag: "tw-sbx01-first".into() },
+                    TagInput { goal_key: every.id.clone(), tag: "tw-sbx01-every".into() },
+                ],
+            )
+            .await
+            .unwrap();
+        let purchase = |id: &str, player: &str| {
+            json!({"event_id": id, "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(), "player_id": player,
+                   "consent": "anonymous", "click_ids": {"twclid": "w"}})
+            .to_string()
+        };
+        // (lines of one import, X conversions of the once-per-player goal it queues)
+        let steps: [(Vec<String>, u64); 5] = [
+            (vec![purchase("a1", "alice"), purchase("a2", "alice")], 1), // two in one import: the first
+            (vec![purchase("a3", "alice")], 0),                          // a later one: no
+            (vec![purchase("a1", "alice")], 0),                          // the same event again: a duplicate
+            (vec![purchase("b1", "bob")], 1),                            // another player: yes
+            (vec![purchase("b2", "bob"), purchase("c1", "carol")], 1),   // carol's first only
+        ];
+        for (i, (lines, once)) in steps.iter().enumerate() {
+            let before = rig.store.pending_count(rig.config_ids[2]).await.unwrap();
+            let report = rig.import(&lines.join("\n")).await;
+            let after = rig.store.pending_count(rig.config_ids[2]).await.unwrap();
+            let new_every = lines.iter().filter(|l| !l.contains("\"a1\"") || i == 0).count() as u64;
+            assert_eq!(after - before, once + new_every, "step {i}: {report:?}");
+        }
+        // Erasing alice forgets her conversion: were she to come back under that id, she would count anew.
+        rig.store.erase_player("alice", now_ms()).await.unwrap();
+        let erased = rig.import(&purchase("a9", "alice")).await;
+        assert_eq!(erased.skipped.get("player_erased"), Some(&3), "but an erased player is never forwarded again");
+    }
+}
+
+on_both_engines_rig! {
+    /// Through the ingest API, a player's second purchase for a once-per-player goal is accepted
+    /// and said not to be forwarded to X for that reason: its event id is new, so it is never
+    /// answered as a duplicate (which would tell a game server its event was a resend).
+    async fn the_ingest_answers_an_already_converted_player_as_accepted_not_duplicate(engine: Engine) {
+        let rig = rig_on(engine, "sandbox", vec![]).await;
+        let setup = setup_on(&rig.store).await;
+        let first = first_purchase_goal(&setup, rig.game_id).await;
+        setup.save_tags(rig.config_ids[2], &[TagInput { goal_key: first.id, tag: "tw-sbx01-first".into() }]).await.unwrap();
+        // X alone, so that the second purchase has no other network to be queued for.
+        for config in &rig.config_ids[..2] {
+            rig.store.set_enabled(*config, false).await.unwrap();
+        }
+        let ingest = postback::ingest::server::start(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            rig.store.clone(),
+            postback::secrets::Secret::new("pbd_setup_token"),
         )
         .await
         .unwrap();
-    let purchase = |id: &str, player: &str| {
-        json!({"event_id": id, "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(), "player_id": player,
-               "consent": "anonymous", "click_ids": {"twclid": "w"}})
-        .to_string()
-    };
-    // (lines of one import, X conversions of the once-per-player goal it queues)
-    let steps: [(Vec<String>, u64); 5] = [
-        (vec![purchase("a1", "alice"), purchase("a2", "alice")], 1), // two in one import: the first
-        (vec![purchase("a3", "alice")], 0),                          // a later one: no
-        (vec![purchase("a1", "alice")], 0),                          // the same event again: a duplicate
-        (vec![purchase("b1", "bob")], 1),                            // another player: yes
-        (vec![purchase("b2", "bob"), purchase("c1", "carol")], 1),   // carol's first only
-    ];
-    for (i, (lines, once)) in steps.iter().enumerate() {
-        let before = rig.store.pending_count(rig.config_ids[2]).await.unwrap();
-        let report = rig.import(&lines.join("\n")).await;
-        let after = rig.store.pending_count(rig.config_ids[2]).await.unwrap();
-        let new_every = lines.iter().filter(|l| !l.contains("\"a1\"") || i == 0).count() as u64;
-        assert_eq!(after - before, once + new_every, "step {i}: {report:?}");
+        let url = format!("{}/v1/events?game={}", ingest.base_url, rig.game_id);
+        let http = postback::delivery::http_client(std::time::Duration::from_secs(10)).expect("HTTP client");
+        let mut answers = Vec::new();
+        for event in events(2, "purchase", "p1").lines() {
+            let response = http
+                .post(&url)
+                .bearer_auth("pbd_setup_token")
+                .header("content-type", "application/json")
+                .body(event.to_owned())
+                .send()
+                .await
+                .unwrap();
+            answers.push(serde_json::from_str::<serde_json::Value>(&response.text().await.unwrap()).unwrap());
+        }
+        assert_eq!(answers[0]["accepted"], 1, "{}", answers[0]);
+        assert_eq!(answers[1]["accepted"], 1, "{}", answers[1]);
+        assert_eq!(answers[1]["duplicates"], 0, "{}", answers[1]);
+        let reasons = answers[1]["results"][0]["not_forwarded"].to_string();
+        assert!(reasons.contains("already converted"), "{}", answers[1]);
+        ingest.stop().await;
     }
-    // Erasing alice forgets her conversion: were she to come back under that id, she would count anew.
-    rig.store.erase_player("alice", now_ms()).await.unwrap();
-    let erased = rig.import(&purchase("a9", "alice")).await;
-    assert_eq!(erased.skipped.get("player_erased"), Some(&3), "but an erased player is never forwarded again");
-}
-
-/// Through the ingest API, a player's second purchase for a once-per-player goal is accepted
-/// and said not to be forwarded to X for that reason: its event id is new, so it is never
-/// answered as a duplicate (which would tell a game server its event was a resend).
-#[tokio::test]
-async fn the_ingest_answers_an_already_converted_player_as_accepted_not_duplicate() {
-    let rig = rig_with("sandbox", vec![]).await;
-    let setup = setup_on(&rig.store).await;
-    let first = first_purchase_goal(&setup, rig.game_id).await;
-    setup.save_tags(rig.config_ids[2], &[TagInput { goal_key: first.id, tag: "tw-sbx01-first".into() }]).await.unwrap();
-    // X alone, so that the second purchase has no other network to be queued for.
-    for config in &rig.config_ids[..2] {
-        rig.store.set_enabled(*config, false).await.unwrap();
-    }
-    let ingest = postback::ingest::server::start(
-        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        rig.store.clone(),
-        postback::secrets::Secret::new("pbd_setup_token"),
-    )
-    .await
-    .unwrap();
-    let url = format!("{}/v1/events?game={}", ingest.base_url, rig.game_id);
-    let http = postback::delivery::http_client(std::time::Duration::from_secs(10)).expect("HTTP client");
-    let mut answers = Vec::new();
-    for event in events(2, "purchase", "p1").lines() {
-        let response = http
-            .post(&url)
-            .bearer_auth("pbd_setup_token")
-            .header("content-type", "application/json")
-            .body(event.to_owned())
-            .send()
-            .await
-            .unwrap();
-        answers.push(serde_json::from_str::<serde_json::Value>(&response.text().await.unwrap()).unwrap());
-    }
-    assert_eq!(answers[0]["accepted"], 1, "{}", answers[0]);
-    assert_eq!(answers[1]["accepted"], 1, "{}", answers[1]);
-    assert_eq!(answers[1]["duplicates"], 0, "{}", answers[1]);
-    let reasons = answers[1]["results"][0]["not_forwarded"].to_string();
-    assert!(reasons.contains("already converted"), "{}", answers[1]);
-    ingest.stop().await;
 }
 
 /// A game's default country for phone numbers: checked (an ISO 3166-1 alpha-2 code, any case),
@@ -353,56 +358,57 @@ async fn a_games_default_country_is_checked_saved_and_cleared() {
     assert_eq!(store.game(game.id).await.unwrap().default_country.as_deref(), Some("JP"));
 }
 
-/// Through the ingest API on loopback to the sandbox, an X-only game and a national number
-/// (`(650) 555-1212 x450`): without a default country the event is accepted, not forwarded, and
-/// the answer says why; with the game's default country (US) the number is read there, queued
-/// as E.164 (clearing the setting afterwards changes nothing), and X receives its SHA-256.
-#[tokio::test]
-async fn a_national_phone_number_reaches_x_hashed_in_the_games_default_country() {
-    let rig = rig_with("sandbox", vec![Goal::mapped("buy", "Purchase", "purchase", "tw-sbx01-buy01")]).await;
-    for config in &rig.config_ids[..2] {
-        rig.store.set_enabled(*config, false).await.unwrap();
-    }
-    let setup = setup_on(&rig.store).await;
-    let ingest = postback::ingest::server::start(
-        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        rig.store.clone(),
-        postback::secrets::Secret::new("pbd_phone_token"),
-    )
-    .await
-    .unwrap();
-    let url = format!("{}/v1/events?game={}", ingest.base_url, rig.game_id);
-    let http = postback::delivery::http_client(std::time::Duration::from_secs(10)).expect("HTTP client");
-    let send = |id: &str| {
-        let body = json!({"event_id": id, "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(),
-            "player_id": "p", "consent": "full", "phone": "(650) 555-1212 x450"})
-        .to_string();
-        let request = http.post(&url).bearer_auth("pbd_phone_token").header("content-type", "application/json");
-        async move {
-            let response = request.body(body).send().await.unwrap();
-            serde_json::from_str::<serde_json::Value>(&response.text().await.unwrap()).unwrap()
+on_both_engines_rig! {
+    /// Through the ingest API on loopback to the sandbox, an X-only game and a national number
+    /// (`(650) 555-1212 x450`): without a default country the event is accepted, not forwarded, and
+    /// the answer says why; with the game's default country (US) the number is read there, queued
+    /// as E.164 (clearing the setting afterwards changes nothing), and X receives its SHA-256.
+    async fn a_national_phone_number_reaches_x_hashed_in_the_games_default_country(engine: Engine) {
+        let rig = rig_on(engine, "sandbox", vec![Goal::mapped("buy", "Purchase", "purchase", "tw-sbx01-buy01")]).await;
+        for config in &rig.config_ids[..2] {
+            rig.store.set_enabled(*config, false).await.unwrap();
         }
-    };
+        let setup = setup_on(&rig.store).await;
+        let ingest = postback::ingest::server::start(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            rig.store.clone(),
+            postback::secrets::Secret::new("pbd_phone_token"),
+        )
+        .await
+        .unwrap();
+        let url = format!("{}/v1/events?game={}", ingest.base_url, rig.game_id);
+        let http = postback::delivery::http_client(std::time::Duration::from_secs(10)).expect("HTTP client");
+        let send = |id: &str| {
+            let body = json!({"event_id": id, "name": "purchase", "occurred_at": chrono::Utc::now().to_rfc3339(),
+                "player_id": "p", "consent": "full", "phone": "(650) 555-1212 x450"})
+            .to_string();
+            let request = http.post(&url).bearer_auth("pbd_phone_token").header("content-type", "application/json");
+            async move {
+                let response = request.body(body).send().await.unwrap();
+                serde_json::from_str::<serde_json::Value>(&response.text().await.unwrap()).unwrap()
+            }
+        };
 
-    let answer = send("no-country").await;
-    assert_eq!(answer["accepted"], 1, "{answer}");
-    let why = answer["results"][0]["not_forwarded"].to_string();
-    assert!(why.contains("phone: no country code (+ or 00) and the game has no default country"), "{answer}");
-    assert!(!why.contains("555"), "never the number: {why}");
+        let answer = send("no-country").await;
+        assert_eq!(answer["accepted"], 1, "{answer}");
+        let why = answer["results"][0]["not_forwarded"].to_string();
+        assert!(why.contains("phone: no country code (+ or 00) and the game has no default country"), "{answer}");
+        assert!(!why.contains("555"), "never the number: {why}");
 
-    setup.set_default_country(rig.game_id, "US").await.unwrap();
-    let answer = send("in-us").await;
-    assert_eq!(answer["accepted"], 1, "{answer}");
-    assert!(answer["results"][0].get("not_forwarded").is_none(), "{answer}");
-    ingest.stop().await;
+        setup.set_default_country(rig.game_id, "US").await.unwrap();
+        let answer = send("in-us").await;
+        assert_eq!(answer["accepted"], 1, "{answer}");
+        assert!(answer["results"][0].get("not_forwarded").is_none(), "{answer}");
+        ingest.stop().await;
 
-    // What was queued was read when accepted.
-    setup.set_default_country(rig.game_id, "").await.unwrap();
-    rig.dispatch(fast_options()).await;
-    let sent = rig.log(2, Some(DeliveryStatus::Success)).await;
-    assert_eq!(sent.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["in-us"]);
-    let detail = postback::watch::Watch::new(rig.store.clone()).detail(sent[0].id).await.unwrap();
-    let body = detail.request.expect("the stored request").body;
-    let want = postback::identity::sha256_hex("+16505551212");
-    assert_eq!(body["conversions"][0]["identifiers"], json!([{"hashed_phone_number": want}]), "{body}");
+        // What was queued was read when accepted.
+        setup.set_default_country(rig.game_id, "").await.unwrap();
+        rig.dispatch(fast_options()).await;
+        let sent = rig.log(2, Some(DeliveryStatus::Success)).await;
+        assert_eq!(sent.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["in-us"]);
+        let detail = postback::watch::Watch::new(rig.store.clone()).detail(sent[0].id).await.unwrap();
+        let body = detail.request.expect("the stored request").body;
+        let want = postback::identity::sha256_hex("+16505551212");
+        assert_eq!(body["conversions"][0]["identifiers"], json!([{"hashed_phone_number": want}]), "{body}");
+    }
 }

@@ -26,9 +26,12 @@ pub enum StoreError {
     BadDatabaseUrl { url: String, reason: String },
     #[error("cannot reach the database at {url}: {reason}; check that the server runs and the address, user and password are right")]
     Unreachable { url: String, reason: String },
-    /// A part of the store not yet ported to PostgreSQL (issue 21 lands it in steps).
-    #[error("{0} is not available on a PostgreSQL workspace yet")]
-    NotOnPostgresYet(&'static str),
+    /// SQLite's own machinery, which PostgreSQL has its own form of (its page checks, its
+    /// vacuum): asked of a PostgreSQL workspace.
+    #[error(
+        "{0} is SQLite's; a PostgreSQL workspace has no such step (the server checks and maintains its own files)"
+    )]
+    SqliteOnly(&'static str),
     /// The log's player key lives in the OS keychain.
     #[error("the delivery log's player key is kept in the OS keychain: {0}")]
     Keychain(#[from] crate::secrets::SecretsError),
@@ -48,7 +51,7 @@ impl From<StoreError> for crate::model::ApiError {
             | StoreError::Sqlx(_)
             | StoreError::Corrupt(_)
             | StoreError::EnqueueMismatch { .. }
-            | StoreError::NotOnPostgresYet(_)
+            | StoreError::SqliteOnly(_)
             | StoreError::BadDatabaseUrl { .. }
             | StoreError::Unreachable { .. }
             | StoreError::Keychain(_) => "storage",

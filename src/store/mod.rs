@@ -592,11 +592,12 @@ impl Store {
         }
     }
 
-    /// SQLite's own consistency check of the whole file: `ok`, or what is damaged.
+    /// SQLite's own consistency check of the whole file: `ok`, or what is damaged. (SQLite only:
+    /// PostgreSQL checks its own pages.)
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         match &self.engine {
             Engine::Sqlite(engine) => engine.integrity_check().await,
-            Engine::Postgres(_) => Err(StoreError::NotOnPostgresYet("integrity_check")),
+            Engine::Postgres(_) => Err(StoreError::SqliteOnly("integrity_check")),
         }
     }
 

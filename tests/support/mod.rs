@@ -1,5 +1,10 @@
-//! A game on a real SQLite file whose three configs send to a sandbox on a free loopback port.
+//! A game on a real store (a SQLite file, or a PostgreSQL database on the test cluster) whose
+//! three configs send to a sandbox on a free loopback port. `on_both_engines_rig!` runs a test
+//! on each engine.
 #![allow(dead_code)]
+
+#[path = "../engines/mod.rs"]
+pub mod engines;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +18,9 @@ use postback::store::{LogFilter, Store};
 use serde_json::json;
 
 pub struct Rig {
+    /// The SQLite data directory (empty on PostgreSQL).
     pub dir: tempfile::TempDir,
+    pub engine: engines::Engine,
     pub store: Store,
     pub sandbox: RunningSandbox,
     pub game_id: i64,
@@ -35,8 +42,19 @@ pub async fn rig(credential_ref: &str) -> Rig {
 }
 
 pub async fn rig_with(credential_ref: &str, goals: Vec<Goal>) -> Rig {
+    rig_on(engines::Engine::Sqlite, credential_ref, goals).await
+}
+
+/// A rig on `engine`; the player key in the (test session's) keychain on both.
+pub async fn rig_on(engine: engines::Engine, credential_ref: &str, goals: Vec<Goal>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = match engine {
+        engines::Engine::Sqlite => Store::open(dir.path()).await.unwrap(),
+        engines::Engine::Postgres => {
+            let url = engines::fresh_database().await;
+            Store::open_postgres(&url, postback::store::StoreOptions::default()).await.unwrap()
+        }
+    };
     let sandbox = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let game = store.create_game("Test Game").await.unwrap();
     let configs = sandbox::demo_configs(&sandbox.base_url, &["game_launch", "purchase"], goals);
@@ -44,7 +62,7 @@ pub async fn rig_with(credential_ref: &str, goals: Vec<Goal>) -> Rig {
     for c in &configs {
         config_ids.push(store.create_config(game.id, c, Some(credential_ref)).await.unwrap());
     }
-    Rig { dir, store, sandbox, game_id: game.id, tokens: Arc::new(Credentials::without_keychain()), config_ids }
+    Rig { dir, engine, store, sandbox, game_id: game.id, tokens: Arc::new(Credentials::without_keychain()), config_ids }
 }
 
 /// `n` full-consent events named `name` of `player`, at `occurred_at` (RFC 3339) or now.
@@ -103,4 +121,32 @@ impl Rig {
         };
         self.store.log_page(&filter).await.unwrap()
     }
+}
+
+/// Each `async fn name(engine: Engine) { … }` becomes the tests `name::sqlite` and
+/// `name::postgres` (multi-threaded runtimes), the same body on each engine.
+#[macro_export]
+macro_rules! on_both_engines_rig {
+    ($(
+        $(#[$meta:meta])*
+        async fn $name:ident($engine:ident: Engine) $body:block
+    )*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($engine: $crate::support::engines::Engine) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::support::engines::Engine::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run($crate::support::engines::Engine::Postgres).await;
+            }
+        }
+    )*};
 }
