@@ -1,7 +1,8 @@
 //! Delivery engine figures on this machine: enqueue rate, end-to-end durable delivery to the
 //! sandbox (separate process, no rate limit), filtered log page latency on a 5 M-row log, and
 //! the dispatcher's memory over 1 M events. Run with `cargo bench --bench delivery`
-//! (`BENCH_SCALE=0.1` for a quick pass).
+//! (`BENCH_SCALE=0.1` for a quick pass); on PostgreSQL with `-- --database URL` (common/mod.rs),
+//! where delivery runs as two workers.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use postback::store::{LogFilter, NewDelivery, Store, StoreOptions};
 use serde_json::json;
 
 mod common;
-use common::{rss_mb, sandbox_process, scale};
+use common::{engine_name, open_store, rss_mb, sandbox_process, scale};
 
 // The same allocator as the binaries, so the figures are theirs.
 #[global_allocator]
@@ -45,13 +46,15 @@ fn bench_options() -> StoreOptions {
     }
 }
 
-async fn setup(dir: &std::path::Path, base_url: &str) -> (Store, i64, Vec<i64>) {
+/// A store with a game and its TikTok and Reddit configs; on PostgreSQL also what opens a
+/// second worker's handle on the same database.
+async fn setup(dir: &std::path::Path, base_url: &str) -> (Store, i64, Vec<i64>, Option<(String, StoreOptions)>) {
     // BENCH_CACHE_KIB tries another SQLite page cache size than the default.
     let mut options = bench_options();
     if let Some(kib) = std::env::var("BENCH_CACHE_KIB").ok().and_then(|v| v.parse().ok()) {
         options.cache_kib = kib;
     }
-    let store = Store::open_with(dir, options).await.expect("store");
+    let (store, database_url) = open_store(dir, options.clone()).await;
     let game = store.create_game("Bench").await.expect("game");
     let triggers = vec!["purchase".to_owned()];
     let url = Some(base_url.to_owned());
@@ -65,7 +68,7 @@ async fn setup(dir: &std::path::Path, base_url: &str) -> (Store, i64, Vec<i64>) 
     });
     let t = store.create_config(game.id, &tiktok, Some("sandbox")).await.expect("config");
     let r = store.create_config(game.id, &reddit, Some("sandbox")).await.expect("config");
-    (store, game.id, vec![t, r])
+    (store, game.id, vec![t, r], database_url.map(|url| (url, options)))
 }
 
 async fn enqueue_all(store: &Store, configs: &[i64], n: u64) -> Duration {
@@ -111,8 +114,9 @@ async fn main() {
 
     // 1. Enqueue + 2. end-to-end delivery.
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, _, configs) = setup(dir.path(), &base_url).await;
+    let (store, _, configs, second_worker) = setup(dir.path(), &base_url).await;
     let n = scale(200_000, 1000);
+    println!("engine: {}", engine_name());
     let took = enqueue_all(&store, &configs[..1], n).await;
     println!(
         "enqueue: {n} events in {:.2} s = {:.0} events/s (batches of 10,000, dedup included)",
@@ -125,33 +129,60 @@ async fn main() {
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64()
     );
-    // The cost of durable acknowledgements: 1,000 events per commit, synced (FULL) or not.
-    for durable in [true, false] {
+    // The cost of durable acknowledgements: 1,000 events per commit, synced (FULL) or not
+    // (SQLite's choice; PostgreSQL's commits are synchronous).
+    let choices: &[bool] = if second_worker.is_some() { &[true] } else { &[true, false] };
+    for &durable in choices {
         let dir = tempfile::tempdir().expect("tempdir");
         let options = StoreOptions { durable_enqueue: durable, ..bench_options() };
-        let other = Store::open_with(dir.path(), options).await.expect("store");
+        let (other, _) = open_store(dir.path(), options).await;
         let game = other.create_game("Durability").await.expect("game");
         let config = other.create_config(game.id, &tiktok_config(&base_url), Some("sandbox")).await.expect("config");
         let m = scale(100_000, 1000);
         let took = enqueue_in_batches(&other, &[config], m, 1_000).await;
         println!(
-            "enqueue, 1,000 events per commit, synchronous={}: {:.0} events/s ({:.2} ms per commit)",
-            if durable { "FULL (durable, the default)" } else { "NORMAL" },
+            "enqueue, 1,000 events per commit, {}: {:.0} events/s ({:.2} ms per commit)",
+            match (second_worker.is_some(), durable) {
+                (true, _) => "synchronous commit",
+                (false, true) => "synchronous=FULL (durable, the default)",
+                (false, false) => "synchronous=NORMAL",
+            },
             m as f64 / took.as_secs_f64(),
             took.as_secs_f64() * 1000.0 / (m as f64 / 1000.0)
         );
         other.close().await;
     }
     let started = Instant::now();
-    let mut dispatcher = Dispatcher::new(store.clone(), Arc::new(Credentials::without_keychain()), unlimited());
-    let report = dispatcher.run_until_idle().await.expect("dispatch");
+    let worker = |store: Store| async move {
+        let mut dispatcher = Dispatcher::new(store, Arc::new(Credentials::without_keychain()), unlimited());
+        dispatcher.run_until_idle().await.expect("dispatch")
+    };
+    // On PostgreSQL two workers (two processes' worth of connections) share the configs.
+    let (report, workers) = match &second_worker {
+        None => (worker(store.clone()).await, "one worker".to_owned()),
+        Some((url, options)) => {
+            let second = Store::open_postgres(url, options.clone()).await.expect("second worker's store");
+            let (a, b) = tokio::join!(worker(store.clone()), worker(second.clone()));
+            second.close().await;
+            let shares = format!("two workers, delivering {} and {}", a.success, b.success);
+            (
+                postback::delivery::RunReport {
+                    success: a.success + b.success,
+                    requests: a.requests + b.requests,
+                    ..a
+                },
+                shares,
+            )
+        }
+    };
     let took = started.elapsed();
     println!(
-        "end-to-end: {} deliveries ({} requests) to the sandbox in {:.2} s = {:.0} events/s durable (WAL, logged, acked)",
+        "end-to-end: {} deliveries ({} requests) to the sandbox in {:.2} s = {:.0} events/s durable (logged, acked; {})",
         report.success,
         report.requests,
         took.as_secs_f64(),
-        report.success as f64 / took.as_secs_f64()
+        report.success as f64 / took.as_secs_f64(),
+        workers
     );
     store.close().await;
     // `BENCH_PHASE=delivery`: phases 1 and 2 only, e.g. under a profiler.
@@ -161,7 +192,7 @@ async fn main() {
 
     // 3. Filtered log page on a 5 M-row log.
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, _, configs) = setup(dir.path(), &base_url).await;
+    let (store, _, configs, on_postgres) = setup(dir.path(), &base_url).await;
     let rows = scale(5_000_000, 1000);
     let started = Instant::now();
     let now = now_ms();
@@ -226,7 +257,11 @@ async fn main() {
     store.close().await;
 
     // 4. Dispatcher memory over 1 M events, in a fresh process: RSS left behind by the phases
-    // above (glibc keeps freed memory) must not count.
+    // above (glibc keeps freed memory) must not count. (The engine's own memory is the
+    // server's on PostgreSQL: this phase is SQLite's.)
+    if on_postgres.is_some() {
+        return;
+    }
     let child = Command::new(std::env::current_exe().expect("bench binary"))
         .env("BENCH_PHASE", "memory")
         .env("BENCH_SANDBOX", &base_url)
@@ -240,7 +275,7 @@ async fn main() {
 async fn memory_phase(base_url: &str) {
     // 4. Dispatcher memory over 1 M events.
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, _, configs) = setup(dir.path(), base_url).await;
+    let (store, _, configs, _) = setup(dir.path(), base_url).await;
     let n = scale(1_000_000, 1000);
     enqueue_all(&store, &configs[..1], n).await;
     let samples = Arc::new(std::sync::Mutex::new(Vec::<(f64, f64)>::new()));

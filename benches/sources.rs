@@ -2,7 +2,8 @@
 //! (batches of 1,000 events; single-event requests with latency percentiles) while the
 //! dispatcher delivers to the sandbox (a third process); a 1,000,000-line NDJSON import in a
 //! fresh process (time, RSS early and late, peak); the demo generator's rate. Everything on
-//! loopback. `cargo bench --bench sources` (`BENCH_SCALE=0.1` for a quick pass).
+//! loopback. `cargo bench --bench sources` (`BENCH_SCALE=0.1` for a quick pass; `-- --database
+//! URL` on PostgreSQL, common/mod.rs).
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -17,7 +18,7 @@ use postback::store::Store;
 use serde_json::{json, Value};
 
 mod common;
-use common::{memory_mb, sandbox_process, scale};
+use common::{database_server, engine_name, memory_mb, open_store, sandbox_process, scale};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -30,7 +31,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// A store with the demo game's three configs pointing at the sandbox `base_url`.
 async fn demo_store(dir: &std::path::Path, base_url: &str) -> (Store, i64) {
-    let store = Store::open(dir).await.expect("store");
+    let options = postback::store::StoreOptions {
+        keychain: Some(Arc::new(postback::secrets::MemoryKeychain::default())),
+        ..postback::store::StoreOptions::default()
+    };
+    let (store, _) = open_store(dir, options).await;
     let game = store.create_game("Bench").await.expect("game");
     let goals = vec![
         Goal::mapped("launch", "Launch", "game_launch", "tw-sbx01-launch"),
@@ -52,6 +57,10 @@ fn unlimited() -> DispatcherOptions {
 fn child_phase(phase: &str, env: &[(&str, &str)]) -> Value {
     let mut command = Command::new(std::env::current_exe().expect("bench binary"));
     command.env("BENCH_PHASE", phase).stderr(Stdio::inherit());
+    // The phase's own store on the same engine.
+    if let Some(server) = database_server() {
+        command.env("BENCH_DATABASE_URL", server);
+    }
     for (k, v) in env {
         command.env(k, v);
     }
@@ -77,6 +86,7 @@ async fn main() {
         _ => {}
     }
     let (_sandbox, base_url) = sandbox_process();
+    println!("engine: {}", engine_name());
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, game_id) = demo_store(dir.path(), &base_url).await;
     let ingest =

@@ -1,7 +1,8 @@
 //! Delivery log viewer figures on this machine: bytes per delivered event after real
 //! deliveries to the sandbox; on a 5,000,000-row log, the first filtered page as the window's
 //! command produces it (query + JSON serialisation), the 30-day chart query, and a CSV export
-//! of 1,000,000 rows (time and RSS). `cargo bench --bench watch` (`BENCH_SCALE=0.1` quick).
+//! of 1,000,000 rows (time and RSS). `cargo bench --bench watch` (`BENCH_SCALE=0.1` quick;
+//! `-- --database URL` on PostgreSQL, common/mod.rs).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -10,16 +11,23 @@ use std::time::Instant;
 use postback::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions};
 use postback::ingest::demo::Players;
 use postback::model::{ConversionEvent, DeliveryStatus, Goal, LogFilter};
-use postback::store::Store;
 use postback::watch::export::{export, ExportFormat};
 
 mod common;
-use common::{rss_mb, sandbox_process, scale};
+use common::{engine_name, open_store, rss_mb, sandbox_process, scale};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DAY: i64 = 86_400_000;
+
+/// The player key in memory: the figures are the store's, not the Secret Service's.
+fn store_options() -> postback::store::StoreOptions {
+    postback::store::StoreOptions {
+        keychain: Some(Arc::new(postback::secrets::MemoryKeychain::default())),
+        ..postback::store::StoreOptions::default()
+    }
+}
 
 fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -31,9 +39,10 @@ async fn main() {
     postback::tune_allocator();
     let (_sandbox, base_url) = sandbox_process();
 
+    println!("engine: {}", engine_name());
     // 1. Log size per delivered event, after real deliveries of demo players to three networks.
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).await.expect("store");
+    let (store, _) = open_store(dir.path(), store_options()).await;
     let game = store.create_game("Bench").await.expect("game");
     let goals = vec![
         Goal::mapped("launch", "Launch", "game_launch", "tw-sbx01-launch"),
@@ -73,7 +82,7 @@ async fn main() {
 
     // 2. A 5 M-row log.
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).await.expect("store");
+    let (store, _) = open_store(dir.path(), store_options()).await;
     let game = store.create_game("Bench").await.expect("game");
     let config = postback::sandbox::demo_configs(&base_url, &["purchase"], Vec::new())[0].clone();
     let config_id = store.create_config(game.id, &config, Some("sandbox")).await.expect("config");

@@ -175,3 +175,53 @@ async fn a_small_x_budget_holds_across_a_takeover() {
             .collect::<Vec<_>>()
     );
 }
+
+/// PostgreSQL: workers split the configs. One worker starts alone and takes both; once a second
+/// worker is running, the first hands one config over between two of its turns, and both
+/// deliver, every conversion once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_worker_gets_its_share_of_the_configs() {
+    let (test, second) = engines::open_pair(engines::Engine::Postgres).await;
+    let store = test.store.clone();
+    let sandbox = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let game = store.create_game("Test Game").await.unwrap();
+    let [tiktok, reddit, _] = sandbox::demo_configs(&sandbox.base_url, &["game_launch"], Vec::new());
+    store.create_config(game.id, &tiktok, Some("sandbox")).await.unwrap();
+    store.create_config(game.id, &reddit, Some("sandbox")).await.unwrap();
+    // 8 requests of 1,000 per config at 1 request a second: deliveries last several seconds.
+    import_ndjson(&store, game.id, launches(8_000).as_bytes(), now_ms()).await.unwrap();
+    let mut slow = options();
+    slow.rates.requests_per_second = 1.0;
+    slow.rates.request_burst = 1;
+    let worker = |store: postback::store::Store| {
+        let mut dispatcher = Dispatcher::new(store, Arc::new(Credentials::without_keychain()), slow.clone());
+        tokio::spawn(async move { dispatcher.run_until_idle().await })
+    };
+    let first = worker(store.clone());
+    let sent = |network| sandbox.state.stats().remove(&network).unwrap_or_default();
+    let alone = std::time::Instant::now();
+    while sent(Network::TikTok).requests == 0 || sent(Network::Reddit).requests == 0 {
+        assert!(alone.elapsed() < Duration::from_secs(10), "the first worker did not take both configs");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let joined = std::time::Instant::now();
+    let second_worker = worker(second.clone());
+    let (first, second_report) = tokio::time::timeout(Duration::from_secs(60), async {
+        (first.await.unwrap().unwrap(), second_worker.await.unwrap().unwrap())
+    })
+    .await
+    .expect("both workers finish");
+    eprintln!(
+        "first worker {} conversions, second {} (joined {:.1} s after the first took both, all done {:.1} s later)",
+        first.success,
+        second_report.success,
+        joined.duration_since(alone).as_secs_f64(),
+        joined.elapsed().as_secs_f64()
+    );
+    assert!(second_report.success >= 1_000, "the second worker got no config: {second_report:?}");
+    assert!(first.success >= 1_000, "{first:?}");
+    assert_eq!(first.success + second_report.success, 16_000);
+    for network in [Network::TikTok, Network::Reddit] {
+        assert_eq!((sent(network).distinct_event_ids, sent(network).duplicates), (8_000, 0), "{network}");
+    }
+}

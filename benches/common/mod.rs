@@ -52,3 +52,46 @@ pub fn sandbox_process() -> (SandboxProcess, String) {
     }
     (SandboxProcess(child), format!("http://{addr}"))
 }
+
+/// The PostgreSQL server the bench runs on: `--database URL` after `--` (or
+/// `BENCH_DATABASE_URL`); SQLite files in temporary directories otherwise. The bench creates a
+/// database of its own there for each store it opens (use a throwaway server, e.g.
+/// `bash scripts/with-postgres.sh sh -c 'cargo bench --bench watch -- --database "$POSTBACK_TEST_DATABASE_URL"'`).
+pub fn database_server() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--database")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| std::env::var("BENCH_DATABASE_URL").ok())
+}
+
+/// Which engine the figures are of, for their lines.
+pub fn engine_name() -> &'static str {
+    if database_server().is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
+}
+
+/// A store for one phase: a fresh database on the `--database` server, or a SQLite file in
+/// `dir`. Returns the store and, on PostgreSQL, its database's URL (for a second worker).
+pub async fn open_store(
+    dir: &std::path::Path,
+    options: postback::store::StoreOptions,
+) -> (postback::store::Store, Option<String>) {
+    use sqlx::Connection;
+    let Some(server) = database_server() else {
+        return (postback::store::Store::open_with(dir, options).await.expect("SQLite store"), None);
+    };
+    let mut admin = sqlx::PgConnection::connect(&server).await.expect("the --database server answers");
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("randomness");
+    let name = format!("postback_bench_{}", hex::encode(bytes));
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create database");
+    let _ = admin.close().await;
+    let mut url = url::Url::parse(&server).expect("--database URL");
+    url.set_path(&format!("/{name}"));
+    let url = url.to_string();
+    (postback::store::Store::open_postgres(&url, options).await.expect("PostgreSQL store"), Some(url))
+}

@@ -17,7 +17,7 @@ use super::retry::RetryPolicy;
 use super::send::client;
 use super::Credentials;
 use crate::model::EngineState;
-use crate::store::{ConfigLead, Store, StoreError, StoredConfig};
+use crate::store::{ConfigLead, Store, StoreError, StoredConfig, WorkerPresence};
 
 /// Rate limits per network account (one config = one account).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -260,6 +260,11 @@ pub struct Dispatcher {
     leads: HashMap<i64, (ConfigLead, tokio::time::Instant)>,
     /// When this worker last asked for a config that another worker held.
     lead_asked: HashMap<i64, tokio::time::Instant>,
+    /// This worker's presence among the store's workers while it runs, and the most configs
+    /// it delivers (its fair share of the active configs among the live workers) with when
+    /// that was last counted.
+    presence: Option<WorkerPresence>,
+    share: Option<(usize, tokio::time::Instant)>,
     last_reclaim: Option<tokio::time::Instant>,
     state: watch::Sender<EngineState>,
     claims: u64,
@@ -285,6 +290,8 @@ impl Dispatcher {
             held_off: HashMap::new(),
             leads: HashMap::new(),
             lead_asked: HashMap::new(),
+            presence: None,
+            share: None,
             last_reclaim: None,
             state,
             claims: 0,
@@ -366,8 +373,7 @@ impl Dispatcher {
             // A dropped sender stops too (the app quitting).
             if *stop.borrow() || stop.has_changed().is_err() {
                 self.stop_tasks(running).await;
-                // Other workers may take this one's configs at once.
-                self.leads.clear();
+                self.leave();
                 self.state.send_replace(EngineState::Stopped);
                 return Ok(report);
             }
@@ -398,6 +404,7 @@ impl Dispatcher {
                         tick_at = tokio::time::Instant::now() + wait;
                     }
                     Ok(Some(Tick::Idle)) | Ok(None) => {
+                        self.leave();
                         self.state.send_replace(EngineState::Stopped);
                         return Ok(report);
                     }
@@ -448,6 +455,31 @@ impl Dispatcher {
                 _ = stop.changed() => {}
             }
         }
+    }
+
+    /// Gives up this worker's configs and presence: other workers may take them at once.
+    fn leave(&mut self) {
+        self.leads.clear();
+        self.presence = None;
+        self.share = None;
+    }
+
+    /// The most configs this worker delivers: its share of `active` among the live workers
+    /// (counted every few seconds), so that workers split the configs between them.
+    async fn fair_share(&mut self, store: &Store, active: usize) -> Result<usize, DeliveryError> {
+        if self.presence.is_none() {
+            self.presence = Some(store.join_workers().await?);
+        }
+        let now = tokio::time::Instant::now();
+        let workers = match self.share {
+            Some((workers, counted)) if now.duration_since(counted) < LEAD_CHECK => workers,
+            _ => {
+                let workers = usize::try_from(store.live_workers().await?).unwrap_or(1).max(1);
+                self.share = Some((workers, now));
+                workers
+            }
+        };
+        Ok(active.div_ceil(workers).max(1))
     }
 
     /// When the first config held off after a failure may go again.
@@ -523,13 +555,26 @@ impl Dispatcher {
         let instant = tokio::time::Instant::now();
         self.held_off.retain(|_, until| *until > instant);
         let active: HashSet<i64> = load.configs.iter().map(|c| c.id).collect();
+        let share = self.fair_share(&store, active.len()).await?;
         for stored in load.configs {
             let eligible = only.is_none_or(|id| id == stored.id)
                 && !running.configs.contains(&stored.id)
                 && !self.held_off.contains_key(&stored.id)
                 && stored.paused_reason.is_none()
                 && stored.offline.until.is_none_or(|until| until <= now);
-            if eligible && self.leads_config(&store, stored.id).await? {
+            if !eligible {
+                continue;
+            }
+            let held = self.leads.contains_key(&stored.id);
+            if held && self.leads.len() > share {
+                // More than this worker's share (another worker joined): between two of its
+                // turns, the config goes to a worker with fewer.
+                tracing::info!(config_id = stored.id, share, "handing the config to another worker");
+                self.leads.remove(&stored.id);
+                self.lead_asked.insert(stored.id, instant);
+                continue;
+            }
+            if (held || self.leads.len() < share) && self.leads_config(&store, stored.id).await? {
                 self.spawn_config(running, stored);
             }
         }

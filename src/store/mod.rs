@@ -45,6 +45,12 @@ impl ConfigLead {
         }
     }
 }
+
+/// A delivering worker's presence on a shared store (counted by `Store::live_workers`).
+#[derive(Debug)]
+pub struct WorkerPresence {
+    _held: Option<postgres::Presence>,
+}
 pub use sqlite::EnqueueComing;
 
 /// The database file inside a data directory.
@@ -609,6 +615,23 @@ impl Store {
             Engine::Postgres(engine) => {
                 Ok(engine.lead_config(config_id).await?.map(|lead| ConfigLead { held: Some(lead) }))
             }
+        }
+    }
+
+    /// Marks this process a delivering worker while the presence lives (PostgreSQL; nothing to
+    /// mark on SQLite, whose one delivering process is the writer-lock holder).
+    pub async fn join_workers(&self) -> Result<WorkerPresence, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(WorkerPresence { _held: None }),
+            Engine::Postgres(engine) => Ok(WorkerPresence { _held: Some(engine.join_workers().await?) }),
+        }
+    }
+
+    /// How many delivering workers share this store now (1 on SQLite).
+    pub async fn live_workers(&self) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(1),
+            Engine::Postgres(engine) => engine.live_workers().await,
         }
     }
 

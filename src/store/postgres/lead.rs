@@ -2,6 +2,10 @@
 //! pool connection, which would carry the lock to whoever borrows it next). The lock lasts as
 //! long as the connection: a worker that dies or loses the server frees its configs, and the
 //! next worker that asks takes them over.
+//!
+//! Workers share the configs: each holds a presence lock of its own (same kind, another class)
+//! for as long as it runs, so the live workers are counted from `pg_locks` without heartbeats,
+//! and a dead worker stops counting the moment its connection goes.
 
 use sqlx::Connection;
 
@@ -9,6 +13,15 @@ use super::{PgStore, StoreError};
 
 /// The advisory lock class of config leadership (the second key is the config id).
 const CONFIG_LOCK_CLASS: i32 = 0x7062_6c00; // "pbl"
+
+/// The advisory lock class of a running worker's presence (the second key is random).
+const WORKER_LOCK_CLASS: i32 = 0x7062_7700; // "pbw"
+
+/// A worker's presence, held while it runs.
+#[derive(Debug)]
+pub struct Presence {
+    _connection: sqlx::PgConnection,
+}
 
 /// A held config.
 #[derive(Debug)]
@@ -41,5 +54,40 @@ impl PgStore {
             let _ = connection.close().await;
             Ok(None)
         }
+    }
+}
+
+impl PgStore {
+    /// Marks this worker present until the returned presence is dropped.
+    pub async fn join_workers(&self) -> Result<Presence, StoreError> {
+        let options = self.pool.connect_options();
+        let mut connection = sqlx::ConnectOptions::connect(&*options).await?;
+        loop {
+            let mut bytes = [0u8; 4];
+            getrandom::fill(&mut bytes).map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
+            let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+                .bind(WORKER_LOCK_CLASS)
+                .bind(i32::from_ne_bytes(bytes))
+                .fetch_one(&mut connection)
+                .await?;
+            // Another worker drew the same number (one in four billion): draw again.
+            if taken {
+                return Ok(Presence { _connection: connection });
+            }
+        }
+    }
+
+    /// How many workers are present on this database (at least 1: the caller is one).
+    pub async fn live_workers(&self) -> Result<u64, StoreError> {
+        // A two-key advisory lock shows its keys as classid and objid, objsubid 2.
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_locks
+             WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::bigint = $1
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .bind(i64::from(WORKER_LOCK_CLASS))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0).max(1))
     }
 }

@@ -55,7 +55,7 @@ use sqlx::PgPool;
 use super::player_key::PlayerKeyer;
 use super::{StoreError, StoreOptions};
 use crate::model::LogEntry;
-pub use lead::Lead;
+pub use lead::{Lead, Presence};
 
 /// The lock every opening process takes while it migrates and reads the player key, so that
 /// two workers starting on a new database agree on one key (an arbitrary constant).
