@@ -1,7 +1,10 @@
 //! Private data at rest: the data directory and its files are the owner's only, the log's
 //! player key lives in the OS keychain (not in the file it keys), an older database's key and
 //! raw erasure list move out on open, and failed events' data is purged after its retention.
-//! Real SQLite files and the test session's real Secret Service.
+//! Real SQLite files and the test session's real Secret Service; retention on both engines.
+
+#[macro_use]
+mod engines;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -28,9 +31,14 @@ fn purchase(event_id: &str, player: &str) -> ConversionEvent {
 /// A store in a fresh directory with the demo game, and the id of its first config.
 async fn demo_store(dir: &Path) -> (Store, i64) {
     let store = Store::open(dir).await.unwrap();
-    let game = postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap();
-    let config = store.configs(game.id).await.unwrap()[0].id;
+    let config = demo_config(&store).await;
     (store, config)
+}
+
+/// The demo game in `store`, and the id of its first config.
+async fn demo_config(store: &Store) -> i64 {
+    let game = postback::sandbox::ensure_demo_game(store, "http://127.0.0.1:9").await.unwrap();
+    store.configs(game.id).await.unwrap()[0].id
 }
 
 #[tokio::test]
@@ -117,13 +125,11 @@ async fn an_older_database_moves_its_key_and_erasure_list_out_of_the_file() {
 
 /// Failed events keep their data for replay until the longest acceptance window has passed
 /// (or as long as set), then are purged with the dispatcher's hourly prune.
-#[tokio::test]
-async fn failed_events_are_purged_after_their_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, config) = demo_store(dir.path()).await;
+async fn purge_failed_events_by_their_retention(store: &Store) {
+    let config = demo_config(store).await;
     let now = postback::delivery::now_ms();
     assert_eq!(
-        retention::failed_retention(&store).await.unwrap(),
+        retention::failed_retention(store).await.unwrap(),
         retention::FailedRetention { days: 30, is_default: true }
     );
     // Two events failed 31 and 10 days ago.
@@ -140,15 +146,29 @@ async fn failed_events_are_purged_after_their_retention() {
         store.settle(dead).await.unwrap();
     }
     assert_eq!(store.queue_counts().await.unwrap().2, 2);
-    retention::prune(&store, now, std::time::Duration::from_secs(30 * 86_400)).await.unwrap();
+    retention::prune(store, now, std::time::Duration::from_secs(30 * 86_400)).await.unwrap();
     assert_eq!(store.queue_counts().await.unwrap().2, 1, "the 31-day-old failure is purged");
 
     // Kept 5 days: the 10-day-old one goes too. Out of range: a clear error.
-    let err = retention::set_failed_retention(&store, Some(0)).await.unwrap_err().to_string();
+    let err = retention::set_failed_retention(store, Some(0)).await.unwrap_err().to_string();
     assert!(err.contains("1 to 365 days"), "{err}");
-    retention::set_failed_retention(&store, Some(5)).await.unwrap();
-    retention::prune(&store, now, std::time::Duration::from_secs(30 * 86_400)).await.unwrap();
+    retention::set_failed_retention(store, Some(5)).await.unwrap();
+    retention::prune(store, now, std::time::Duration::from_secs(30 * 86_400)).await.unwrap();
     assert_eq!(store.queue_counts().await.unwrap().2, 0);
+}
+
+on_both_engines! {
+    async fn failed_events_are_purged_after_their_retention(store: Store) {
+        purge_failed_events_by_their_retention(&store).await;
+    }
+}
+
+/// On SQLite the purged payloads are gone from the file too (secure delete).
+#[tokio::test]
+async fn purged_failed_events_leave_nothing_in_the_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    purge_failed_events_by_their_retention(&store).await;
     store.close().await;
     let bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();
     assert!(!bytes.windows(13).any(|w| w == b"p@example.com"), "purged payloads are overwritten");

@@ -1,4 +1,5 @@
-//! The store against a real SQLite file in a temporary directory.
+//! The store on both engines (a real SQLite file in a temporary directory, a real PostgreSQL
+//! database), and SQLite's own files.
 
 #[macro_use]
 mod engines;
@@ -11,9 +12,14 @@ use serde_json::json;
 async fn demo_store() -> (tempfile::TempDir, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    let game = postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap();
-    let config = store.configs(game.id).await.unwrap()[0].id;
+    let config = demo_config(&store).await;
     (dir, store, config)
+}
+
+/// The demo game in `store`, and the id of its first config.
+async fn demo_config(store: &Store) -> i64 {
+    let game = postback::sandbox::ensure_demo_game(store, "http://127.0.0.1:9").await.unwrap();
+    store.configs(game.id).await.unwrap()[0].id
 }
 
 /// A purchase of player `p` at full consent, under `event_id`.
@@ -47,10 +53,8 @@ async fn migrations_apply_and_the_file_uses_wal() {
     assert!(dir.path().join(format!("{DB_FILE}-wal")).exists(), "WAL journal expected");
 }
 
-#[tokio::test]
-async fn configs_round_trip_without_test_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+/// Three configs saved with test codes (TikTok's and Reddit's), read back.
+async fn save_configs_with_test_codes(store: &Store) -> Vec<postback::store::StoredConfig> {
     let game = store.create_game("Space Miner").await.unwrap();
     let tiktok = PostbackConfig::from_json(&json!({"network": "tiktok", "pixel_code": "CABCD1234EFGH",
         "trigger_events": ["purchase"], "test_event_code": "TEST42", "base_url": "http://127.0.0.1:9"}))
@@ -61,27 +65,37 @@ async fn configs_round_trip_without_test_codes() {
     store.create_config(game.id, &tiktok, Some("postback-desk/tiktok/1")).await.unwrap();
     store.create_config(game.id, &reddit, None).await.unwrap();
     store.create_config(game.id, &x_config("oka17"), Some("postback-desk/x/1")).await.unwrap();
+    store.configs(game.id).await.unwrap()
+}
 
-    let stored = store.configs(game.id).await.unwrap();
-    assert_eq!(stored.len(), 3);
-    match &stored[0].config {
-        PostbackConfig::TikTok(c) => {
-            assert_eq!(
-                (c.pixel_code.as_str(), c.trigger_events.as_slice()),
-                ("CABCD1234EFGH", ["purchase".to_owned()].as_slice())
-            );
-            assert_eq!(c.base_url.as_deref(), Some("http://127.0.0.1:9"));
-            assert_eq!(c.test_event_code, None, "test codes are never stored");
+on_both_engines! {
+    async fn configs_round_trip_without_test_codes(store: Store) {
+        let stored = save_configs_with_test_codes(&store).await;
+        assert_eq!(stored.len(), 3);
+        match &stored[0].config {
+            PostbackConfig::TikTok(c) => {
+                assert_eq!(
+                    (c.pixel_code.as_str(), c.trigger_events.as_slice()),
+                    ("CABCD1234EFGH", ["purchase".to_owned()].as_slice())
+                );
+                assert_eq!(c.base_url.as_deref(), Some("http://127.0.0.1:9"));
+                assert_eq!(c.test_event_code, None, "test codes are never stored");
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
+        assert!(
+            matches!(&stored[1].config, PostbackConfig::Reddit(c) if c.test_id.is_none() && c.trigger_events.len() == 2)
+        );
+        assert_eq!(stored[2].config, x_config("oka17"));
+        assert_eq!(stored[0].credential_ref.as_deref(), Some("postback-desk/tiktok/1"));
     }
-    assert!(
-        matches!(&stored[1].config, PostbackConfig::Reddit(c) if c.test_id.is_none() && c.trigger_events.len() == 2)
-    );
-    assert_eq!(stored[2].config, x_config("oka17"));
-    assert_eq!(stored[0].credential_ref.as_deref(), Some("postback-desk/tiktok/1"));
+}
 
-    // The test codes never reached the file.
+#[tokio::test]
+async fn test_codes_never_reach_the_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    save_configs_with_test_codes(&store).await;
     store.close().await;
     let bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();
     let wal = std::fs::read(dir.path().join(format!("{DB_FILE}-wal"))).unwrap_or_default();
@@ -199,140 +213,140 @@ async fn a_closed_store_accepts_no_more_events() {
     assert_eq!(store.queue_counts().await.unwrap(), (1, 0, 0), "only the event accepted before close");
 }
 
-#[tokio::test]
-async fn an_event_id_is_remembered_for_48_hours_and_then_forgotten() {
-    use postback::store::{Settlement, DEDUP_WINDOW_MS};
-    let (_dir, store, config) = demo_store().await;
-    let event = purchase("e1");
-    let t0 = 1_795_000_000_000;
-    let one = NewDelivery::new(config, &event);
-    assert_eq!(store.enqueue(&[one, one], t0).await.unwrap().enqueued, 1);
-    // Delivered: the row stays as dedup memory.
-    let leased = store.claim(config, "test", t0, 1000, 10).await.unwrap();
-    let done = Settlement { lease_token: "test".into(), done: vec![leased[0].id], ..Settlement::default() };
-    assert_eq!(store.settle(done).await.unwrap().lost, 0);
-    assert_eq!(store.queue_counts().await.unwrap(), (0, 0, 0));
-    assert_eq!(store.enqueue(&[one], t0 + DEDUP_WINDOW_MS - 1).await.unwrap().duplicates, 1);
-    assert_eq!(store.enqueue(&[one], t0 + DEDUP_WINDOW_MS + 1).await.unwrap().enqueued, 1);
-    assert_eq!(store.queue_counts().await.unwrap().0, 1);
+on_both_engines! {
+    async fn an_event_id_is_remembered_for_48_hours_and_then_forgotten(store: Store) {
+        use postback::store::{Settlement, DEDUP_WINDOW_MS};
+        let config = demo_config(&store).await;
+        let event = purchase("e1");
+        let t0 = 1_795_000_000_000;
+        let one = NewDelivery::new(config, &event);
+        assert_eq!(store.enqueue(&[one, one], t0).await.unwrap().enqueued, 1);
+        // Delivered: the row stays as dedup memory.
+        let leased = store.claim(config, "test", t0, 1000, 10).await.unwrap();
+        let done = Settlement { lease_token: "test".into(), done: vec![leased[0].id], ..Settlement::default() };
+        assert_eq!(store.settle(done).await.unwrap().lost, 0);
+        assert_eq!(store.queue_counts().await.unwrap(), (0, 0, 0));
+        assert_eq!(store.enqueue(&[one], t0 + DEDUP_WINDOW_MS - 1).await.unwrap().duplicates, 1);
+        assert_eq!(store.enqueue(&[one], t0 + DEDUP_WINDOW_MS + 1).await.unwrap().enqueued, 1);
+        assert_eq!(store.queue_counts().await.unwrap().0, 1);
+    }
 }
 
-/// One enqueue answers each conversion as the queue holds its key: a pending key is a
-/// duplicate however old, a key settled within 48 h is one, a key settled earlier starts afresh,
-/// and a key new to one config is queued for it whatever other configs hold, across chunks.
-#[tokio::test]
-async fn one_enqueue_tells_new_repeated_and_expired_keys_apart() {
-    use postback::model::ConversionEvent;
-    use postback::store::{Settlement, DEDUP_WINDOW_MS};
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let game = postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap();
-    let configs = store.configs(game.id).await.unwrap();
-    let (a, b) = (configs[0].id, configs[1].id);
-    let [pending, recent, expired, new]: [ConversionEvent; 4] = ["pending", "recent", "expired", "new"].map(purchase);
-    let t0 = 1_795_000_000_000;
-    let t1 = t0 + DEDUP_WINDOW_MS + 1;
-    let deliver = |token: &'static str, at: i64| {
-        let store = store.clone();
-        async move {
-            let leased = store.claim(a, token, at, 1000, 10).await.unwrap();
-            let done = Settlement {
-                lease_token: token.into(),
-                done: leased.iter().map(|l| l.id).collect(),
-                ..Settlement::default()
-            };
-            store.settle(done).await.unwrap();
+on_both_engines! {
+    /// One enqueue answers each conversion as the queue holds its key: a pending key is a
+    /// duplicate however old, a key settled within 48 h is one, a key settled earlier starts afresh,
+    /// and a key new to one config is queued for it whatever other configs hold, across chunks.
+    async fn one_enqueue_tells_new_repeated_and_expired_keys_apart(store: Store) {
+        use postback::model::ConversionEvent;
+        use postback::store::{Settlement, DEDUP_WINDOW_MS};
+        let game = postback::sandbox::ensure_demo_game(&store, "http://127.0.0.1:9").await.unwrap();
+        let configs = store.configs(game.id).await.unwrap();
+        let (a, b) = (configs[0].id, configs[1].id);
+        let [pending, recent, expired, new]: [ConversionEvent; 4] = ["pending", "recent", "expired", "new"].map(purchase);
+        let t0 = 1_795_000_000_000;
+        let t1 = t0 + DEDUP_WINDOW_MS + 1;
+        let deliver = |token: &'static str, at: i64| {
+            let store = store.clone();
+            async move {
+                let leased = store.claim(a, token, at, 1000, 10).await.unwrap();
+                let done = Settlement {
+                    lease_token: token.into(),
+                    done: leased.iter().map(|l| l.id).collect(),
+                    ..Settlement::default()
+                };
+                store.settle(done).await.unwrap();
+            }
+        };
+        store.enqueue(&[NewDelivery::new(a, &expired)], t0).await.unwrap();
+        deliver("first", t0).await;
+        store.enqueue(&[NewDelivery::new(a, &pending)], t0).await.unwrap();
+        store.enqueue(&[NewDelivery::new(a, &recent)], t1 - 1000).await.unwrap();
+        let leased = store.claim(a, "second", t1 - 1000, 1000, 10).await.unwrap();
+        let recent_row: Vec<i64> = leased.iter().filter(|l| l.event_id == "recent").map(|l| l.id).collect();
+        let pending_row: Vec<i64> = leased.iter().filter(|l| l.event_id == "pending").map(|l| l.id).collect();
+        store.settle(Settlement { lease_token: "second".into(), done: recent_row, ..Settlement::default() }).await.unwrap();
+        store.release_lease("second").await.unwrap();
+        assert_eq!(pending_row.len(), 1);
+
+        // More new keys for config b than one chunk holds, with the four keys for both configs.
+        let many: Vec<ConversionEvent> = (0..1200).map(|i| purchase(&format!("many-{i}"))).collect();
+        let mut items: Vec<NewDelivery> = many.iter().map(|e| NewDelivery::new(b, e)).collect();
+        for e in [&pending, &recent, &expired, &new] {
+            items.push(NewDelivery::new(a, e));
+            items.push(NewDelivery::new(b, e));
         }
-    };
-    store.enqueue(&[NewDelivery::new(a, &expired)], t0).await.unwrap();
-    deliver("first", t0).await;
-    store.enqueue(&[NewDelivery::new(a, &pending)], t0).await.unwrap();
-    store.enqueue(&[NewDelivery::new(a, &recent)], t1 - 1000).await.unwrap();
-    let leased = store.claim(a, "second", t1 - 1000, 1000, 10).await.unwrap();
-    let recent_row: Vec<i64> = leased.iter().filter(|l| l.event_id == "recent").map(|l| l.id).collect();
-    let pending_row: Vec<i64> = leased.iter().filter(|l| l.event_id == "pending").map(|l| l.id).collect();
-    store.settle(Settlement { lease_token: "second".into(), done: recent_row, ..Settlement::default() }).await.unwrap();
-    store.release_lease("second").await.unwrap();
-    assert_eq!(pending_row.len(), 1);
-
-    // More new keys for config b than one chunk holds, with the four keys for both configs.
-    let many: Vec<ConversionEvent> = (0..1200).map(|i| purchase(&format!("many-{i}"))).collect();
-    let mut items: Vec<NewDelivery> = many.iter().map(|e| NewDelivery::new(b, e)).collect();
-    for e in [&pending, &recent, &expired, &new] {
-        items.push(NewDelivery::new(a, e));
-        items.push(NewDelivery::new(b, e));
+        let report = store.enqueue(&items, t1).await.unwrap();
+        assert_eq!((report.enqueued, report.duplicates), (1200 + 2 + 4, 2));
+        assert_eq!(report.per_config.get(&a), Some(&2), "expired and new for a");
+        assert_eq!(report.per_config.get(&b), Some(&1204));
+        for id in ["pending", "recent", "expired", "new", "many-0", "many-1199"] {
+            assert!(report.queued_events.contains(id), "{id} was queued for some config");
+        }
+        // Ready now: a's pending, expired (afresh) and new; b's 1,204.
+        assert_eq!(store.queue_counts().await.unwrap(), (3 + 1204, 0, 0));
+        let again = store.enqueue(&items, t1 + 1).await.unwrap();
+        assert_eq!((again.enqueued, again.duplicates), (0, items.len() as u64));
+        assert!(again.queued_events.is_empty());
     }
-    let report = store.enqueue(&items, t1).await.unwrap();
-    assert_eq!((report.enqueued, report.duplicates), (1200 + 2 + 4, 2));
-    assert_eq!(report.per_config.get(&a), Some(&2), "expired and new for a");
-    assert_eq!(report.per_config.get(&b), Some(&1204));
-    for id in ["pending", "recent", "expired", "new", "many-0", "many-1199"] {
-        assert!(report.queued_events.contains(id), "{id} was queued for some config");
-    }
-    // Ready now: a's pending, expired (afresh) and new; b's 1,204.
-    assert_eq!(store.queue_counts().await.unwrap(), (3 + 1204, 0, 0));
-    let again = store.enqueue(&items, t1 + 1).await.unwrap();
-    assert_eq!((again.enqueued, again.duplicates), (0, items.len() as u64));
-    assert!(again.queued_events.is_empty());
 }
 
-/// A settle matches its claim's lease token: rows another dispatcher re-claimed after the lease
-/// expired are left alone (not marked dead, not released) and counted as lost.
-#[tokio::test]
-async fn a_settle_touches_only_the_rows_its_lease_token_still_holds() {
-    use postback::model::ConversionEvent;
-    use postback::store::Settlement;
-    let (_dir, store, config) = demo_store().await;
-    let events: Vec<ConversionEvent> = (0..3).map(|i| purchase(&format!("e{i}"))).collect();
-    let items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
-    let t0 = 1_795_000_000_000;
-    store.enqueue(&items, t0).await.unwrap();
-    let first = store.claim(config, "slow:1", t0, 1000, 10).await.unwrap();
-    assert_eq!(first.len(), 3);
-    // The lease expires; another dispatcher re-claims and delivers two of them.
-    store.reclaim_expired_leases(t0 + 2000).await.unwrap();
-    let second = store.claim(config, "fast:1", t0 + 2000, 1000, 2).await.unwrap();
-    assert_eq!(second.len(), 2);
-    let delivered = Settlement {
-        lease_token: "fast:1".into(),
-        done: second.iter().map(|l| l.id).collect(),
-        ..Settlement::default()
-    };
-    assert_eq!(store.settle(delivered).await.unwrap().lost, 0);
-    // The first dispatcher comes back and would mark everything dead: only its third row is its own.
-    let stale = Settlement {
-        lease_token: "slow:1".into(),
-        dead: first.iter().map(|l| l.id).collect(),
-        ..Settlement::default()
-    };
-    assert_eq!(store.settle(stale).await.unwrap().lost, 3, "the third row went back to the queue at reclaim");
-    assert_eq!(store.queue_counts().await.unwrap(), (1, 0, 0), "nothing delivered was marked dead");
-    assert_eq!(store.queue_counts().await.unwrap().0, 1);
+on_both_engines! {
+    /// A settle matches its claim's lease token: rows another dispatcher re-claimed after the lease
+    /// expired are left alone (not marked dead, not released) and counted as lost.
+    async fn a_settle_touches_only_the_rows_its_lease_token_still_holds(store: Store) {
+        use postback::model::ConversionEvent;
+        use postback::store::Settlement;
+        let config = demo_config(&store).await;
+        let events: Vec<ConversionEvent> = (0..3).map(|i| purchase(&format!("e{i}"))).collect();
+        let items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
+        let t0 = 1_795_000_000_000;
+        store.enqueue(&items, t0).await.unwrap();
+        let first = store.claim(config, "slow:1", t0, 1000, 10).await.unwrap();
+        assert_eq!(first.len(), 3);
+        // The lease expires; another dispatcher re-claims and delivers two of them.
+        store.reclaim_expired_leases(t0 + 2000).await.unwrap();
+        let second = store.claim(config, "fast:1", t0 + 2000, 1000, 2).await.unwrap();
+        assert_eq!(second.len(), 2);
+        let delivered = Settlement {
+            lease_token: "fast:1".into(),
+            done: second.iter().map(|l| l.id).collect(),
+            ..Settlement::default()
+        };
+        assert_eq!(store.settle(delivered).await.unwrap().lost, 0);
+        // The first dispatcher comes back and would mark everything dead: only its third row is its own.
+        let stale = Settlement {
+            lease_token: "slow:1".into(),
+            dead: first.iter().map(|l| l.id).collect(),
+            ..Settlement::default()
+        };
+        assert_eq!(store.settle(stale).await.unwrap().lost, 3, "the third row went back to the queue at reclaim");
+        assert_eq!(store.queue_counts().await.unwrap(), (1, 0, 0), "nothing delivered was marked dead");
+        assert_eq!(store.queue_counts().await.unwrap().0, 1);
+    }
 }
 
-/// A refusal of the credential a batch was sent with must not pause a config that was rotated
-/// while the batch was in flight.
-#[tokio::test]
-async fn a_pause_applies_only_to_the_credential_that_was_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let game = store.create_game("Rotating").await.unwrap();
-    let config_id = store.create_config(game.id, &x_config("pix01"), Some("x-new")).await.unwrap();
-    let pause = |reference: &str| postback::store::Settlement {
-        pause: Some(postback::store::Pause {
-            config_id,
-            credential_ref: Some(reference.to_owned()),
-            reason: "token revoked".into(),
-        }),
-        ..Default::default()
-    };
-    store.settle(pause("x-old")).await.unwrap();
-    assert_eq!(store.config(config_id).await.unwrap().paused_reason, None, "rotated meanwhile: not paused");
-    store.settle(pause("x-new")).await.unwrap();
-    assert_eq!(store.config(config_id).await.unwrap().paused_reason.as_deref(), Some("token revoked"));
-    let rows = store.integrations(game.id).await.unwrap();
-    let x = rows.iter().find(|r| r.network == Network::X).unwrap();
-    assert_eq!((x.status, x.paused_reason.as_deref()), (IntegrationStatus::Paused, Some("token revoked")));
+on_both_engines! {
+    /// A refusal of the credential a batch was sent with must not pause a config that was rotated
+    /// while the batch was in flight.
+    async fn a_pause_applies_only_to_the_credential_that_was_refused(store: Store) {
+        let game = store.create_game("Rotating").await.unwrap();
+        let config_id = store.create_config(game.id, &x_config("pix01"), Some("x-new")).await.unwrap();
+        let pause = |reference: &str| postback::store::Settlement {
+            pause: Some(postback::store::Pause {
+                config_id,
+                credential_ref: Some(reference.to_owned()),
+                reason: "token revoked".into(),
+            }),
+            ..Default::default()
+        };
+        store.settle(pause("x-old")).await.unwrap();
+        assert_eq!(store.config(config_id).await.unwrap().paused_reason, None, "rotated meanwhile: not paused");
+        store.settle(pause("x-new")).await.unwrap();
+        assert_eq!(store.config(config_id).await.unwrap().paused_reason.as_deref(), Some("token revoked"));
+        let rows = store.integrations(game.id).await.unwrap();
+        let x = rows.iter().find(|r| r.network == Network::X).unwrap();
+        assert_eq!((x.status, x.paused_reason.as_deref()), (IntegrationStatus::Paused, Some("token revoked")));
+    }
 }
 
 fn purchases(prefix: &str, count: usize) -> Vec<postback::model::ConversionEvent> {
@@ -346,60 +360,61 @@ fn purchases(prefix: &str, count: usize) -> Vec<postback::model::ConversionEvent
         .collect()
 }
 
-/// While events arrive, claims and settles go in parts of a few hundred rows (short turns at
-/// the write lock); a batch several parts long is still claimed oldest first, whole, once, and
-/// settled with one log row per conversion.
-#[tokio::test]
-async fn a_batch_larger_than_a_write_part_is_claimed_and_settled_whole() {
-    use postback::model::{DeliveryStatus, LogFilter};
-    use postback::store::{NewLogEntry, Settlement};
-    let (_dir, store, config) = demo_store().await;
-    let events = purchases("big", 1100);
-    let items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
-    let t0 = 1_795_000_000_000;
-    // The enqueue itself makes the parts small (events arrived within the last second).
-    store.enqueue(&items, t0).await.unwrap();
-    let leased = store.claim(config, "big:1", t0, 60_000, 1050).await.unwrap();
-    assert_eq!(leased.len(), 1050);
-    let ids: std::collections::BTreeSet<i64> = leased.iter().map(|l| l.id).collect();
-    assert_eq!(ids.len(), 1050, "no row claimed twice");
-    let claimed_events: std::collections::BTreeSet<&str> = leased.iter().map(|l| l.event_id.as_str()).collect();
-    assert!(!claimed_events.contains("big1099"), "the newest rows wait for the next claim");
-    assert_eq!(store.queue_counts().await.unwrap(), (50, 1050, 0));
+on_both_engines! {
+    /// While events arrive, claims and settles go in parts of a few hundred rows (short turns at
+    /// the write lock); a batch several parts long is still claimed oldest first, whole, once, and
+    /// settled with one log row per conversion.
+    async fn a_batch_larger_than_a_write_part_is_claimed_and_settled_whole(store: Store) {
+        use postback::model::{DeliveryStatus, LogFilter};
+        use postback::store::{NewLogEntry, Settlement};
+        let config = demo_config(&store).await;
+        let events = purchases("big", 1100);
+        let items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
+        let t0 = 1_795_000_000_000;
+        // The enqueue itself makes the parts small (events arrived within the last second).
+        store.enqueue(&items, t0).await.unwrap();
+        let leased = store.claim(config, "big:1", t0, 60_000, 1050).await.unwrap();
+        assert_eq!(leased.len(), 1050);
+        let ids: std::collections::BTreeSet<i64> = leased.iter().map(|l| l.id).collect();
+        assert_eq!(ids.len(), 1050, "no row claimed twice");
+        let claimed_events: std::collections::BTreeSet<&str> = leased.iter().map(|l| l.event_id.as_str()).collect();
+        assert!(!claimed_events.contains("big1099"), "the newest rows wait for the next claim");
+        assert_eq!(store.queue_counts().await.unwrap(), (50, 1050, 0));
 
-    let log = leased
-        .iter()
-        .map(|l| NewLogEntry {
+        let log = leased
+            .iter()
+            .map(|l| NewLogEntry {
+                at: t0 + 10,
+                config_id: config,
+                network: Network::TikTok,
+                event_name: l.event_name.clone(),
+                event_id: l.event_id.clone(),
+                goal_key: String::new(),
+                player_id: l.player_id.clone(),
+                status: DeliveryStatus::Success,
+                http_status: Some(200),
+                latency_ms: Some(5),
+                attempt: 1,
+                request_id: None,
+                credential_failure: false,
+                error: None,
+                request: None,
+                item_index: None,
+            })
+            .collect();
+        let done = Settlement {
+            lease_token: "big:1".into(),
             at: t0 + 10,
-            config_id: config,
-            network: Network::TikTok,
-            event_name: l.event_name.clone(),
-            event_id: l.event_id.clone(),
-            goal_key: String::new(),
-            player_id: l.player_id.clone(),
-            status: DeliveryStatus::Success,
-            http_status: Some(200),
-            latency_ms: Some(5),
-            attempt: 1,
-            request_id: None,
-            credential_failure: false,
-            error: None,
-            request: None,
-            item_index: None,
-        })
-        .collect();
-    let done = Settlement {
-        lease_token: "big:1".into(),
-        at: t0 + 10,
-        done: leased.iter().map(|l| l.id).collect(),
-        log,
-        ..Settlement::default()
-    };
-    assert_eq!(store.settle(done).await.unwrap().lost, 0);
-    assert_eq!(store.queue_counts().await.unwrap(), (50, 0, 0), "every claimed row settled");
-    let filter = LogFilter { config_id: Some(config), limit: 2000, ..LogFilter::default() };
-    let logged = store.log_page(&filter).await.unwrap();
-    assert_eq!(logged.len(), 1050, "one log row per settled conversion");
+            done: leased.iter().map(|l| l.id).collect(),
+            log,
+            ..Settlement::default()
+        };
+        assert_eq!(store.settle(done).await.unwrap().lost, 0);
+        assert_eq!(store.queue_counts().await.unwrap(), (50, 0, 0), "every claimed row settled");
+        let filter = LogFilter { config_id: Some(config), limit: 2000, ..LogFilter::default() };
+        let logged = store.log_page(&filter).await.unwrap();
+        assert_eq!(logged.len(), 1050, "one log row per settled conversion");
+    }
 }
 
 /// Readers that keep overlapping (the dispatcher, the ingest's router, the window) never leave

@@ -33,7 +33,12 @@ mod games {
     );
 }
 mod log_queries {
-    crate::store::shared::log::log!(store = super::PgStore, database = sqlx::Postgres, row = sqlx::postgres::PgRow);
+    crate::store::shared::log::log!(
+        store = super::PgStore,
+        database = sqlx::Postgres,
+        row = sqlx::postgres::PgRow,
+        begin = "BEGIN"
+    );
 }
 mod goals {
     crate::store::shared::goals::goals!(

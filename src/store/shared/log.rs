@@ -1,12 +1,13 @@
 //! The delivery log's queries, the same on both engines: filtered keyset pages, counts, a row
 //! and its batch, the hourly chart and totals, replay of what a filter or a selection shows,
-//! and health. Retention and the X limiter's seed stay with each engine (SQLite deletes in
-//! chunks at its checkpoints' pace and names its index).
+//! replay of a config's dead rows or named events, and health. Retention and the X limiter's
+//! seed stay with each engine (SQLite deletes in chunks at its checkpoints' pace and names its
+//! index).
 
 /// Expands to the log queries for an engine: `store` its type, `database` and `row` its sqlx
-/// types.
+/// types, `begin` how a transaction that reads then writes begins (see games.rs).
 macro_rules! log {
-    (store = $store:ty, database = $database:ty, row = $row:ty) => {
+    (store = $store:ty, database = $database:ty, row = $row:ty, begin = $begin:literal) => {
         use sqlx::{QueryBuilder, Row};
 
         use $crate::model::{
@@ -18,7 +19,8 @@ macro_rules! log {
         const HOUR_MS: i64 = 3600 * 1000;
         const LOG_COLUMNS: &str = "l.id, l.at, l.config_id, l.network, l.event_name, l.event_id, l.goal_key, l.status,
              l.http_status, l.latency_ms, l.attempt, l.request_id, l.error";
-        /// Log rows named at once in one statement (well under either engine's bound-parameter cap).
+        /// Rows or events named at once in one statement (well under either engine's
+        /// bound-parameter cap).
         const IDS_PER_STATEMENT: usize = 1000;
 
         /// Appends a filter's conditions (on `delivery_log l`) to a query. `in_time_order`: the
@@ -244,6 +246,66 @@ macro_rules! log {
                 push_conditions(&mut q, &narrowed, false);
                 q.push(")");
                 Ok(q.build().execute(&self.pool).await?.rows_affected())
+            }
+
+            /// Puts a config's dead (failed or given-up) rows back into the queue under their own
+            /// event ids. Named events that were delivered, are still pending or are unknown are
+            /// refused with the reason, and nothing is re-queued then. Returns how many rows were
+            /// re-queued.
+            pub async fn replay(
+                &self,
+                replay: &$crate::store::rows::Replay,
+                now_ms: i64,
+            ) -> Result<Result<u64, $crate::store::rows::ReplayRefusal>, StoreError> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                for event_id in &replay.event_ids {
+                    let states: Vec<String> =
+                        sqlx::query_scalar("SELECT state FROM queue WHERE config_id = $1 AND event_id = $2")
+                            .bind(replay.config_id)
+                            .bind(event_id)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    let delivered_earlier: Option<String> = sqlx::query_scalar(
+                        "SELECT event_id FROM delivery_log
+                         WHERE config_id = $1 AND event_id = $2 AND status = 'success' LIMIT 1",
+                    )
+                    .bind(replay.config_id)
+                    .bind(event_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(refusal) =
+                        $crate::store::rows::replay_refusal(event_id, &states, delivered_earlier.is_some())
+                    {
+                        return Ok(Err(refusal));
+                    }
+                }
+                let mut replayed = 0;
+                // All dead rows since a time, or the named events' in parts of bounded size.
+                let parts: Vec<&[String]> = if replay.event_ids.is_empty() {
+                    vec![&[]]
+                } else {
+                    replay.event_ids.chunks(IDS_PER_STATEMENT).collect()
+                };
+                for event_ids in parts {
+                    let mut q: QueryBuilder<$database> = QueryBuilder::new(
+                        "UPDATE queue SET state = 'ready', attempts = 0, failing_since = NULL, settled_at = NULL, run_at = ",
+                    );
+                    q.push_bind(now_ms).push(" WHERE state = 'dead' AND config_id = ").push_bind(replay.config_id);
+                    if let Some(since) = replay.since_ms {
+                        q.push(" AND settled_at >= ").push_bind(since);
+                    }
+                    if !event_ids.is_empty() {
+                        q.push(" AND event_id IN (");
+                        let mut list = q.separated(", ");
+                        for id in event_ids {
+                            list.push_bind(id.clone());
+                        }
+                        q.push(")");
+                    }
+                    replayed += q.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(Ok(replayed))
             }
 
             /// Re-queues the named log rows' conversions when they are dead (failed or given up).

@@ -31,7 +31,12 @@ mod games {
     );
 }
 mod log_queries {
-    crate::store::shared::log::log!(store = super::SqliteStore, database = sqlx::Sqlite, row = sqlx::sqlite::SqliteRow);
+    crate::store::shared::log::log!(
+        store = super::SqliteStore,
+        database = sqlx::Sqlite,
+        row = sqlx::sqlite::SqliteRow,
+        begin = "BEGIN IMMEDIATE"
+    );
 }
 mod goals {
     crate::store::shared::goals::goals!(

@@ -442,46 +442,6 @@ impl SqliteStore {
         .await?)
     }
 
-    /// Puts a config's dead (failed or given-up) rows back into the queue under their own event
-    /// ids. Named events that were delivered, are still pending or are unknown are refused with
-    /// the reason, and nothing is re-queued then. Returns how many rows were re-queued.
-    pub async fn replay(&self, replay: &Replay, now_ms: i64) -> Result<Result<u64, ReplayRefusal>, StoreError> {
-        // IMMEDIATE: it reads, then writes (see store/shared/games.rs on `begin`).
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for event_id in &replay.event_ids {
-            let states: Vec<String> =
-                sqlx::query_scalar("SELECT state FROM queue WHERE config_id = ? AND event_id = ?")
-                    .bind(replay.config_id)
-                    .bind(event_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let delivered_earlier: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM delivery_log WHERE config_id = ? AND event_id = ? AND status = 'success' LIMIT 1",
-            )
-            .bind(replay.config_id)
-            .bind(event_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(refusal) = replay_refusal(event_id, &states, delivered_earlier.is_some()) {
-                return Ok(Err(refusal));
-            }
-        }
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "UPDATE queue SET state = 'ready', attempts = 0, failing_since = NULL, settled_at = NULL, run_at = ",
-        );
-        q.push_bind(now_ms).push(" WHERE state = 'dead' AND config_id = ").push_bind(replay.config_id);
-        if let Some(since) = replay.since_ms {
-            q.push(" AND settled_at >= ").push_bind(since);
-        }
-        if !replay.event_ids.is_empty() {
-            let ids = serde_json::to_string(&replay.event_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            q.push(" AND event_id IN (SELECT value FROM json_each(").push_bind(ids).push("))");
-        }
-        let n = q.build().execute(&mut *tx).await?.rows_affected();
-        tx.commit().await?;
-        Ok(Ok(n))
-    }
-
     /// Lets a paused config deliver again (its credentials changed).
     pub async fn unpause(&self, config_id: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE configs SET paused_reason = NULL WHERE id = ?").bind(config_id).execute(&self.pool).await?;
