@@ -46,9 +46,12 @@ rm -rf "$tls"
 chmod 644 "$dir/ca.crt"
 
 # Throwaway data: no fsync (a killed worker is a process crash, which PostgreSQL survives
-# without it); enough connections for several workers and the test harness.
+# without it) unless POSTBACK_PG_DURABLE=1 (benchmarks: commits synced as on a real server);
+# enough connections for several workers and the test harness.
+durability="-c fsync=off -c full_page_writes=off"
+[ "${POSTBACK_PG_DURABLE:-0}" = 1 ] && durability=""
 "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start -o \
-  "-p $port -k $dir -c listen_addresses=127.0.0.1 -c ssl=on -c fsync=off -c full_page_writes=off -c max_connections=200" \
+  "-p $port -k $dir -c listen_addresses=127.0.0.1 -c ssl=on $durability -c max_connections=200" \
   >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 "$bin/createdb" -h 127.0.0.1 -p "$port" -U postback postback
 

@@ -56,7 +56,8 @@ pub fn sandbox_process() -> (SandboxProcess, String) {
 /// The PostgreSQL server the bench runs on: `--database URL` after `--` (or
 /// `BENCH_DATABASE_URL`); SQLite files in temporary directories otherwise. The bench creates a
 /// database of its own there for each store it opens (use a throwaway server, e.g.
-/// `bash scripts/with-postgres.sh sh -c 'cargo bench --bench watch -- --database "$POSTBACK_TEST_DATABASE_URL"'`).
+/// `POSTBACK_PG_DURABLE=1 bash scripts/with-postgres.sh sh -c 'cargo bench --bench watch -- --database "$POSTBACK_TEST_DATABASE_URL"'`,
+/// synced commits as on a real server).
 pub fn database_server() -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()

@@ -37,7 +37,8 @@ mod log_queries {
         store = super::PgStore,
         database = sqlx::Postgres,
         row = sqlx::postgres::PgRow,
-        begin = "BEGIN"
+        begin = "BEGIN",
+        planner_knows_configs = true
     );
 }
 mod goals {

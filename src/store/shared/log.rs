@@ -5,9 +5,18 @@
 //! index).
 
 /// Expands to the log queries for an engine: `store` its type, `database` and `row` its sqlx
-/// types, `begin` how a transaction that reads then writes begins (see games.rs).
+/// types, `begin` how a transaction that reads then writes begins (see games.rs), and
+/// `planner_knows_configs`: whether its planner weighs a page's config terms by the column's
+/// statistics (PostgreSQL), so that a page names the game's configs and leaves the choice of
+/// index to it; SQLite's does not, and its pages hide the config terms from it instead.
 macro_rules! log {
-    (store = $store:ty, database = $database:ty, row = $row:ty, begin = $begin:literal) => {
+    (
+        store = $store:ty,
+        database = $database:ty,
+        row = $row:ty,
+        begin = $begin:literal,
+        planner_knows_configs = $planner_knows_configs:literal
+    ) => {
         use sqlx::{QueryBuilder, Row};
 
         use $crate::model::{
@@ -26,10 +35,27 @@ macro_rules! log {
         /// Appends a filter's conditions (on `delivery_log l`) to a query. `in_time_order`: the
         /// config terms are written so that no index is used for them (`+`), which leaves the
         /// planner the newest-first walk of `log_recent` that a LIMIT can stop early.
-        fn push_conditions(q: &mut QueryBuilder<'_, $database>, filter: &LogFilter, in_time_order: bool) {
+        /// `game_configs`: the game's configs, named instead of looked up by the query.
+        fn push_conditions(
+            q: &mut QueryBuilder<'_, $database>,
+            filter: &LogFilter,
+            in_time_order: bool,
+            game_configs: Option<&[i64]>,
+        ) {
             let column = if in_time_order { " AND +l.config_id" } else { " AND l.config_id" };
-            if let Some(game) = filter.game_id {
-                q.push(column).push(" IN (SELECT id FROM configs WHERE game_id = ").push_bind(game).push(")");
+            match (filter.game_id, game_configs) {
+                (Some(_), Some(configs)) => {
+                    q.push(column).push(" IN (");
+                    let mut list = q.separated(", ");
+                    for config in configs {
+                        list.push_bind(*config);
+                    }
+                    q.push(")");
+                }
+                (Some(game), None) => {
+                    q.push(column).push(" IN (SELECT id FROM configs WHERE game_id = ").push_bind(game).push(")");
+                }
+                (None, _) => {}
             }
             if let Some(config) = filter.config_id {
                 q.push(column).push(" = ").push_bind(config);
@@ -58,9 +84,10 @@ macro_rules! log {
             q: &mut QueryBuilder<'_, $database>,
             filter: &LogFilter,
             in_time_order: bool,
+            game_configs: Option<&[i64]>,
             limit: i64,
         ) {
-            push_conditions(q, filter, in_time_order);
+            push_conditions(q, filter, in_time_order, game_configs);
             if let Some((at, id)) = filter.before {
                 q.push(" AND (l.at, l.id) < (").push_bind(at).push(", ").push_bind(id).push(")");
             }
@@ -120,7 +147,7 @@ macro_rules! log {
                     first = false;
                     let one = LogFilter { config_id: Some(*config), game_id: None, statuses: vec![*status], ..filter.clone() };
                     q.push(format!("SELECT * FROM (SELECT {LOG_COLUMNS} FROM delivery_log l WHERE 1 = 1"));
-                    push_page_conditions(&mut q, &one, false, limit);
+                    push_page_conditions(&mut q, &one, false, None, limit);
                     q.push(") AS one_range");
                 }
             }
@@ -135,8 +162,14 @@ macro_rules! log {
             /// - statuses of a game or config: one range of `(config, status, at, id)` per
             ///   pair, each newest first and cut at the page size, merged (rare and common
             ///   statuses alike);
-            /// - no status: the newest-first walk of the whole log's time index, filtered by
-            ///   config.
+            /// - no status: on SQLite the newest-first walk of the whole log's time index,
+            ///   filtered by config; on PostgreSQL, whose planner knows how the log's rows fall
+            ///   by config, the game's configs named and the index its planner picks (that walk,
+            ///   or a rare config's own range).
+            ///
+            /// Planned for each call's values (not prepared once): PostgreSQL's generic plan of
+            /// a prepared page, blind to the time range and game, took 36 ms at the median on
+            /// 5 M rows where the plan for the values takes 0.4 ms.
             pub async fn log_page(&self, filter: &LogFilter) -> Result<Vec<LogEntry>, StoreError> {
                 let limit = i64::from(filter.limit.clamp(1, 5000));
                 let by_event = filter.event_id.as_deref().is_some_and(|e| !e.trim().is_empty());
@@ -146,12 +179,18 @@ macro_rules! log {
                     if configs.is_empty() {
                         return Ok(Vec::new());
                     }
-                    merged_ranges(filter, &configs, limit).build().fetch_all(&self.pool).await?
+                    merged_ranges(filter, &configs, limit).build().persistent(false).fetch_all(&self.pool).await?
                 } else {
+                    let named = $planner_knows_configs && filter.game_id.is_some();
+                    let game_configs = if named { Some(page_configs(self, filter).await?) } else { None };
+                    if game_configs.as_ref().is_some_and(Vec::is_empty) {
+                        return Ok(Vec::new());
+                    }
                     let mut q: QueryBuilder<$database> =
                         QueryBuilder::new(format!("SELECT {LOG_COLUMNS} FROM delivery_log l WHERE 1 = 1"));
-                    push_page_conditions(&mut q, filter, !by_event, limit);
-                    q.build().fetch_all(&self.pool).await?
+                    let in_time_order = !by_event && !$planner_knows_configs;
+                    push_page_conditions(&mut q, filter, in_time_order, game_configs.as_deref(), limit);
+                    q.build().persistent(false).fetch_all(&self.pool).await?
                 };
                 rows.iter().map(entry_of).collect()
             }
@@ -160,7 +199,7 @@ macro_rules! log {
             pub async fn log_count(&self, filter: &LogFilter) -> Result<u64, StoreError> {
                 let mut q: QueryBuilder<$database> =
                     QueryBuilder::new("SELECT COUNT(*) FROM delivery_log l WHERE 1 = 1");
-                push_conditions(&mut q, filter, false);
+                push_conditions(&mut q, filter, false, None);
                 Ok(q.build_query_scalar::<i64>().fetch_one(&self.pool).await?.max(0) as u64)
             }
 
@@ -243,7 +282,7 @@ macro_rules! log {
                     " WHERE state = 'dead' AND (config_id, event_id, goal_key) IN
                         (SELECT l.config_id, l.event_id, l.goal_key FROM delivery_log l WHERE 1 = 1",
                 );
-                push_conditions(&mut q, &narrowed, false);
+                push_conditions(&mut q, &narrowed, false, None);
                 q.push(")");
                 Ok(q.build().execute(&self.pool).await?.rows_affected())
             }

@@ -35,7 +35,8 @@ mod log_queries {
         store = super::SqliteStore,
         database = sqlx::Sqlite,
         row = sqlx::sqlite::SqliteRow,
-        begin = "BEGIN IMMEDIATE"
+        begin = "BEGIN IMMEDIATE",
+        planner_knows_configs = false
     );
 }
 mod goals {
