@@ -209,8 +209,9 @@ on_both_engines! {
             })
             .await
             .unwrap();
-        // The X limiter's seed: four answered sends in the second of NOW.
-        assert_eq!(store.sent_per_second(config, NOW - 1_000).await.unwrap(), [(NOW / 1000 * 1000, 4)]);
+        // The X limiter's seed: four answered sends in the second of NOW, counted at its end
+        // (never earlier than they were sent).
+        assert_eq!(store.sent_per_second(config, NOW - 1_000).await.unwrap(), [((NOW / 1000 + 1) * 1000, 4)]);
         assert_eq!(store.last_success(config).await.unwrap(), Some(NOW));
         // The failed-events setting round-trips and resets.
         assert_eq!(store.failed_retention_ms().await.unwrap(), None);
