@@ -196,9 +196,10 @@ export const eventLabel = (name: string) => eventNames[name] ?? name;
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 /** "2 min ago", "3 hours ago", "yesterday". */
 export function ago(ms: number, now = Date.now()): string {
-  const seconds = Math.round((ms - now) / 1000);
-  // The page's clock ticks every few seconds: a row newer than it is "now", not "in 1 second".
-  if (seconds > -5 && seconds < 5) return relative.format(0, 'second');
+  // Never in the future: the page's clock ticks every few seconds, and a worker on another
+  // machine may stamp rows by a clock ahead of this one; a row newer than "now" is "now".
+  const seconds = Math.min(0, Math.round((ms - now) / 1000));
+  if (seconds > -5) return relative.format(0, 'second');
   const steps: [Intl.RelativeTimeFormatUnit, number][] = [['second', 60], ['minute', 60], ['hour', 24], ['day', 30], ['month', 12]];
   let value = seconds;
   for (const [unit, size] of steps) {

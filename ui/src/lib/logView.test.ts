@@ -108,5 +108,7 @@ describe('the chart data', () => {
     // A row a moment newer than the page's clock is "now", never "in 1 second".
     expect(ago(NOW + 1500, NOW)).toBe(ago(NOW, NOW));
     expect(ago(NOW + 1500, NOW)).not.toMatch(/in /);
+    // Nor "in 13 seconds" or "in 2 minutes" (a clock ahead of the window's).
+    for (const ahead of [13_000, 2 * 60_000, 3 * HOUR]) expect(ago(NOW + ahead, NOW)).toBe(ago(NOW, NOW));
   });
 });
