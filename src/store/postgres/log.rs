@@ -63,15 +63,7 @@ impl PgStore {
             start = end;
         }
         // The hourly counts the chart reads, as every log insert keeps them.
-        sqlx::query("DELETE FROM log_hourly WHERE config_id = $1").bind(config_id).execute(&mut *conn).await?;
-        sqlx::query(
-            "INSERT INTO log_hourly (hour, config_id, status, count)
-             SELECT (at / 3600000) * 3600000, config_id, status, COUNT(*) FROM delivery_log
-             WHERE config_id = $1 GROUP BY 1, 2, 3",
-        )
-        .bind(config_id)
-        .execute(&mut *conn)
-        .await?;
+        self.rebuild_hourly_counts(config_id).await?;
         // Fresh statistics: the planner picks the log's index walks on what it knows.
         sqlx::query("ANALYZE delivery_log").execute(&mut *conn).await?;
         Ok(())

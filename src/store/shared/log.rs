@@ -368,6 +368,23 @@ macro_rules! log {
                 Ok(replayed)
             }
 
+            /// Counts a config's hourly totals afresh from its log rows (after a bulk write that
+            /// did not keep them: the synthetic log of benchmarks and demos).
+            pub(crate) async fn rebuild_hourly_counts(&self, config_id: i64) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM log_hourly WHERE config_id = $1").bind(config_id).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO log_hourly (hour, config_id, status, count)
+                     SELECT (at / 3600000) * 3600000, config_id, status, COUNT(*) FROM delivery_log
+                     WHERE config_id = $1 GROUP BY 1, 2, 3",
+                )
+                .bind(config_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             /// Credential failures (a 401/403 with no success since), no recent activity (no
             /// attempt in 24 h), or normal. Index seeks on (config, status, at) only: instant on
             /// millions of rows.
