@@ -75,13 +75,9 @@ pub async fn validate(
     };
     let name = network.display_name();
     match outcome {
-        ItemOutcome::Success => Ok(Validation {
-            network,
-            http_status,
-            message: format!(
-                "{name} accepted the test event; it shows in Events Manager → Test Events under the code you gave"
-            ),
-        }),
+        ItemOutcome::Success => {
+            Ok(Validation { network, http_status, message: accepted_message(name, test_code(config)) })
+        }
         ItemOutcome::Rejected { reason, credential: true } => {
             Err(ConnectError::Refused { field: token_field(network).into(), message: format!("{name}: {reason}") })
         }
@@ -96,6 +92,32 @@ pub async fn validate(
         ItemOutcome::Transient { reason, .. } | ItemOutcome::Unanswered { reason } => {
             Err(ConnectError::Unreachable(format!("{name}: {reason}")))
         }
+    }
+}
+
+/// The test code a TikTok or Reddit config carries for this check, if the user gave one.
+fn test_code(config: &PostbackConfig) -> Option<&str> {
+    let code = match config {
+        PostbackConfig::TikTok(c) => c.test_event_code.as_deref(),
+        PostbackConfig::Reddit(c) => c.test_id.as_deref(),
+        PostbackConfig::X(_) => None,
+    };
+    code.map(str::trim).filter(|c| !c.is_empty())
+}
+
+/// What the user is told when the network accepted the check's event: under a test code it
+/// shows under Test Events only; without one it was a live event, counted like any other.
+fn accepted_message(network: &str, test_code: Option<&str>) -> String {
+    match test_code {
+        Some(_) => format!(
+            "{network} accepted the test event; it shows in Events Manager → Test Events under your test code, \
+             and not in your reporting"
+        ),
+        None => format!(
+            "{network} accepted the test event as a live event (no test code was given): it counts in the \
+             pixel's data and reporting like a real conversion and does not show under Test Events; give a \
+             test code from Events Manager → Test Events to check without that"
+        ),
     }
 }
 
@@ -188,6 +210,20 @@ async fn validate_x(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_accepted_check_says_whether_a_live_event_was_sent() {
+        let live = accepted_message("TikTok Ads", None);
+        assert!(live.contains("live event") && live.contains("reporting"), "{live}");
+        assert!(!live.contains("under your test code"), "{live}");
+        let test = accepted_message("TikTok Ads", Some("TEST42"));
+        assert!(test.contains("Test Events under your test code") && !test.contains("live event"), "{test}");
+        assert!(!test.contains("TEST42"), "the code is not repeated anywhere it could be kept");
+        let blank = PostbackConfig::from_json(&serde_json::json!({"network": "reddit", "pixel_id": "a2_abc",
+            "trigger_events": ["purchase"], "test_id": "  "}))
+        .unwrap();
+        assert_eq!(test_code(&blank), None, "a blank code is no code");
+    }
 
     #[test]
     fn paste_accidents_name_the_field() {
