@@ -164,6 +164,23 @@ pub(super) fn broken_reason(id: i64, e: StoreError) -> Result<String, StoreError
     }
 }
 
+/// Claimed queue rows in id order, decoded alike on both engines; a row that cannot be read
+/// is named as a corrupt queued row.
+pub(super) fn leased_rows<R: sqlx::Row>(rows: &[R]) -> Result<Vec<super::rows::Leased>, StoreError>
+where
+    for<'r> super::rows::Leased: sqlx::FromRow<'r, R>,
+{
+    let mut leased = rows
+        .iter()
+        .map(|r| {
+            <super::rows::Leased as sqlx::FromRow<R>>::from_row(r)
+                .map_err(|e| StoreError::Corrupt(format!("a queued row cannot be read: {e}")))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    leased.sort_by_key(|l| l.id);
+    Ok(leased)
+}
+
 /// A config's health from its log's newest success, newest credential refusal and newest hour
 /// with any attempt: refusals since the last success, activity within a day, or none.
 pub(super) fn health(

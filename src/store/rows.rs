@@ -50,8 +50,8 @@ pub struct EnqueueReport {
     pub queued_events: HashSet<String>,
 }
 
-/// A claimed queue row.
-#[derive(Debug, Clone)]
+/// A claimed queue row (decoded alike from both engines' rows: `decode::leased_rows`).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Leased {
     pub id: i64,
     pub event_id: String,

@@ -21,10 +21,6 @@ fn is_lock_conflict(e: &sqlx::Error) -> bool {
     matches!(e.as_database_error().and_then(|d| d.code()).as_deref(), Some("40P01" | "40001"))
 }
 
-fn corrupt(e: sqlx::Error) -> StoreError {
-    StoreError::Corrupt(format!("a queued row cannot be read: {e}"))
-}
-
 type Key<'a> = (i64, &'a str, &'a str);
 
 fn key_of<'a>(d: &'a NewDelivery<'a>) -> Key<'a> {
@@ -233,24 +229,7 @@ impl PgStore {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        let mut leased = rows
-            .iter()
-            .map(|r| {
-                Ok(Leased {
-                    id: r.try_get("id").map_err(corrupt)?,
-                    event_id: r.try_get("event_id").map_err(corrupt)?,
-                    goal_key: r.try_get("goal_key").map_err(corrupt)?,
-                    event_name: r.try_get("event_name").map_err(corrupt)?,
-                    player_id: r.try_get("player_id").map_err(corrupt)?,
-                    payload: r.try_get("payload").map_err(corrupt)?,
-                    attempts: r.try_get("attempts").map_err(corrupt)?,
-                    occurred_at: r.try_get("occurred_at").map_err(corrupt)?,
-                    failing_since: r.try_get("failing_since").map_err(corrupt)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        leased.sort_by_key(|l| l.id);
-        Ok(leased)
+        crate::store::decode::leased_rows(&rows)
     }
 
     /// Queue size: (ready, leased, dead).

@@ -17,10 +17,6 @@ pub(super) fn ids_json(ids: &[i64]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }
 
-fn corrupt(e: sqlx::Error) -> StoreError {
-    StoreError::Corrupt(format!("a queued row cannot be read: {e}"))
-}
-
 /// The keys among `chunk` that are queued already (pending, or settled within the dedup
 /// window): their conversions are duplicates. A key settled longer ago starts afresh. One index
 /// probe per key; reading every inserted row back instead (`RETURNING`) cost more than the
@@ -384,24 +380,7 @@ impl SqliteStore {
         .bind(config_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut leased = rows
-            .iter()
-            .map(|r| {
-                Ok(Leased {
-                    id: r.try_get("id").map_err(corrupt)?,
-                    event_id: r.try_get("event_id").map_err(corrupt)?,
-                    goal_key: r.try_get("goal_key").map_err(corrupt)?,
-                    event_name: r.try_get("event_name").map_err(corrupt)?,
-                    player_id: r.try_get("player_id").map_err(corrupt)?,
-                    payload: r.try_get("payload").map_err(corrupt)?,
-                    attempts: r.try_get("attempts").map_err(corrupt)?,
-                    occurred_at: r.try_get("occurred_at").map_err(corrupt)?,
-                    failing_since: r.try_get("failing_since").map_err(corrupt)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        leased.sort_by_key(|l| l.id);
-        Ok(leased)
+        crate::store::decode::leased_rows(&rows)
     }
 
     /// Queue size: (ready, leased, dead).
