@@ -16,6 +16,7 @@ pub mod secrets;
 mod serving;
 pub mod setup;
 pub mod store;
+pub mod team;
 pub mod watch;
 
 /// For binaries that use mimalloc as their allocator: give freed memory back to the OS at once

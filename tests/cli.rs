@@ -413,17 +413,23 @@ fn log_prints_the_delivery_log() {
     assert!(!String::from_utf8_lossy(&shown.stdout).contains(postback::sandbox::TIKTOK_TOKEN));
 }
 
-/// `serve --ingest` refuses a non-loopback address; on loopback it takes `postback demo`'s
+/// `serve --ingest` refuses a non-loopback address without TLS; on loopback it takes `postback demo`'s
 /// events (token from `POSTBACK_INGEST_TOKEN`), and a CSV file imports from the command line.
 #[test]
 fn serve_ingest_takes_the_demo_and_import_reads_csv() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let refused =
-        postback().arg("--data-dir").arg(&data).args(["serve", "--ingest", "0.0.0.0:47820"]).output().unwrap();
-    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+    let refused = postback()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--ingest", "0.0.0.0:47820"])
+        .env("POSTBACK_INGEST_TOKEN", "pbd_cli_token")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", String::from_utf8_lossy(&refused.stderr));
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("loopback only"),
+        String::from_utf8_lossy(&refused.stderr).contains("not a loopback address")
+            && String::from_utf8_lossy(&refused.stderr).contains("--tls-cert"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
@@ -561,13 +567,72 @@ fn games_live_in_the_postgresql_database_given_by_flag_or_variable() {
     for dir in [data.path(), other.path()] {
         assert!(!dir.join("postback.db").exists(), "a SQLite file was made beside a PostgreSQL workspace");
     }
-    // A worker on the database: nothing is queued, so an idle run ends at once.
-    let serve = postback()
+    // A worker needs the team workspace's key file, which `workspace init` writes.
+    let worker = |key: &Path| {
+        postback()
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--database", &url, "serve", "--until-idle"])
+            .env("POSTBACK_WORKSPACE_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let key = data.path().join("workspace.key");
+    let refused = postback()
+        .args(["--database", &url, "serve", "--until-idle"])
         .arg("--data-dir")
         .arg(data.path())
-        .args(["--database", &url, "serve", "--until-idle"])
         .output()
         .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("needs its key file"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let uninitialised = worker(&other.path().join("none.key"));
+    assert!(
+        String::from_utf8_lossy(&uninitialised.stderr).contains("workspace init"),
+        "{}",
+        String::from_utf8_lossy(&uninitialised.stderr)
+    );
+    let init = postback().args(["--database", &url, "workspace", "init", "--key-file"]).arg(&key).output().unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    // Nothing is queued, so an idle run ends at once.
+    let serve = worker(&key);
     assert!(serve.status.success(), "{}", String::from_utf8_lossy(&serve.stderr));
     assert!(!data.path().join("postback.db").exists());
+}
+
+/// The flags a deployment file passes to `postback serve`, each one `serve --help` lists.
+fn assert_serve_takes(flags: &[&str], source: &str) {
+    let help = postback().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in flags.iter().filter(|f| f.starts_with("--")) {
+        assert!(help.contains(flag), "{source} passes {flag}, which `postback serve` does not take");
+    }
+}
+
+/// The worker's systemd unit is one systemd accepts, and its command line is this binary's.
+#[test]
+fn the_deployable_worker_files_match_the_binary() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(root.join("deploy/postback-worker.service")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("postback-worker.service");
+    std::fs::write(&local, unit.replace("/usr/local/bin/postback", env!("CARGO_BIN_EXE_postback"))).unwrap();
+    let verified = Command::new("systemd-analyze").arg("verify").arg(&local).output().expect("systemd-analyze");
+    assert!(
+        verified.status.success() && verified.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+    assert_serve_takes(&exec.split_whitespace().collect::<Vec<_>>(), "the systemd unit");
+
+    let dockerfile = std::fs::read_to_string(root.join("deploy/Dockerfile")).unwrap();
+    let cmd = dockerfile.lines().find_map(|l| l.strip_prefix("CMD ")).expect("CMD");
+    let cmd: Vec<String> = serde_json::from_str(cmd).expect("CMD in JSON form");
+    assert_eq!(cmd[0], "serve");
+    assert_serve_takes(&cmd.iter().map(String::as_str).collect::<Vec<_>>(), "the Dockerfile");
 }

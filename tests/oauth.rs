@@ -3,14 +3,15 @@
 //! not write), a scripted browser, and every failure path leaving the config untouched.
 //! Keychain parts run on the real Secret Service (scripts/with-keyring.sh).
 
+mod browser;
 mod common;
+use browser::{no_redirects, Choice, ScriptedBrowser};
 use common::{keychain_game, KeychainGame};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use postback::connect::{ConnectError, Connector};
@@ -22,80 +23,6 @@ use postback::sandbox::oauth::{X_CLIENT_ID, X_CONSUMER_KEY, X_CONSUMER_SECRET};
 use postback::sandbox::{self, RunningSandbox};
 use postback::secrets::{Keychain, SecretStore, StoredCredential};
 use serde_json::json;
-
-#[derive(Clone, Copy, PartialEq)]
-enum Choice {
-    Approve,
-    Deny,
-    /// The tab is closed: nothing comes back.
-    Close,
-    /// Comes back with a `state` / `oauth_token` that is not ours.
-    ForeignState,
-    /// Another local process delivers a forged callback first; then the user approves.
-    ForgedThenApprove,
-}
-
-/// Plays the user in the browser: loads the authorisation URL, clicks Approve or Cancel on the
-/// consent page (or follows an immediate redirect), and delivers the callback.
-struct ScriptedBrowser {
-    choice: Choice,
-    callbacks: Arc<Mutex<Vec<String>>>,
-}
-
-impl ScriptedBrowser {
-    fn new(choice: Choice) -> Self {
-        ScriptedBrowser { choice, callbacks: Arc::default() }
-    }
-}
-
-/// The engine's client: no redirects followed, like a browser step we script ourselves.
-fn no_redirects() -> reqwest::Client {
-    postback::delivery::http_client(Duration::from_secs(10)).expect("HTTP client")
-}
-
-async fn drive(url: String, choice: Choice, callbacks: Arc<Mutex<Vec<String>>>) {
-    let http = no_redirects();
-    let page = http.get(&url).send().await.unwrap();
-    let mut target = if let Some(location) = page.headers().get("location") {
-        location.to_str().unwrap().to_owned()
-    } else {
-        let html = page.text().await.unwrap();
-        let id = if choice == Choice::Deny { "id=\"deny\" href=\"" } else { "id=\"approve\" href=\"" };
-        let start = html.find(id).expect("a consent page") + id.len();
-        let href = &html[start..start + html[start..].find('"').unwrap()];
-        let link = reqwest::Url::parse(&url).unwrap().join(href).unwrap();
-        let decided = http.get(link).send().await.unwrap();
-        decided.headers()["location"].to_str().unwrap().to_owned()
-    };
-    if matches!(choice, Choice::ForeignState | Choice::ForgedThenApprove) {
-        let genuine = target.clone();
-        let mut u = reqwest::Url::parse(&target).unwrap();
-        let pairs: Vec<(String, String)> = u
-            .query_pairs()
-            .map(|(k, v)| {
-                let forged = k == "state" || k == "oauth_token";
-                (k.into_owned(), if forged { "someone-elses".to_owned() } else { v.into_owned() })
-            })
-            .collect();
-        u.query_pairs_mut().clear().extend_pairs(pairs);
-        target = u.into();
-        if choice == Choice::ForgedThenApprove {
-            let _ = http.get(&target).send().await;
-            target = genuine;
-        }
-    }
-    callbacks.lock().unwrap().push(target.clone());
-    let _ = http.get(&target).send().await;
-}
-
-impl Browser for ScriptedBrowser {
-    fn open(&self, url: &str) -> Result<(), String> {
-        if self.choice != Choice::Close {
-            tokio::spawn(drive(url.to_owned(), self.choice, self.callbacks.clone()));
-        }
-        Ok(())
-    }
-}
 
 async fn sandbox() -> RunningSandbox {
     sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap()

@@ -25,12 +25,16 @@ const EVENTS: usize = 60_000;
 type WaitingRow = (i64, String, String, i64, i64, Option<String>, Option<i64>);
 const NETWORKS: [Network; 2] = [Network::TikTok, Network::Reddit];
 
-fn worker(url: &str, data_dir: &std::path::Path) -> Child {
+/// A worker of the team workspace at `url`, with the key file `workspace init` wrote into
+/// `key_dir`.
+fn worker(url: &str, data_dir: &std::path::Path, key_dir: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_postback"))
         // A short first retry: the backoff's own tests live elsewhere; here a long tail of
         // doubling waits (2 s, 4 s, … after repeated 503s) would only make the run long.
         .args(["--database", url, "serve", "--lease-secs", "3", "--retry-base", "100ms", "--data-dir"])
         .arg(data_dir)
+        .arg("--key-file")
+        .arg(key_dir.join("workspace.key"))
         .stdout(Stdio::null())
         // Its log, read when it ends by itself.
         .stderr(std::fs::File::create(data_dir.join("worker.log")).expect("worker log"))
@@ -72,8 +76,9 @@ async fn two_workers_deliver_everything_once_through_kills_and_503s() {
     let url = engines::fresh_database().await;
     let sandbox = sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     sandbox.state.set_faults(Faults { error_rate: 0.1, status: 503, latency_ms: 10, ..Faults::default() });
-    // The workers' player key is in this machine's keychain; the test shares it.
     let store = Store::open_postgres(&url, StoreOptions::default()).await.unwrap();
+    let key_dir = tempfile::tempdir().unwrap();
+    postback::team::init(&store, &key_dir.path().join("workspace.key")).await.unwrap();
     let game = store.create_game("Workers").await.unwrap();
     let [tiktok, reddit, _] = sandbox::demo_configs(&sandbox.base_url, &["purchase"], Vec::new());
     for config in [tiktok, reddit] {
@@ -92,14 +97,14 @@ async fn two_workers_deliver_everything_once_through_kills_and_503s() {
     assert_eq!(report.enqueued, 2 * EVENTS as u64);
 
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let mut a = worker(&url, dirs[0].path());
-    let mut b = worker(&url, dirs[1].path());
+    let mut a = worker(&url, dirs[0].path(), key_dir.path());
+    let mut b = worker(&url, dirs[1].path(), key_dir.path());
     let started = Instant::now();
     let deadline = started + Duration::from_secs(240);
     let first = kill_at(&sandbox, &mut a, 30_000, deadline).await;
-    a = worker(&url, dirs[0].path());
+    a = worker(&url, dirs[0].path(), key_dir.path());
     let second = kill_at(&sandbox, &mut b, 70_000, deadline).await;
-    b = worker(&url, dirs[1].path());
+    b = worker(&url, dirs[1].path(), key_dir.path());
     let stats = loop {
         let stats = sandbox.state.stats();
         if NETWORKS.iter().all(|n| stats.get(n).is_some_and(|s| s.distinct_event_ids as usize >= EVENTS)) {

@@ -22,6 +22,10 @@ struct Cli {
     /// (default: $POSTBACK_DATABASE_URL). Files (import errors, exports) stay in the data directory.
     #[arg(long, global = true, value_name = "URL")]
     database: Option<String>,
+    /// A team workspace's key file (from `workspace init`): a worker opens the workspace's
+    /// sealed credentials with it (default: $POSTBACK_WORKSPACE_KEY)
+    #[arg(long, global = true, value_name = "PATH", env = "POSTBACK_WORKSPACE_KEY")]
+    key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -103,6 +107,9 @@ enum Command {
         #[arg(long)]
         player: String,
     },
+    /// A team workspace on PostgreSQL: init, status, ingest-token
+    #[command(subcommand)]
+    Workspace(cli::WorkspaceCommand),
     /// How long failed events are kept for replay (then purged): show it, or set it
     Retention {
         /// Keep failed events this many days (1–365)
@@ -129,6 +136,7 @@ fn main() -> ExitCode {
             .database
             .or_else(|| std::env::var("POSTBACK_DATABASE_URL").ok())
             .filter(|url| !url.trim().is_empty()),
+        key_file: args.key_file.filter(|path| !path.as_os_str().is_empty()),
     };
     let data_dir = workspace.data_dir.as_path();
     let workspace = &workspace;
@@ -155,6 +163,7 @@ fn main() -> ExitCode {
         Command::Sandbox { port } => with_runtime(reported(cli::sandbox(SocketAddr::from(([127, 0, 0, 1], port))))),
         Command::Import { file, game } => with_runtime(cli::import(workspace, &file, game)),
         Command::Serve(options) => with_runtime(reported(cli::serve(workspace, options))),
+        Command::Workspace(command) => with_runtime(reported(cli::workspace_command(workspace, command))),
         Command::Erase { player } => with_runtime(reported(cli::erase(workspace, &player))),
         Command::Retention { failed_days, default } => {
             with_runtime(reported(cli::retention(workspace, failed_days, default)))

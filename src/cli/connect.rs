@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::error_json;
 use crate::connect::{validate, ConnectError, Connector};
-use crate::delivery::{Credential, Credentials};
+use crate::delivery::Credential;
 use crate::model::{formats, ApiError, Game, InputError, Network, PostbackConfig, RedditConfig, TikTokConfig, XConfig};
 use crate::secrets::Secret;
 use crate::store::Store;
@@ -114,13 +114,14 @@ fn report(result: Result<serde_json::Value, ConnectError>) -> ExitCode {
     }
 }
 
-/// The credential lifecycle on the data dir's database and the OS keychain.
+/// The credential lifecycle on the workspace's database and its credential store (the OS
+/// keychain, or a team workspace's sealed credentials).
 async fn connector(workspace: &Workspace) -> Result<(Store, Connector, Game), ConnectError> {
     // Typed errors: a missing keychain (which holds the log's player key) is reported as
     // `keychain_unavailable`, not as a storage failure.
     let store = workspace.open_store().await?;
     let first_game = crate::sandbox::ensure_demo_game(&store, &crate::sandbox_base_url()).await?;
-    let connector = Connector::new(store.clone(), Arc::new(Credentials::with_system_keychain()));
+    let connector = Connector::new(store.clone(), Arc::new(workspace.credentials(&store).await?));
     Ok((store, connector, first_game))
 }
 

@@ -11,14 +11,16 @@ mod connect;
 mod log;
 mod setup;
 mod span;
+mod team;
 mod workspace;
 pub use connect::{connect_command, disconnect, validate_command, ConnectArgs, ValidateArgs};
 pub use log::{log, LogArgs, LogFormat};
 pub use setup::{games, goals, map_tag, set_enabled, set_triggers, GamesCommand, GoalsArgs, MapTagArgs};
 pub use span::parse_span;
+pub use team::{workspace_command, WorkspaceCommand};
 pub use workspace::Workspace;
 
-use crate::delivery::{now_ms, Credentials, Dispatcher, DispatcherOptions, WriterLock};
+use crate::delivery::{now_ms, Dispatcher, DispatcherOptions, WriterLock};
 use crate::identity::PhoneCountry;
 use crate::model::{ConversionEvent, Game, InputError, PostbackConfig};
 use crate::networks::{self, Preview};
@@ -209,7 +211,7 @@ pub async fn import(workspace: &Workspace, file: &Path, game: Option<i64>) -> Ex
 }
 
 /// `postback serve` settings.
-#[derive(Debug, Clone, Copy, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ServeOptions {
     /// Stop when nothing is waiting any more (also not after a backoff)
     #[arg(long)]
@@ -240,24 +242,49 @@ pub struct ServeOptions {
     /// X: the rate-limit window (15 minutes on the real API)
     #[arg(long, default_value = "15m", value_parser = parse_span)]
     pub x_window: std::time::Duration,
-    /// Also serve the REST ingest API for game servers (loopback only; default 127.0.0.1:47820).
-    /// Its token: $POSTBACK_INGEST_TOKEN, else this data directory's token in the OS keychain
+    /// Also serve the REST ingest API for game servers (default 127.0.0.1:47820). An address
+    /// that is not loopback (0.0.0.0:47820) needs --tls-cert and --tls-key, or
+    /// --behind-tls-proxy. Its token: $POSTBACK_INGEST_TOKEN, else the workspace's (the OS
+    /// keychain's on a desktop; a team workspace's from `workspace ingest-token --rotate`)
     #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:47820", value_name = "ADDR",
-        value_parser = parse_loopback_addr)]
+        value_parser = parse_ingest_addr)]
     pub ingest: Option<SocketAddr>,
+    /// The ingest's TLS certificate chain (PEM): serve HTTPS
+    #[arg(long, value_name = "PEM", requires_all = ["tls_key", "ingest"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Serve plain HTTP on a non-loopback --ingest address because a TLS-terminating proxy
+    /// (nginx, a load balancer) in front of it takes the clients' HTTPS
+    #[arg(long, requires = "ingest", conflicts_with = "tls_cert")]
+    pub behind_tls_proxy: bool,
 }
 
-/// `--ingest ADDR`: refused at parse time (exit 2, like any other bad argument) unless loopback.
-fn parse_loopback_addr(text: &str) -> Result<SocketAddr, String> {
-    let addr: SocketAddr =
-        text.parse().map_err(|_| format!("expected IP:PORT on loopback, e.g. 127.0.0.1:47820 (got {text:?})"))?;
-    if !addr.ip().is_loopback() {
-        return Err("the ingest API listens on loopback only (127.0.0.1 or [::1])".to_owned());
+fn parse_ingest_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| format!("expected IP:PORT, e.g. 127.0.0.1:47820 or 0.0.0.0:47820 (got {text:?})"))
+}
+
+/// Who the ingest accepts: `POSTBACK_INGEST_TOKEN` when set, else the workspace's token (the
+/// keychain's on a desktop, the keyed hash of a team workspace's).
+async fn ingest_auth(workspace: &Workspace, store: &Store) -> Result<crate::ingest::token::IngestAuth, String> {
+    use crate::ingest::token::IngestAuth;
+    if let Some(token) = std::env::var("POSTBACK_INGEST_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        return Ok(IngestAuth::Token(crate::secrets::Secret::new(token.trim())));
     }
-    Ok(addr)
+    if !workspace.is_embedded() {
+        return match IngestAuth::shared_token_exists(store).await {
+            Ok(true) => Ok(IngestAuth::shared(store.clone())),
+            Ok(false) => Err("this team workspace has no ingest token yet: run `postback workspace ingest-token \
+                 --rotate` once and give the token it prints to the game backends"
+                .to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    ingest_token(store).await.map(IngestAuth::Token)
 }
 
-/// The ingest token: `POSTBACK_INGEST_TOKEN` when set, else the data directory's own (keychain).
+/// The data directory's own ingest token: `POSTBACK_INGEST_TOKEN` when set, else the keychain's.
 async fn ingest_token(store: &Store) -> Result<crate::secrets::Secret, String> {
     if let Some(token) = std::env::var("POSTBACK_INGEST_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
         return Ok(crate::secrets::Secret::new(token.trim()));
@@ -268,13 +295,31 @@ async fn ingest_token(store: &Store) -> Result<crate::secrets::Secret, String> {
         .map_err(|e| format!("{e}; or set POSTBACK_INGEST_TOKEN for a headless ingest"))
 }
 
+/// How the ingest faces the network, from `--tls-cert`/`--tls-key` and `--behind-tls-proxy`.
+fn ingest_exposure(opts: &ServeOptions) -> Result<crate::ingest::server::Exposure, String> {
+    use crate::ingest::server::Exposure;
+    match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => {
+            crate::ingest::tls::server_config(cert, key).map(Exposure::Tls).map_err(|e| e.to_string())
+        }
+        _ if opts.behind_tls_proxy => Ok(Exposure::BehindTlsProxy),
+        _ => Ok(Exposure::Loopback),
+    }
+}
+
 pub async fn serve(workspace: &Workspace, opts: ServeOptions) -> CliResult {
-    let ServeOptions { until_idle, with_sandbox, give_up_after, lease_secs, .. } = opts;
+    let ServeOptions { until_idle, with_sandbox, give_up_after, lease_secs, .. } = opts.clone();
     if !(opts.rps > 0.0 && opts.rps.is_finite()) || opts.burst == 0 || opts.x_events_per_window == 0 {
         return Err("--rps, --burst and --x-events-per-window must be greater than zero".into());
     }
     if give_up_after.is_zero() || opts.x_window.is_zero() || opts.retry_base.is_zero() {
         return Err("--give-up-after, --x-window and --retry-base must be longer than zero".into());
+    }
+    let exposure = ingest_exposure(&opts)?;
+    if let Some(addr) = opts.ingest.filter(|a| !a.ip().is_loopback()) {
+        if matches!(exposure, crate::ingest::server::Exposure::Loopback) {
+            return Err(crate::ingest::server::IngestError::NotLoopback(addr).to_string());
+        }
     }
     // Exactly one process delivers from a data directory's SQLite file; on PostgreSQL any number
     // do, each config by one of them at a time (store.lead_config).
@@ -283,6 +328,14 @@ pub async fn serve(workspace: &Workspace, opts: ServeOptions) -> CliResult {
         false => None,
     };
     let (store, _) = open(workspace).await?;
+    // A team workspace's worker opens the sealed credentials: without its key file it could
+    // deliver nothing but the sandbox's, so it does not start.
+    if !workspace.is_embedded() && workspace.key_file.is_none() {
+        return Err("a worker on a team workspace needs its key file: give --key-file PATH (or \
+             POSTBACK_WORKSPACE_KEY), the file `postback workspace init` wrote"
+            .into());
+    }
+    let credentials = Arc::new(workspace.credentials(&store).await.map_err(|e| e.to_string())?);
     let sandbox = if with_sandbox {
         let addr = SocketAddr::from(([127, 0, 0, 1], crate::SANDBOX_DEFAULT_PORT));
         Some(crate::sandbox::start(addr).await.map_err(|e| format!("cannot start the sandbox on {addr}: {e}"))?)
@@ -291,8 +344,9 @@ pub async fn serve(workspace: &Workspace, opts: ServeOptions) -> CliResult {
     };
     let ingest = match opts.ingest {
         Some(addr) => {
-            let token = ingest_token(&store).await?;
-            let running = crate::ingest::server::start(addr, store.clone(), token).await.map_err(|e| e.to_string())?;
+            let auth = ingest_auth(workspace, &store).await?;
+            let options = crate::ingest::server::IngestOptions { addr, auth, exposure };
+            let running = crate::ingest::server::start_with(store.clone(), options).await.map_err(|e| e.to_string())?;
             tracing::info!(url = %running.base_url, "ingest API listening: POST /v1/events");
             Some(running)
         }
@@ -306,14 +360,13 @@ pub async fn serve(workspace: &Workspace, opts: ServeOptions) -> CliResult {
     options.rates.request_burst = opts.burst;
     options.rates.x_events_per_window = opts.x_events_per_window;
     options.rates.x_window = opts.x_window;
-    let credentials = Arc::new(Credentials::with_system_keychain());
     let mut dispatcher = Dispatcher::new(store.clone(), credentials, options);
     let report = if until_idle {
         dispatcher.run_until_idle().await.map_err(|e| format!("delivery stopped: {e}"))?
     } else {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            stop_requested().await;
             let _ = tx.send(true);
         });
         // Its own thread, so that `--ingest` answers without waiting behind delivery.
@@ -337,6 +390,22 @@ pub async fn serve(workspace: &Workspace, opts: ServeOptions) -> CliResult {
     }
     store.close().await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM where there is one (how systemd and Docker stop a worker).
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `postback demo` settings.

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::open;
-use crate::delivery::Credentials;
 use crate::model::{ApiError, TriggerRule};
 use crate::setup::{GoalInput, Setup, SetupError, TagInput};
 use crate::store::Store;
@@ -145,7 +144,7 @@ fn print(result: Result<Value, SetupError>) -> ExitCode {
 async fn setup(workspace: &Workspace) -> Result<(Store, Setup, i64), SetupError> {
     let (store, current) =
         open(workspace).await.map_err(|e| SetupError::Store(crate::store::StoreError::Corrupt(e)))?;
-    let setup = Setup::new(store.clone(), Arc::new(Credentials::with_system_keychain()));
+    let setup = Setup::new(store.clone(), Arc::new(workspace.credentials(&store).await?));
     Ok((store, setup, current.id))
 }
 

@@ -1,17 +1,24 @@
 //! Where a command's data lives: the data directory (its SQLite file, the writer lock, private
 //! files such as import errors) and, with `--database URL` / `POSTBACK_DATABASE_URL`, a
-//! PostgreSQL database that holds the store instead of the file.
+//! PostgreSQL database that holds the store instead of the file: a team workspace, whose
+//! credentials are sealed in it for the workers that hold its key file (`--key-file`).
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use crate::delivery::Credentials;
+use crate::secrets::SecretStore;
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::team::{SealedSecrets, TeamError, WorkspaceKey};
 
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub data_dir: PathBuf,
     /// A `postgres://` URL; `None` is the data directory's SQLite file.
     pub database: Option<String>,
+    /// A team workspace's key file: a worker opens the sealed credentials with it.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Workspace {
@@ -21,6 +28,31 @@ impl Workspace {
             Some(url) => Store::open_postgres(url, StoreOptions::default()).await,
             None => Store::open(&self.data_dir).await,
         }
+    }
+
+    /// Where the ad networks' credentials are written and read: the OS keychain for the local
+    /// workspace, the database's sealed credentials for a team workspace (read back only with
+    /// the key file).
+    pub async fn secret_store(&self, store: &Store) -> Result<Arc<dyn SecretStore>, TeamError> {
+        if self.database.is_none() {
+            return Ok(Arc::new(crate::secrets::Keychain::system()));
+        }
+        // Not a team workspace yet: games and goals work, storing a credential says what to
+        // do; a worker (with a key file) hears it before any complaint about the file.
+        match crate::team::public_key(store).await {
+            Err(TeamError::NotInitialised) if self.key_file.is_none() => {
+                return Ok(Arc::new(crate::team::NoWorkspaceKey));
+            }
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let key = self.key_file.as_deref().map(WorkspaceKey::read_file).transpose()?;
+        Ok(Arc::new(SealedSecrets::open(store.clone(), key).await?))
+    }
+
+    /// The credentials a command works with (see [`Self::secret_store`]).
+    pub async fn credentials(&self, store: &Store) -> Result<Credentials, TeamError> {
+        Ok(Credentials::new(self.secret_store(store).await?))
     }
 
     /// Whether this process is the only one that may deliver from it (the SQLite file), so

@@ -30,6 +30,9 @@ pub enum ConnectError {
     Store(#[from] StoreError),
     #[error(transparent)]
     OAuth(#[from] OAuthError),
+    /// A team workspace's key or sealed credentials.
+    #[error(transparent)]
+    Team(#[from] crate::team::TeamError),
     /// The local database could not be opened.
     #[error("{0}")]
     Local(String),
@@ -47,6 +50,7 @@ impl From<ConnectError> for ApiError {
             ConnectError::Keychain(e) => e.into(),
             ConnectError::Store(e) => e.into(),
             ConnectError::OAuth(e) => e.into(),
+            ConnectError::Team(e) => e.into(),
             ConnectError::Local(m) => ApiError::new("storage", m),
             ConnectError::QueuedEvents { .. } => ApiError::new("queued_events", e.to_string()),
         }

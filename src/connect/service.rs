@@ -60,7 +60,7 @@ impl Connector {
     /// Fails early, before anything is sent, when the keychain cannot be used.
     async fn keychain_ready(&self) -> Result<Arc<dyn SecretStore>, ConnectError> {
         let keychain = self.keychain()?;
-        secrets::blocking(keychain.clone(), |k| k.get("postback-desk-probe").map(|_| ())).await?;
+        secrets::blocking(keychain.clone(), |k| k.ready()).await?;
         Ok(keychain)
     }
 

@@ -468,7 +468,7 @@ impl Dispatcher {
     /// (counted every few seconds), so that workers split the configs between them.
     async fn fair_share(&mut self, store: &Store, active: usize) -> Result<usize, DeliveryError> {
         if self.presence.is_none() {
-            self.presence = Some(store.join_workers().await?);
+            self.presence = Some(store.join_workers(&this_worker()).await?);
         }
         let now = tokio::time::Instant::now();
         let workers = match self.share {
@@ -807,3 +807,18 @@ fn lower_this_threads_priority() {
 
 #[cfg(not(target_os = "linux"))]
 fn lower_this_threads_priority() {}
+
+/// How this process is named among a team's workers: its host name and engine version.
+fn this_worker() -> crate::store::WorkerLabel {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown host".to_owned());
+    crate::store::WorkerLabel {
+        host: format!("{host} (pid {})", std::process::id()),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}

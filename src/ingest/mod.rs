@@ -6,6 +6,7 @@ pub mod demo;
 mod file;
 mod group_commit;
 pub mod server;
+pub mod tls;
 pub mod token;
 
 pub use accept::{accept, Accepted, Source};

@@ -32,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::group_commit::{self, CommitError, Committed, Job};
+use super::token::IngestAuth;
 use super::Source;
 use crate::model::{BodyError, ConversionEvent, SentBody, SentItem};
 use crate::secrets::Secret;
@@ -74,15 +75,20 @@ pub struct IngestStatus {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("the ingest API listens on loopback only (127.0.0.1, ::1); {0} is not a loopback address")]
+    #[error(
+        "{0} is not a loopback address: the ingest takes events from the network only over HTTPS \
+         (--tls-cert and --tls-key) or behind a TLS-terminating proxy (--behind-tls-proxy)"
+    )]
     NotLoopback(SocketAddr),
+    #[error("{0}")]
+    Tls(String),
     #[error("cannot listen on {addr}: {source}; stop what uses the port or choose another address")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 struct Ingest {
     store: Store,
-    token: Secret,
+    auth: IngestAuth,
     /// Valid events go to the group committer (one synced commit for concurrent requests).
     commits: tokio::sync::mpsc::Sender<Job>,
     /// Events counted as accepted since start (for the window's source view).
@@ -112,9 +118,32 @@ impl RunningIngest {
     }
 }
 
+/// How the ingest faces the network.
+pub enum Exposure {
+    /// Loopback only: the desktop's own ingest, and the default.
+    Loopback,
+    /// Any address, HTTPS with this certificate (see `ingest::tls`).
+    Tls(Arc<rustls::ServerConfig>),
+    /// Any address, plain HTTP: a TLS-terminating proxy in front takes the clients.
+    BehindTlsProxy,
+}
+
+pub struct IngestOptions {
+    pub addr: SocketAddr,
+    pub auth: IngestAuth,
+    pub exposure: Exposure,
+}
+
 /// Binds `addr` (loopback only; port 0 picks one) and serves in a background task.
 pub async fn start(addr: SocketAddr, store: Store, token: Secret) -> Result<RunningIngest, IngestError> {
-    if !addr.ip().is_loopback() {
+    start_with(store, IngestOptions { addr, auth: IngestAuth::Token(token), exposure: Exposure::Loopback }).await
+}
+
+/// Binds `options.addr` and serves in a background task: a non-loopback address only with TLS
+/// or behind a TLS-terminating proxy, never plain HTTP to the network by default.
+pub async fn start_with(store: Store, options: IngestOptions) -> Result<RunningIngest, IngestError> {
+    let IngestOptions { addr, auth, exposure } = options;
+    if !addr.ip().is_loopback() && matches!(exposure, Exposure::Loopback) {
         return Err(IngestError::NotLoopback(addr));
     }
     let listener = TcpListener::bind(addr).await.map_err(|source| IngestError::Bind { addr, source })?;
@@ -123,7 +152,7 @@ pub async fn start(addr: SocketAddr, store: Store, token: Secret) -> Result<Runn
     let commits = group_commit::start(store.clone());
     let state = Arc::new(Ingest {
         store,
-        token,
+        auth,
         commits,
         accepted: Default::default(),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -135,7 +164,11 @@ pub async fn start(addr: SocketAddr, store: Store, token: Secret) -> Result<Runn
         .fallback(no_such_path)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state.clone());
-    Ok(RunningIngest { base_url: format!("http://{addr}"), addr, state, server: ServerTask::spawn(listener, app) })
+    let (scheme, server) = match exposure {
+        Exposure::Tls(config) => ("https", ServerTask::spawn(crate::serving::TlsListener::new(listener, config), app)),
+        Exposure::Loopback | Exposure::BehindTlsProxy => ("http", ServerTask::spawn(listener, app)),
+    };
+    Ok(RunningIngest { base_url: format!("{scheme}://{addr}"), addr, state, server })
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
@@ -285,12 +318,10 @@ struct EventsAnswer<'a> {
     results: &'a [EventResult],
 }
 
-fn authorised(headers: &HeaderMap, token: &Secret) -> bool {
+async fn authorised(headers: &HeaderMap, auth: &IngestAuth) -> bool {
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let Some(given) = given.strip_prefix("Bearer ").map(str::trim) else { return false };
-    // Constant time: the comparison says nothing about how much of the token was right.
-    let (a, b) = (given.as_bytes(), token.expose().as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    auth.accepts(given).await
 }
 
 async fn events(
@@ -304,7 +335,7 @@ async fn events(
         let what = format!("{MAX_IN_FLIGHT} requests are being handled");
         return refuse(body, &headers, busy(&what)).await;
     };
-    if !authorised(&headers, &ingest.token) {
+    if !authorised(&headers, &ingest.auth).await {
         let message = "missing or wrong token: send Authorization: Bearer <the ingest token shown on the Sources page>";
         return refuse(body, &headers, problem(StatusCode::UNAUTHORIZED, message)).await;
     }

@@ -55,3 +55,87 @@ pub async fn rotate(store: &Store, keychain: Arc<dyn SecretStore>) -> Result<Sec
     secrets::blocking(keychain, move |k| k.set(&key, &value)).await?;
     Ok(token)
 }
+
+/// A team workspace's ingest token is kept as a keyed hash (HMAC-SHA256 under
+/// [`SHARED_HASH_KEY`]), never in clear: every worker checks a request against it, a
+/// desktop or `workspace ingest-token --rotate` sets a new one and shows it once.
+const SHARED_HASH: &str = "ingest_token_hash";
+const SHARED_HASH_KEY: &str = "ingest_token_key";
+
+fn keyed_hash(key_hex: &str, token: &str) -> Option<String> {
+    use hmac::{Hmac, Mac};
+    let key = hex::decode(key_hex).ok()?;
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).ok()?;
+    mac.update(token.as_bytes());
+    Some(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A new ingest token for a shared (team) workspace: its keyed hash replaces the old one in
+/// the database (workers follow within [`SHARED_RECHECK`]); the token itself is returned to be
+/// shown once.
+pub async fn rotate_shared(store: &Store) -> Result<Secret, TokenError> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
+    let key = store.set_meta_once(SHARED_HASH_KEY, &hex::encode(key)).await?;
+    let token = fresh()?;
+    let hash = keyed_hash(&key, token.expose())
+        .ok_or_else(|| StoreError::Corrupt("the ingest token's hash key is damaged".into()))?;
+    store.set_meta(SHARED_HASH, &hash).await?;
+    Ok(token)
+}
+
+/// How often a worker re-reads a shared token's hash, so a rotation reaches it.
+pub const SHARED_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What the ingest accepts as `Authorization: Bearer …`.
+pub enum IngestAuth {
+    /// One token in memory (a desktop's own, or `POSTBACK_INGEST_TOKEN`).
+    Token(Secret),
+    /// A team workspace's token, checked against its keyed hash in the database.
+    Shared { store: Store, hash: tokio::sync::Mutex<Option<SharedHash>> },
+}
+
+/// A shared token's (hash key, keyed hash) as last read — `None` when there was none — and
+/// when it was read.
+type SharedHash = (Option<(String, String)>, std::time::Instant);
+
+impl IngestAuth {
+    pub fn shared(store: Store) -> Self {
+        IngestAuth::Shared { store, hash: tokio::sync::Mutex::new(None) }
+    }
+
+    /// Whether a shared workspace has a token yet (`workspace ingest-token --rotate` makes one).
+    pub async fn shared_token_exists(store: &Store) -> Result<bool, StoreError> {
+        Ok(store.meta(SHARED_HASH).await?.is_some())
+    }
+
+    /// Whether `given` is the token; constant time in what it compares.
+    pub async fn accepts(&self, given: &str) -> bool {
+        match self {
+            IngestAuth::Token(token) => same(given.as_bytes(), token.expose().as_bytes()),
+            IngestAuth::Shared { store, hash } => {
+                let mut cached = hash.lock().await;
+                let stale = cached.as_ref().is_none_or(|(_, read)| read.elapsed() >= SHARED_RECHECK);
+                if stale {
+                    // A database that cannot be read keeps the last hash it gave.
+                    let read = async {
+                        Ok::<_, StoreError>((store.meta(SHARED_HASH_KEY).await?, store.meta(SHARED_HASH).await?))
+                    };
+                    let previous = cached.take().and_then(|(h, _)| h);
+                    let current = match read.await {
+                        Ok((Some(key), Some(hash))) => Some((key, hash)),
+                        Ok(_) => None,
+                        Err(_) => previous,
+                    };
+                    *cached = Some((current, std::time::Instant::now()));
+                }
+                let Some((Some((key, expected)), _)) = cached.as_ref() else { return false };
+                keyed_hash(key, given).is_some_and(|h| same(h.as_bytes(), expected.as_bytes()))
+            }
+        }
+    }
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -14,12 +14,27 @@ pub enum SecretsError {
     Failed(String),
     #[error("the keychain entry '{0}' does not hold a Postback Desk credential; reconnect the account")]
     Unreadable(String),
+    /// A team workspace's credentials are sealed for its workers: a desktop writes them and
+    /// never reads them back.
+    #[error(
+        "this team workspace's credentials are sealed for its workers: they open them with the workspace key \
+         file (--key-file or POSTBACK_WORKSPACE_KEY); this process has no key file"
+    )]
+    SealedForWorkers,
+    /// A PostgreSQL workspace without a workspace key: there is nowhere to seal a credential.
+    #[error(
+        "this PostgreSQL database is not a team workspace yet, so there is no key to seal credentials to: \
+         run `postback workspace init --database URL --key-file PATH` once, then connect again"
+    )]
+    NoWorkspaceKey,
 }
 
 impl From<SecretsError> for ApiError {
     fn from(e: SecretsError) -> Self {
         let code = match e {
             SecretsError::Unavailable(_) | SecretsError::Locked(_) => "keychain_unavailable",
+            SecretsError::SealedForWorkers => "sealed_for_workers",
+            SecretsError::NoWorkspaceKey => "team_workspace",
             _ => "keychain",
         };
         ApiError::new(code, e.to_string())

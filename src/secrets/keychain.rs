@@ -17,6 +17,10 @@ pub trait SecretStore: Send + Sync {
     fn set(&self, reference: &str, value: &Secret) -> Result<(), SecretsError>;
     /// Removes the entry; removing an absent entry is not an error.
     fn delete(&self, reference: &str) -> Result<(), SecretsError>;
+    /// Fails when entries cannot be written now (checked before anything is sent to a network).
+    fn ready(&self) -> Result<(), SecretsError> {
+        self.get("postback-desk-probe").map(|_| ())
+    }
 }
 
 type Connect = fn() -> Result<Arc<CredentialStore>, SecretsError>;

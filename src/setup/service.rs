@@ -19,6 +19,8 @@ pub enum SetupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Keychain(#[from] SecretsError),
+    #[error(transparent)]
+    Team(#[from] crate::team::TeamError),
     #[error("the Sandbox Game stays for demos and tests and cannot be deleted; create your own game beside it")]
     DemoGame,
     #[error("{0}")]
@@ -35,6 +37,7 @@ impl From<SetupError> for ApiError {
             }
             SetupError::Store(e) => e.into(),
             SetupError::Keychain(e) => e.into(),
+            SetupError::Team(e) => e.into(),
             SetupError::DemoGame => ApiError::new("demo_game", e.to_string()),
             SetupError::Conflict(m) => ApiError::new("invalid_input", m),
         }

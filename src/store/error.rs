@@ -32,6 +32,9 @@ pub enum StoreError {
         "{0} is SQLite's; a PostgreSQL workspace has no such step (the server checks and maintains its own files)"
     )]
     SqliteOnly(&'static str),
+    /// What only a team workspace has (sealed credentials, workers), asked of a local one.
+    #[error("{0}: only a team workspace (PostgreSQL) has them; open one with --database URL")]
+    PostgresOnly(&'static str),
     /// The log's player key lives in the OS keychain.
     #[error("the delivery log's player key is kept in the OS keychain: {0}")]
     Keychain(#[from] crate::secrets::SecretsError),
@@ -52,6 +55,7 @@ impl From<StoreError> for crate::model::ApiError {
             | StoreError::Corrupt(_)
             | StoreError::EnqueueMismatch { .. }
             | StoreError::SqliteOnly(_)
+            | StoreError::PostgresOnly(_)
             | StoreError::BadDatabaseUrl { .. }
             | StoreError::Unreachable { .. }
             | StoreError::Keychain(_) => "storage",

@@ -51,6 +51,7 @@ impl ConfigLead {
 pub struct WorkerPresence {
     _held: Option<postgres::Presence>,
 }
+pub use postgres::{ConfigHolder, TeamStatusRows, WorkerRow};
 pub use sqlite::EnqueueComing;
 
 /// The database file inside a data directory.
@@ -620,10 +621,35 @@ impl Store {
 
     /// Marks this process a delivering worker while the presence lives (PostgreSQL; nothing to
     /// mark on SQLite, whose one delivering process is the writer-lock holder).
-    pub async fn join_workers(&self) -> Result<WorkerPresence, StoreError> {
+    pub async fn join_workers(&self, label: &WorkerLabel) -> Result<WorkerPresence, StoreError> {
         match &self.engine {
             Engine::Sqlite(_) => Ok(WorkerPresence { _held: None }),
-            Engine::Postgres(engine) => Ok(WorkerPresence { _held: Some(engine.join_workers().await?) }),
+            Engine::Postgres(engine) => Ok(WorkerPresence { _held: Some(engine.join_workers(label).await?) }),
+        }
+    }
+
+    /// A team workspace's credential sealed under `reference` (PostgreSQL only).
+    pub async fn sealed_secret(&self, reference: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.postgres("sealed credentials")?.sealed_secret(reference).await
+    }
+
+    pub async fn put_sealed_secret(&self, reference: &str, sealed: &[u8], now_ms: i64) -> Result<(), StoreError> {
+        self.postgres("sealed credentials")?.put_sealed_secret(reference, sealed, now_ms).await
+    }
+
+    pub async fn delete_sealed_secret(&self, reference: &str) -> Result<(), StoreError> {
+        self.postgres("sealed credentials")?.delete_sealed_secret(reference).await
+    }
+
+    /// The workers of a shared database and who holds each config (PostgreSQL only).
+    pub async fn team_status(&self) -> Result<TeamStatusRows, StoreError> {
+        self.postgres("workers")?.team_status().await
+    }
+
+    fn postgres(&self, what: &'static str) -> Result<&postgres::PgStore, StoreError> {
+        match &self.engine {
+            Engine::Postgres(engine) => Ok(engine),
+            Engine::Sqlite(_) => Err(StoreError::PostgresOnly(what)),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The delivery log never holds a raw player id: it files rows under HMAC-SHA256 of the id with
-//! a random key per workspace (data directory or database). The key lives in the OS keychain,
-//! like the ingest token, never in the database: the database alone does not say whose rows
-//! they are. An erasure computes the same key to find the rows; the erasure list holds keyed
+//! a random key per workspace (data directory or database). On a desktop the key lives in the
+//! OS keychain, like the ingest token, never in the SQLite file: the file alone does not say
+//! whose rows they are. A team's PostgreSQL database keeps its own key, which every member
+//! needs. An erasure computes the same key to find the rows; the erasure list holds keyed
 //! hashes only. Shared by both engines; each names its instance (`meta.instance_id`).
 
 use std::sync::Arc;
@@ -62,6 +63,15 @@ impl PlayerKeyer {
             }
         };
         Ok(Self { key })
+    }
+
+    /// A new random key as hex (PostgreSQL keeps its key in the database: see postgres/mod.rs).
+    pub(super) fn fresh_hex() -> Result<Zeroizing<String>, StoreError> {
+        Ok(Zeroizing::new(hex::encode(fresh_key()?.as_ref())))
+    }
+
+    pub(super) fn from_hex(hex_key: &str) -> Result<Self, StoreError> {
+        Ok(Self { key: parse_key(hex_key)? })
     }
 
     /// 128 bits of HMAC-SHA256 as hex: unique enough to find a player's rows, short on disk.

@@ -50,6 +50,13 @@ pub struct EnqueueReport {
     pub queued_events: HashSet<String>,
 }
 
+/// How a delivering worker is named in `workspace status`: its computer and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerLabel {
+    pub host: String,
+    pub version: String,
+}
+
 /// A claimed queue row (decoded alike from both engines' rows: `decode::leased_rows`).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Leased {

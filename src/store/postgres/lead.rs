@@ -10,12 +10,16 @@
 use sqlx::Connection;
 
 use super::{PgStore, StoreError};
+use crate::store::rows::WorkerLabel;
+
+/// How often a worker's "last seen" is written (liveness itself comes from `pg_locks`).
+const TOUCH_EVERY_MS: i64 = 10_000;
 
 /// The advisory lock class of config leadership (the second key is the config id).
-const CONFIG_LOCK_CLASS: i32 = 0x7062_6c00; // "pbl"
+pub(super) const CONFIG_LOCK_CLASS: i32 = 0x7062_6c00; // "pbl"
 
 /// The advisory lock class of a running worker's presence (the second key is random).
-const WORKER_LOCK_CLASS: i32 = 0x7062_7700; // "pbw"
+pub(super) const WORKER_LOCK_CLASS: i32 = 0x7062_7700; // "pbw"
 
 /// A worker's presence, held while it runs.
 #[derive(Debug)]
@@ -49,6 +53,9 @@ impl PgStore {
             .fetch_one(&mut connection)
             .await?;
         if held {
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut connection).await?;
+            let worker = self.joined_as.lock().unwrap_or_else(|p| p.into_inner()).map(|(key, _)| key);
+            self.record_holder(config_id, worker, pid, super::team::wall_ms()).await?;
             Ok(Some(Lead { connection }))
         } else {
             let _ = connection.close().await;
@@ -58,8 +65,9 @@ impl PgStore {
 }
 
 impl PgStore {
-    /// Marks this worker present until the returned presence is dropped.
-    pub async fn join_workers(&self) -> Result<Presence, StoreError> {
+    /// Marks this worker present until the returned presence is dropped, and files it under
+    /// `label` for `workspace status`.
+    pub async fn join_workers(&self, label: &WorkerLabel) -> Result<Presence, StoreError> {
         let options = self.pool.connect_options();
         let mut connection = sqlx::ConnectOptions::connect(&*options).await?;
         loop {
@@ -72,13 +80,33 @@ impl PgStore {
                 .await?;
             // Another worker drew the same number (one in four billion): draw again.
             if taken {
+                let key = i32::from_ne_bytes(bytes);
+                let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut connection).await?;
+                let now = super::team::wall_ms();
+                self.record_worker(key, pid, label, now).await?;
+                *self.joined_as.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, now));
                 return Ok(Presence { _connection: connection });
             }
         }
     }
 
-    /// How many workers are present on this database (at least 1: the caller is one).
+    /// How many workers are present on this database (at least 1: the caller is one). A
+    /// joined worker's "last seen" moves on here, every [`TOUCH_EVERY_MS`] at most.
     pub async fn live_workers(&self) -> Result<u64, StoreError> {
+        let now = super::team::wall_ms();
+        let touch = {
+            let mut joined = self.joined_as.lock().unwrap_or_else(|p| p.into_inner());
+            match joined.as_mut() {
+                Some((key, touched)) if now - *touched >= TOUCH_EVERY_MS => {
+                    *touched = now;
+                    Some(*key)
+                }
+                _ => None,
+            }
+        };
+        if let Some(key) = touch {
+            self.touch_worker(key, now).await?;
+        }
         // A two-key advisory lock shows its keys as classid and objid, objsubid 2.
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_locks

@@ -11,6 +11,7 @@ mod log;
 mod queue;
 mod retention;
 mod settle;
+mod team;
 mod traffic;
 
 // Games, goals and configs: the statements both engines share (store/shared/).
@@ -62,6 +63,7 @@ use super::player_key::PlayerKeyer;
 use super::{StoreError, StoreOptions};
 use crate::model::LogEntry;
 pub use lead::{Lead, Presence};
+pub use team::{ConfigHolder, TeamStatusRows, WorkerRow};
 
 /// The lock every opening process takes while it migrates and reads the player key, so that
 /// two workers starting on a new database agree on one key (an arbitrary constant).
@@ -73,6 +75,23 @@ pub struct PgStore {
     players: Arc<PlayerKeyer>,
     /// Every batch of log rows this process writes, for live views.
     log_events: tokio::sync::broadcast::Sender<Arc<Vec<LogEntry>>>,
+    /// This handle's worker (its presence lock key) and when its "last seen" was last written.
+    joined_as: Arc<std::sync::Mutex<Option<(i32, i64)>>>,
+}
+
+/// The log's player key of a shared database, created by the first process that opens it
+/// (under the open lock). It is in the database, not in one computer's keychain: every desktop
+/// and worker of the team files and erases players under the same key (see
+/// docs/ARCHITECTURE.md, "Team workspace").
+async fn shared_player_key(conn: &mut sqlx::PgConnection) -> Result<PlayerKeyer, StoreError> {
+    let fresh = PlayerKeyer::fresh_hex()?;
+    sqlx::query("INSERT INTO meta (name, value) VALUES ('player_key', $1) ON CONFLICT (name) DO NOTHING")
+        .bind(fresh.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let stored: String =
+        sqlx::query_scalar("SELECT value FROM meta WHERE name = 'player_key'").fetch_one(&mut *conn).await?;
+    PlayerKeyer::from_hex(&stored)
 }
 
 /// A URL without its password, for messages.
@@ -89,7 +108,7 @@ fn redacted(url: &str) -> String {
 }
 
 impl PgStore {
-    pub async fn open(url: &str, settings: StoreOptions) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, _settings: StoreOptions) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::BadDatabaseUrl { url: redacted(url), reason: e.to_string() })?;
         let options = if std::env::var_os("POSTBACK_LOG_SQL").is_some() {
@@ -113,16 +132,13 @@ impl PgStore {
                 .bind(hex::encode(bytes))
                 .execute(&mut *conn)
                 .await?;
-            let instance: String =
-                sqlx::query_scalar("SELECT value FROM meta WHERE name = 'instance_id'").fetch_one(&mut *conn).await?;
-            let keychain = settings.keychain.clone().unwrap_or_else(|| Arc::new(crate::secrets::Keychain::system()));
-            PlayerKeyer::load(keychain, &instance, None).await
+            shared_player_key(&mut conn).await
         }
         .await;
         let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(OPEN_LOCK).execute(&mut *conn).await;
         let players = opened?;
         let (log_events, _) = tokio::sync::broadcast::channel(256);
-        Ok(Self { pool, players: Arc::new(players), log_events })
+        Ok(Self { pool, players: Arc::new(players), log_events, joined_as: Default::default() })
     }
 
     pub async fn close(&self) {
