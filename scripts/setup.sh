@@ -12,6 +12,8 @@ packages=(libwebkit2gtk-4.1-dev librsvg2-dev build-essential pkg-config curl pyt
 $want_tests && packages+=(webkit2gtk-driver xvfb xauth imagemagick gnome-keyring dbus-daemon)
 # The PostgreSQL engine's suite runs against a throwaway cluster (scripts/with-postgres.sh).
 $want_tests && packages+=(postgresql openssl)
+# The worker's systemd unit is checked with systemd-analyze.
+$want_tests && packages+=(systemd)
 
 missing=()
 for p in "${packages[@]}"; do
