@@ -622,11 +622,7 @@ fn the_deployable_worker_files_match_the_binary() {
     let local = dir.path().join("postback-worker.service");
     std::fs::write(&local, unit.replace("/usr/local/bin/postback", env!("CARGO_BIN_EXE_postback"))).unwrap();
     let verified = Command::new("systemd-analyze").arg("verify").arg(&local).output().expect("systemd-analyze");
-    assert!(
-        verified.status.success() && verified.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&verified.stderr)
-    );
+    assert!(verified.status.success() && verified.stderr.is_empty(), "{}", String::from_utf8_lossy(&verified.stderr));
     let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
     assert_serve_takes(&exec.split_whitespace().collect::<Vec<_>>(), "the systemd unit");
 

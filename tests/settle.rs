@@ -80,13 +80,23 @@ fn attempts(config: i64, leased: &[Leased], status: DeliveryStatus) -> (Vec<NewL
     (log, request)
 }
 
+/// The next batch a live view gets (PostgreSQL's come through a notification).
+async fn next_batch(
+    live: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<Vec<postback::model::LogEntry>>>,
+) -> std::sync::Arc<Vec<postback::model::LogEntry>> {
+    tokio::time::timeout(std::time::Duration::from_secs(5), live.recv())
+        .await
+        .expect("the settled rows reach live views within 5 s")
+        .expect("a batch")
+}
+
 on_both_engines! {
     async fn a_settled_batch_logs_its_attempts_once_and_moves_each_row(store: Store) {
         let config = tiktok_config(&store).await;
         let leased = claimed(&store, config, 4, "t1").await;
         let ids: Vec<i64> = leased.iter().map(|l| l.id).collect();
         let (log, request) = attempts(config, &leased, DeliveryStatus::Success);
-        let mut live = store.subscribe_log();
+        let mut live = store.subscribe_log().await.unwrap();
         let report = store
             .settle(Settlement {
                 lease_token: "t1".into(),
@@ -104,7 +114,7 @@ on_both_engines! {
         // The retried row waits for its time; the dead one waits for a replay.
         assert_eq!(store.queue_counts().await.unwrap(), (1, 0, 1));
         assert_eq!(store.next_run_at().await.unwrap(), Some(NOW + 30_000));
-        let rows = live.try_recv().expect("the settled rows reach live views");
+        let rows = next_batch(&mut live).await;
         assert_eq!(rows.len(), 4);
         assert!(rows.windows(2).all(|w| w[0].id < w[1].id), "rows in order");
         assert_eq!(rows[0].event_id, "e1");
@@ -145,7 +155,7 @@ on_both_engines! {
         let (queued, _) = store.erase_player("p2", NOW + 1).await.unwrap();
         assert_eq!(queued, 1, "the erased player's queued row is removed");
         let (log, request) = attempts(config, &leased, DeliveryStatus::Success);
-        let mut live = store.subscribe_log();
+        let mut live = store.subscribe_log().await.unwrap();
         let report = store
             .settle(Settlement {
                 lease_token: "t1".into(),
@@ -158,7 +168,7 @@ on_both_engines! {
             .await
             .unwrap();
         assert_eq!(report.lost, 1, "the erased row was gone");
-        let rows = live.try_recv().unwrap();
+        let rows = next_batch(&mut live).await;
         assert_eq!(rows.len(), 3, "every attempt is logged (the erased player's under no key)");
         let text = store.stored_request(1).await.unwrap().expect("stored request").body.to_string();
         assert!(!text.contains("hash-of-p2"), "the erased player's item was stored: {text}");

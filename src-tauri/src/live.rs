@@ -14,9 +14,15 @@ use tauri_plugin_notification::NotificationExt;
 
 pub fn forward_log<R: Runtime>(app: &tauri::AppHandle<R>, store: Store) {
     let app = app.clone();
-    let mut log = store.subscribe_log();
     let watch = Watch::new(store.clone());
     tauri::async_runtime::spawn(async move {
+        let mut log = match store.subscribe_log().await {
+            Ok(log) => log,
+            Err(e) => {
+                tracing::warn!(error = %e, "the live log cannot be followed; pages still load");
+                return;
+            }
+        };
         let mut alerts = AlertState::default();
         loop {
             let batch = match log.recv().await {

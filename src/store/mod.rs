@@ -661,11 +661,14 @@ impl Store {
         }
     }
 
-    /// Follows the log rows this process writes (each settled batch as one message).
-    pub fn subscribe_log(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<crate::model::LogEntry>>> {
+    /// Follows the log rows as they are written (each settled batch as one message): on
+    /// SQLite this process's (the only one that delivers), on PostgreSQL every worker's.
+    pub async fn subscribe_log(
+        &self,
+    ) -> Result<tokio::sync::broadcast::Receiver<Arc<Vec<crate::model::LogEntry>>>, StoreError> {
         match &self.engine {
-            Engine::Sqlite(engine) => engine.subscribe_log(),
-            Engine::Postgres(engine) => engine.subscribe_log(),
+            Engine::Sqlite(engine) => Ok(engine.subscribe_log()),
+            Engine::Postgres(engine) => engine.subscribe_log().await,
         }
     }
 

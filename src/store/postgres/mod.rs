@@ -6,6 +6,7 @@
 //! checks its pages itself.
 
 mod erasure;
+mod follow;
 mod lead;
 mod log;
 mod queue;
@@ -69,14 +70,16 @@ pub use team::{ConfigHolder, TeamStatusRows, WorkerRow};
 /// two workers starting on a new database agree on one key (an arbitrary constant).
 const OPEN_LOCK: i64 = 0x706f_7374_6261_636b; // "postback"
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct PgStore {
     pool: PgPool,
     players: Arc<PlayerKeyer>,
-    /// Every batch of log rows this process writes, for live views.
+    /// Every batch of log rows any process writes, for live views (see follow.rs).
     log_events: tokio::sync::broadcast::Sender<Arc<Vec<LogEntry>>>,
     /// This handle's worker (its presence lock key) and when its "last seen" was last written.
     joined_as: Arc<std::sync::Mutex<Option<(i32, i64)>>>,
+    /// The task that follows every process's log rows, once someone subscribes.
+    following: tokio::sync::OnceCell<follow::FollowTask>,
 }
 
 /// The log's player key of a shared database, created by the first process that opens it
@@ -138,16 +141,17 @@ impl PgStore {
         let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(OPEN_LOCK).execute(&mut *conn).await;
         let players = opened?;
         let (log_events, _) = tokio::sync::broadcast::channel(256);
-        Ok(Self { pool, players: Arc::new(players), log_events, joined_as: Default::default() })
+        Ok(Self {
+            pool,
+            players: Arc::new(players),
+            log_events,
+            joined_as: Default::default(),
+            following: Default::default(),
+        })
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    /// Follows the log rows this process writes (each settled batch as one message).
-    pub fn subscribe_log(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<LogEntry>>> {
-        self.log_events.subscribe()
     }
 
     /// The keyed hash under which the log files a player (never the raw id).

@@ -13,9 +13,8 @@ use std::collections::HashSet;
 use sqlx::{Postgres, QueryBuilder};
 
 use super::{PgStore, StoreError};
-use crate::model::LogEntry;
 use crate::store::rows::{NewLogEntry, SettleReport, Settlement};
-use crate::store::settlement::{hourly_counts, keys_unless_erased, log_entry, row_parts, PreparedSettlement, Rows};
+use crate::store::settlement::{hourly_counts, keys_unless_erased, row_parts, PreparedSettlement, Rows};
 
 mod shared_sql {
     crate::store::shared::settle::settle!(
@@ -131,15 +130,13 @@ async fn apply_rows(tx: &mut sqlx::PgConnection, token: &str, at: i64, rows: Row
 }
 
 /// Appends attempts to the delivery log, each under its key in `keys`, and counts them in the
-/// hourly totals. Returns the rows as the log shows them when `copy` (someone follows the log).
+/// hourly totals.
 async fn insert_log(
     tx: &mut sqlx::PgConnection,
     entries: &[NewLogEntry],
     keys: &[Option<String>],
     request_ids: &[i64],
-    copy: bool,
-) -> Result<Vec<LogEntry>, StoreError> {
-    let mut logged = Vec::new();
+) -> Result<(), StoreError> {
     for (chunk, keys) in entries.chunks(INSERT_ROWS).zip(keys.chunks(INSERT_ROWS)) {
         let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
             "INSERT INTO delivery_log (at, config_id, network, event_name, event_id, goal_key, player_key, status,
@@ -163,14 +160,7 @@ async fn insert_log(
                 .push_bind(e.request.and_then(|i| request_ids.get(i).copied()))
                 .push_bind(e.item_index);
         });
-        if copy {
-            // A plain multi-row INSERT returns its rows in the order of its VALUES.
-            insert.push(" RETURNING id");
-            let ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
-            logged.extend(ids.into_iter().zip(chunk).map(|(id, e)| log_entry(id, e)));
-        } else {
-            insert.build().execute(&mut *tx).await?;
-        }
+        insert.build().execute(&mut *tx).await?;
     }
     let hourly = hourly_counts(entries);
     if !hourly.is_empty() {
@@ -182,7 +172,7 @@ async fn insert_log(
         upsert.push(" ON CONFLICT (hour, config_id, status) DO UPDATE SET count = log_hourly.count + excluded.count");
         upsert.build().execute(&mut *tx).await?;
     }
-    Ok(logged)
+    Ok(())
 }
 
 impl PgStore {
@@ -204,9 +194,17 @@ impl PgStore {
         let erased = erased_keys(&mut tx, prepared.all_keys()).await?;
         let request_ids = insert_requests(&mut tx, &prepared.requests_without(&erased)?).await?;
         insert_request_items(&mut tx, &prepared.unlogged_kept(&erased), &prepared.requests, &request_ids).await?;
-        let copy = self.log_events.receiver_count() > 0;
         let keys = keys_unless_erased(&prepared.keys, &erased);
-        let logged = insert_log(&mut tx, &s.log, &keys, &request_ids, copy).await?;
+        insert_log(&mut tx, &s.log, &keys, &request_ids).await?;
+        // Delivered at commit, to every process that follows the log (follow.rs).
+        let configs: std::collections::BTreeSet<i64> = s.log.iter().map(|e| e.config_id).collect();
+        for config_id in configs {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::follow::CHANNEL)
+                .bind(config_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         apply_config_state(&mut tx, s).await?;
         let (mut expected, mut touched) = (0u64, 0u64);
         for rows in row_parts(s, usize::MAX) {
@@ -214,9 +212,6 @@ impl PgStore {
             touched += apply_rows(&mut tx, &s.lease_token, s.at, rows).await?;
         }
         tx.commit().await?;
-        if !logged.is_empty() {
-            let _ = self.log_events.send(std::sync::Arc::new(logged));
-        }
         Ok(SettleReport { lost: expected.saturating_sub(touched) })
     }
 }

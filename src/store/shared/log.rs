@@ -203,6 +203,27 @@ macro_rules! log {
                 Ok(q.build_query_scalar::<i64>().fetch_one(&self.pool).await?.max(0) as u64)
             }
 
+            /// A config's rows past id `after`, oldest first: what a live view has not seen.
+            /// (PostgreSQL's live log reads with it; SQLite's hands its own rows over.)
+            #[allow(dead_code)]
+            pub async fn log_rows_after(
+                pool: &sqlx::Pool<$database>,
+                config_id: i64,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<LogEntry>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {LOG_COLUMNS} FROM delivery_log l WHERE l.id > $1 AND l.config_id = $2
+                     ORDER BY l.id LIMIT $3"
+                ))
+                .bind(after)
+                .bind(config_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(entry_of).collect()
+            }
+
             /// One row by id, with the stored request it was sent in and its place there.
             pub async fn log_entry(
                 &self,
