@@ -49,8 +49,8 @@ step "ui type check and unit tests"
 step "build the app binary"
 cargo build -p postback-desk
 
-step "end to end in the real window (Xvfb + tauri-driver + WebKitWebDriver)"
-xvfb-run -a --server-args="-screen 0 1280x800x24" bash scripts/with-keyring.sh \
+step "end to end in the real window (Xvfb + tauri-driver + WebKitWebDriver; a throwaway PostgreSQL cluster for the team workspace)"
+xvfb-run -a --server-args="-screen 0 1280x800x24" bash scripts/with-postgres.sh bash scripts/with-keyring.sh \
   node --test --test-concurrency=1 --test-reporter=tap tests/e2e/ 2>&1 | tee "$logs/e2e.log"
 
 passed=0

@@ -19,8 +19,10 @@ use postback::model::{
 use postback::model::{
     DeliveryStatus, EngineState, GameUsage, LogEntry, SandboxDemo, SetupGap, TriggerRule, ValueFilter,
 };
+use postback::model::{WorkerHold, WorkspaceView};
 use postback::sandbox::{Faults, PixelView, SandboxOverview};
 use postback::setup::{GoalInput, TagCheck, TagInput, TagMapping, TagMappingRow};
+use postback::team::known::{KnownTeam, WorkspaceList};
 use postback::watch::attribution::{NetworkTraffic, SourceTraffic};
 use postback::watch::diagnose::{DiagnosticItem, Level};
 use postback::watch::export::{ExportFormat, ExportProgress, ExportTarget};
@@ -55,6 +57,10 @@ fn typescript_bindings_are_fresh() {
         check::<ApiError>(&cfg, update),
         check::<AppInfo>(&cfg, update),
         check::<ConfigSummary>(&cfg, update),
+        check::<WorkerHold>(&cfg, update),
+        check::<WorkspaceView>(&cfg, update),
+        check::<KnownTeam>(&cfg, update),
+        check::<WorkspaceList>(&cfg, update),
         check::<Game>(&cfg, update),
         check::<Goal>(&cfg, update),
         check::<DeliveryStatus>(&cfg, update),

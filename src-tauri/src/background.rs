@@ -1,26 +1,49 @@
-//! What the app runs besides the window: the sandbox networks (the demo configs' peer) and,
-//! when this process holds the data directory's writer lock, the same dispatcher as
-//! `postback serve`, until the app exits. The sandbox is always this process's own: when its
-//! port is taken it runs on another one, and sandbox configs follow it (`postback::sandbox::resolve`).
+//! What the app runs besides the window: the sandbox networks (the demo configs' peer), for
+//! as long as the app runs, and the open workspace's delivery. On the local workspace, when
+//! this process holds the data directory's writer lock, that is the same dispatcher as
+//! `postback serve`; on a team workspace the team's workers deliver and this window follows
+//! how many run. The sandbox is always this process's own: when its port is taken it runs on
+//! another one, and sandbox configs follow it (`postback::sandbox::resolve`).
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use postback::delivery::{Credentials, Dispatcher, DispatcherOptions, LockError, WriterLock};
+use postback::delivery::{Credentials, Dispatcher, DispatcherOptions, LockError, RunReport, WriterLock};
 use postback::model::EngineState;
 use postback::sandbox::{LocalSandbox, SandboxState};
 use postback::store::Store;
 use tokio::sync::watch;
 
-/// Keeps the background work alive; dropping it stops the sandbox and the dispatcher.
+/// How often a team workspace's window counts the running workers.
+const WORKERS_EVERY: Duration = Duration::from_secs(2);
+
+/// Keeps the background work alive; dropping it stops the sandbox and the delivery.
 pub struct Background {
     /// The app's sandbox, or why none runs.
     sandbox: Result<LocalSandbox, String>,
-    _stop: watch::Sender<bool>,
+    delivery: Mutex<Delivery>,
+}
+
+/// The open workspace's delivery (or, on a team workspace, the watch on its workers).
+pub struct Delivery {
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<RunReport>>,
     _writer: Option<WriterLock>,
     /// What the delivery engine is doing, for the window.
     pub engine: watch::Receiver<EngineState>,
+}
+
+impl Delivery {
+    /// Stops it and waits (a few seconds at most) for the dispatcher to let go of its rows.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take() {
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            let _ = tokio::time::timeout(Duration::from_secs(10), joined).await;
+        }
+    }
 }
 
 impl Background {
@@ -36,6 +59,16 @@ impl Background {
     pub fn sandbox_state(&self) -> Option<Arc<SandboxState>> {
         self.sandbox.as_ref().ok().map(|local| local.running.state.clone())
     }
+
+    /// The delivery engine's state, followed.
+    pub fn engine(&self) -> watch::Receiver<EngineState> {
+        self.delivery.lock().unwrap_or_else(|p| p.into_inner()).engine.clone()
+    }
+
+    /// Puts `next` in place of the running delivery; returns the old one, to be stopped.
+    pub fn replace_delivery(&self, next: Delivery) -> Delivery {
+        std::mem::replace(&mut *self.delivery.lock().unwrap_or_else(|p| p.into_inner()), next)
+    }
 }
 
 /// The sandbox's usual address: the one the demo configs name.
@@ -43,28 +76,44 @@ pub fn default_sandbox_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], postback::SANDBOX_DEFAULT_PORT))
 }
 
-/// Starts the sandbox (on `sandbox_addr`, else on a free port) and, with the writer lock, the
-/// dispatcher.
+/// Starts the sandbox (on `sandbox_addr`, else on a free port) and the workspace's delivery.
 pub async fn start(
     store: Store,
     credentials: Arc<Credentials>,
     data_dir: &Path,
     sandbox_addr: SocketAddr,
+    team: bool,
 ) -> Background {
     let sandbox = postback::sandbox::start_local(sandbox_addr).await.map_err(|e| {
         tracing::error!(%sandbox_addr, error = %e, "the sandbox could not start");
         format!("the sandbox could not start on {sandbox_addr} nor on another port: {e}")
     });
+    let delivery = start_delivery(store, credentials, data_dir, team);
+    Background { sandbox, delivery: Mutex::new(delivery) }
+}
+
+/// The local workspace's dispatcher (with the writer lock), or a team workspace's watch on
+/// its workers.
+pub fn start_delivery(store: Store, credentials: Arc<Credentials>, data_dir: &Path, team: bool) -> Delivery {
     let (stop, stop_rx) = watch::channel(false);
-    let (writer, engine) = match WriterLock::acquire(data_dir, "Postback Desk") {
+    if team {
+        let (state, engine) = watch::channel(EngineState::Workers { live: 0 });
+        tauri::async_runtime::spawn(count_workers(store, state, stop_rx));
+        return Delivery { stop, thread: None, _writer: None, engine };
+    }
+    match WriterLock::acquire(data_dir, "Postback Desk") {
         Ok(lock) => {
             let dispatcher = Dispatcher::new(store, credentials, DispatcherOptions::default());
             let engine = dispatcher.subscribe();
             // Its own thread: the window's commands and the ingest API never wait behind it.
-            if let Err(e) = dispatcher.run_on_own_thread(stop_rx) {
-                tracing::error!(error = %e, "cannot start the delivery thread");
-            }
-            (Some(lock), engine)
+            let thread = match dispatcher.run_on_own_thread(stop_rx) {
+                Ok(thread) => Some(thread),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the delivery thread");
+                    None
+                }
+            };
+            Delivery { stop, thread, _writer: Some(lock), engine }
         }
         Err(e) => {
             // Another process delivers: this window still edits, imports and reads.
@@ -73,8 +122,34 @@ pub async fn start(
                 LockError::Held { pid, holder, .. } => EngineState::ReadOnly { holder_pid: pid, holder },
                 other => EngineState::ReadOnly { holder_pid: None, holder: other.to_string() },
             };
-            (None, watch::channel(state).1)
+            Delivery { stop, thread: None, _writer: None, engine: watch::channel(state).1 }
         }
-    };
-    Background { sandbox, _stop: stop, _writer: writer, engine }
+    }
+}
+
+/// No delivery: what stands in while a workspace switch stops one and starts the next.
+pub fn stopped_delivery() -> Delivery {
+    let (stop, _) = watch::channel(true);
+    Delivery { stop, thread: None, _writer: None, engine: watch::channel(EngineState::Stopped).1 }
+}
+
+/// Counts a team's running workers every few seconds until stopped.
+async fn count_workers(store: Store, state: watch::Sender<EngineState>, mut stop: watch::Receiver<bool>) {
+    loop {
+        match postback::team::running_workers(&store).await {
+            Ok(live) => {
+                state.send_if_modified(|now| {
+                    let next = EngineState::Workers { live };
+                    let changed = *now != next;
+                    *now = next;
+                    changed
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "the team's workers could not be counted"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(WORKERS_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }

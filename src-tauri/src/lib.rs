@@ -3,9 +3,10 @@
 pub mod background;
 pub mod commands;
 pub mod dialogs;
-mod live;
+pub mod live;
 pub mod sources;
 pub mod state;
+pub mod switch;
 
 use std::path::PathBuf;
 
@@ -65,7 +66,11 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::credentials::cancel_x_authorization,
         commands::credentials::finish_x_connection,
         commands::credentials::disconnect_integration,
-        commands::engine::engine_state
+        commands::engine::engine_state,
+        commands::workspace::workspaces,
+        commands::workspace::open_team_workspace,
+        commands::workspace::switch_workspace,
+        commands::workspace::forget_team_workspace
     ])
 }
 
@@ -79,8 +84,9 @@ pub fn manage_state<R: Runtime, M: Manager<R>>(app: &M, data_dir: PathBuf) -> Re
     Ok(())
 }
 
-/// Forwards the delivery engine's state to the window as `engine-state` events.
-fn forward_engine_state<R: Runtime>(
+/// Forwards the delivery engine's state to the window as `engine-state` events, until that
+/// delivery ends (a workspace switch starts another).
+pub(crate) fn forward_engine_state<R: Runtime>(
     app: &tauri::AppHandle<R>,
     mut engine: tokio::sync::watch::Receiver<postback::model::EngineState>,
 ) {
@@ -91,6 +97,29 @@ fn forward_engine_state<R: Runtime>(
             let _ = app.emit("engine-state", state);
         }
     });
+}
+
+/// Starts what runs beside the window for the open workspace (after [`manage_state`]): the
+/// sandbox on `sandbox_addr` (else a free port), delivery, the live log, the ingest API.
+pub fn start_services<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+    data_dir: &std::path::Path,
+    sandbox_addr: std::net::SocketAddr,
+) {
+    let opened = app.state::<state::AppState>().now();
+    let background = tauri::async_runtime::block_on(background::start(
+        opened.store.clone(),
+        opened.credentials.clone(),
+        data_dir,
+        sandbox_addr,
+        opened.is_team(),
+    ));
+    forward_engine_state(app, background.engine());
+    app.manage(live::LiveLog::default());
+    app.state::<live::LiveLog>().follow(app, opened.store.clone());
+    let sources = app.state::<sources::Sources>();
+    tauri::async_runtime::block_on(sources.start_ingest(&opened.store));
+    app.manage(background);
 }
 
 /// Runs the app on the embedded default: local SQLite in the data directory, sandbox networks.
@@ -117,20 +146,7 @@ pub fn run() {
         .setup(move |app| {
             manage_state(app, data_dir.clone())
                 .map_err(|e| format!("cannot open the database in {}: {e}", data_dir.display()))?;
-            let state = app.state::<state::AppState>();
-            let (store, credentials) = (state.store.clone(), state.credentials.clone());
-            let store_for_live = store.clone();
-            let background = tauri::async_runtime::block_on(background::start(
-                store,
-                credentials,
-                &data_dir,
-                background::default_sandbox_addr(),
-            ));
-            forward_engine_state(app.handle(), background.engine.clone());
-            live::forward_log(app.handle(), store_for_live.clone());
-            let sources = app.state::<sources::Sources>();
-            tauri::async_runtime::block_on(sources.start_ingest(&store_for_live));
-            app.manage(background);
+            start_services(app.handle(), &data_dir, background::default_sandbox_addr());
             Ok(())
         })
         .build(tauri::generate_context!());

@@ -12,7 +12,21 @@ use postback::watch::Watch;
 use tauri::{Emitter, Runtime};
 use tauri_plugin_notification::NotificationExt;
 
-pub fn forward_log<R: Runtime>(app: &tauri::AppHandle<R>, store: Store) {
+/// The task that forwards the open workspace's log; a switch replaces it.
+#[derive(Default)]
+pub struct LiveLog(std::sync::Mutex<Option<tauri::async_runtime::JoinHandle<()>>>);
+
+impl LiveLog {
+    /// Forwards `store`'s log from now on (and no longer the previous workspace's).
+    pub fn follow<R: Runtime>(&self, app: &tauri::AppHandle<R>, store: Store) {
+        let task = forward_log(app, store);
+        if let Some(old) = self.0.lock().unwrap_or_else(|p| p.into_inner()).replace(task) {
+            old.abort();
+        }
+    }
+}
+
+fn forward_log<R: Runtime>(app: &tauri::AppHandle<R>, store: Store) -> tauri::async_runtime::JoinHandle<()> {
     let app = app.clone();
     let watch = Watch::new(store.clone());
     tauri::async_runtime::spawn(async move {
@@ -38,7 +52,7 @@ pub fn forward_log<R: Runtime>(app: &tauri::AppHandle<R>, store: Store) {
             let configs: BTreeSet<i64> = batch.iter().map(|e| e.config_id).collect();
             notify(&app, &store, &watch, &mut alerts, configs).await;
         }
-    });
+    })
 }
 
 async fn notify<R: Runtime>(

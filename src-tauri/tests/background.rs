@@ -23,7 +23,7 @@ fn a_taken_sandbox_port_moves_the_sandbox_and_sandbox_configs_deliver_to_it() {
         // The demo configs store the usual sandbox URL, credential_ref 'sandbox'.
         let game = postback::sandbox::ensure_demo_game(&store, &postback::sandbox_base_url()).await.expect("demo game");
         let credentials = Arc::new(Credentials::without_keychain());
-        let background = background::start(store.clone(), credentials, dir.path(), asked).await;
+        let background = background::start(store.clone(), credentials, dir.path(), asked, false).await;
 
         let (url, notice) = background.sandbox().expect("the app's sandbox runs");
         assert_ne!(url, format!("http://{asked}"), "not on the taken port");

@@ -25,4 +25,9 @@ pub enum EngineState {
         holder: String,
     },
     Stopped,
+    /// A team workspace: the team's workers deliver; this window sets up and reads.
+    Workers {
+        /// Workers running now (0: events wait in the queue until one starts).
+        live: u32,
+    },
 }

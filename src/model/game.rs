@@ -80,6 +80,22 @@ pub struct ConfigSummary {
     pub gaps: Vec<SetupGap>,
     /// X: active goals without an event tag (not sent to X).
     pub unmapped_goals: Vec<String>,
+    /// A team workspace: the worker that delivers this config (`None` on a local workspace).
+    #[serde(default)]
+    pub worker: Option<WorkerHold>,
+}
+
+/// Which of a team's workers delivers a config, as its card shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct WorkerHold {
+    /// The worker's host (and pid); `None` when no worker has taken the config yet.
+    pub host: Option<String>,
+    /// Since when that worker holds it (epoch ms).
+    pub since_ms: Option<i64>,
+    /// Whether it delivers it now.
+    pub live: bool,
+    /// A health warning: no worker has delivered this config for over a minute.
+    pub unattended: bool,
 }
 
 /// Something a config lacks before it can deliver.
@@ -105,6 +121,31 @@ pub struct AppInfo {
     /// The built-in sandbox's public demo credentials, offered in the Connect forms of
     /// configs that point at the sandbox.
     pub sandbox_demo: SandboxDemo,
+    /// Which workspace is open.
+    pub workspace: WorkspaceView,
+}
+
+/// The workspace the window shows: the local one (this computer's SQLite file) or a team
+/// workspace (a shared PostgreSQL database its workers deliver from).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct WorkspaceView {
+    /// `None`: the local workspace.
+    pub team_id: Option<String>,
+    pub name: String,
+    /// Where its data is, without credentials ("postback on db.studio.lan").
+    pub place: String,
+    /// Why the workspace asked for could not be opened (this one was opened instead).
+    pub problem: Option<String>,
+}
+
+impl WorkspaceView {
+    pub fn local() -> Self {
+        Self { team_id: None, name: "Local workspace".into(), place: "this computer".into(), problem: None }
+    }
+
+    pub fn team(id: &str, name: &str, place: &str) -> Self {
+        Self { team_id: Some(id.to_owned()), name: name.to_owned(), place: place.to_owned(), problem: None }
+    }
 }
 
 /// Public demo credentials the sandbox accepts (not secrets: they work nowhere else).

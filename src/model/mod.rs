@@ -18,6 +18,7 @@ pub use event::{ClickIds, Consent, ConversionEvent, Item};
 pub use event_fields::{BodyError, ClickIdFields, EventFields, ItemFields, ItemsField, Scalar, SentBody, SentItem};
 pub use game::{
     AppInfo, ConfigSummary, DeliveryStatus, Game, GameUsage, Health, IntegrationStatus, SandboxDemo, SetupGap,
+    WorkerHold, WorkspaceView,
 };
 pub use log::{
     BatchItem, ChartBucket, Explanation, LogDetail, LogEntry, LogFilter, LogSummary, LogTotals, NetworkAnswer,

@@ -913,5 +913,6 @@ fn summary(
             }
             _ => Vec::new(),
         },
+        worker: None,
     }
 }

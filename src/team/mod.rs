@@ -3,12 +3,16 @@
 //! `workspace init` creates it and `workspace status` shows the workers (`workspace.rs`).
 
 mod key;
+pub mod known;
 mod sealed_secrets;
 mod workspace;
 
 pub use key::{WorkspaceKey, WorkspacePublicKey};
 pub use sealed_secrets::{NoWorkspaceKey, SealedSecrets};
-pub use workspace::{init, public_key, status, ConfigStatus, TeamStatus, WorkerStatus};
+pub use workspace::{
+    attach_workers, first_game, hold_of, init, public_key, running_workers, status, ConfigStatus, TeamStatus,
+    WorkerStatus, UNATTENDED_AFTER_MS,
+};
 
 use crate::model::ApiError;
 use crate::store::StoreError;
@@ -40,6 +44,8 @@ pub enum TeamError {
     WrongKey { file: String, database: String },
     #[error("a team workspace lives in PostgreSQL: give --database URL (or POSTBACK_DATABASE_URL)")]
     NotTeam,
+    #[error("write the database as postgres://USER:PASSWORD@HOST:5432/DATABASE (add ?sslmode=verify-full for TLS)")]
+    BadUrl,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{TeamError, WorkspaceKey, WorkspacePublicKey, PUBLIC_KEY_SETTING};
+use crate::model::{ConfigSummary, WorkerHold};
 use crate::store::Store;
 
 /// The workspace's public key; [`TeamError::NotInitialised`] before `workspace init`.
@@ -105,4 +106,83 @@ pub async fn status(store: &Store) -> Result<TeamStatus, TeamError> {
         })
         .collect();
     Ok(TeamStatus { public_key: public.to_hex(), workers, configs })
+}
+
+/// A config without a delivering worker for this long is a health warning on its card.
+pub const UNATTENDED_AFTER_MS: i64 = 60_000;
+
+/// What a config's card says about its worker: who holds it, and whether nobody has delivered
+/// it for over a minute (its worker gone that long, or no worker running at all).
+pub fn hold_of(holder: Option<&crate::store::ConfigHolder>, workers_running: bool, now_ms: i64) -> WorkerHold {
+    let live = holder.is_some_and(|h| h.live);
+    let gone_since = holder.and_then(|h| h.last_seen_ms.or(Some(h.since_ms)));
+    let unattended = !live
+        && match gone_since {
+            Some(at) => now_ms - at > UNATTENDED_AFTER_MS,
+            // Never taken: a running worker takes it within seconds.
+            None => !workers_running,
+        };
+    WorkerHold { host: holder.and_then(|h| h.host.clone()), since_ms: holder.map(|h| h.since_ms), live, unattended }
+}
+
+/// Fills in each config's worker on a team workspace (a local workspace's cards have none).
+pub async fn attach_workers(store: &Store, rows: &mut [ConfigSummary], now_ms: i64) -> Result<(), TeamError> {
+    if store.engine_name() != "postgres" {
+        return Ok(());
+    }
+    let status = store.team_status().await?;
+    let running = status.workers.iter().any(|w| w.live);
+    for row in rows.iter_mut() {
+        if let Some(config_id) = row.config_id {
+            row.worker = Some(hold_of(status.holders.iter().find(|h| h.config_id == config_id), running, now_ms));
+        }
+    }
+    Ok(())
+}
+
+/// How many of the team's workers run now.
+pub async fn running_workers(store: &Store) -> Result<u32, TeamError> {
+    let status = store.team_status().await?;
+    Ok(u32::try_from(status.workers.iter().filter(|w| w.live).count()).unwrap_or(u32::MAX))
+}
+
+/// The name of the game a window makes on a team workspace that has none yet (the local
+/// workspace's first game is the sandbox demo; a team's is its own).
+pub const FIRST_GAME_NAME: &str = "First game";
+
+/// The current game of a team workspace, made (empty) when it has no game yet.
+pub async fn first_game(store: &Store) -> Result<crate::model::Game, TeamError> {
+    if let Some(game) = store.current_game().await? {
+        return Ok(game);
+    }
+    match store.create_game(FIRST_GAME_NAME).await {
+        Ok(game) => Ok(game),
+        // Another desktop made it meanwhile.
+        Err(crate::store::StoreError::GameExists(_)) => {
+            store.current_game().await?.ok_or(TeamError::Store(crate::store::StoreError::GameNotFound(0)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ConfigHolder;
+
+    fn holder(live: bool, since_ms: i64, last_seen_ms: Option<i64>) -> ConfigHolder {
+        ConfigHolder { config_id: 1, host: Some("w1".into()), since_ms, live, last_seen_ms }
+    }
+
+    #[test]
+    fn a_config_is_unattended_after_a_minute_without_a_worker() {
+        let now = 1_000_000;
+        assert!(!hold_of(Some(&holder(true, 0, Some(0))), true, now).unattended, "held now");
+        assert!(!hold_of(Some(&holder(false, 0, Some(now - 30_000))), true, now).unattended, "gone 30 s");
+        assert!(hold_of(Some(&holder(false, 0, Some(now - 61_000))), false, now).unattended, "gone over a minute");
+        assert!(!hold_of(None, true, now).unattended, "never taken, a worker runs: it takes it within seconds");
+        assert!(hold_of(None, false, now).unattended, "never taken and no worker runs");
+        let shown = hold_of(Some(&holder(true, 5, Some(now))), true, now);
+        assert_eq!((shown.host.as_deref(), shown.since_ms, shown.live), (Some("w1"), Some(5), true));
+    }
 }

@@ -118,12 +118,15 @@ test('the demo: live log, a revoked TikTok token shows on its card, rotating it 
   const before = await pixelEvents('tiktok');
   await browser.$(`${card('tiktok')} [data-testid="connect"]`).click();
   await browser.$('#tiktok-token').waitForExist();
-  // Typed until it shows in the field (live updates re-render the card while the demo runs).
+  // The form's own button offers a token that works after the revocation (a regenerated one);
+  // pressed until it shows in the field (live updates re-render the card while the demo runs).
   await until(browser, async () => {
     const field = await browser.$('#tiktok-token');
-    if ((await field.getValue()) !== 'sandbox-tiktok-token-2') await field.setValue('sandbox-tiktok-token-2');
+    if ((await field.getValue()) !== 'sandbox-tiktok-token-2') {
+      await browser.$(`${card('tiktok')} [data-testid="use-demo-token"]`).click();
+    }
     return (await browser.$('#tiktok-token').getValue()) === 'sandbox-tiktok-token-2';
-  }, 10000, 'the new token in its field');
+  }, 10000, 'the regenerated demo token in its field');
   await browser.$(`${card('tiktok')} button[type="submit"]`).click();
   const notice = await browser.$(`${card('tiktok')} [data-testid="notice"]`);
   const shown = await notice.waitForExist({ timeout: 20000 }).catch(() => false);

@@ -13,7 +13,7 @@ pub async fn save_token_integration(
     state: State<'_, AppState>,
     input: TokenIntegrationInput,
 ) -> Result<Saved, ApiError> {
-    Ok(state.connector.save_form(&input).await?)
+    Ok(state.now().connector.save_form(&input).await?)
 }
 
 /// Opens the system browser and waits (up to 5 minutes) for the user to approve.
@@ -24,13 +24,13 @@ pub async fn authorize_x(
     method: XAuthMethod,
     sandbox: bool,
 ) -> Result<String, ApiError> {
-    Ok(state.connector.authorize_x(game_id, &method, sandbox, &SystemBrowser, DEFAULT_BROWSER_TIMEOUT).await?)
+    Ok(state.now().connector.authorize_x(game_id, &method, sandbox, &SystemBrowser, DEFAULT_BROWSER_TIMEOUT).await?)
 }
 
 /// Stops a Connect X that is waiting for the browser; `authorize_x` then fails as cancelled.
 #[tauri::command]
 pub fn cancel_x_authorization(state: State<'_, AppState>) {
-    state.connector.cancel_x();
+    state.now().connector.cancel_x();
 }
 
 #[tauri::command]
@@ -40,7 +40,7 @@ pub async fn finish_x_connection(
     handle: String,
     pixel_id: String,
 ) -> Result<Saved, ApiError> {
-    Ok(state.connector.finish_x(game_id, &handle, &pixel_id).await?)
+    Ok(state.now().connector.finish_x(game_id, &handle, &pixel_id).await?)
 }
 
 /// Refused with code `queued_events` (and the count) while conversions wait, unless the user
@@ -51,5 +51,5 @@ pub async fn disconnect_integration(
     config_id: i64,
     discard_queued: bool,
 ) -> Result<(), ApiError> {
-    Ok(state.connector.disconnect(config_id, discard_queued).await?)
+    Ok(state.now().connector.disconnect(config_id, discard_queued).await?)
 }

@@ -16,17 +16,17 @@ use crate::state::AppState;
 
 #[tauri::command]
 pub async fn log_page(state: State<'_, AppState>, filter: LogFilter) -> Result<Vec<LogEntry>, ApiError> {
-    Ok(state.store.log_page(&filter).await?)
+    Ok(state.now().store.log_page(&filter).await?)
 }
 
 #[tauri::command]
 pub async fn log_summary(state: State<'_, AppState>, filter: LogFilter) -> Result<LogSummary, ApiError> {
-    Ok(state.store.log_summary(&filter, now_ms()).await?)
+    Ok(state.now().store.log_summary(&filter, now_ms()).await?)
 }
 
 #[tauri::command]
 pub async fn log_detail(state: State<'_, AppState>, id: i64) -> Result<LogDetail, ApiError> {
-    Ok(state.watch.detail(id).await?)
+    Ok(state.now().watch.detail(id).await?)
 }
 
 #[tauri::command]
@@ -35,29 +35,29 @@ pub async fn log_diagnostics(
     config_id: i64,
     filter: LogFilter,
 ) -> Result<Vec<DiagnosticItem>, ApiError> {
-    Ok(state.watch.diagnostics(config_id, &filter, now_ms()).await?)
+    Ok(state.now().watch.diagnostics(config_id, &filter, now_ms()).await?)
 }
 
 /// Re-queues the selected rows' conversions (failed or given up) under their own event ids.
 #[tauri::command]
 pub async fn replay_log_rows(state: State<'_, AppState>, ids: Vec<i64>) -> Result<u64, ApiError> {
-    Ok(state.store.replay_log_rows(&ids, now_ms()).await?)
+    Ok(state.now().store.replay_log_rows(&ids, now_ms()).await?)
 }
 
 /// Re-queues every failed or given-up conversion the filter shows.
 #[tauri::command]
 pub async fn replay_filtered(state: State<'_, AppState>, filter: LogFilter) -> Result<u64, ApiError> {
-    Ok(state.store.replay_filtered(&filter, now_ms()).await?)
+    Ok(state.now().store.replay_filtered(&filter, now_ms()).await?)
 }
 
 #[tauri::command]
 pub async fn alert_threshold(state: State<'_, AppState>) -> Result<f64, ApiError> {
-    Ok(state.watch.alert_threshold().await?)
+    Ok(state.now().watch.alert_threshold().await?)
 }
 
 #[tauri::command]
 pub async fn set_alert_threshold(state: State<'_, AppState>, threshold: f64) -> Result<f64, ApiError> {
-    Ok(state.watch.set_alert_threshold(threshold).await?)
+    Ok(state.now().watch.set_alert_threshold(threshold).await?)
 }
 
 /// Asks where to save an export with the system dialog; `None` when the user cancels. The path
@@ -91,7 +91,7 @@ pub async fn export_log(
         .map_err(|e| ApiError::new("export_failed", format!("cannot create {}: {e}", path.display())))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let result = export::export(
-        &state.store,
+        &state.now().store,
         &filter,
         format,
         &mut out,

@@ -10,3 +10,4 @@ pub mod integrations;
 pub mod log;
 pub mod sandbox;
 pub mod sources;
+pub mod workspace;

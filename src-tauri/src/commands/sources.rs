@@ -26,13 +26,13 @@ pub async fn ingest_status(sources: State<'_, Sources>) -> Result<IngestStatus, 
 /// The token game servers send; shown only when the user asks to see or copy it.
 #[tauri::command]
 pub async fn ingest_token(state: State<'_, AppState>, sources: State<'_, Sources>) -> Result<String, ApiError> {
-    let token = sources.token(&state.store).await.map_err(|e| ApiError::new("keychain", e.to_string()))?;
+    let token = sources.token(&state.now().store).await.map_err(|e| ApiError::new("keychain", e.to_string()))?;
     Ok(token.expose().to_owned())
 }
 
 #[tauri::command]
 pub async fn rotate_ingest_token(state: State<'_, AppState>, sources: State<'_, Sources>) -> Result<String, ApiError> {
-    let token = sources.rotate(&state.store).await.map_err(|e| ApiError::new("keychain", e.to_string()))?;
+    let token = sources.rotate(&state.now().store).await.map_err(|e| ApiError::new("keychain", e.to_string()))?;
     Ok(token.expose().to_owned())
 }
 
@@ -44,8 +44,8 @@ pub async fn attribution(
     since_ms: i64,
     until_ms: Option<i64>,
 ) -> Result<Vec<SourceTraffic>, ApiError> {
-    let traffic = state.store.traffic(game_id, since_ms, until_ms.unwrap_or(now_ms() + 1)).await?;
-    let configs = state.store.integrations(game_id).await?;
+    let traffic = state.now().store.traffic(game_id, since_ms, until_ms.unwrap_or(now_ms() + 1)).await?;
+    let configs = state.now().store.integrations(game_id).await?;
     Ok(attribution::summarize(&traffic, &configs))
 }
 
@@ -95,7 +95,7 @@ pub async fn import_file(
     };
     let input = std::io::BufReader::with_capacity(1 << 16, file);
     let format = FileFormat::of_path(std::path::Path::new(&path));
-    let outcome = postback::ingest::import(&state.store, game_id, input, format, &mut control, now_ms()).await;
+    let outcome = postback::ingest::import(&state.now().store, game_id, input, format, &mut control, now_ms()).await;
     let _ = errors_file.flush();
     drop(errors_file);
     sources.keep_import_errors(errors);
@@ -152,7 +152,7 @@ pub async fn demo_start<R: Runtime>(
     }
     let emitter = app.clone();
     sources
-        .start_demo(&state.store, game_id, rate, move |stats| {
+        .start_demo(&state.now().store, game_id, rate, move |stats| {
             let _ = emitter.emit("demo-stats", stats);
         })
         .await

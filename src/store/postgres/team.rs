@@ -15,12 +15,14 @@ pub struct WorkerRow {
 }
 
 /// Who delivers a config: the worker that took its lead last, and whether it still holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ConfigHolder {
     pub config_id: i64,
     pub host: Option<String>,
     pub since_ms: i64,
     pub live: bool,
+    /// When its worker was last seen running (`None` when the worker row is gone).
+    pub last_seen_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,12 +137,12 @@ impl PgStore {
         .bind(i64::from(super::lead::WORKER_LOCK_CLASS))
         .fetch_all(&self.pool)
         .await?;
-        let holders: Vec<(i64, Option<String>, i64, bool)> = sqlx::query_as(
-            "SELECT h.config_id, w.host, h.since,
+        let holders: Vec<ConfigHolder> = sqlx::query_as(
+            "SELECT h.config_id, w.host, h.since AS since_ms,
                     EXISTS (SELECT 1 FROM pg_locks l
                             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
                               AND l.classid::bigint = $1 AND l.objid::bigint = (h.config_id & 4294967295)
-                              AND l.pid = h.backend_pid) AS live
+                              AND l.pid = h.backend_pid) AS live, w.last_seen AS last_seen_ms
              FROM config_holders h LEFT JOIN workers w ON w.lock_key = h.worker
              ORDER BY h.config_id",
         )
@@ -158,10 +160,7 @@ impl PgStore {
                     live,
                 })
                 .collect(),
-            holders: holders
-                .into_iter()
-                .map(|(config_id, host, since_ms, live)| ConfigHolder { config_id, host, since_ms, live })
-                .collect(),
+            holders,
         })
     }
 }

@@ -31,6 +31,8 @@ import type { IdKind } from './bindings/IdKind';
 import type { Saved } from './bindings/Saved';
 import type { TokenIntegrationInput } from './bindings/TokenIntegrationInput';
 import type { XAuthMethod } from './bindings/XAuthMethod';
+import type { WorkspaceList } from './bindings/WorkspaceList';
+import type { WorkspaceView } from './bindings/WorkspaceView';
 
 /** An error from the backend, with the stable code the UI can branch on. */
 export class BackendError extends Error {
@@ -175,6 +177,17 @@ export const backend = {
     call<null>('disconnect_integration', { configId, discardQueued }),
   /** What the delivery engine is doing (running, retrying after an error, read-only). */
   engineState: () => call<EngineState>('engine_state'),
+  /** The open workspace and the team workspaces this desktop knows. */
+  workspaces: () => call<WorkspaceList>('workspaces'),
+  /** Opens a team workspace by its PostgreSQL URL (kept in the OS keychain) and switches to it;
+   *  errors name `name` or `url`. */
+  openTeamWorkspace: (name: string, url: string) => call<WorkspaceList>('open_team_workspace', { name, url }),
+  /** Switches to a known team workspace, or to the local one with `null`. */
+  switchWorkspace: (teamId: string | null) => call<WorkspaceList>('switch_workspace', { teamId }),
+  forgetTeamWorkspace: (teamId: string) => call<WorkspaceList>('forget_team_workspace', { teamId }),
+  /** After a switch (from this window or not): every page shows another workspace now. */
+  onWorkspaceChanged: (handler: (view: WorkspaceView) => void): Promise<UnlistenFn> =>
+    listen<WorkspaceView>('workspace-changed', (event) => handler(event.payload)),
   /** Calls `handler` on every change of the engine's state; resolves to the unsubscribe. */
   onEngineState: (handler: (state: EngineState) => void): Promise<UnlistenFn> =>
     listen<EngineState>('engine-state', (event) => handler(event.payload)),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formField } from './fields';
+import { formField, workingDemoToken } from './fields';
 
 describe('formField', () => {
   const inputs = ['pixel', 'trigger_events', 'token', 'test_code'] as const;
@@ -16,5 +16,16 @@ describe('formField', () => {
     expect(formField('config', inputs)).toBe('general');
     expect(formField('connection', ['pixel'])).toBe('general');
     expect(formField(undefined, inputs)).toBe('general');
+  });
+});
+
+describe('workingDemoToken', () => {
+  it('offers the demo token until it is revoked, then the first regenerated one still working', () => {
+    expect(workingDemoToken('sandbox-tiktok-token', [])).toBe('sandbox-tiktok-token');
+    expect(workingDemoToken('sandbox-tiktok-token', ['sandbox-tiktok-token'])).toBe('sandbox-tiktok-token-2');
+    expect(workingDemoToken('sandbox-tiktok-token', ['sandbox-tiktok-token', 'sandbox-tiktok-token-2'])).toBe(
+      'sandbox-tiktok-token-3',
+    );
+    expect(workingDemoToken('sandbox-reddit-token', ['sandbox-tiktok-token'])).toBe('sandbox-reddit-token');
   });
 });

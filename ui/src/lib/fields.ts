@@ -28,3 +28,15 @@ export function formField(field: string | undefined, inputs: readonly string[]):
   const name = aliases[field] ?? field;
   return inputs.includes(name) ? name : 'general';
 }
+
+/**
+ * The sandbox demo token that works now: the demo token, or after it was revoked (Sandbox page)
+ * the first "regenerated" one (`…-2`, `…-3`) not revoked too — the sandbox accepts those.
+ */
+export function workingDemoToken(demo: string, revoked: readonly string[]): string {
+  if (!revoked.includes(demo)) return demo;
+  for (let n = 2; ; n++) {
+    const regenerated = `${demo}-${n}`;
+    if (!revoked.includes(regenerated)) return regenerated;
+  }
+}

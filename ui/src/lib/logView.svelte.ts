@@ -46,6 +46,9 @@ export class LogView {
   error = $state<string | null>(null);
   selected = new SvelteSet<number>();
   private generation = 0;
+  /** Live rows that arrived while a reload's queries ran: those committed after the queries
+   *  read are in neither result, and are merged in when it returns. */
+  private arrivedWhileLoading: LogEntry[] | null = null;
 
   constructor(
     readonly gameId: number,
@@ -108,17 +111,24 @@ export class LogView {
     this.loading = true;
     this.error = null;
     this.selected.clear();
+    this.arrivedWhileLoading = [];
     try {
       const filter = this.filter();
       const [rows, summary] = await Promise.all([backend.logPage(filter), backend.logSummary({ ...filter, statuses: [], event_id: null })]);
       if (generation !== this.generation) return;
+      const loaded = new Set(rows.map((r) => r.id));
+      const late = (this.arrivedWhileLoading ?? []).filter((r) => !loaded.has(r.id));
       this.rows = rows;
       this.summary = summary;
       this.done = rows.length < PAGE;
+      if (late.length) this.append(late);
     } catch (e) {
       if (generation === this.generation) this.error = (e as BackendError).message;
     } finally {
-      if (generation === this.generation) this.loading = false;
+      if (generation === this.generation) {
+        this.loading = false;
+        this.arrivedWhileLoading = null;
+      }
     }
   }
 
@@ -154,6 +164,9 @@ export class LogView {
 
   /** Live rows from the dispatcher: prepended when they match; the chart and totals follow. */
   append(batch: LogEntry[]) {
+    this.arrivedWhileLoading?.push(...batch);
+    const shown = new Set(this.rows.map((r) => r.id));
+    batch = batch.filter((r) => !shown.has(r.id));
     const fresh = batch.filter((r) => this.matches(r)).sort((a, b) => b.at - a.at || b.id - a.id);
     if (fresh.length) this.rows = [...fresh, ...this.rows];
     const summary = this.summary;

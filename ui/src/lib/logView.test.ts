@@ -63,6 +63,23 @@ describe('the log view', () => {
     expect([bar.success, bar.failed]).toEqual([2, 1]);
   });
 
+  it('keeps a live row that arrives while the first page loads, once', async () => {
+    let answer: (rows: unknown[]) => void = () => {};
+    mockIPC((cmd) => (cmd === 'log_summary' ? summary() : new Promise((done) => (answer = done))));
+    const view = new LogView(7, () => [1, 2], () => NOW);
+    const loading = view.reload();
+    // Settled after the page query read, before it answered: in neither result.
+    view.append([row(5, NOW, 'success')]);
+    // Settled before the query read: in its result and live too.
+    view.append([row(4, NOW - 1, 'success')]);
+    answer([row(4, NOW - 1, 'success')]);
+    await loading;
+    expect(view.rows.map((r) => r.id)).toEqual([5, 4]);
+    view.append([row(5, NOW, 'success')]);
+    // A row already shown is not shown twice.
+    expect(view.rows.map((r) => r.id)).toEqual([5, 4]);
+  });
+
   it('keeps its filters in the URL and reads them back', () => {
     const view = new LogView(7, () => [1], () => NOW);
     view.range = '7d';

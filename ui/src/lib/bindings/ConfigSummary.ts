@@ -3,6 +3,7 @@ import type { Health } from "./Health";
 import type { IntegrationStatus } from "./IntegrationStatus";
 import type { Network } from "./Network";
 import type { SetupGap } from "./SetupGap";
+import type { WorkerHold } from "./WorkerHold";
 
 /**
  * One row of Settings → Integrations: a network and the game's config for it, if any.
@@ -49,4 +50,8 @@ gaps: Array<SetupGap>,
 /**
  * X: active goals without an event tag (not sent to X).
  */
-unmapped_goals: Array<string>, };
+unmapped_goals: Array<string>, 
+/**
+ * A team workspace: the worker that delivers this config (`None` on a local workspace).
+ */
+worker: WorkerHold | null, };

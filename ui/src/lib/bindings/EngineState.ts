@@ -11,4 +11,8 @@ since_ms: number, retry_in_ms: number, failures: number, } | { "state": "read_on
 /**
  * What the other process said it is (`postback serve`, `Postback Desk`).
  */
-holder: string, } | { "state": "stopped" };
+holder: string, } | { "state": "stopped" } | { "state": "workers", 
+/**
+ * Workers running now (0: events wait in the queue until one starts).
+ */
+live: number, };
