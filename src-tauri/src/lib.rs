@@ -118,7 +118,7 @@ pub fn start_services<R: Runtime>(
     app.manage(live::LiveLog::default());
     app.state::<live::LiveLog>().follow(app, opened.store.clone());
     let sources = app.state::<sources::Sources>();
-    tauri::async_runtime::block_on(sources.start_ingest(&opened.store));
+    tauri::async_runtime::block_on(sources.start_ingest(&opened.store, opened.is_team()));
     app.manage(background);
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use postback::ingest::demo::{DemoPlan, DemoStats};
 use postback::ingest::server::{self, IngestStatus, RunningIngest, INGEST_DEFAULT_PORT};
+use postback::ingest::token::{IngestAuth, TokenError};
 use postback::secrets::{Secret, SecretStore};
 use postback::store::Store;
 use tempfile::NamedTempFile;
@@ -74,22 +75,28 @@ impl Sources {
         }
     }
 
-    /// Starts the ingest API on its default port with the data directory's token.
-    pub async fn start_ingest(&self, store: &Store) {
+    /// Starts the ingest API on its default port (loopback) with the data directory's token
+    /// and, on a team workspace, the workspace's token too.
+    pub async fn start_ingest(&self, store: &Store, team: bool) {
         let token = match postback::ingest::token::load_or_create(store, keychain()).await {
             Ok(token) => token,
             Err(e) => return self.failed(format!("no ingest token: {e}")),
         };
-        self.serve(store, token).await;
+        self.serve(store, token, team).await;
     }
 
-    async fn serve(&self, store: &Store, token: Secret) {
+    async fn serve(&self, store: &Store, token: Secret, team: bool) {
         let addr = SocketAddr::from(([127, 0, 0, 1], INGEST_DEFAULT_PORT));
         let mut slot = self.ingest.lock().await;
         if let Some(old) = slot.take() {
             old.stop().await;
         }
-        match server::start(addr, store.clone(), token).await {
+        let auth = match team {
+            true => IngestAuth::Either(Box::new(IngestAuth::Token(token)), Box::new(IngestAuth::shared(store.clone()))),
+            false => IngestAuth::Token(token),
+        };
+        let options = server::IngestOptions { addr, auth, exposure: server::Exposure::Loopback };
+        match server::start_with(store.clone(), options).await {
             Ok(running) => {
                 *slot = Some(running);
                 *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -113,15 +120,30 @@ impl Sources {
         }
     }
 
-    pub async fn token(&self, store: &Store) -> Result<Secret, postback::ingest::token::TokenError> {
-        postback::ingest::token::load_or_create(store, keychain()).await
+    /// The token game servers send: this data directory's; a team workspace's is shown only
+    /// when it is made ([`TokenError::ShownOnce`]).
+    pub async fn token(&self, store: &Store, team: bool) -> Result<Secret, TokenError> {
+        match team {
+            true => Err(TokenError::ShownOnce),
+            false => postback::ingest::token::load_or_create(store, keychain()).await,
+        }
     }
 
-    /// A new token; the ingest API restarts with it (the old one stops working at once).
-    pub async fn rotate(&self, store: &Store) -> Result<Secret, postback::ingest::token::TokenError> {
+    /// A new token. Local: the ingest API restarts with it (the old one stops working at
+    /// once). Team: the workspace's, which every worker takes within seconds.
+    pub async fn rotate(&self, store: &Store, team: bool) -> Result<Secret, TokenError> {
+        if team {
+            return postback::ingest::token::rotate_shared(store).await;
+        }
         let token = postback::ingest::token::rotate(store, keychain()).await?;
-        self.serve(store, token.clone()).await;
+        self.serve(store, token.clone(), false).await;
         Ok(token)
+    }
+
+    /// The demo's token: this data directory's, which the app's own ingest takes on both kinds
+    /// of workspace.
+    async fn demo_token(&self, store: &Store) -> Result<Secret, TokenError> {
+        postback::ingest::token::load_or_create(store, keychain()).await
     }
 
     /// Starts the demo generator on the ingest API; `on_stats` hears its progress.
@@ -133,7 +155,7 @@ impl Sources {
         on_stats: impl Fn(&DemoStats) + Send + Sync + 'static,
     ) -> Result<(), String> {
         let url = self.status().await.url.ok_or("the ingest API is not running: the demo sends through it")?;
-        let token = self.token(store).await.map_err(|e| e.to_string())?;
+        let token = self.demo_token(store).await.map_err(|e| e.to_string())?;
         let http = postback::delivery::http_client(std::time::Duration::from_secs(10))
             .map_err(|e| format!("the HTTP client cannot be built: {e}"))?;
         let (stop, stopped) = watch::channel(false);

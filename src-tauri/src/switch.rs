@@ -24,11 +24,11 @@ pub async fn switch_to<R: Runtime>(app: &tauri::AppHandle<R>, next: Opened) -> W
     crate::forward_engine_state(app, delivery.engine.clone());
     let engine = delivery.engine.borrow().clone();
     let _ = background.replace_delivery(delivery);
-    let store = next.store.clone();
+    let (store, team) = (next.store.clone(), next.is_team());
     let view = next.workspace.clone();
     let previous = state.replace(next);
     app.state::<LiveLog>().follow(app, store.clone());
-    sources.start_ingest(&store).await;
+    sources.start_ingest(&store, team).await;
     // The previous store closes when the last command using it ends.
     drop(previous);
     let _ = app.emit("engine-state", engine);

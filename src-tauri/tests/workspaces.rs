@@ -78,6 +78,19 @@ fn a_team_workspace_opens_by_its_url_and_the_window_switches_back_and_forth() {
     let stored = postback::secrets::SecretStore::get(&keychain, &postback::team::known::url_entry(&team_id));
     assert_eq!(stored.expect("keychain").expect("the URL is kept").expose(), url);
 
+    // The workspace's ingest token: kept as a keyed hash, so shown only when made; every worker
+    // (any process on the database) accepts the one made here.
+    let hidden = refused(&webview, "ingest_token", json!({}));
+    assert_eq!(hidden.code, "token_shown_once", "{hidden:?}");
+    let token: String = serde_json::from_value(invoke(&webview, "rotate_ingest_token", json!({})).unwrap()).unwrap();
+    tauri::async_runtime::block_on(async {
+        let store = Store::open_postgres(&url, StoreOptions::default()).await.expect("cluster");
+        let workers = postback::ingest::token::IngestAuth::shared(store.clone());
+        assert!(workers.accepts(&token).await, "a worker accepts the token made in the window");
+        assert!(!workers.accepts("pbd_other").await);
+        store.close().await;
+    });
+
     let refused_forget = refused(&webview, "forget_team_workspace", json!({"teamId": team_id}));
     assert!(refused_forget.message.contains("switch to another workspace"), "{}", refused_forget.message);
 

@@ -13,6 +13,12 @@ pub enum TokenError {
     Keychain(#[from] SecretsError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A team workspace keeps its token as a keyed hash only.
+    #[error(
+        "a team workspace's ingest token is kept only as a keyed hash: it was shown once, when it was made; \
+         rotate it to get a new one (the old one then stops working)"
+    )]
+    ShownOnce,
 }
 
 /// The keychain entry of this data directory's token.
@@ -93,6 +99,9 @@ pub enum IngestAuth {
     Token(Secret),
     /// A team workspace's token, checked against its keyed hash in the database.
     Shared { store: Store, hash: tokio::sync::Mutex<Option<SharedHash>> },
+    /// Either one: a desktop's own ingest on a team workspace takes the workspace's token and
+    /// its keychain token (which its demo generator sends).
+    Either(Box<IngestAuth>, Box<IngestAuth>),
 }
 
 /// A shared token's (hash key, keyed hash) as last read — `None` when there was none — and
@@ -112,6 +121,7 @@ impl IngestAuth {
     /// Whether `given` is the token; constant time in what it compares.
     pub async fn accepts(&self, given: &str) -> bool {
         match self {
+            IngestAuth::Either(a, b) => Box::pin(a.accepts(given)).await || Box::pin(b.accepts(given)).await,
             IngestAuth::Token(token) => same(given.as_bytes(), token.expose().as_bytes()),
             IngestAuth::Shared { store, hash } => {
                 let mut cached = hash.lock().await;

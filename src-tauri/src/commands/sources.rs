@@ -26,13 +26,23 @@ pub async fn ingest_status(sources: State<'_, Sources>) -> Result<IngestStatus, 
 /// The token game servers send; shown only when the user asks to see or copy it.
 #[tauri::command]
 pub async fn ingest_token(state: State<'_, AppState>, sources: State<'_, Sources>) -> Result<String, ApiError> {
-    let token = sources.token(&state.now().store).await.map_err(|e| ApiError::new("keychain", e.to_string()))?;
+    let opened = state.now();
+    let token = sources.token(&opened.store, opened.is_team()).await.map_err(token_error)?;
     Ok(token.expose().to_owned())
+}
+
+fn token_error(e: postback::ingest::token::TokenError) -> ApiError {
+    let code = match e {
+        postback::ingest::token::TokenError::ShownOnce => "token_shown_once",
+        _ => "keychain",
+    };
+    ApiError::new(code, e.to_string())
 }
 
 #[tauri::command]
 pub async fn rotate_ingest_token(state: State<'_, AppState>, sources: State<'_, Sources>) -> Result<String, ApiError> {
-    let token = sources.rotate(&state.now().store).await.map_err(|e| ApiError::new("keychain", e.to_string()))?;
+    let opened = state.now();
+    let token = sources.rotate(&opened.store, opened.is_team()).await.map_err(token_error)?;
     Ok(token.expose().to_owned())
 }
 
