@@ -142,7 +142,7 @@ async fn x_get(http: &reqwest::Client, url: &str, credential: &Credential) -> Re
         .header("authorization", authorization)
         .send()
         .await
-        .map_err(|e| ConnectError::Unreachable(format!("X: {}", e.without_url())))?;
+        .map_err(|e| ConnectError::Unreachable(format!("X: {}", crate::http_errors::describe(&e))))?;
     let status = response.status().as_u16();
     let body = response.text().await.ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
     Ok((status, body))

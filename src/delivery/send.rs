@@ -102,7 +102,7 @@ pub async fn exchange(
             answer: Some(response),
         },
         Err(e) => {
-            let what = if e.is_timeout() { "timed out".to_owned() } else { without_url(&e) };
+            let what = crate::http_errors::describe(&e);
             Exchange {
                 classification: networks::transport_failure(&what, items),
                 http_status: None,
@@ -132,18 +132,4 @@ pub fn header_value(slot: HeaderValue, credential: &Credential, method: &str, ur
         .map_err(|e| e.to_string()),
         (_, Credential::XOAuth1(_)) => Err("an X OAuth credential cannot authorise this network; reconnect".into()),
     }
-}
-
-/// reqwest errors name the URL; ours carry no secrets, but keep log lines short.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(&format!(" for url ({url})"), "");
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }

@@ -31,7 +31,7 @@ async fn signed_post(
         .header("authorization", header)
         .send()
         .await
-        .map_err(|e| OAuthError::Unreachable(e.without_url().to_string()))?;
+        .map_err(|e| OAuthError::Unreachable(crate::http_errors::describe(&e)))?;
     let status = response.status().as_u16();
     let body = response.text().await.map_err(|e| OAuthError::Unreachable(e.to_string()))?;
     if status == 401 || status == 403 {

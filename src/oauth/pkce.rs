@@ -45,12 +45,12 @@ impl<'c> AsyncHttpClient<'c> for Adapter<'_> {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| AdapterError(e.without_url().to_string()))?;
+                .map_err(|e| AdapterError(crate::http_errors::describe(&e)))?;
             let mut builder = http::Response::builder().status(response.status());
             for (name, value) in response.headers() {
                 builder = builder.header(name, value);
             }
-            let bytes = response.bytes().await.map_err(|e| AdapterError(e.without_url().to_string()))?;
+            let bytes = response.bytes().await.map_err(|e| AdapterError(crate::http_errors::describe(&e)))?;
             builder.body(bytes.to_vec()).map_err(|e| AdapterError(e.to_string()))
         })
     }
