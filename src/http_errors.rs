@@ -8,8 +8,7 @@
 pub fn transport_words(chain: &str) -> String {
     let lower = chain.to_ascii_lowercase();
     let has = |needle: &str| lower.contains(needle);
-    if has("dns error") || has("failed to lookup address") || has("name or service not known") || has("no such host")
-    {
+    if has("dns error") || has("failed to lookup address") || has("name or service not known") || has("no such host") {
         "no internet connection or DNS: the network's address could not be looked up; check the connection".into()
     } else if has("connection refused") {
         "the connection was refused: nothing answers at that address (a firewall or proxy may block it)".into()

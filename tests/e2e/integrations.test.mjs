@@ -52,6 +52,15 @@ test('rotating TikTok credentials: a refused token names the field, the accepted
   const token = await browser.$('#tiktok-token');
   await token.waitForExist();
   assert.equal(await focusedId(browser), 'tiktok-pixel', 'opening the form moves focus to its first field');
+  // Trigger events are picked from the game's events, at least one.
+  const boxes = await browser.$$('#tiktok-trigger_events input[type="checkbox"]');
+  const picked = {};
+  for (const box of boxes) picked[await box.getAttribute('value')] = await box.isSelected();
+  assert.deepEqual(picked, { game_launch: true, purchase: true });
+  for (const box of boxes) await box.click();
+  await browser.$(`${card('tiktok')} button[type="submit"]`).click();
+  assert.match(await textOf(browser, '#tiktok-trigger_events-error'), /at least one/);
+  for (const box of boxes) await box.click();
   await token.setValue('cut-off-token');
   await browser.$('#tiktok-test_code').setValue('TEST42');
   await browser.$(`${card('tiktok')} button[type="submit"]`).click();
