@@ -54,6 +54,9 @@ impl Drop for ServerTask {
 
 /// How long a client may take over its TLS handshake before the connection is dropped.
 const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+/// Handshakes under way at most: beyond, accepting waits (connections queue in the kernel's
+/// backlog), so silent clients cannot use up the process's file descriptors.
+const HANDSHAKES_AT_ONCE: usize = 256;
 
 /// A TCP listener whose connections are TLS: each handshake runs in a task of its own, so a
 /// slow or silent client never holds up the others' accepts.
@@ -68,8 +71,10 @@ impl TlsListener {
         let local = listener.local_addr();
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
         let accepting = tokio::spawn(async move {
             loop {
+                let Ok(permit) = handshakes.clone().acquire_owned().await else { return };
                 let (tcp, peer) = match listener.accept().await {
                     Ok(accepted) => accepted,
                     // Out of file descriptors and the like: wait rather than spin.
@@ -80,7 +85,9 @@ impl TlsListener {
                 };
                 let (acceptor, ready) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIME, acceptor.accept(tcp)).await {
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIME, acceptor.accept(tcp)).await;
+                    drop(permit);
+                    if let Ok(Ok(tls)) = handshake {
                         let _ = ready.send((tls, peer)).await;
                     }
                 });

@@ -131,6 +131,8 @@ async fn credentials_sealed_by_a_desktop_open_only_on_workers_and_never_show_in_
     assert!(contains(&dump, "sealed_secrets"), "the dump holds the sealed credentials table");
     for secret in &secrets_in_use {
         assert!(!contains(&dump, secret), "a secret is in clear in the dump: {}…", &secret[..4]);
+        // pg_dump writes BYTEA columns (the sealed credentials) in hex.
+        assert!(!contains(&dump, &hex::encode(secret)), "a secret is in clear in a BYTEA column: {}…", &secret[..4]);
     }
     store.close().await;
 }
@@ -339,4 +341,54 @@ async fn a_window_elsewhere_sees_a_workers_deliveries_live() {
     eprintln!("live log across processes: a worker's delivery to another handle's view in {delays:?} ms");
     window_store.close().await;
     worker_store.close().await;
+}
+
+/// A database an earlier version opened kept its player key in that computer's keychain: the
+/// key moves into the database, so an erasure still finds the rows filed under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_key_an_earlier_version_kept_in_the_keychain_moves_into_the_database() {
+    use postback::secrets::{MemoryKeychain, SecretStore};
+    let url = engines::fresh_database().await;
+    let store = Store::open_postgres(&url, engines::options()).await.unwrap();
+    let filed = store.player_key("p1");
+    store.erase_player("p1", now_ms()).await.unwrap();
+    store.close().await;
+    // As an earlier version left it: the key in the keychain, none in the database.
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    let (key, instance): (String, String) = sqlx::query_as(
+        "SELECT (SELECT value FROM meta WHERE name = 'player_key'), (SELECT value FROM meta WHERE name = 'instance_id')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM meta WHERE name = 'player_key'").execute(&mut conn).await.unwrap();
+    let keychain = Arc::new(MemoryKeychain::default());
+    keychain.set(&format!("player-key-{instance}"), &Secret::new(key)).unwrap();
+    let options = StoreOptions { keychain: Some(keychain), ..StoreOptions::default() };
+    let reopened = Store::open_postgres(&url, options).await.unwrap();
+    assert_eq!(reopened.player_key("p1"), filed, "the keychain's key was adopted");
+    assert_eq!(reopened.erased_among(&["p1"]).await.unwrap().len(), 1, "the erasure still finds the player");
+    reopened.close().await;
+    // From now on the database's own key serves every process, keychain or not.
+    let elsewhere = Store::open_postgres(&url, engines::options()).await.unwrap();
+    assert_eq!(elsewhere.player_key("p1"), filed);
+    elsewhere.close().await;
+}
+
+/// A worker whose database cannot be read before it ever read the workspace's token answers
+/// "cannot be checked now" (503 at the ingest), not "wrong token" (401).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_cannot_be_checked_is_not_called_wrong() {
+    use postback::ingest::token::{IngestAuth, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let (_, store, _) = team_workspace(dir.path()).await;
+    let token = postback::ingest::token::rotate_shared(&store).await.unwrap();
+    let worker = IngestAuth::shared(store.clone());
+    assert_eq!(worker.check(token.expose()).await, Verdict::Accepted);
+    assert_eq!(worker.check("pbd_wrong").await, Verdict::Refused);
+    let unreachable = IngestAuth::shared(store.clone());
+    store.close().await;
+    assert!(matches!(unreachable.check(token.expose()).await, Verdict::Unknown(_)));
+    // One that read the hash before keeps it while the database is away.
+    assert_eq!(worker.check(token.expose()).await, Verdict::Accepted);
 }

@@ -36,11 +36,17 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Stops it and waits (a few seconds at most) for the dispatcher to let go of its rows.
+    /// Stops it and waits (10 s at most) for the dispatcher to let go of its rows. The writer
+    /// lock goes only with the dispatcher's thread: one still finishing after the wait keeps it,
+    /// so a switch back finds the data directory delivered elsewhere, never two dispatchers.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
+        let writer = self._writer.take();
         if let Some(thread) = self.thread.take() {
-            let joined = tokio::task::spawn_blocking(move || thread.join());
+            let joined = tokio::task::spawn_blocking(move || {
+                let _ = thread.join();
+                drop(writer);
+            });
             let _ = tokio::time::timeout(Duration::from_secs(10), joined).await;
         }
     }

@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::group_commit::{self, CommitError, Committed, Job};
-use super::token::IngestAuth;
+use super::token::{IngestAuth, Verdict};
 use super::Source;
 use crate::model::{BodyError, ConversionEvent, SentBody, SentItem};
 use crate::secrets::Secret;
@@ -318,10 +318,10 @@ struct EventsAnswer<'a> {
     results: &'a [EventResult],
 }
 
-async fn authorised(headers: &HeaderMap, auth: &IngestAuth) -> bool {
+async fn authorised(headers: &HeaderMap, auth: &IngestAuth) -> Verdict {
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let Some(given) = given.strip_prefix("Bearer ").map(str::trim) else { return false };
-    auth.accepts(given).await
+    let Some(given) = given.strip_prefix("Bearer ").map(str::trim) else { return Verdict::Refused };
+    auth.check(given).await
 }
 
 async fn events(
@@ -335,9 +335,17 @@ async fn events(
         let what = format!("{MAX_IN_FLIGHT} requests are being handled");
         return refuse(body, &headers, busy(&what)).await;
     };
-    if !authorised(&headers, &ingest.auth).await {
-        let message = "missing or wrong token: send Authorization: Bearer <the ingest token shown on the Sources page>";
-        return refuse(body, &headers, problem(StatusCode::UNAUTHORIZED, message)).await;
+    match authorised(&headers, &ingest.auth).await {
+        Verdict::Accepted => {}
+        Verdict::Refused => {
+            let message =
+                "missing or wrong token: send Authorization: Bearer <the ingest token shown on the Sources page>";
+            return refuse(body, &headers, problem(StatusCode::UNAUTHORIZED, message)).await;
+        }
+        Verdict::Unknown(why) => {
+            let message = format!("the token cannot be checked now ({why}); nothing was accepted; retry in a minute");
+            return refuse(body, &headers, problem(StatusCode::SERVICE_UNAVAILABLE, message)).await;
+        }
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !content_type.trim().to_ascii_lowercase().starts_with("application/json") {

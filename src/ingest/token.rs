@@ -120,28 +120,62 @@ impl IngestAuth {
 
     /// Whether `given` is the token; constant time in what it compares.
     pub async fn accepts(&self, given: &str) -> bool {
+        self.check(given).await == Verdict::Accepted
+    }
+
+    /// Whether `given` is the token, or that it cannot be told now (a team workspace's hash
+    /// could never be read from its database).
+    pub async fn check(&self, given: &str) -> Verdict {
         match self {
-            IngestAuth::Either(a, b) => Box::pin(a.accepts(given)).await || Box::pin(b.accepts(given)).await,
-            IngestAuth::Token(token) => same(given.as_bytes(), token.expose().as_bytes()),
+            IngestAuth::Either(a, b) => match Box::pin(a.check(given)).await {
+                Verdict::Accepted => Verdict::Accepted,
+                first => match Box::pin(b.check(given)).await {
+                    Verdict::Refused => first,
+                    second => second,
+                },
+            },
+            IngestAuth::Token(token) => Verdict::of(same(given.as_bytes(), token.expose().as_bytes())),
             IngestAuth::Shared { store, hash } => {
                 let mut cached = hash.lock().await;
                 let stale = cached.as_ref().is_none_or(|(_, read)| read.elapsed() >= SHARED_RECHECK);
                 if stale {
-                    // A database that cannot be read keeps the last hash it gave.
                     let read = async {
                         Ok::<_, StoreError>((store.meta(SHARED_HASH_KEY).await?, store.meta(SHARED_HASH).await?))
                     };
-                    let previous = cached.take().and_then(|(h, _)| h);
-                    let current = match read.await {
-                        Ok((Some(key), Some(hash))) => Some((key, hash)),
-                        Ok(_) => None,
-                        Err(_) => previous,
-                    };
-                    *cached = Some((current, std::time::Instant::now()));
+                    match read.await {
+                        Ok((Some(key), Some(hash))) => *cached = Some((Some((key, hash)), std::time::Instant::now())),
+                        Ok(_) => *cached = Some((None, std::time::Instant::now())),
+                        // A database that cannot be read keeps the last hash it gave.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the workspace's ingest token could not be read");
+                            if cached.is_none() {
+                                return Verdict::Unknown(e.to_string());
+                            }
+                        }
+                    }
                 }
-                let Some((Some((key, expected)), _)) = cached.as_ref() else { return false };
-                keyed_hash(key, given).is_some_and(|h| same(h.as_bytes(), expected.as_bytes()))
+                let Some((Some((key, expected)), _)) = cached.as_ref() else { return Verdict::Refused };
+                Verdict::of(keyed_hash(key, given).is_some_and(|h| same(h.as_bytes(), expected.as_bytes())))
             }
+        }
+    }
+}
+
+/// What a token check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Refused,
+    /// The token cannot be checked now (why).
+    Unknown(String),
+}
+
+impl Verdict {
+    fn of(accepted: bool) -> Self {
+        if accepted {
+            Verdict::Accepted
+        } else {
+            Verdict::Refused
         }
     }
 }

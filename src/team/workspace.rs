@@ -40,8 +40,22 @@ pub async fn init(store: &Store, key_file: &Path) -> Result<WorkspacePublicKey, 
             Err(TeamError::AlreadyInitialised(other))
         }
         Err(e) => {
-            let _ = std::fs::remove_file(key_file);
-            Err(e.into())
+            // The write may have committed before the connection failed: the file goes only
+            // when the database names no key, or another one.
+            match store.meta(PUBLIC_KEY_SETTING).await {
+                Ok(Some(hex)) if hex == public.to_hex() => Ok(public),
+                Ok(_) => {
+                    let _ = std::fs::remove_file(key_file);
+                    Err(e.into())
+                }
+                Err(_) => Err(TeamError::KeyFile {
+                    path: key_file.display().to_string(),
+                    reason: format!(
+                        "kept: the database could not say whether it took this key ({e}); run `workspace status`: \
+                         if it shows the key in the file's first line, the file is this workspace's, else delete it"
+                    ),
+                }),
+            }
         }
     }
 }

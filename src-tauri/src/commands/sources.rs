@@ -54,8 +54,9 @@ pub async fn attribution(
     since_ms: i64,
     until_ms: Option<i64>,
 ) -> Result<Vec<SourceTraffic>, ApiError> {
-    let traffic = state.now().store.traffic(game_id, since_ms, until_ms.unwrap_or(now_ms() + 1)).await?;
-    let configs = state.now().store.integrations(game_id).await?;
+    let store = state.now().store.clone();
+    let traffic = store.traffic(game_id, since_ms, until_ms.unwrap_or(now_ms() + 1)).await?;
+    let configs = store.integrations(game_id).await?;
     Ok(attribution::summarize(&traffic, &configs))
 }
 

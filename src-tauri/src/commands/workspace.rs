@@ -132,6 +132,7 @@ async fn switch<R: Runtime>(app: tauri::AppHandle<R>, team_id: Option<String>) -
 /// Forgets a team workspace that is not open: its entry and its URL in the keychain.
 #[tauri::command]
 pub async fn forget_team_workspace(state: State<'_, AppState>, team_id: String) -> Result<Workspaces, ApiError> {
+    let _one = state.switching.clone().lock_owned().await;
     if state.now().workspace.team_id.as_deref() == Some(team_id.as_str()) {
         return Err(ApiError::new("invalid_input", "switch to another workspace before forgetting this one"));
     }

@@ -1,9 +1,10 @@
-//! The live log across machines: every settle notifies `postback_log` with its config id in
-//! its own transaction (so at commit), and a process whose window follows the log LISTENs,
-//! reads that config's rows past the last it saw, and hands them to its live views. Nothing
-//! re-reads the log; a worker that nobody follows only sends the notification.
+//! The live log across machines: every settle notifies `postback_log` in its own transaction
+//! (so at commit) with each config's first and last new row id, and a process whose window
+//! follows the log LISTENs, reads exactly those rows and hands them to its live views. Ids are
+//! given at insert and settles commit in any order, so a "rows past the last seen" cursor
+//! would skip a slower settle's rows; a range never does. Nothing re-reads the log; a worker
+//! that nobody follows only sends the notification.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::postgres::PgListener;
@@ -11,11 +12,21 @@ use sqlx::postgres::PgListener;
 use super::{PgStore, StoreError};
 use crate::model::LogEntry;
 
-/// The notification channel; its payload is a config id.
+/// The notification channel; its payload is `config:first:last` ([`payload`]).
 pub(super) const CHANNEL: &str = "postback_log";
 
-/// Rows read per notification at most (a settle writes a few hundred).
-const ROWS_PER_READ: i64 = 5000;
+/// A notification's payload: a config's new rows, first and last id.
+pub(super) fn payload(config_id: i64, first: i64, last: i64) -> String {
+    format!("{config_id}:{first}:{last}")
+}
+
+fn parse_payload(text: &str) -> Option<(i64, i64, i64)> {
+    let mut parts = text.split(':').map(str::parse::<i64>);
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(config)), Some(Ok(first)), Some(Ok(last)), None) if first <= last => Some((config, first, last)),
+        _ => None,
+    }
+}
 
 impl PgStore {
     /// Follows the log rows every process on this database writes (each settled batch as one
@@ -26,10 +37,7 @@ impl PgStore {
             .get_or_try_init(|| async {
                 let mut listener = PgListener::connect_with(&self.pool).await?;
                 listener.listen(CHANNEL).await?;
-                // Only rows committed from here on are news; older ones are the pages' to show.
-                let floor: i64 =
-                    sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM delivery_log").fetch_one(&self.pool).await?;
-                let task = tokio::spawn(follow(listener, self.pool.clone(), self.log_events.clone(), floor));
+                let task = tokio::spawn(follow(listener, self.pool.clone(), self.log_events.clone()));
                 Ok::<_, StoreError>(FollowTask(task))
             })
             .await?;
@@ -47,13 +55,7 @@ impl Drop for FollowTask {
     }
 }
 
-async fn follow(
-    mut listener: PgListener,
-    pool: sqlx::PgPool,
-    out: tokio::sync::broadcast::Sender<Arc<Vec<LogEntry>>>,
-    floor: i64,
-) {
-    let mut seen: HashMap<i64, i64> = HashMap::new();
+async fn follow(mut listener: PgListener, pool: sqlx::PgPool, out: tokio::sync::broadcast::Sender<Arc<Vec<LogEntry>>>) {
     loop {
         // A lost connection is re-established by the listener (notifications in between are
         // missed; the window's next page shows those rows).
@@ -61,18 +63,26 @@ async fn follow(
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             continue;
         };
-        let Ok(config_id) = notification.payload().parse::<i64>() else { continue };
-        let after = *seen.get(&config_id).unwrap_or(&floor);
-        let rows = match PgStore::log_rows_after(&pool, config_id, after, ROWS_PER_READ).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "the live log could not read new rows");
-                continue;
+        let Some((config_id, first, last)) = parse_payload(notification.payload()) else { continue };
+        match PgStore::log_rows_between(&pool, config_id, first, last).await {
+            Ok(rows) if !rows.is_empty() => {
+                let _ = out.send(Arc::new(rows));
             }
-        };
-        if let Some(last) = rows.last() {
-            seen.insert(config_id, last.id);
-            let _ = out.send(Arc::new(rows));
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the live log could not read new rows"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_names_a_config_and_its_rows() {
+        assert_eq!(parse_payload(&payload(3, 100, 140)), Some((3, 100, 140)));
+        for bad in ["3", "3:1", "3:9:1", "x:1:2", "3:1:2:4", ""] {
+            assert_eq!(parse_payload(bad), None, "{bad}");
         }
     }
 }

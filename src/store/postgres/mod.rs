@@ -86,15 +86,55 @@ pub struct PgStore {
 /// (under the open lock). It is in the database, not in one computer's keychain: every desktop
 /// and worker of the team files and erases players under the same key (see
 /// docs/ARCHITECTURE.md, "Team workspace").
-async fn shared_player_key(conn: &mut sqlx::PgConnection) -> Result<PlayerKeyer, StoreError> {
-    let fresh = PlayerKeyer::fresh_hex()?;
+///
+/// A database first opened by an earlier version kept its key in that computer's keychain:
+/// that key moves into the database, so its erasures keep finding the rows filed under it.
+async fn shared_player_key(
+    conn: &mut sqlx::PgConnection,
+    keychain: Option<Arc<dyn crate::secrets::SecretStore>>,
+) -> Result<PlayerKeyer, StoreError> {
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT value FROM meta WHERE name = 'player_key'").fetch_optional(&mut *conn).await?;
+    if let Some(stored) = stored {
+        return PlayerKeyer::from_hex(&stored);
+    }
+    // Only a database with players filed already asks the keychain (a new one never does).
+    let filed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM delivery_log WHERE player_key IS NOT NULL)
+             OR EXISTS (SELECT 1 FROM erased_player_keys) OR EXISTS (SELECT 1 FROM goal_conversions)",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let earlier = match filed {
+        true => earlier_player_key(conn, keychain).await?,
+        false => None,
+    };
+    let key = match earlier {
+        Some(secret) => zeroize::Zeroizing::new(secret.expose().to_owned()),
+        None => PlayerKeyer::fresh_hex()?,
+    };
+    PlayerKeyer::from_hex(&key)?;
     sqlx::query("INSERT INTO meta (name, value) VALUES ('player_key', $1) ON CONFLICT (name) DO NOTHING")
-        .bind(fresh.as_str())
+        .bind(key.as_str())
         .execute(&mut *conn)
         .await?;
     let stored: String =
         sqlx::query_scalar("SELECT value FROM meta WHERE name = 'player_key'").fetch_one(&mut *conn).await?;
     PlayerKeyer::from_hex(&stored)
+}
+
+/// The player key an earlier version kept in this computer's keychain for the database, if
+/// any. No keychain (a server) or one that does not answer within a few seconds: none.
+async fn earlier_player_key(
+    conn: &mut sqlx::PgConnection,
+    keychain: Option<Arc<dyn crate::secrets::SecretStore>>,
+) -> Result<Option<crate::secrets::Secret>, StoreError> {
+    let instance: String =
+        sqlx::query_scalar("SELECT value FROM meta WHERE name = 'instance_id'").fetch_one(&mut *conn).await?;
+    let keychain = keychain.unwrap_or_else(|| Arc::new(crate::secrets::Keychain::system()));
+    let entry = format!("player-key-{instance}");
+    let asked = crate::secrets::blocking(keychain, move |k| k.get(&entry));
+    Ok(tokio::time::timeout(Duration::from_secs(5), asked).await.ok().and_then(Result::ok).flatten())
 }
 
 /// A URL without its password, for messages.
@@ -111,7 +151,7 @@ fn redacted(url: &str) -> String {
 }
 
 impl PgStore {
-    pub async fn open(url: &str, _settings: StoreOptions) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, settings: StoreOptions) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::BadDatabaseUrl { url: redacted(url), reason: e.to_string() })?;
         let options = if std::env::var_os("POSTBACK_LOG_SQL").is_some() {
@@ -135,7 +175,7 @@ impl PgStore {
                 .bind(hex::encode(bytes))
                 .execute(&mut *conn)
                 .await?;
-            shared_player_key(&mut conn).await
+            shared_player_key(&mut conn, settings.keychain.clone()).await
         }
         .await;
         let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(OPEN_LOCK).execute(&mut *conn).await;

@@ -8,7 +8,7 @@
 //! it wrote) or reads the erasure inside its own transaction (and files the player under no
 //! key, their items redacted).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use sqlx::{Postgres, QueryBuilder};
 
@@ -130,13 +130,14 @@ async fn apply_rows(tx: &mut sqlx::PgConnection, token: &str, at: i64, rows: Row
 }
 
 /// Appends attempts to the delivery log, each under its key in `keys`, and counts them in the
-/// hourly totals.
+/// hourly totals. Returns each config's first and last new row id, for the live log.
 async fn insert_log(
     tx: &mut sqlx::PgConnection,
     entries: &[NewLogEntry],
     keys: &[Option<String>],
     request_ids: &[i64],
-) -> Result<(), StoreError> {
+) -> Result<BTreeMap<i64, (i64, i64)>, StoreError> {
+    let mut ranges: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     for (chunk, keys) in entries.chunks(INSERT_ROWS).zip(keys.chunks(INSERT_ROWS)) {
         let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
             "INSERT INTO delivery_log (at, config_id, network, event_name, event_id, goal_key, player_key, status,
@@ -160,7 +161,13 @@ async fn insert_log(
                 .push_bind(e.request.and_then(|i| request_ids.get(i).copied()))
                 .push_bind(e.item_index);
         });
-        insert.build().execute(&mut *tx).await?;
+        // A plain multi-row INSERT returns its rows in the order of its VALUES.
+        insert.push(" RETURNING id");
+        let ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+        for (id, entry) in ids.into_iter().zip(chunk) {
+            let range = ranges.entry(entry.config_id).or_insert((id, id));
+            *range = (range.0.min(id), range.1.max(id));
+        }
     }
     let hourly = hourly_counts(entries);
     if !hourly.is_empty() {
@@ -172,7 +179,7 @@ async fn insert_log(
         upsert.push(" ON CONFLICT (hour, config_id, status) DO UPDATE SET count = log_hourly.count + excluded.count");
         upsert.build().execute(&mut *tx).await?;
     }
-    Ok(())
+    Ok(ranges)
 }
 
 impl PgStore {
@@ -195,13 +202,13 @@ impl PgStore {
         let request_ids = insert_requests(&mut tx, &prepared.requests_without(&erased)?).await?;
         insert_request_items(&mut tx, &prepared.unlogged_kept(&erased), &prepared.requests, &request_ids).await?;
         let keys = keys_unless_erased(&prepared.keys, &erased);
-        insert_log(&mut tx, &s.log, &keys, &request_ids).await?;
-        // Delivered at commit, to every process that follows the log (follow.rs).
-        let configs: std::collections::BTreeSet<i64> = s.log.iter().map(|e| e.config_id).collect();
-        for config_id in configs {
+        let ranges = insert_log(&mut tx, &s.log, &keys, &request_ids).await?;
+        // Delivered at commit, to every process that follows the log (follow.rs): the exact
+        // rows, whatever order concurrent settles commit in.
+        for (config_id, (first, last)) in ranges {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(super::follow::CHANNEL)
-                .bind(config_id.to_string())
+                .bind(super::follow::payload(config_id, first, last))
                 .execute(&mut *tx)
                 .await?;
         }

@@ -203,22 +203,23 @@ macro_rules! log {
                 Ok(q.build_query_scalar::<i64>().fetch_one(&self.pool).await?.max(0) as u64)
             }
 
-            /// A config's rows past id `after`, oldest first: what a live view has not seen.
-            /// (PostgreSQL's live log reads with it; SQLite's hands its own rows over.)
+            /// A config's rows with ids from `first` to `last`, oldest first: one settle's, for
+            /// a live view. (PostgreSQL's live log reads with it; SQLite's hands its own rows
+            /// over.)
             #[allow(dead_code)]
-            pub async fn log_rows_after(
+            pub async fn log_rows_between(
                 pool: &sqlx::Pool<$database>,
                 config_id: i64,
-                after: i64,
-                limit: i64,
+                first: i64,
+                last: i64,
             ) -> Result<Vec<LogEntry>, StoreError> {
                 let rows = sqlx::query(&format!(
-                    "SELECT {LOG_COLUMNS} FROM delivery_log l WHERE l.id > $1 AND l.config_id = $2
-                     ORDER BY l.id LIMIT $3"
+                    "SELECT {LOG_COLUMNS} FROM delivery_log l WHERE l.id BETWEEN $1 AND $2 AND l.config_id = $3
+                     ORDER BY l.id"
                 ))
-                .bind(after)
+                .bind(first)
+                .bind(last)
                 .bind(config_id)
-                .bind(limit)
                 .fetch_all(pool)
                 .await?;
                 rows.iter().map(entry_of).collect()

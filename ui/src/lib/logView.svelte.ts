@@ -118,10 +118,16 @@ export class LogView {
       if (generation !== this.generation) return;
       const loaded = new Set(rows.map((r) => r.id));
       const late = (this.arrivedWhileLoading ?? []).filter((r) => !loaded.has(r.id));
+      this.arrivedWhileLoading = null;
       this.rows = rows;
       this.summary = summary;
       this.done = rows.length < PAGE;
-      if (late.length) this.append(late);
+      if (late.length) {
+        // Shown at once; counted by a fresh chart (the first one may or may not hold them).
+        this.prepend(late);
+        const counted = await backend.logSummary({ ...filter, statuses: [], event_id: null });
+        if (generation === this.generation) this.summary = counted;
+      }
     } catch (e) {
       if (generation === this.generation) this.error = (e as BackendError).message;
     } finally {
@@ -162,13 +168,19 @@ export class LogView {
     return true;
   }
 
+  /** Shows the rows of `batch` that match and are not shown yet; returns those not shown yet. */
+  private prepend(batch: LogEntry[]): LogEntry[] {
+    const shown = new Set(this.rows.map((r) => r.id));
+    const unseen = batch.filter((r) => !shown.has(r.id));
+    const fresh = unseen.filter((r) => this.matches(r)).sort((a, b) => b.at - a.at || b.id - a.id);
+    if (fresh.length) this.rows = [...fresh, ...this.rows];
+    return unseen;
+  }
+
   /** Live rows from the dispatcher: prepended when they match; the chart and totals follow. */
   append(batch: LogEntry[]) {
     this.arrivedWhileLoading?.push(...batch);
-    const shown = new Set(this.rows.map((r) => r.id));
-    batch = batch.filter((r) => !shown.has(r.id));
-    const fresh = batch.filter((r) => this.matches(r)).sort((a, b) => b.at - a.at || b.id - a.id);
-    if (fresh.length) this.rows = [...fresh, ...this.rows];
+    batch = this.prepend(batch);
     const summary = this.summary;
     if (!summary) return;
     const f = this.filter();
