@@ -413,7 +413,7 @@ fn log_prints_the_delivery_log() {
     assert!(!String::from_utf8_lossy(&shown.stdout).contains(postback::sandbox::TIKTOK_TOKEN));
 }
 
-/// `serve --ingest` refuses a non-loopback address without TLS; on loopback it takes `postback demo`'s
+/// `serve --ingest` refuses a non-loopback address without TLS; behind a TLS proxy it takes `postback demo`'s
 /// events (token from `POSTBACK_INGEST_TOKEN`), and a CSV file imports from the command line.
 #[test]
 fn serve_ingest_takes_the_demo_and_import_reads_csv() {
@@ -439,7 +439,9 @@ fn serve_ingest_takes_the_demo_and_import_reads_csv() {
         postback()
             .arg("--data-dir")
             .arg(&data)
-            .args(["serve", "--ingest", &format!("127.0.0.1:{port}")])
+            // All addresses, plain HTTP: as behind a TLS-terminating proxy (the only way
+            // without a certificate); the test's requests stay on loopback.
+            .args(["serve", "--ingest", &format!("0.0.0.0:{port}"), "--behind-tls-proxy"])
             .env("POSTBACK_INGEST_TOKEN", "pbd_cli_token")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -120,7 +120,7 @@ async fn connector(workspace: &Workspace) -> Result<(Store, Connector, Game), Co
     // Typed errors: a missing keychain (which holds the log's player key) is reported as
     // `keychain_unavailable`, not as a storage failure.
     let store = workspace.open_store().await?;
-    let first_game = crate::sandbox::ensure_demo_game(&store, &crate::sandbox_base_url()).await?;
+    let first_game = workspace.first_game(&store).await.map_err(ConnectError::Local)?;
     let connector = Connector::new(store.clone(), Arc::new(workspace.credentials(&store).await?));
     Ok((store, connector, first_game))
 }

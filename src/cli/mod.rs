@@ -100,8 +100,7 @@ pub fn preview_command(
 /// (the default of commands that take `--game`).
 async fn open(workspace: &Workspace) -> Result<(Store, Game), String> {
     let store = workspace.open_store().await.map_err(|e| e.to_string())?;
-    let first_game =
-        crate::sandbox::ensure_demo_game(&store, &crate::sandbox_base_url()).await.map_err(|e| e.to_string())?;
+    let first_game = workspace.first_game(&store).await?;
     Ok((store, first_game))
 }
 

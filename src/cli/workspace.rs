@@ -55,6 +55,18 @@ impl Workspace {
         Ok(Credentials::new(self.secret_store(store).await?))
     }
 
+    /// The game commands start from: on the local workspace the sandbox demo game of a first
+    /// start; on a PostgreSQL workspace its first game (an empty one when it has none: the
+    /// sandbox's configs would send to each worker's own loopback).
+    pub async fn first_game(&self, store: &Store) -> Result<crate::model::Game, String> {
+        match self.database {
+            None => {
+                crate::sandbox::ensure_demo_game(store, &crate::sandbox_base_url()).await.map_err(|e| e.to_string())
+            }
+            Some(_) => crate::team::first_game(store).await.map_err(|e| e.to_string()),
+        }
+    }
+
     /// Whether this process is the only one that may deliver from it (the SQLite file), so
     /// that the data directory's writer lock applies.
     pub fn is_embedded(&self) -> bool {
