@@ -2,27 +2,15 @@
 //! URL (the throwaway PostgreSQL cluster of scripts/with-postgres.sh, the URL in the real
 //! Secret Service of scripts/with-keyring.sh), then back to the local one and again.
 
+mod ipc;
+use ipc::invoke;
+
 use postback::model::{ApiError, AppInfo, EngineState};
 use postback::store::{Store, StoreOptions};
 use postback::team::known::WorkspaceList;
 use serde_json::{json, Value};
-use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
-use tauri::webview::InvokeRequest;
+use tauri::test::{mock_builder, mock_context, noop_assets};
 use tauri::WebviewWindowBuilder;
-
-fn invoke(webview: &tauri::WebviewWindow<tauri::test::MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
-    let request = InvokeRequest {
-        cmd: cmd.into(),
-        callback: CallbackFn(0),
-        error: CallbackFn(1),
-        url: "tauri://localhost".parse().expect("url"),
-        body: InvokeBody::Json(args),
-        headers: Default::default(),
-        invoke_key: INVOKE_KEY.to_owned(),
-    };
-    get_ipc_response(webview, request).map(|body| body.deserialize::<Value>().expect("json body"))
-}
 
 fn refused(webview: &tauri::WebviewWindow<tauri::test::MockRuntime>, cmd: &str, args: Value) -> ApiError {
     serde_json::from_value(invoke(webview, cmd, args).expect_err("refused")).expect("{code, message, field}")
