@@ -108,7 +108,7 @@ test('disconnecting Reddit asks first and removes the config; connecting it agai
   await pixel.waitForExist();
   assert.equal(await focusedId(browser), 'reddit-pixel');
   await pixel.setValue('a2_demo2026');
-  assert.equal(await browser.$(`${card('reddit')} input[type=checkbox]`).isSelected(), true);
+  assert.equal(await browser.$(`${card('reddit')} label.check input`).isSelected(), true);
   await browser.$(`${card('reddit')} button.link`).click();
   await browser.$('#reddit-test_code').setValue('t2_demo');
   await browser.keys('Enter'); // Enter submits

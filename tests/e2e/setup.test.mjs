@@ -67,7 +67,7 @@ test('goals: "First purchase" once per player and "Any launch", in order', async
 
 async function connectOnSandbox(network, pixel) {
   await browser.$(`${card(network)} [data-testid="connect"]`).click();
-  const box = await browser.$(`${card(network)} input[type=checkbox]`);
+  const box = await browser.$(`${card(network)} label.check input`);
   await box.waitForExist();
   if (!(await box.isSelected())) await box.click();
   if (pixel && network !== 'x') await browser.$(`#${network}-pixel`).setValue(pixel);
