@@ -111,3 +111,21 @@ export async function screenshot(browser, name) {
   const dir = process.env.SCREENSHOT_DIR;
   if (dir) await browser.saveScreenshot(join(dir, `${name}.png`));
 }
+
+// axe-core, from the UI package's dev dependencies, injected into the window under test.
+const axeSource = (await import('node:fs')).readFileSync(
+  createRequire(resolve(root, 'ui/package.json')).resolve('axe-core/axe.min.js'),
+  'utf8',
+);
+
+/** The serious and critical accessibility violations axe-core finds in the window now. */
+export async function axeViolations(browser) {
+  await browser.execute(axeSource);
+  const found = await browser.executeAsync((done) => {
+    window.axe
+      .run(document, { resultTypes: ['violations'] })
+      .then((r) => done(r.violations.map((v) => ({ id: v.id, impact: v.impact, where: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }))))
+      .catch((e) => done([{ id: 'axe-failed', impact: 'critical', where: [String(e)] }]));
+  });
+  return found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
