@@ -110,6 +110,7 @@ test('disconnecting Reddit asks first and removes the config; connecting it agai
   await pixel.setValue('a2_demo2026');
   assert.equal(await browser.$(`${card('reddit')} label.check input`).isSelected(), true);
   await browser.$(`${card('reddit')} button.link`).click();
+  await until(browser, async () => (await browser.$('#reddit-token').getValue()) !== '', 5000, 'the demo token');
   await browser.$('#reddit-test_code').setValue('t2_demo');
   await browser.keys('Enter'); // Enter submits
   const notice = await textOf(browser, `${card('reddit')} [data-testid="notice"]`);

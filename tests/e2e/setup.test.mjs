@@ -72,6 +72,10 @@ async function connectOnSandbox(network, pixel) {
   if (!(await box.isSelected())) await box.click();
   if (pixel && network !== 'x') await browser.$(`#${network}-pixel`).setValue(pixel);
   await browser.$(`${card(network)} button.link`).click();
+  // The demo-token button asks the sandbox which token works: wait for it in the field.
+  if (network !== 'x') {
+    await until(browser, async () => (await browser.$(`#${network}-token`).getValue()) !== '', 5000, 'the demo token');
+  }
   await browser.$(`${card(network)} button[type="submit"]`).click();
   if (network === 'x') {
     const pixelInput = await browser.$('#x-pixel');
