@@ -60,14 +60,8 @@ pub async fn init(store: &Store, key_file: &Path) -> Result<WorkspacePublicKey, 
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WorkerStatus {
-    pub host: String,
-    pub version: String,
-    pub started_at_ms: i64,
-    pub last_seen_ms: i64,
-    pub live: bool,
-}
+/// A worker of the workspace (host, version, started, last seen, running now).
+pub type WorkerStatus = crate::store::WorkerRow;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConfigStatus {
@@ -108,18 +102,7 @@ pub async fn status(store: &Store) -> Result<TeamStatus, TeamError> {
             });
         }
     }
-    let workers = rows
-        .workers
-        .into_iter()
-        .map(|w| WorkerStatus {
-            host: w.host,
-            version: w.version,
-            started_at_ms: w.started_at_ms,
-            last_seen_ms: w.last_seen_ms,
-            live: w.live,
-        })
-        .collect();
-    Ok(TeamStatus { public_key: public.to_hex(), workers, configs })
+    Ok(TeamStatus { public_key: public.to_hex(), workers: rows.workers, configs })
 }
 
 /// A config without a delivering worker for this long is a health warning on its card.

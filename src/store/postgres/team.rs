@@ -5,7 +5,7 @@ use super::{PgStore, StoreError};
 use crate::store::rows::WorkerLabel;
 
 /// A worker as `postback workspace status` and the window show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WorkerRow {
     pub host: String,
     pub version: String,
