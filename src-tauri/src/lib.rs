@@ -4,6 +4,7 @@ pub mod background;
 pub mod commands;
 pub mod dialogs;
 pub mod live;
+pub mod rendering;
 pub mod sources;
 pub mod state;
 pub mod switch;

@@ -5,6 +5,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    postback_desk_lib::rendering::prefer_non_composited_drawing();
     postback::tune_allocator();
     postback_desk_lib::run();
 }
