@@ -39,8 +39,9 @@ export class LogView {
   /** A chart bar the user clicked: [start, end) in epoch ms. */
   bar = $state<[number, number] | null>(null);
 
-  rows = $state<LogEntry[]>([]);
-  summary = $state<LogSummary | null>(null);
+  // Raw: always replaced whole, never edited in place, so no deep proxy per row.
+  rows = $state.raw<LogEntry[]>([]);
+  summary = $state.raw<LogSummary | null>(null);
   done = $state(false);
   loading = $state(false);
   error = $state<string | null>(null);
