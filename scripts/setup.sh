@@ -14,6 +14,8 @@ $want_tests && packages+=(webkit2gtk-driver xvfb xauth imagemagick gnome-keyring
 $want_tests && packages+=(postgresql openssl)
 # The worker's systemd unit is checked with systemd-analyze.
 $want_tests && packages+=(systemd)
+# The .deb's declared dependency beyond WebKitGTK: installed here so its install test needs no mirror.
+$want_tests && packages+=(xdg-utils)
 
 missing=()
 for p in "${packages[@]}"; do

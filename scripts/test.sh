@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check and test of the project, as CI runs it: formatting, lints, Rust tests (engine,
 # store on real SQLite, Tauri commands), contract cases through the CLI, UI type check and unit
-# tests, and the end-to-end test in the real window under Xvfb. Prints one summary line.
+# tests, the end-to-end test in the real window under Xvfb, and the packages, installed and run.
+# Prints one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -53,13 +54,21 @@ step "end to end in the real window (Xvfb + tauri-driver + WebKitWebDriver; a th
 xvfb-run -a --server-args="-screen 0 1280x800x24" bash scripts/with-postgres.sh bash scripts/with-keyring.sh \
   node --test --test-concurrency=1 --test-reporter=tap tests/e2e/ 2>&1 | tee "$logs/e2e.log"
 
+step "packages (.deb, .rpm) with the Tauri bundler; the .deb installed with apt-get, its app run under Xvfb, removed"
+bash scripts/package.sh
+deb=$(ls -t target/release/bundle/deb/*.deb | head -1)
+POSTBACK_DEB="$deb" xvfb-run -a --server-args="-screen 0 1280x800x24" bash scripts/with-keyring.sh \
+  node --test --test-concurrency=1 --test-reporter=tap tests/package/ 2>&1 | tee "$logs/package.log"
+
 passed=0
 failed=0
 add() { passed=$((passed + ${1:-0})); failed=$((failed + ${2:-0})); }
 while read -r p f; do add "$p" "$f"; done < <(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$logs/cargo.log")
 read -r p f < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$logs/contract.log" | tail -1) && add "$p" "$f"
 p=$(sed -n 's/.*Tests *\([0-9]*\) passed.*/\1/p' "$logs/vitest.log" | tail -1); add "${p:-0}" 0
-p=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$logs/e2e.log" | tail -1); f=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$logs/e2e.log" | tail -1); add "${p:-0}" "${f:-0}"
+for tap in "$logs/e2e.log" "$logs/package.log"; do
+  p=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$tap" | tail -1); f=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$tap" | tail -1); add "${p:-0}" "${f:-0}"
+done
 echo
 echo "total: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
