@@ -33,8 +33,9 @@ const cpuTicks = (pid) => {
 };
 const parentOf = (pid) => Number(procStat(pid)[1]);
 const commandOf = (pid) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-const rssMegabytes = (pid) => {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+/** Resident memory (or one part of it: RssAnon, RssFile) of a process, in MB. */
+const rssMegabytes = (pid, field = 'VmRSS') => {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`));
   return Number(line.split(/\s+/)[1]) / 1024;
 };
 const processes = () => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
@@ -94,13 +95,17 @@ async function main() {
     await until(browser, async () => (await browser.$$('[data-testid="integrations"] > li')).length === 3, 30000, 'the cards');
     const { app: appPid, web } = findProcesses();
     // When the first page had its data on screen, on the page's own clock (see main.ts).
-    const painted = await browser.execute(() => {
+    const [navigated, painted] = await browser.execute(() => {
       const mark = performance.getEntriesByName('first-page')[0];
-      return mark ? performance.timeOrigin + mark.startTime : null;
+      return [performance.timeOrigin, mark ? performance.timeOrigin + mark.startTime : null];
     });
-    figures.first_page_ms = painted === null ? null : Math.round(painted - startedAt(appPid) * 1000);
+    const started = startedAt(appPid) * 1000;
+    // Split at the page's navigation: before it, the app's start-up and WebKit's processes.
+    figures.navigation_ms = Math.round(navigated - started);
+    figures.first_page_ms = painted === null ? null : Math.round(painted - started);
     await sleep(5000);
     figures.app_idle_rss_mb = Math.round(rssMegabytes(appPid));
+    figures.app_idle_anon_mb = Math.round(rssMegabytes(appPid, 'RssAnon'));
     figures.web_idle_rss_mb = Math.round(rssMegabytes(web));
     figures.idle_cpu = await share(web, WINDOW_SECONDS);
 
@@ -130,8 +135,8 @@ if (process.argv.includes('--json')) {
 } else {
   const pct = (x) => `${(x * 100).toFixed(1)} %`;
   console.log(`binary: ${figures.binary}`);
-  console.log(`first page painted: ${figures.first_page_ms} ms after the process started`);
-  console.log(`idle: app RSS ${figures.app_idle_rss_mb} MB, web view RSS ${figures.web_idle_rss_mb} MB, web view CPU ${pct(figures.idle_cpu)}`);
+  console.log(`first page painted: ${figures.first_page_ms} ms after the process started (page navigation began at ${figures.navigation_ms} ms)`);
+  console.log(`idle: app RSS ${figures.app_idle_rss_mb} MB (${figures.app_idle_anon_mb} MB anonymous), web view RSS ${figures.web_idle_rss_mb} MB, web view CPU ${pct(figures.idle_cpu)}`);
   console.log('page            | web view CPU, demo 10/s | app CPU | one visit (CPU s, no demo)');
   for (const [, title] of PAGES) {
     const p = figures.pages[title];
