@@ -1,5 +1,6 @@
 //! The OS keychain behind a small trait: one entry per config credential, named by its
-//! `credential_ref`. On Linux the store is the Secret Service (GNOME Keyring, KWallet).
+//! `credential_ref`. On Linux the store is the Secret Service (GNOME Keyring, KWallet), on
+//! macOS the login keychain, on Windows Credential Manager.
 //! Calls block (D-Bus round trips): async callers go through [`blocking`].
 
 use std::sync::{Arc, Mutex};
@@ -33,7 +34,7 @@ pub struct Keychain {
 }
 
 impl Keychain {
-    /// The platform keychain (Secret Service on Linux).
+    /// The platform keychain (Secret Service, macOS Keychain, Windows Credential Manager).
     pub fn system() -> Self {
         Keychain { connect: connect_system, store: Mutex::new(None) }
     }
@@ -74,9 +75,27 @@ fn connect_system() -> Result<Arc<CredentialStore>, SecretsError> {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+/// The user's login keychain.
+#[cfg(target_os = "macos")]
 fn connect_system() -> Result<Arc<CredentialStore>, SecretsError> {
-    Err(SecretsError::Unavailable("this build has a keychain backend for Linux (Secret Service) only".into()))
+    match apple_native_keyring_store::keychain::Store::new() {
+        Ok(store) => Ok(store),
+        Err(e) => Err(SecretsError::Unavailable(short(&e))),
+    }
+}
+
+/// Windows Credential Manager (generic credentials of the signed-in user).
+#[cfg(target_os = "windows")]
+fn connect_system() -> Result<Arc<CredentialStore>, SecretsError> {
+    match windows_native_keyring_store::Store::new() {
+        Ok(store) => Ok(store),
+        Err(e) => Err(SecretsError::Unavailable(short(&e))),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+fn connect_system() -> Result<Arc<CredentialStore>, SecretsError> {
+    Err(SecretsError::Unavailable("this system has no keychain Postback Desk can use".into()))
 }
 
 /// Keyring errors as ours. `BadEncoding` / `BadDataFormat` carry the raw bytes: never shown.
