@@ -18,6 +18,7 @@ mod serving;
 pub mod setup;
 pub mod store;
 pub mod team;
+pub mod tester;
 pub mod watch;
 
 /// For binaries that use mimalloc as their allocator: give freed memory back to the OS at once

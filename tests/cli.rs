@@ -379,6 +379,53 @@ fn replay_and_disconnect_say_what_they_do() {
     assert!(run(&["disconnect", "--config", &config_id]).status.success(), "nothing waits any more");
 }
 
+/// `test-send` puts one event under the network's test code: the sandbox counts it as a test
+/// event, not a live one; nothing is queued or logged, and the token never shows. A missing
+/// config, a blank code and a skipped event are refused with the field to fix.
+#[test]
+fn test_send_shows_under_the_test_code_and_is_never_queued_or_logged() {
+    let sandbox = sandbox_process();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| run_on(&data, args);
+    let config_id = connect_tiktok(&data, &sandbox.1, "CTST0000001");
+    let before = sandbox_stats(&sandbox.1);
+    let now = chrono::Utc::now().to_rfc3339();
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, PURCHASE.replace("2026-11-20T10:15:30Z", &now)).unwrap();
+    let event = event.to_str().unwrap();
+
+    let sent = run(&["test-send", "--config", &config_id, "--event", event, "--test-code", "TESTQA7"]);
+    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    let answer = stdout_json(&sent);
+    assert_eq!((answer["accepted"].as_bool(), answer["http_status"].as_u64()), (Some(true), Some(200)), "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("Test Events"), "{answer}");
+    assert_eq!(answer["request"]["body"]["test_event_code"], "TESTQA7");
+    assert_eq!(answer["request"]["headers"]["access-token"], "<redacted>");
+    assert!(!String::from_utf8_lossy(&sent.stdout).contains(postback::sandbox::TIKTOK_TOKEN));
+
+    let after = sandbox_stats(&sandbox.1);
+    let count = |stats: &Value, key: &str| stats["tiktok"][key].as_u64().unwrap_or(0);
+    assert_eq!(count(&after, "test_events"), count(&before, "test_events") + 1, "{after}");
+    assert_eq!(count(&after, "accepted"), count(&before, "accepted"), "a test send is not a live conversion");
+    let logged = run(&["log", "--format", "ndjson", "--since", "1h"]);
+    assert!(logged.status.success() && logged.stdout.is_empty(), "{}", String::from_utf8_lossy(&logged.stdout));
+    assert_eq!(stdout_json(&run(&["serve", "--until-idle"]))["success"], 0, "nothing was queued");
+
+    let refused = |args: &[&str], field: &str| {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+        assert_eq!(err["error"]["field"], field, "{err}");
+    };
+    refused(&["test-send", "--config", "999", "--event", event, "--test-code", "TESTQA7"], "config");
+    refused(&["test-send", "--config", &config_id, "--event", event, "--test-code", " "], "test_code");
+    let launch = dir.path().join("launch.json");
+    std::fs::write(&launch, PURCHASE.replace("\"purchase\"", "\"game_launch\"")).unwrap();
+    refused(&["test-send", "--config", &config_id, "--event", launch.to_str().unwrap(), "--test-code", "T1"], "event");
+    assert_eq!(count(&sandbox_stats(&sandbox.1), "test_events"), count(&after, "test_events"), "refusals send nothing");
+}
+
 /// `postback log` prints the rows the log page shows (table, CSV, NDJSON) and `--show` a row's
 /// drill-down; the tokens never appear.
 #[test]

@@ -63,6 +63,9 @@ enum Command {
     Validate(cli::ValidateArgs),
     /// Validate, then store the token in the OS keychain and save the config
     Connect(cli::ConnectArgs),
+    /// Send one event to a config's network in test mode (shows under Test Events); nothing is
+    /// queued or logged, and the test code is not kept
+    TestSend(cli::TestSendArgs),
     /// Remove a config's credential from the keychain, then the config
     Disconnect {
         #[arg(long)]
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
         }
         Command::Validate(args) => with_runtime(cli::validate_command(args)),
         Command::Connect(args) => with_runtime(cli::connect_command(workspace, args)),
+        Command::TestSend(args) => with_runtime(cli::test_send(workspace, args)),
         Command::Disconnect { config, discard_queued } => {
             with_runtime(cli::disconnect(workspace, config, discard_queued))
         }

@@ -12,12 +12,14 @@ mod log;
 mod setup;
 mod span;
 mod team;
+mod tester;
 mod workspace;
 pub use connect::{connect_command, disconnect, validate_command, ConnectArgs, ValidateArgs};
 pub use log::{log, LogArgs, LogFormat};
 pub use setup::{games, goals, map_tag, set_enabled, set_triggers, GamesCommand, GoalsArgs, MapTagArgs};
 pub use span::parse_span;
 pub use team::{workspace_command, WorkspaceCommand};
+pub use tester::{test_send, TestSendArgs};
 pub use workspace::Workspace;
 
 use crate::delivery::{now_ms, Dispatcher, DispatcherOptions, WriterLock};
