@@ -12,6 +12,7 @@ pub mod model;
 pub mod networks;
 pub mod oauth;
 pub mod private_files;
+pub mod quality;
 pub mod sandbox;
 pub mod secrets;
 mod serving;

@@ -1,0 +1,169 @@
+//! Match quality: how well a network can tie forwarded conversions to its users, from the share
+//! of conversions carrying each match key. Pure: the counts come from the store's aggregates.
+//! The formula and its sources are in docs/CONTRACT.md ("Match quality").
+
+use serde::Serialize;
+
+use crate::model::Network;
+
+/// The identifiers a network matches on (IP and user agent count as one key: sent together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKey {
+    ClickId,
+    Email,
+    Phone,
+    ExternalId,
+    IpAndUserAgent,
+}
+
+impl MatchKey {
+    pub const ALL: [MatchKey; 5] =
+        [MatchKey::ClickId, MatchKey::Email, MatchKey::Phone, MatchKey::ExternalId, MatchKey::IpAndUserAgent];
+
+    /// The key's name as a sentence uses it ("62 % of purchases carry no email").
+    fn words(self, network: Network) -> &'static str {
+        match (self, network) {
+            (MatchKey::ClickId, Network::TikTok) => "click id (ttclid)",
+            (MatchKey::ClickId, Network::Reddit) => "click id (rdt_cid)",
+            (MatchKey::ClickId, Network::X) => "click id (twclid)",
+            (MatchKey::Email, _) => "email",
+            (MatchKey::Phone, _) => "phone number",
+            (MatchKey::ExternalId, _) => "external id",
+            (MatchKey::IpAndUserAgent, _) => "IP address and user agent",
+        }
+    }
+
+    /// What the game server can do about a missing key.
+    fn advice(self) -> &'static str {
+        match self {
+            MatchKey::ClickId => "pass the click id from the install attribution or the landing URL with each event",
+            MatchKey::Email => "send email for players at full consent",
+            MatchKey::Phone => "send the phone number (with its country code) for players at full consent",
+            MatchKey::ExternalId => "send the player id the game already has as external id",
+            MatchKey::IpAndUserAgent => "send the device's IP address and user agent for players at full consent",
+        }
+    }
+}
+
+/// How much each key counts for `network` (0: the network takes no such key). Click ids match
+/// a conversion to the ad click itself; email and phone match a person across devices; the rest
+/// help less. Sources in docs/CONTRACT.md.
+pub fn weight(network: Network, key: MatchKey) -> u32 {
+    match (network, key) {
+        (_, MatchKey::ClickId) => 4,
+        (Network::TikTok | Network::X, MatchKey::Email | MatchKey::Phone) => 2,
+        (Network::Reddit, MatchKey::Email) => 2,
+        (Network::Reddit, MatchKey::Phone) => 1,
+        (Network::TikTok, MatchKey::IpAndUserAgent) => 1,
+        (Network::Reddit, MatchKey::IpAndUserAgent) => 2,
+        (Network::X, MatchKey::IpAndUserAgent) => 1,
+        (Network::TikTok | Network::Reddit, MatchKey::ExternalId) => 1,
+        (Network::X, MatchKey::ExternalId) => 0,
+    }
+}
+
+/// Conversions forwarded (or queued) and how many carried each key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    pub conversions: u64,
+    pub with_key: std::collections::BTreeMap<MatchKey, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct KeyShare {
+    pub key: MatchKey,
+    /// Share of conversions carrying the key, 0–1.
+    pub share: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct Quality {
+    pub conversions: u64,
+    /// 0–10, one decimal; `None` with no conversions.
+    pub score: Option<f64>,
+    /// The keys the network takes, with their shares.
+    pub keys: Vec<KeyShare>,
+    /// The one change that would raise the score most, in words.
+    pub fix: Option<String>,
+}
+
+/// The score over `counts` for `network`, for conversions of `what` ("purchases").
+pub fn quality(network: Network, what: &str, counts: &KeyCounts) -> Quality {
+    let keys: Vec<KeyShare> = MatchKey::ALL
+        .into_iter()
+        .filter(|&key| weight(network, key) > 0)
+        .map(|key| KeyShare { key, share: share(counts, key) })
+        .collect();
+    if counts.conversions == 0 {
+        return Quality { conversions: 0, score: None, keys, fix: None };
+    }
+    let total: u32 = keys.iter().map(|k| weight(network, k.key)).sum();
+    let weighted: f64 = keys.iter().map(|k| f64::from(weight(network, k.key)) * k.share).sum();
+    let score = (100.0 * weighted / f64::from(total)).round() / 10.0;
+    // The most to gain: weight × share missing (ties: the order of MatchKey::ALL).
+    let gain = |k: &KeyShare| f64::from(weight(network, k.key)) * (1.0 - k.share);
+    let best = keys.iter().filter(|k| k.share < 1.0).fold(None::<&KeyShare>, |best, k| match best {
+        Some(b) if gain(b) >= gain(k) => Some(b),
+        _ => Some(k),
+    });
+    let fix = best.map(|k| {
+        let missing = ((1.0 - k.share) * 100.0).round();
+        format!("{missing} % of {what} carry no {}: {}", k.key.words(network), k.key.advice())
+    });
+    Quality { conversions: counts.conversions, score: Some(score), keys, fix }
+}
+
+fn share(counts: &KeyCounts, key: MatchKey) -> f64 {
+    if counts.conversions == 0 {
+        return 0.0;
+    }
+    let with = counts.with_key.get(&key).copied().unwrap_or(0).min(counts.conversions);
+    with as f64 / counts.conversions as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(conversions: u64, keys: &[(MatchKey, u64)]) -> KeyCounts {
+        KeyCounts { conversions, with_key: keys.iter().copied().collect() }
+    }
+
+    #[test]
+    fn the_score_is_the_weighted_share_of_keys_out_of_ten() {
+        use MatchKey::*;
+        // TikTok weights: click 4, email 2, phone 2, external id 1, IP + UA 1 (total 10).
+        let all = counts(50, &[(ClickId, 50), (Email, 50), (Phone, 50), (ExternalId, 50), (IpAndUserAgent, 50)]);
+        assert_eq!(quality(Network::TikTok, "purchases", &all).score, Some(10.0));
+        assert_eq!(quality(Network::TikTok, "purchases", &all).fix, None, "nothing to add");
+        // Click 100 %, email 38 %, external id 100 %: (4 + 2·0.38 + 1) / 10 = 0.576 → 5.8.
+        let some = counts(100, &[(ClickId, 100), (Email, 38), (ExternalId, 100)]);
+        let q = quality(Network::TikTok, "purchases", &some);
+        assert_eq!(q.score, Some(5.8));
+        // Missing phone (2 × 1.0) beats missing email (2 × 0.62).
+        assert_eq!(
+            q.fix.as_deref(),
+            Some("100 % of purchases carry no phone number: send the phone number (with its country code) for players at full consent")
+        );
+        let q = quality(Network::TikTok, "purchases", &counts(100, &[(ClickId, 100), (Phone, 100), (Email, 38)]));
+        assert_eq!(q.fix.as_deref().map(|f| &f[..31]), Some("62 % of purchases carry no emai"));
+    }
+
+    #[test]
+    fn x_has_no_external_id_and_no_conversions_means_no_score() {
+        let q = quality(Network::X, "launches", &counts(0, &[]));
+        assert_eq!((q.score, q.fix), (None, None));
+        assert!(q.keys.iter().all(|k| k.key != MatchKey::ExternalId), "{:?}", q.keys);
+        // X: click 4, email 2, phone 2, IP + UA 1 (total 9); an external id adds nothing.
+        let q = quality(Network::X, "launches", &counts(10, &[(MatchKey::ClickId, 10), (MatchKey::ExternalId, 10)]));
+        assert_eq!(q.score, Some(4.4));
+    }
+
+    #[test]
+    fn counts_above_the_total_do_not_score_above_ten() {
+        let q = quality(Network::Reddit, "purchases", &counts(5, &[(MatchKey::ClickId, 9)]));
+        assert_eq!(q.keys[0].share, 1.0);
+        assert_eq!(q.score, Some(4.0), "Reddit: click 4 of 10");
+    }
+}
