@@ -46,6 +46,41 @@ impl MatchKey {
     }
 }
 
+/// The keys one conversion carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeySet(u8);
+
+impl KeySet {
+    pub fn insert(&mut self, key: MatchKey) {
+        self.0 |= 1 << key as u8;
+    }
+
+    pub fn contains(self, key: MatchKey) -> bool {
+        self.0 & (1 << key as u8) != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = MatchKey> {
+        MatchKey::ALL.into_iter().filter(move |&k| self.contains(k))
+    }
+}
+
+impl MatchKey {
+    /// Its name in the traffic counts and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchKey::ClickId => "click_id",
+            MatchKey::Email => "email",
+            MatchKey::Phone => "phone",
+            MatchKey::ExternalId => "external_id",
+            MatchKey::IpAndUserAgent => "ip_and_user_agent",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
 /// How much each key counts for `network` (0: the network takes no such key). Click ids match
 /// a conversion to the ad click itself; email and phone match a person across devices; the rest
 /// help less. Sources in docs/CONTRACT.md.
@@ -114,6 +149,79 @@ pub fn quality(network: Network, what: &str, counts: &KeyCounts) -> Quality {
     Quality { conversions: counts.conversions, score: Some(score), keys, fix }
 }
 
+/// The traffic-count kinds one queued conversion named `name` (goal or event) adds 1 to.
+pub fn count_kinds(keys: KeySet, name: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(format!("{COUNT_PREFIX}conversions:{name}"))
+        .chain(keys.iter().map(move |k| format!("{COUNT_PREFIX}{}:{name}", k.as_str())))
+}
+
+const COUNT_PREFIX: &str = "match:";
+
+/// Match quality of one config, over all its conversions and per goal (X) or event name.
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct ConfigQuality {
+    pub config_id: i64,
+    pub network: Network,
+    pub overall: Quality,
+    pub by_name: Vec<NamedQuality>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct NamedQuality {
+    pub name: String,
+    pub quality: Quality,
+}
+
+/// Reads the match counts among traffic counts (`(config id, kind, count)`, summed over a
+/// range) for the configs given with their networks; other kinds and configs are ignored.
+pub fn from_counts<'a>(
+    counts: impl IntoIterator<Item = (i64, &'a str, u64)>,
+    configs: &[(i64, Network)],
+) -> Vec<ConfigQuality> {
+    use std::collections::BTreeMap;
+    let mut per: BTreeMap<i64, BTreeMap<String, KeyCounts>> = BTreeMap::new();
+    for (config_id, kind, count) in counts {
+        let Some((what, name)) = kind.strip_prefix(COUNT_PREFIX).and_then(|rest| rest.split_once(':')) else {
+            continue;
+        };
+        let key = MatchKey::parse(what);
+        if what != "conversions" && key.is_none() {
+            continue;
+        }
+        let slot = per.entry(config_id).or_default().entry(name.to_owned()).or_default();
+        match key {
+            Some(key) => *slot.with_key.entry(key).or_default() += count,
+            None => slot.conversions += count,
+        }
+    }
+    configs
+        .iter()
+        .map(|&(config_id, network)| {
+            let names = per.remove(&config_id).unwrap_or_default();
+            let mut all = KeyCounts::default();
+            for counts in names.values() {
+                all.conversions += counts.conversions;
+                for (key, n) in &counts.with_key {
+                    *all.with_key.entry(*key).or_default() += n;
+                }
+            }
+            let by_name = names
+                .iter()
+                .map(|(name, counts)| NamedQuality {
+                    name: name.clone(),
+                    quality: quality(network, &plural(name), counts),
+                })
+                .collect();
+            ConfigQuality { config_id, network, overall: quality(network, "conversions", &all), by_name }
+        })
+        .collect()
+}
+
+/// "purchase" → "purchase events" for the fix's sentence (goal keys and event names alike).
+fn plural(name: &str) -> String {
+    format!("{name} events")
+}
+
 fn share(counts: &KeyCounts, key: MatchKey) -> f64 {
     if counts.conversions == 0 {
         return 0.0;
@@ -158,6 +266,39 @@ mod tests {
         // X: click 4, email 2, phone 2, IP + UA 1 (total 9); an external id adds nothing.
         let q = quality(Network::X, "launches", &counts(10, &[(MatchKey::ClickId, 10), (MatchKey::ExternalId, 10)]));
         assert_eq!(q.score, Some(4.4));
+    }
+
+    #[test]
+    fn counts_written_per_conversion_read_back_per_config_and_name() {
+        use MatchKey::*;
+        let mut both = KeySet::default();
+        both.insert(ClickId);
+        both.insert(Email);
+        let mut rows: Vec<(i64, String, u64)> = Vec::new();
+        let mut add = |config: i64, keys: KeySet, name: &str| {
+            for kind in count_kinds(keys, name) {
+                rows.push((config, kind, 1));
+            }
+        };
+        // Config 1 (TikTok): 4 purchases, 3 with click id + email, 1 with nothing; 1 launch.
+        for _ in 0..3 {
+            add(1, both, "purchase");
+        }
+        add(1, KeySet::default(), "purchase");
+        add(1, both, "game_launch");
+        add(9, both, "purchase"); // a config not asked for
+        let rows = rows.iter().map(|(c, k, n)| (*c, k.as_str(), *n)).chain([(1, "queued", 5), (1, "match:bogus:x", 3)]);
+        let got = from_counts(rows, &[(1, Network::TikTok), (2, Network::Reddit)]);
+        assert_eq!(got.len(), 2);
+        let tiktok = &got[0];
+        assert_eq!(tiktok.overall.conversions, 5);
+        // Click 4/5 and email 4/5: (4·0.8 + 2·0.8) / 10 = 0.48.
+        assert_eq!(tiktok.overall.score, Some(4.8));
+        let names: Vec<(&str, u64, Option<f64>)> =
+            tiktok.by_name.iter().map(|n| (n.name.as_str(), n.quality.conversions, n.quality.score)).collect();
+        // Purchases: click 3/4, email 3/4 → (3 + 1.5) / 10; launches: (4 + 2) / 10.
+        assert_eq!(names, [("game_launch", 1, Some(6.0)), ("purchase", 4, Some(4.5))]);
+        assert_eq!((got[1].overall.conversions, got[1].overall.score), (0, None), "no traffic, no score");
     }
 
     #[test]

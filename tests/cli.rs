@@ -426,6 +426,75 @@ fn test_send_shows_under_the_test_code_and_is_never_queued_or_logged() {
     assert_eq!(count(&sandbox_stats(&sandbox.1), "test_events"), count(&after, "test_events"), "refusals send nothing");
 }
 
+/// `quality` scores what was queued, from crafted events with known keys: TikTok weighs click id
+/// 4, email 2, phone 2, external id 1, IP + user agent 1 (docs/CONTRACT.md); a re-sent event
+/// and an event the config does not take count for nothing.
+#[test]
+fn quality_scores_the_keys_of_queued_conversions() {
+    let sandbox = sandbox_process();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| run_on(&data, args);
+    let config_id: i64 = connect_tiktok(&data, &sandbox.1, "CQUAL000001").parse().unwrap();
+    let event = |id: &str, name: &str, consent: &str, extra: &str| {
+        format!(
+            r#"{{"event_id": "{id}", "name": "{name}", "occurred_at": "2026-12-01T10:00:00Z", "player_id": "p-{id}",
+                "consent": "{consent}"{extra}}}"#
+        )
+        .replace('\n', " ")
+    };
+    let lines = [
+        // click id, email, external id, IP + user agent
+        event(
+            "q1",
+            "purchase",
+            "full",
+            r#", "click_ids": {"ttclid": "t1"}, "email": "A@x.io", "ip": "203.0.113.9", "user_agent": "UA/1""#,
+        ),
+        // click id, external id
+        event("q2", "purchase", "full", r#", "click_ids": {"ttclid": "t2"}"#),
+        // click id only: anonymous consent keeps the rest back
+        event("q3", "purchase", "anonymous", r#", "click_ids": {"ttclid": "t3"}, "email": "b@x.io""#),
+        // click id, phone, external id (TikTok takes no conversion without its click id)
+        event("q4", "purchase", "full", r#", "click_ids": {"ttclid": "t4"}, "phone": "+1 415 555 2671""#),
+        // not a trigger event of the config
+        event("q5", "game_launch", "full", r#", "click_ids": {"ttclid": "t5"}"#),
+    ];
+    let file = dir.path().join("quality.ndjson");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    // The demo game's Reddit and X sandbox configs take some of them too.
+    assert_eq!(stdout_json(&run(&["import", file.to_str().unwrap()]))["events"], 5);
+    std::fs::write(&file, &lines[0]).unwrap();
+    assert_eq!(stdout_json(&run(&["import", file.to_str().unwrap()]))["enqueued"], 0, "q1 again: a duplicate");
+
+    let out = run(&["quality", "--since", "1h"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let qualities = stdout_json(&out);
+    let tiktok = qualities.as_array().unwrap().iter().find(|q| q["config_id"] == config_id).expect("the config");
+    let overall = &tiktok["overall"];
+    assert_eq!(overall["conversions"], 4, "{overall}");
+    let shares: Vec<(String, f64)> = overall["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["key"].as_str().unwrap().to_owned(), k["share"].as_f64().unwrap()))
+        .collect();
+    let expected =
+        [("click_id", 1.0), ("email", 0.25), ("phone", 0.25), ("external_id", 0.75), ("ip_and_user_agent", 0.25)];
+    assert_eq!(shares, expected.map(|(k, s)| (k.to_owned(), s)));
+    // (4·1 + 2·0.25 + 2·0.25 + 1·0.75 + 1·0.25) / 10 = 0.6; email and phone would add 1.5 each:
+    // email comes first.
+    assert_eq!(overall["score"], 6.0);
+    assert_eq!(overall["fix"], "75 % of conversions carry no email: send email for players at full consent");
+    let by_name = tiktok["by_name"].as_array().unwrap();
+    assert_eq!(by_name.len(), 1, "only purchases were queued: {by_name:?}");
+    assert_eq!((&by_name[0]["name"], &by_name[0]["quality"]["score"]), (&Value::from("purchase"), &Value::from(6.0)));
+
+    let refused = run(&["quality", "--game", "77"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("postback games"), "a missing game names the fix");
+}
+
 /// `postback log` prints the rows the log page shows (table, CSV, NDJSON) and `--show` a row's
 /// drill-down; the tokens never appear.
 #[test]

@@ -78,6 +78,8 @@ enum Command {
     Replay(cli::ReplayArgs),
     /// The delivery log, newest first (table, CSV or NDJSON), or one row's drill-down
     Log(cli::LogArgs),
+    /// Match quality of each config over a range: key shares, a 0–10 score, the fix, as JSON
+    Quality(cli::QualityArgs),
     /// Send synthetic players' events through the ingest API at a steady rate
     Demo(cli::DemoArgs),
     /// Games: list, create, rename, delete, use, default-country
@@ -156,6 +158,7 @@ fn main() -> ExitCode {
         }
         Command::Replay(args) => with_runtime(cli::replay(workspace, args)),
         Command::Log(args) => with_runtime(cli::log(workspace, args)),
+        Command::Quality(args) => with_runtime(reported(cli::quality(workspace, args))),
         Command::Demo(args) => with_runtime(reported(cli::demo(workspace, args))),
         Command::Games(command) => with_runtime(cli::games(workspace, command)),
         Command::Goals(args) => with_runtime(cli::goals(workspace, args)),

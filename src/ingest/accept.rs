@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::identity::{self, PhoneCountry};
 use crate::model::{ConversionEvent, PostbackConfig, TriggerRule};
 use crate::networks;
+use crate::quality::{self, KeySet};
 use crate::store::{NewDelivery, Store, StoreError, StoredConfig, TrafficCount};
 
 /// Where events came from.
@@ -57,6 +58,39 @@ fn once_per_player(config: &PostbackConfig, goal_key: &str) -> bool {
     }
 }
 
+/// One conversion routing decided on: an event (its index) for a config and goal.
+#[derive(Debug, PartialEq, Eq)]
+struct Conversion {
+    event: usize,
+    config_id: i64,
+    goal_key: String,
+    /// The goal counts a player once.
+    once: bool,
+    /// The match keys it carries (for the match-quality counts).
+    keys: KeySet,
+}
+
+/// Traffic counts of match keys among the conversions queued (their event queued): per config
+/// and goal (X) or event name, `match:conversions:NAME` and `match:KEY:NAME` (crate::quality).
+fn match_key_counts(
+    conversions: &[Conversion],
+    events: &[ConversionEvent],
+    queued_events: &HashSet<String>,
+) -> BTreeMap<(i64, String), u64> {
+    let mut counts: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    for c in conversions {
+        let event = &events[c.event];
+        if !queued_events.contains(&event.event_id) {
+            continue;
+        }
+        let name = if c.goal_key.is_empty() { event.name.as_str() } else { c.goal_key.as_str() };
+        for kind in quality::count_kinds(c.keys, name) {
+            *counts.entry((c.config_id, kind)).or_default() += 1;
+        }
+    }
+    counts
+}
+
 /// Events of one game routed to its configs: what to queue and why the rest is not, each event
 /// serialised once for all of its conversions. Worked out before the write, so that the
 /// write lock is held only for writing (routing is most of accepting's CPU time).
@@ -66,8 +100,7 @@ pub struct Routed {
     events: Vec<ConversionEvent>,
     /// Per event, its JSON as queued.
     payloads: Vec<String>,
-    /// (event index, config id, goal key, the goal counts a player once).
-    conversions: Vec<(usize, i64, String, bool)>,
+    conversions: Vec<Conversion>,
     skipped_per_config: BTreeMap<(i64, &'static str), u64>,
     /// What routing decided; the write fills in what was queued.
     decided: Accepted,
@@ -87,7 +120,7 @@ impl Routed {
         let offset = self.events.len();
         self.events.extend(other.events);
         self.payloads.extend(other.payloads);
-        self.conversions.extend(other.conversions.into_iter().map(|(i, c, g, o)| (i + offset, c, g, o)));
+        self.conversions.extend(other.conversions.into_iter().map(|c| Conversion { event: c.event + offset, ..c }));
         for (key, n) in other.skipped_per_config {
             *self.skipped_per_config.entry(key).or_default() += n;
         }
@@ -129,9 +162,10 @@ pub fn route(
             match networks::admit(&stored.config, event, erased.contains(&event.player_id), &mut matchability) {
                 Ok(goals) => {
                     decided.routed_events.insert(event.event_id.clone());
+                    let keys = matchability.keys(&stored.config, event);
                     for goal_key in goals {
                         let once = once_per_player(&stored.config, &goal_key);
-                        conversions.push((index, stored.id, goal_key, once));
+                        conversions.push(Conversion { event: index, config_id: stored.id, goal_key, once, keys });
                     }
                 }
                 Err(skip) => {
@@ -161,8 +195,10 @@ pub async fn write(store: &Store, routed: Routed, source: Source, now_ms: i64) -
     }
     let wanted: Vec<NewDelivery> = conversions
         .iter()
-        .map(|(index, config_id, goal_key, once)| {
-            NewDelivery::new(*config_id, &events[*index]).for_goal(goal_key, *once).with_payload(&payloads[*index])
+        .map(|c| {
+            NewDelivery::new(c.config_id, &events[c.event])
+                .for_goal(&c.goal_key, c.once)
+                .with_payload(&payloads[c.event])
         })
         .collect();
     // The traffic counters are written in the enqueue's own transaction: one synced commit.
@@ -184,6 +220,8 @@ pub async fn write(store: &Store, routed: Routed, source: Source, now_ms: i64) -
                     .iter()
                     .map(|((config_id, reason), n)| count(*config_id, format!("skipped:{reason}"), *n)),
             );
+            let keys = match_key_counts(&conversions, &events, &queued.queued_events);
+            counts.extend(keys.into_iter().map(|((config_id, kind), n)| count(config_id, kind, n)));
             counts
         })
         .await?;
@@ -283,6 +321,6 @@ mod tests {
         assert_eq!(joined.conversions, together.conversions);
         assert_eq!(joined.skipped_per_config, together.skipped_per_config);
         assert_eq!(joined.decided, together.decided);
-        assert_eq!(joined.conversions.iter().filter(|c| c.0 >= 3).count(), 2, "X takes p3 and p5, not erased p4");
+        assert_eq!(joined.conversions.iter().filter(|c| c.event >= 3).count(), 2, "X takes p3 and p5, not erased p4");
     }
 }

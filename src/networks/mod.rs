@@ -19,6 +19,7 @@ pub use request::{items_pointer, redact_items, Header, HeaderValue, Request, RED
 
 use crate::identity::{self, EmailRule, PhoneCountry, PhoneProblem};
 use crate::model::{Consent, ConversionEvent, Network, PostbackConfig};
+use crate::quality::{KeySet, MatchKey as QualityKey};
 
 /// Why an event is not forwarded to a config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -125,8 +126,8 @@ fn prepare_conversion(
     // Consent is not none here, so the identity carries the event's click ids.
     let click_id = event.click_ids.for_network(network).is_some();
     let has = |key| match key {
-        MatchKey::Email => id.email_sha256.is_some(),
-        MatchKey::Phone => id.phone_sha256.is_some(),
+        PersonKey::Email => id.email_sha256.is_some(),
+        PersonKey::Phone => id.phone_sha256.is_some(),
     };
     if !has_minimum_identifier(network, click_id, has) {
         // The skip path only: reading the number again to say why it did not count (X only
@@ -174,6 +175,32 @@ impl Matchability {
         *self.phone.get_or_insert_with(|| identity::phone_reading(event, country)) == Ok(true)
     }
 
+    /// The match keys the event carries to `config`'s network: what [`identity::resolve`] lets
+    /// leave (click ids unless consent is none; the rest only at full consent).
+    pub fn keys(&mut self, config: &PostbackConfig, event: &ConversionEvent) -> KeySet {
+        let mut keys = KeySet::default();
+        if event.consent == Consent::None {
+            return keys;
+        }
+        if event.click_ids.for_network(config.network()).is_some() {
+            keys.insert(QualityKey::ClickId);
+        }
+        if event.consent != Consent::Full {
+            return keys;
+        }
+        if self.email(event, email_rule(config)) {
+            keys.insert(QualityKey::Email);
+        }
+        if self.phone(event) {
+            keys.insert(QualityKey::Phone);
+        }
+        keys.insert(QualityKey::ExternalId);
+        if event.ip.is_some() && event.user_agent.is_some() {
+            keys.insert(QualityKey::IpAndUserAgent);
+        }
+        keys
+    }
+
     /// Why the event's phone number did not count, when it was read and did not.
     fn phone_problem(&self) -> Option<PhoneProblem> {
         self.phone.and_then(Result::err)
@@ -193,8 +220,8 @@ pub fn admit(
     let network = config.network();
     let click_id = event.consent != Consent::None && event.click_ids.for_network(network).is_some();
     let matchable = has_minimum_identifier(network, click_id, |key| match key {
-        MatchKey::Email => matchability.email(event, email_rule(config)),
-        MatchKey::Phone => matchability.phone(event),
+        PersonKey::Email => matchability.email(event, email_rule(config)),
+        PersonKey::Phone => matchability.phone(event),
     });
     if !matchable {
         return Err(no_identifier(network, event.consent, matchability.phone_problem()));
@@ -297,17 +324,17 @@ fn route(
 
 /// Whether a network can match the player: on its own click id, or on what else it takes
 /// (asked lazily, cheapest first). IP address and user agent alone never are enough.
-fn has_minimum_identifier(network: Network, click_id: bool, mut has: impl FnMut(MatchKey) -> bool) -> bool {
+fn has_minimum_identifier(network: Network, click_id: bool, mut has: impl FnMut(PersonKey) -> bool) -> bool {
     match network {
         Network::TikTok => click_id,
-        Network::Reddit => click_id || has(MatchKey::Email),
-        Network::X => click_id || has(MatchKey::Email) || has(MatchKey::Phone),
+        Network::Reddit => click_id || has(PersonKey::Email),
+        Network::X => click_id || has(PersonKey::Email) || has(PersonKey::Phone),
     }
 }
 
 /// Identifiers besides click ids that a network matches players on.
 #[derive(Clone, Copy)]
-enum MatchKey {
+enum PersonKey {
     Email,
     Phone,
 }

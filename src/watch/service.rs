@@ -105,6 +105,21 @@ impl Watch {
         }))
     }
 
+    /// Match quality of each of a game's configs over `[since, until)`, from the queued
+    /// conversions' hourly match-key counts (never the log itself).
+    pub async fn quality(
+        &self,
+        game_id: i64,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<crate::quality::ConfigQuality>, WatchError> {
+        let configs: Vec<(i64, crate::model::Network)> =
+            self.store.configs(game_id).await?.iter().map(|c| (c.id, c.config.network())).collect();
+        let traffic = self.store.traffic(game_id, since_ms, until_ms).await?;
+        let counts = traffic.iter().map(|t| (t.config_id, t.kind.as_str(), t.count));
+        Ok(crate::quality::from_counts(counts, &configs))
+    }
+
     /// Attempts of the last hour of one config (alerts).
     pub async fn last_hour(&self, config_id: i64, now_ms: i64) -> Result<LogTotals, WatchError> {
         let filter =

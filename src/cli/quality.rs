@@ -1,0 +1,33 @@
+//! `postback quality [--game ID] [--since 24h]`: each config's match quality over the range,
+//! from what was queued: per match key the share of conversions carrying it, a 0–10 score and
+//! the one fix that raises it most (docs/CONTRACT.md, "Match quality"). JSON on stdout.
+
+use super::{open, parse_span, CliResult, Workspace};
+use crate::delivery::now_ms;
+use crate::watch::Watch;
+
+#[derive(clap::Args, Debug)]
+pub struct QualityArgs {
+    /// Game id (default: the first game)
+    #[arg(long)]
+    pub game: Option<i64>,
+    /// How far back: 1h, 24h, 7d, 30d, …
+    #[arg(long, default_value = "24h", value_parser = parse_span)]
+    pub since: std::time::Duration,
+}
+
+pub async fn quality(workspace: &Workspace, args: QualityArgs) -> CliResult {
+    let (store, first_game) = open(workspace).await?;
+    let now = now_ms();
+    let since = now - i64::try_from(args.since.as_millis()).unwrap_or(i64::MAX / 2);
+    let game = args.game.unwrap_or(first_game.id);
+    let read = async {
+        store.game(game).await.map_err(|e| format!("{e}; `postback games` lists the game ids"))?;
+        Watch::new(store.clone()).quality(game, since, now + 1).await.map_err(|e| e.to_string())
+    };
+    let qualities = read.await;
+    store.close().await;
+    let text = serde_json::to_string_pretty(&qualities?).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
