@@ -20,6 +20,7 @@ use postback::model::{
     DeliveryStatus, EngineState, GameUsage, LogEntry, SandboxDemo, SetupGap, TriggerRule, ValueFilter,
 };
 use postback::model::{WorkerHold, WorkspaceView};
+use postback::quality::{ConfigQuality, KeyShare, MatchKey, NamedQuality, Quality};
 use postback::sandbox::{Faults, PixelView, SandboxOverview};
 use postback::setup::{GoalInput, TagCheck, TagInput, TagMapping, TagMappingRow};
 use postback::team::known::{KnownTeam, WorkspaceList};
@@ -113,6 +114,11 @@ fn typescript_bindings_are_fresh() {
         check::<Validation>(&cfg, update),
         check::<TokenIntegrationInput>(&cfg, update),
         check::<XAuthMethod>(&cfg, update),
+        check::<ConfigQuality>(&cfg, update),
+        check::<NamedQuality>(&cfg, update),
+        check::<Quality>(&cfg, update),
+        check::<KeyShare>(&cfg, update),
+        check::<MatchKey>(&cfg, update),
     ]
     .into_iter()
     .flatten()

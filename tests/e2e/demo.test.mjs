@@ -95,6 +95,10 @@ test('the demo: live log, a revoked TikTok token shows on its card, rotating it 
   await browser.$('[data-testid="demo-banner-toggle"]').click();
   await until(browser, async () => /[1-9]\d* accepted so far/.test(await textOf(browser, '[data-testid="demo-banner"]')), 10000,
     'demo events accepted');
+  // Each card scores the match keys of what it queued in the last 24 h and names the fix.
+  await until(browser, async () => /\d+\.\d \/ 10/.test(await textOf(browser, `${card('tiktok')} [data-testid="quality"]`)), 20000,
+    "the TikTok card's match quality");
+  assert.match(await textOf(browser, `${card('tiktok')} [data-testid="quality-fix"]`), /\d+ % of conversions carry no \w+/);
   await screenshot(browser, 'integrations-demo');
 
   // The delivery log fills while it is open: no reload.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use postback::delivery::now_ms;
 use postback::model::{ApiError, LogDetail, LogEntry, LogFilter, LogSummary};
+use postback::quality::ConfigQuality;
 use postback::watch::diagnose::DiagnosticItem;
 use postback::watch::export::{self, ExportError, ExportFormat, ExportProgress, ExportTarget};
 use tauri::ipc::Channel;
@@ -36,6 +37,18 @@ pub async fn log_diagnostics(
     filter: LogFilter,
 ) -> Result<Vec<DiagnosticItem>, ApiError> {
     Ok(state.now().watch.diagnostics(config_id, &filter, now_ms()).await?)
+}
+
+/// Each of a game's configs' match quality over `[since, until)` (default: until now), from the
+/// hourly match-key counts of what was queued.
+#[tauri::command]
+pub async fn match_quality(
+    state: State<'_, AppState>,
+    game_id: i64,
+    since_ms: i64,
+    until_ms: Option<i64>,
+) -> Result<Vec<ConfigQuality>, ApiError> {
+    Ok(state.now().watch.quality(game_id, since_ms, until_ms.unwrap_or(now_ms() + 1)).await?)
 }
 
 /// Re-queues the selected rows' conversions (failed or given up) under their own event ids.

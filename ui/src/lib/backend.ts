@@ -3,6 +3,7 @@ import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { ApiError } from './bindings/ApiError';
 import type { AppInfo } from './bindings/AppInfo';
+import type { ConfigQuality } from './bindings/ConfigQuality';
 import type { ConfigSummary } from './bindings/ConfigSummary';
 import type { EngineState } from './bindings/EngineState';
 import type { Game } from './bindings/Game';
@@ -112,6 +113,9 @@ export const backend = {
   logDetail: (id: number) => call<LogDetail>('log_detail', { id }),
   logDiagnostics: (configId: number, filter: LogFilter) =>
     call<DiagnosticItem[]>('log_diagnostics', { configId, filter }),
+  /** Per config: the share of queued conversions carrying each match key, a 0–10 score, the fix. */
+  matchQuality: (gameId: number, sinceMs: number, untilMs: number | null = null) =>
+    call<ConfigQuality[]>('match_quality', { gameId, sinceMs, untilMs }),
   /** Re-queues the selected rows (failed / given up) under their own event ids; how many. */
   replayLogRows: (ids: number[]) => call<number>('replay_log_rows', { ids }),
   /** Re-queues every failed / given-up conversion the filter shows; how many. */
