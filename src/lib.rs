@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod connect;
 pub mod delivery;
+pub mod freshness;
 mod http_errors;
 pub mod identity;
 pub mod ingest;

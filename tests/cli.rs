@@ -495,6 +495,44 @@ fn quality_scores_the_keys_of_queued_conversions() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("postback games"), "a missing game names the fix");
 }
 
+/// `freshness` reads the delays from event to acceptance of what was delivered: events
+/// imported 40 s, 25 min and 2 h after they happened fall in the buckets below 1 min, 30 min and
+/// 3 h; one older than TikTok's 28-day window is counted as expired, not delivered.
+#[test]
+fn freshness_gives_the_delay_quantiles_and_the_expired() {
+    let sandbox = sandbox_process();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| run_on(&data, args);
+    let config_id: i64 = connect_tiktok(&data, &sandbox.1, "CFRESH00001").parse().unwrap();
+    let now = chrono::Utc::now();
+    let ago = [40, 40, 40, 40, 40, 25 * 60, 2 * 3600, 2 * 3600, 30 * 86_400];
+    let lines: Vec<String> = ago
+        .iter()
+        .enumerate()
+        .map(|(i, secs)| {
+            let at = (now - chrono::Duration::seconds(*secs)).to_rfc3339();
+            format!(
+                r#"{{"event_id": "f{i}", "name": "purchase", "occurred_at": "{at}", "player_id": "p{i}", "consent": "full", "click_ids": {{"ttclid": "t{i}"}}}}"#
+            )
+        })
+        .collect();
+    let file = dir.path().join("fresh.ndjson");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    assert_eq!(stdout_json(&run(&["import", file.to_str().unwrap()]))["events"], 9);
+    run(&["serve", "--until-idle"]);
+
+    let out = run(&["freshness", "--since", "1h"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let all = stdout_json(&out);
+    let tiktok = all.as_array().unwrap().iter().find(|f| f["config_id"] == config_id).expect("the config");
+    assert_eq!(tiktok["delivered"], 8, "{tiktok}");
+    // Sorted delays: five below 60 s, one below 30 min, two below 3 h. The 4th is below 60 s;
+    // the 8th (95 % of 8, rounded up) below 3 h.
+    assert_eq!((tiktok["p50_within_secs"].as_i64(), tiktok["p95_within_secs"].as_i64()), (Some(60), Some(10_800)));
+    assert_eq!(tiktok["expired"], serde_json::json!([["too_old", 1]]));
+}
+
 /// `postback log` prints the rows the log page shows (table, CSV, NDJSON) and `--show` a row's
 /// drill-down; the tokens never appear.
 #[test]

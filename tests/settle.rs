@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use postback::model::{ConversionEvent, DeliveryStatus, Network, PostbackConfig};
 use postback::store::{
-    Leased, NewDelivery, NewLogEntry, Replay, ReplayRefusal, RequestRecord, Retry, Settlement, Store,
+    Leased, NewDelivery, NewLogEntry, Replay, ReplayRefusal, RequestRecord, Retry, Settlement, Store, TrafficCount,
 };
 use serde_json::json;
 
@@ -126,6 +126,38 @@ on_both_engines! {
         // The delivered events are remembered: enqueued again, they are duplicates.
         let again = claimed(&store, config, 2, "t2").await;
         assert!(again.is_empty(), "delivered rows were claimed again: {again:?}");
+    }
+
+    async fn the_freshness_counts_are_written_with_the_log_one_row_per_bucket(store: Store) {
+        let config = tiktok_config(&store).await;
+        let game = store.config(config).await.unwrap().game_id;
+        let leased = claimed(&store, config, 3, "t1").await;
+        let (log, request) = attempts(config, &leased, DeliveryStatus::Success);
+        let count = |kind: &str| TrafficCount {
+            game_id: game,
+            source: "delivery".into(),
+            config_id: config,
+            kind: kind.into(),
+            count: 1,
+        };
+        // Two in the same bucket: one row of 2 (an INSERT may not touch a row twice).
+        let traffic = vec![count("fresh:60"), count("fresh:60"), count("fresh:3600")];
+        store
+            .settle(Settlement {
+                lease_token: "t1".into(),
+                at: NOW + 5,
+                done: leased.iter().map(|l| l.id).collect(),
+                log,
+                requests: vec![request],
+                traffic,
+                ..Settlement::default()
+            })
+            .await
+            .unwrap();
+        let mut counted: Vec<(String, u64)> =
+            store.traffic(game, NOW - 3_600_000, NOW + 3_600_000).await.unwrap().into_iter().map(|t| (t.kind, t.count)).collect();
+        counted.sort();
+        assert_eq!(counted, [("fresh:3600".to_owned(), 1), ("fresh:60".to_owned(), 2)]);
     }
 
     async fn a_settle_under_a_lease_taken_over_changes_nothing_and_counts_it_lost(store: Store) {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use postback::connect::{Saved, TokenIntegrationInput, Validation, XAuthMethod};
+use postback::freshness::Freshness;
 use postback::ingest::demo::DemoStats;
 use postback::ingest::server::IngestStatus;
 use postback::ingest::{FileFormat, ImportProgress, ImportReport, LineError};
@@ -119,6 +120,7 @@ fn typescript_bindings_are_fresh() {
         check::<Quality>(&cfg, update),
         check::<KeyShare>(&cfg, update),
         check::<MatchKey>(&cfg, update),
+        check::<Freshness>(&cfg, update),
     ]
     .into_iter()
     .flatten()

@@ -80,6 +80,8 @@ enum Command {
     Log(cli::LogArgs),
     /// Match quality of each config over a range: key shares, a 0–10 score, the fix, as JSON
     Quality(cli::QualityArgs),
+    /// Delays from event to acceptance per config over a range (p50, p95) and expired conversions, as JSON
+    Freshness(cli::QualityArgs),
     /// Send synthetic players' events through the ingest API at a steady rate
     Demo(cli::DemoArgs),
     /// Games: list, create, rename, delete, use, default-country
@@ -159,6 +161,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => with_runtime(cli::replay(workspace, args)),
         Command::Log(args) => with_runtime(cli::log(workspace, args)),
         Command::Quality(args) => with_runtime(reported(cli::quality(workspace, args))),
+        Command::Freshness(args) => with_runtime(reported(cli::freshness(workspace, args))),
         Command::Demo(args) => with_runtime(reported(cli::demo(workspace, args))),
         Command::Games(command) => with_runtime(cli::games(workspace, command)),
         Command::Goals(args) => with_runtime(cli::goals(workspace, args)),

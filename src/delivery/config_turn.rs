@@ -9,9 +9,12 @@ use super::dispatcher::{RunReport, SendContext, Shared};
 use super::heartbeat::Heartbeat;
 use super::limiter::Limiter;
 use super::send::{exchange, Exchange};
+use crate::freshness;
 use crate::model::{ConversionEvent, DeliveryStatus, Network};
 use crate::networks::{self, ItemOutcome, PreparedEvent, Request};
-use crate::store::{Leased, NewLogEntry, Offline, Pause, RequestRecord, Retry, Settlement, StoreError, StoredConfig};
+use crate::store::{
+    Leased, NewLogEntry, Offline, Pause, RequestRecord, Retry, Settlement, StoreError, StoredConfig, TrafficCount,
+};
 
 /// One request of a batch and the batch rows it carries (`item_events` index into `members`).
 pub(super) struct Job {
@@ -184,6 +187,9 @@ impl ConfigTurn {
                 }
             };
             if let Some(problem) = networks::send_window_problem(network, event.occurred_at, clock.now()) {
+                let too_old = event.occurred_at < clock.now() - networks::acceptance_window(network).max_age;
+                let reason = if too_old { "too_old" } else { "ahead_of_time" };
+                s.traffic.push(delivery_count(stored, freshness::expired_kind(reason)));
                 self.fail_unsent(&mut s, stored, row, problem);
                 continue;
             }
@@ -278,6 +284,7 @@ impl ConfigTurn {
                 match outcome {
                     ItemOutcome::Success => {
                         s.done.push(row.id);
+                        s.traffic.push(delivery_count(stored, freshness::fresh_kind(at - row.occurred_at)));
                         entry.status = DeliveryStatus::Success;
                         self.report.success += 1;
                     }
@@ -397,6 +404,11 @@ impl ConfigTurn {
         s.log.push(entry);
         self.report.failed += 1;
     }
+}
+
+/// One hourly count of a config's deliveries (source `delivery`: no event source's).
+fn delivery_count(stored: &StoredConfig, kind: String) -> TrafficCount {
+    TrafficCount { game_id: stored.game_id, source: "delivery".into(), config_id: stored.id, kind, count: 1 }
 }
 
 fn human_duration(d: Duration) -> String {

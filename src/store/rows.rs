@@ -132,6 +132,8 @@ pub struct Settlement {
     pub pause: Option<Pause>,
     /// The config's network went away or came back.
     pub offline: Option<Offline>,
+    /// Hourly counts written with the log (freshness of the delivered, the expired).
+    pub traffic: Vec<TrafficCount>,
 }
 
 /// A config to pause because the network refused the credential it was sent with.
@@ -263,7 +265,8 @@ pub struct TrafficCount {
     pub source: String,
     /// 0 for the game as a whole (`arrived`).
     pub config_id: i64,
-    /// `arrived`, `queued` or `skipped:<reason>`.
+    /// `arrived`, `queued`, `skipped:<reason>`; `match:…` (crate::quality) at enqueue;
+    /// `fresh:…`, `expired:…` (crate::freshness) at settle.
     pub kind: String,
     pub count: u64,
 }

@@ -30,7 +30,9 @@ pub struct SourceTraffic {
 pub fn summarize(traffic: &[TrafficCount], configs: &[ConfigSummary]) -> Vec<SourceTraffic> {
     let network_of = |config_id: i64| configs.iter().find(|c| c.config_id == Some(config_id)).map(|c| c.network);
     let mut sources: BTreeMap<&str, SourceTraffic> = BTreeMap::new();
-    for t in traffic {
+    // Only the counts of arrivals and routing (not match keys, not deliveries' freshness).
+    let routing = |kind: &str| kind == "arrived" || kind == "queued" || kind.starts_with("skipped:");
+    for t in traffic.iter().filter(|t| routing(&t.kind)) {
         let entry = sources.entry(t.source.as_str()).or_insert_with(|| SourceTraffic {
             source: t.source.clone(),
             arrived: 0,

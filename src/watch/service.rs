@@ -120,6 +120,20 @@ impl Watch {
         Ok(crate::quality::from_counts(counts, &configs))
     }
 
+    /// Freshness of each of a game's configs over `[since, until)`: delays from event to
+    /// acceptance (p50, p95) and the conversions that went too old, from hourly counts.
+    pub async fn freshness(
+        &self,
+        game_id: i64,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<crate::freshness::Freshness>, WatchError> {
+        let configs: Vec<i64> = self.store.configs(game_id).await?.iter().map(|c| c.id).collect();
+        let traffic = self.store.traffic(game_id, since_ms, until_ms).await?;
+        let counts = traffic.iter().map(|t| (t.config_id, t.kind.as_str(), t.count));
+        Ok(crate::freshness::from_counts(counts, &configs))
+    }
+
     /// Attempts of the last hour of one config (alerts).
     pub async fn last_hour(&self, config_id: i64, now_ms: i64) -> Result<LogTotals, WatchError> {
         let filter =

@@ -56,6 +56,12 @@ test('accepted, refused on credentials and rejected events show as Success, Held
     Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.series, Number(td.textContent)]))));
   const sum = (key) => bars.reduce((n, b) => n + b[key], 0);
   assert.deepEqual([sum('success'), sum('failed'), sum('retried'), sum('waiting')], [1, 1, 0, 1]);
+  // Beside the chart, per network: how soon the accepted one was taken, and its match quality.
+  const tiktok = '[data-testid="range-figures"] tr[data-network-name="TikTok Ads"]';
+  await until(browser, async () => /\(1 accepted\)/.test(await textOf(browser, `${tiktok} [data-figure="freshness"]`)), 10000,
+    "TikTok's delay to acceptance");
+  assert.match(await textOf(browser, `${tiktok} [data-figure="freshness"]`), /^≤ \d+ s \/ ≤ \d+ s/);
+  assert.match(await textOf(browser, `${tiktok} [data-figure="quality"]`), /^\d+\.\d \/ 10$/);
   await screenshot(browser, 'delivery-log');
 });
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use postback::delivery::now_ms;
+use postback::freshness::Freshness;
 use postback::model::{ApiError, LogDetail, LogEntry, LogFilter, LogSummary};
 use postback::quality::ConfigQuality;
 use postback::watch::diagnose::DiagnosticItem;
@@ -49,6 +50,18 @@ pub async fn match_quality(
     until_ms: Option<i64>,
 ) -> Result<Vec<ConfigQuality>, ApiError> {
     Ok(state.now().watch.quality(game_id, since_ms, until_ms.unwrap_or(now_ms() + 1)).await?)
+}
+
+/// Each of a game's configs' delays from event to acceptance (p50, p95) over `[since, until)`
+/// and its conversions that went too old, from hourly counts.
+#[tauri::command]
+pub async fn freshness(
+    state: State<'_, AppState>,
+    game_id: i64,
+    since_ms: i64,
+    until_ms: Option<i64>,
+) -> Result<Vec<Freshness>, ApiError> {
+    Ok(state.now().watch.freshness(game_id, since_ms, until_ms.unwrap_or(now_ms() + 1)).await?)
 }
 
 /// Re-queues the selected rows' conversions (failed or given up) under their own event ids.

@@ -212,6 +212,7 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        super::traffic::add_traffic(&mut tx, s.at, &s.traffic).await?;
         apply_config_state(&mut tx, s).await?;
         let (mut expected, mut touched) = (0u64, 0u64);
         for rows in row_parts(s, usize::MAX) {

@@ -18,10 +18,24 @@ macro_rules! traffic {
             now_ms: i64,
             counts: &[TrafficCount],
         ) -> Result<(), StoreError> {
-            let counts: Vec<&TrafficCount> = counts.iter().filter(|c| c.count > 0).collect();
-            if counts.is_empty() {
+            // One row per key: an INSERT may not update the same row twice (PostgreSQL).
+            let mut merged: std::collections::BTreeMap<(i64, &str, i64, &str), u64> = Default::default();
+            for c in counts.iter().filter(|c| c.count > 0) {
+                *merged.entry((c.game_id, c.source.as_str(), c.config_id, c.kind.as_str())).or_default() += c.count;
+            }
+            if merged.is_empty() {
                 return Ok(());
             }
+            let counts: Vec<TrafficCount> = merged
+                .into_iter()
+                .map(|((game_id, source, config_id, kind), count)| TrafficCount {
+                    game_id,
+                    source: source.to_owned(),
+                    config_id,
+                    kind: kind.to_owned(),
+                    count,
+                })
+                .collect();
             let hour = now_ms - now_ms.rem_euclid(3_600_000);
             let mut q: QueryBuilder<$database> =
                 QueryBuilder::new("INSERT INTO traffic (hour, game_id, source, config_id, kind, count) ");

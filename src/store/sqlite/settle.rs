@@ -155,6 +155,8 @@ impl SqliteStore {
         let request_ids = insert_requests(tx, &prepared.requests_without(&erased)?).await?;
         insert_request_items(tx, &prepared.unlogged_kept(&erased), &prepared.requests, &request_ids).await?;
         let logged = self.insert_log(tx, entries, &keys_unless_erased(keys, &erased), &request_ids).await?;
+        let s = &prepared.settlement;
+        super::traffic::add_traffic(tx, s.at, &s.traffic).await?;
         Ok((request_ids, logged))
     }
 

@@ -6,6 +6,7 @@ import type { AppInfo } from './bindings/AppInfo';
 import type { ConfigQuality } from './bindings/ConfigQuality';
 import type { ConfigSummary } from './bindings/ConfigSummary';
 import type { EngineState } from './bindings/EngineState';
+import type { Freshness } from './bindings/Freshness';
 import type { Game } from './bindings/Game';
 import type { GameUsage } from './bindings/GameUsage';
 import type { Goal } from './bindings/Goal';
@@ -116,6 +117,9 @@ export const backend = {
   /** Per config: the share of queued conversions carrying each match key, a 0–10 score, the fix. */
   matchQuality: (gameId: number, sinceMs: number, untilMs: number | null = null) =>
     call<ConfigQuality[]>('match_quality', { gameId, sinceMs, untilMs }),
+  /** Per config: delays from event to acceptance (p50, p95) and the conversions that went too old. */
+  freshness: (gameId: number, sinceMs: number, untilMs: number | null = null) =>
+    call<Freshness[]>('freshness', { gameId, sinceMs, untilMs }),
   /** Re-queues the selected rows (failed / given up) under their own event ids; how many. */
   replayLogRows: (ids: number[]) => call<number>('replay_log_rows', { ids }),
   /** Re-queues every failed / given-up conversion the filter shows; how many. */
