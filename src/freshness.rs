@@ -12,8 +12,9 @@ pub const BOUNDS_SECS: [i64; 21] = [
     259_200, 604_800,
 ];
 
-const FRESH: &str = "fresh:";
-const EXPIRED: &str = "expired:";
+/// The prefixes of the delay and expired traffic counts.
+pub const FRESH: &str = "fresh:";
+pub const EXPIRED: &str = "expired:";
 const OVER: &str = "over";
 
 /// The traffic-count kind of one conversion accepted `delay_ms` after its event.

@@ -155,7 +155,8 @@ pub fn count_kinds(keys: KeySet, name: &str) -> impl Iterator<Item = String> + '
         .chain(keys.iter().map(move |k| format!("{COUNT_PREFIX}{}:{name}", k.as_str())))
 }
 
-const COUNT_PREFIX: &str = "match:";
+/// The prefix of the match-key traffic counts.
+pub const COUNT_PREFIX: &str = "match:";
 
 /// Match quality of one config, over all its conversions and per goal (X) or event name.
 #[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]

@@ -128,7 +128,7 @@ on_both_engines! {
         assert!(again.is_empty(), "delivered rows were claimed again: {again:?}");
     }
 
-    async fn the_freshness_counts_are_written_with_the_log_one_row_per_bucket(store: Store) {
+    async fn freshness_counts_are_written_with_the_log_one_row_per_bucket_and_read_by_family(store: Store) {
         let config = tiktok_config(&store).await;
         let game = store.config(config).await.unwrap().game_id;
         let leased = claimed(&store, config, 3, "t1").await;
@@ -141,7 +141,7 @@ on_both_engines! {
             count: 1,
         };
         // Two in the same bucket: one row of 2 (an INSERT may not touch a row twice).
-        let traffic = vec![count("fresh:60"), count("fresh:60"), count("fresh:3600")];
+        let traffic = vec![count("fresh:60"), count("fresh:60"), count("fresh:3600"), count("freshly"), count("queued")];
         store
             .settle(Settlement {
                 lease_token: "t1".into(),
@@ -157,7 +157,12 @@ on_both_engines! {
         let mut counted: Vec<(String, u64)> =
             store.traffic(game, NOW - 3_600_000, NOW + 3_600_000).await.unwrap().into_iter().map(|t| (t.kind, t.count)).collect();
         counted.sort();
-        assert_eq!(counted, [("fresh:3600".to_owned(), 1), ("fresh:60".to_owned(), 2)]);
+        let expected = [("fresh:3600".to_owned(), 1), ("fresh:60".to_owned(), 2)];
+        assert_eq!(counted, [&expected[..], &[("freshly".to_owned(), 1), ("queued".to_owned(), 1)]].concat());
+        // One family read alone (an index range on the kind's prefix, byte order on both engines).
+        let mut family = store.traffic_family(game, "fresh:", NOW - 3_600_000, NOW + 3_600_000).await.unwrap();
+        family.sort();
+        assert_eq!(family, [(config, "fresh:3600".to_owned(), 1), (config, "fresh:60".to_owned(), 2)]);
     }
 
     async fn a_settle_under_a_lease_taken_over_changes_nothing_and_counts_it_lost(store: Store) {

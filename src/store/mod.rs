@@ -870,6 +870,21 @@ impl Store {
         }
     }
 
+    /// One family of a game's counters (kinds starting with `prefix`, e.g. `fresh:`) summed over
+    /// `[since, until)` per config and kind: `(config id, kind, count)`.
+    pub async fn traffic_family(
+        &self,
+        game_id: i64,
+        prefix: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<(i64, String, u64)>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.traffic_family(game_id, prefix, since_ms, until_ms).await,
+            Engine::Postgres(engine) => engine.traffic_family(game_id, prefix, since_ms, until_ms).await,
+        }
+    }
+
     /// A game's counters summed over `[since, until)`.
     pub async fn traffic(&self, game_id: i64, since_ms: i64, until_ms: i64) -> Result<Vec<TrafficCount>, StoreError> {
         match &self.engine {

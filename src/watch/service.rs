@@ -115,8 +115,8 @@ impl Watch {
     ) -> Result<Vec<crate::quality::ConfigQuality>, WatchError> {
         let configs: Vec<(i64, crate::model::Network)> =
             self.store.configs(game_id).await?.iter().map(|c| (c.id, c.config.network())).collect();
-        let traffic = self.store.traffic(game_id, since_ms, until_ms).await?;
-        let counts = traffic.iter().map(|t| (t.config_id, t.kind.as_str(), t.count));
+        let traffic = self.store.traffic_family(game_id, crate::quality::COUNT_PREFIX, since_ms, until_ms).await?;
+        let counts = traffic.iter().map(|(config, kind, count)| (*config, kind.as_str(), *count));
         Ok(crate::quality::from_counts(counts, &configs))
     }
 
@@ -129,8 +129,11 @@ impl Watch {
         until_ms: i64,
     ) -> Result<Vec<crate::freshness::Freshness>, WatchError> {
         let configs: Vec<i64> = self.store.configs(game_id).await?.iter().map(|c| c.id).collect();
-        let traffic = self.store.traffic(game_id, since_ms, until_ms).await?;
-        let counts = traffic.iter().map(|t| (t.config_id, t.kind.as_str(), t.count));
+        let mut traffic = Vec::new();
+        for family in [crate::freshness::FRESH, crate::freshness::EXPIRED] {
+            traffic.extend(self.store.traffic_family(game_id, family, since_ms, until_ms).await?);
+        }
+        let counts = traffic.iter().map(|(config, kind, count)| (*config, kind.as_str(), *count));
         Ok(crate::freshness::from_counts(counts, &configs))
     }
 

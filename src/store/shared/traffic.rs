@@ -88,3 +88,17 @@ macro_rules! traffic {
     };
 }
 pub(crate) use traffic;
+
+/// The first string after every string that starts with `prefix` (ASCII): its last byte + 1.
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    let mut end = prefix.to_owned();
+    match end.pop() {
+        Some(last) if last.is_ascii() && last != '\x7f' => end.push((last as u8 + 1) as char),
+        Some(last) => {
+            end.push(last);
+            end.push(char::MAX);
+        }
+        None => end.push(char::MAX),
+    }
+    end
+}
