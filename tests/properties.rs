@@ -78,6 +78,7 @@ proptest! {
         hashed in prop::collection::vec(prop::sample::select(vec!["email_sha256", "phone_sha256"]), 0..2),
         value in prop::option::of(prop::sample::select(vec!["0.99", "100", "-1", "abc"])),
         erased in any::<bool>(),
+        device in 0u8..4,
     ) {
         let mut doc = json!({"event_id": "e", "name": name, "occurred_at": "2026-11-20T10:15:30Z", "player_id": "p",
             "consent": consent, "currency": "USD"});
@@ -90,13 +91,22 @@ proptest! {
         for h in &hashed {
             doc[*h] = json!("a".repeat(64));
         }
+        if device & 1 != 0 { doc["ip"] = json!("203.0.113.7"); }
+        if device & 2 != 0 { doc["user_agent"] = json!("Game/1.0"); }
         let event = ConversionEvent::from_json(&doc).expect("event");
         let country = country.and_then(postback::identity::PhoneCountry::parse);
         let mut matchability = Matchability::new(country);
         for config in configs() {
             let admitted = admit(&config, &event, erased, &mut matchability);
-            let prepared = prepare_for_game(&config, &event, erased, country).map(|p| p.goals);
-            prop_assert_eq!(admitted, prepared);
+            let prepared = prepare_for_game(&config, &event, erased, country);
+            prop_assert_eq!(&admitted, &prepared.as_ref().map(|p| p.goals.clone()).map_err(Clone::clone));
+            // The match keys counted at enqueue are the ones each item of the request carries.
+            if let Ok(prepared) = prepared {
+                let counted = matchability.keys(&config, &event);
+                for item in &prepared.items {
+                    prop_assert_eq!(keys_in(item), counted, "{}", item);
+                }
+            }
         }
     }
 
@@ -181,4 +191,37 @@ proptest! {
         let _ = policy.offline_delay(attempt, jitter);
         let _ = policy.exhausted(now, now.wrapping_mul(3));
     }
+}
+
+/// The match keys a request item carries, read from its field names (all three networks').
+fn keys_in(item: &Value) -> postback::quality::KeySet {
+    use postback::quality::{KeySet, MatchKey};
+    fn names(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    out.push(k.clone());
+                    names(v, out);
+                }
+            }
+            Value::Array(list) => list.iter().for_each(|v| names(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    names(item, &mut found);
+    let has = |candidates: &[&str]| found.iter().any(|n| candidates.contains(&n.as_str()));
+    let mut keys = KeySet::default();
+    for (key, present) in [
+        (MatchKey::ClickId, has(&["ttclid", "click_id", "twclid"])),
+        (MatchKey::Email, has(&["email", "hashed_email"])),
+        (MatchKey::Phone, has(&["phone", "phone_number", "hashed_phone_number"])),
+        (MatchKey::ExternalId, has(&["external_id"])),
+        (MatchKey::IpAndUserAgent, has(&["ip", "ip_address"]) && has(&["user_agent"])),
+    ] {
+        if present {
+            keys.insert(key);
+        }
+    }
+    keys
 }

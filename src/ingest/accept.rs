@@ -8,7 +8,7 @@ use crate::identity::{self, PhoneCountry};
 use crate::model::{ConversionEvent, PostbackConfig, TriggerRule};
 use crate::networks;
 use crate::quality::{self, KeySet};
-use crate::store::{NewDelivery, Store, StoreError, StoredConfig, TrafficCount};
+use crate::store::{EnqueueReport, NewDelivery, Store, StoreError, StoredConfig, TrafficCount};
 
 /// Where events came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, ts_rs::TS)]
@@ -70,17 +70,19 @@ struct Conversion {
     keys: KeySet,
 }
 
-/// Traffic counts of match keys among the conversions queued (their event queued): per config
-/// and goal (X) or event name, `match:conversions:NAME` and `match:KEY:NAME` (crate::quality).
+/// Traffic counts of match keys among the conversions queued (their event queued, and not a
+/// once-per-player goal the player had already converted for): per config and goal (X) or event
+/// name, `match:conversions:NAME` and `match:KEY:NAME` (crate::quality).
 fn match_key_counts(
     conversions: &[Conversion],
     events: &[ConversionEvent],
-    queued_events: &HashSet<String>,
+    queued: &EnqueueReport,
 ) -> BTreeMap<(i64, String), u64> {
     let mut counts: BTreeMap<(i64, String), u64> = BTreeMap::new();
     for c in conversions {
         let event = &events[c.event];
-        if !queued_events.contains(&event.event_id) {
+        let converted_before = c.once && queued.converted_before.contains(&event.event_id);
+        if !queued.queued_events.contains(&event.event_id) || converted_before {
             continue;
         }
         let name = if c.goal_key.is_empty() { event.name.as_str() } else { c.goal_key.as_str() };
@@ -220,7 +222,7 @@ pub async fn write(store: &Store, routed: Routed, source: Source, now_ms: i64) -
                     .iter()
                     .map(|((config_id, reason), n)| count(*config_id, format!("skipped:{reason}"), *n)),
             );
-            let keys = match_key_counts(&conversions, &events, &queued.queued_events);
+            let keys = match_key_counts(&conversions, &events, queued);
             counts.extend(keys.into_iter().map(|((config_id, kind), n)| count(config_id, kind, n)));
             counts
         })

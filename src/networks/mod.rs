@@ -194,7 +194,10 @@ impl Matchability {
         if self.phone(event) {
             keys.insert(QualityKey::Phone);
         }
-        keys.insert(QualityKey::ExternalId);
+        if config.network() != Network::X {
+            // X's request has no external id.
+            keys.insert(QualityKey::ExternalId);
+        }
         if event.ip.is_some() && event.user_agent.is_some() {
             keys.insert(QualityKey::IpAndUserAgent);
         }
