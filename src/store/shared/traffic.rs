@@ -3,10 +3,12 @@
 //! are the same on both engines; recording outside an enqueue stays with each engine (SQLite's
 //! writes take their turn at its write gate).
 
-/// Expands to `add_traffic` (a free function on a connection) and the store's `traffic` for an
-/// engine: `store` its type, `connection` and `database` its sqlx types.
+/// Expands to `add_traffic` (a free function on a connection) and the store's `traffic` and
+/// `traffic_family` for an engine: `store` its type, `connection` and `database` its sqlx types,
+/// `byte_order` what makes a text comparison compare bytes (PostgreSQL: ` COLLATE "C"`; in a
+/// language's collation ':' and ';' may not sort as bytes do).
 macro_rules! traffic {
-    (store = $store:ty, connection = $connection:ty, database = $database:ty) => {
+    (store = $store:ty, connection = $connection:ty, database = $database:ty, byte_order = $byte_order:literal) => {
         use sqlx::{QueryBuilder, Row};
 
         use $crate::store::rows::TrafficCount;
@@ -55,6 +57,33 @@ macro_rules! traffic {
         }
 
         impl $store {
+            /// One family of a game's counters (kinds starting with `prefix`, e.g. `fresh:`)
+            /// summed over `[since, until)` per config and kind: `(config id, kind, count)`.
+            /// The kind range is read from the index `traffic_by_kind` alone.
+            pub async fn traffic_family(
+                &self,
+                game_id: i64,
+                prefix: &str,
+                since_ms: i64,
+                until_ms: i64,
+            ) -> Result<Vec<(i64, String, u64)>, StoreError> {
+                let rows: Vec<(i64, String, i64)> = sqlx::query_as(concat!(
+                    "SELECT config_id, kind, CAST(SUM(count) AS BIGINT) FROM traffic WHERE game_id = $1 AND kind",
+                    $byte_order,
+                    " >= $2 AND kind",
+                    $byte_order,
+                    " < $3 AND hour >= $4 AND hour < $5 GROUP BY config_id, kind"
+                ))
+                .bind(game_id)
+                .bind(prefix)
+                .bind($crate::store::shared::traffic::prefix_end(prefix))
+                .bind(since_ms - since_ms.rem_euclid(3_600_000))
+                .bind(until_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(config, kind, count)| (config, kind, count.max(0) as u64)).collect())
+            }
+
             /// A game's counters summed over `[since, until)`.
             pub async fn traffic(
                 &self,
