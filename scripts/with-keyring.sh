@@ -18,6 +18,10 @@ mkdir -m 700 "$keyrings"
 printf '[keyring]\ndisplay-name=Login\nctime=0\nmtime=0\nlock-on-idle=false\nlock-after=false\n' >"$keyrings/login.keyring"
 printf 'login' >"$keyrings/default"
 chmod 600 "$keyrings/login.keyring" "$keyrings/default"
+# Should the daemon die mid-run, D-Bus activation restarts it with the bus's environment: give
+# the bus this throwaway home, so the restarted daemon opens the same unlocked keyring (two
+# full runs saw the daemon vanish mid-suite; every later keychain test then found it "Locked").
+dbus-update-activation-environment XDG_DATA_HOME
 eval "$(gnome-keyring-daemon --start --components=secrets)"
 export GNOME_KEYRING_CONTROL
 
