@@ -25,6 +25,7 @@ use postback::quality::{ConfigQuality, KeyShare, MatchKey, NamedQuality, Quality
 use postback::sandbox::{Faults, PixelView, SandboxOverview};
 use postback::setup::{GoalInput, TagCheck, TagInput, TagMapping, TagMappingRow};
 use postback::team::known::{KnownTeam, WorkspaceList};
+use postback::tester::{ConfigCheck, EventCheck, EventProblem, TestAnswer};
 use postback::watch::attribution::{NetworkTraffic, SourceTraffic};
 use postback::watch::diagnose::{DiagnosticItem, Level};
 use postback::watch::export::{ExportFormat, ExportProgress, ExportTarget};
@@ -121,6 +122,10 @@ fn typescript_bindings_are_fresh() {
         check::<KeyShare>(&cfg, update),
         check::<MatchKey>(&cfg, update),
         check::<Freshness>(&cfg, update),
+        check::<EventCheck>(&cfg, update),
+        check::<ConfigCheck>(&cfg, update),
+        check::<EventProblem>(&cfg, update),
+        check::<TestAnswer>(&cfg, update),
     ]
     .into_iter()
     .flatten()

@@ -63,6 +63,8 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::sandbox::sandbox_overview,
         commands::sandbox::set_sandbox_faults,
         commands::sandbox::reset_sandbox,
+        commands::tester::check_event,
+        commands::tester::send_test_event,
         commands::formats::check_id_format,
         commands::credentials::save_token_integration,
         commands::credentials::authorize_x,

@@ -7,9 +7,7 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use super::{read_file, Workspace};
-use crate::identity::PhoneCountry;
 use crate::model::{ApiError, ConversionEvent};
-use crate::store::{Store, StoreError};
 use crate::tester::{self, TestAnswer};
 
 #[derive(clap::Args, Debug)]
@@ -56,28 +54,12 @@ async fn answer(workspace: &Workspace, args: &TestSendArgs) -> Result<TestAnswer
 
 async fn send_with(
     workspace: &Workspace,
-    store: &Store,
+    store: &crate::store::Store,
     args: &TestSendArgs,
     event: &ConversionEvent,
 ) -> Result<TestAnswer, ApiError> {
-    let stored = store.config(args.config).await.map_err(|e| match e {
-        StoreError::ConfigNotFound(id) => {
-            ApiError::new("not_found", format!("there is no config {id}; `postback integrations` lists the config ids"))
-                .on_field("config")
-        }
-        other => other.into(),
-    })?;
-    let config = tester::with_test_code(&stored.config, &args.test_code)?;
-    let game = store.game(stored.game_id).await?;
-    let country = game.default_country.as_deref().and_then(PhoneCountry::parse);
-    let erased = !store.erased_among(&[event.player_id.as_str()]).await?.is_empty();
-    let (request, warnings) = tester::test_request(&config, event, erased, country, chrono::Utc::now())?;
     let credentials = workspace.credentials(store).await?;
-    let credential = credentials
-        .credential(config.network(), stored.credential_ref.as_deref())
-        .await
-        .map_err(|e| ApiError::new("credentials", e.to_string()))?;
-    let http = crate::delivery::send::client(std::time::Duration::from_secs(20))
+    let http = crate::delivery::http_client(std::time::Duration::from_secs(20))
         .map_err(|e| ApiError::new("storage", format!("the HTTP client cannot be built: {e}")))?;
-    Ok(tester::send_test(&http, config.network(), &request, &credential, warnings).await?)
+    Ok(tester::send_for_config(store, &credentials, &http, args.config, event, &args.test_code).await?)
 }

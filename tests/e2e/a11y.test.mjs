@@ -26,7 +26,7 @@ async function assertClean(what) {
 }
 
 test('every page has no serious or critical accessibility violation', async () => {
-  for (const [page, title] of [['integrations', 'Integrations'], ['goals', 'Goals'], ['log', 'Delivery log'], ['sources', 'Sources'], ['sandbox', 'Sandbox']]) {
+  for (const [page, title] of [['integrations', 'Integrations'], ['goals', 'Goals'], ['log', 'Delivery log'], ['sources', 'Sources'], ['tester', 'Tester'], ['sandbox', 'Sandbox']]) {
     await browser.$(`nav a[data-page="${page}"]`).click();
     await until(browser, async () => (await browser.$('h1').getText()) === title, 10000, `the ${title} page`);
     await until(browser, async () => !(await browser.$('[aria-busy="true"]').isExisting()), 10000, `${title} loaded`);

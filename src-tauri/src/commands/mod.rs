@@ -10,4 +10,5 @@ pub mod integrations;
 pub mod log;
 pub mod sandbox;
 pub mod sources;
+pub mod tester;
 pub mod workspace;

@@ -6,12 +6,14 @@ import type { AppInfo } from './bindings/AppInfo';
 import type { ConfigQuality } from './bindings/ConfigQuality';
 import type { ConfigSummary } from './bindings/ConfigSummary';
 import type { EngineState } from './bindings/EngineState';
+import type { EventCheck } from './bindings/EventCheck';
 import type { Freshness } from './bindings/Freshness';
 import type { Game } from './bindings/Game';
 import type { GameUsage } from './bindings/GameUsage';
 import type { Goal } from './bindings/Goal';
 import type { GoalInput } from './bindings/GoalInput';
 import type { TagCheck } from './bindings/TagCheck';
+import type { TestAnswer } from './bindings/TestAnswer';
 import type { TagInput } from './bindings/TagInput';
 import type { TagMapping } from './bindings/TagMapping';
 import type { DiagnosticItem } from './bindings/DiagnosticItem';
@@ -159,6 +161,12 @@ export const backend = {
   demoStatus: () => call<DemoStats | null>('demo_status'),
   onDemoStats: (handler: (stats: DemoStats) => void): Promise<UnlistenFn> =>
     listen<DemoStats>('demo-stats', (event) => handler(event.payload)),
+  /** What the event (canonical JSON) would send to each of the game's configs; a text that is
+   *  not an event comes back as `problem` (field and line), not as an error. */
+  checkEvent: (gameId: number, text: string) => call<EventCheck>('check_event', { gameId, text }),
+  /** One test send in the network's test mode (never queued or logged; the code is not kept). */
+  sendTestEvent: (configId: number, text: string, testCode: string) =>
+    call<TestAnswer>('send_test_event', { configId, text, testCode }),
   sandboxOverview: () => call<SandboxOverview>('sandbox_overview'),
   setSandboxFaults: (faults: Faults) => call<Faults>('set_sandbox_faults', { faults }),
   resetSandbox: () => call<null>('reset_sandbox'),

@@ -1,12 +1,13 @@
 // Hash routes (`#/goals`, `#/integrations?config=3`): the page and its parameters live in the
 // URL, so a view can be reopened and the back key works.
 
-export type Page = 'integrations' | 'goals' | 'log' | 'sources' | 'sandbox';
+export type Page = 'integrations' | 'goals' | 'log' | 'sources' | 'tester' | 'sandbox';
 export const pages: { page: Page; label: string }[] = [
   { page: 'integrations', label: 'Integrations' },
   { page: 'goals', label: 'Goals' },
   { page: 'log', label: 'Delivery log' },
   { page: 'sources', label: 'Sources' },
+  { page: 'tester', label: 'Tester' },
   { page: 'sandbox', label: 'Sandbox' },
 ];
 

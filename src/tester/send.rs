@@ -1,47 +1,18 @@
-//! QA's event tester: one event sent in a network's test mode (TikTok's test event code,
-//! Reddit's test id), so it shows under Test Events and not in reporting. A test send is never
-//! queued and never written to the delivery log, and its code is used for this one request and
-//! not kept. X has no test mode: whatever reaches it is a live conversion, so it is refused.
+//! A test send: the one request an event makes to a config in the network's test mode, and
+//! the network's answer in words.
 
 use serde::Serialize;
 use serde_json::Value;
 
+use super::TesterError;
 use crate::delivery::send::{exchange, Exchange};
 use crate::delivery::Credential;
 use crate::identity::PhoneCountry;
-use crate::model::{ApiError, ConversionEvent, Network, PostbackConfig};
+use crate::model::{ConversionEvent, Network, PostbackConfig};
 use crate::networks::{self, ItemOutcome, Request};
 
 /// Longest test code accepted: the networks' codes are short (`TEST12345`).
 const MAX_TEST_CODE: usize = 64;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TesterError {
-    #[error(
-        "{} has no test mode: an event sent to it counts as a live conversion; use preview to see the request instead",
-        .0.display_name()
-    )]
-    NoTestMode(Network),
-    #[error("{0}")]
-    TestCode(String),
-    /// The event would not be sent at all (the skip's words).
-    #[error("this event is not sent to {}: {}", .0.display_name(), .1)]
-    Skipped(Network, String),
-    #[error("{0}")]
-    Unreachable(String),
-}
-
-impl From<TesterError> for ApiError {
-    fn from(e: TesterError) -> Self {
-        let message = e.to_string();
-        match e {
-            TesterError::NoTestMode(_) => ApiError::new("no_test_mode", message).on_field("config"),
-            TesterError::TestCode(_) => ApiError::new("invalid_input", message).on_field("test_code"),
-            TesterError::Skipped(..) => ApiError::new("skipped", message).on_field("event"),
-            TesterError::Unreachable(_) => ApiError::new("network_unreachable", message),
-        }
-    }
-}
 
 /// What the network said to a test send.
 #[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
@@ -131,6 +102,7 @@ pub async fn send_test(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ApiError;
     use serde_json::json;
 
     fn config(doc: Value) -> PostbackConfig {
