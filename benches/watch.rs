@@ -192,9 +192,9 @@ async fn main() {
 }
 
 /// Every hour of 30 days: for three configs, the match-key counts of two event names and a
-/// count in every freshness bucket (what a busy game's traffic leaves; ~75,000 rows).
+/// count in every freshness bucket (what a busy game's traffic leaves; ~120,000 rows).
 async fn fill_hourly_counts(store: &postback::store::Store, game_id: i64, now: i64) {
-    use postback::quality::{KeySet, MatchKey};
+    use postback::quality::{count_kinds, KeySet, MatchKey, Stage};
     use postback::store::TrafficCount;
     let mut keys = KeySet::default();
     for key in MatchKey::ALL {
@@ -207,7 +207,9 @@ async fn fill_hourly_counts(store: &postback::store::Store, game_id: i64, now: i
         for config_id in 1..=3 {
             let kinds = ["purchase", "game_launch"]
                 .into_iter()
-                .flat_map(|name| postback::quality::count_kinds(keys, name).collect::<Vec<_>>())
+                .flat_map(|name| {
+                    [Stage::Queued, Stage::Delivered].into_iter().flat_map(move |stage| count_kinds(keys, name, stage))
+                })
                 .chain(postback::freshness::BOUNDS_SECS.iter().map(|b| format!("fresh:{b}")));
             counts.extend(kinds.map(|kind| TrafficCount {
                 game_id,

@@ -149,22 +149,43 @@ pub fn quality(network: Network, what: &str, counts: &KeyCounts) -> Quality {
     Quality { conversions: counts.conversions, score: Some(score), keys, fix }
 }
 
-/// The traffic-count kinds one queued conversion named `name` (goal or event) adds 1 to.
-pub fn count_kinds(keys: KeySet, name: &str) -> impl Iterator<Item = String> + '_ {
-    std::iter::once(format!("{COUNT_PREFIX}conversions:{name}"))
-        .chain(keys.iter().map(move |k| format!("{COUNT_PREFIX}{}:{name}", k.as_str())))
+/// When a conversion's keys were counted: as it was queued (before sending) or as the network
+/// accepted it (after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Queued,
+    Delivered,
+}
+
+/// The traffic-count kinds one conversion named `name` (goal or event) adds 1 to at `stage`:
+/// `match:KEY:NAME` when queued, `match:delivered:KEY:NAME` when accepted (one family, read in
+/// one range scan).
+pub fn count_kinds(keys: KeySet, name: &str, stage: Stage) -> impl Iterator<Item = String> + '_ {
+    let prefix = match stage {
+        Stage::Queued => COUNT_PREFIX.to_owned(),
+        Stage::Delivered => format!("{COUNT_PREFIX}{DELIVERED}"),
+    };
+    std::iter::once(format!("{prefix}conversions:{name}"))
+        .chain(keys.iter().map(move |k| format!("{prefix}{}:{name}", k.as_str())))
 }
 
 /// The prefix of the match-key traffic counts.
 pub const COUNT_PREFIX: &str = "match:";
+/// After [`COUNT_PREFIX`]: the counts of delivered conversions.
+const DELIVERED: &str = "delivered:";
 
-/// Match quality of one config, over all its conversions and per goal (X) or event name.
+/// Match quality of one config, over all its conversions and per goal (X) or event name: of
+/// what was queued (before sending) and of what the network accepted (after).
 #[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct ConfigQuality {
     pub config_id: i64,
     pub network: Network,
+    /// Queued conversions.
     pub overall: Quality,
     pub by_name: Vec<NamedQuality>,
+    /// Conversions the network accepted.
+    pub delivered: Quality,
+    pub delivered_by_name: Vec<NamedQuality>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
@@ -173,6 +194,9 @@ pub struct NamedQuality {
     pub quality: Quality,
 }
 
+/// Per config, per name: the key counts.
+type CountsByName = std::collections::BTreeMap<String, KeyCounts>;
+
 /// Reads the match counts among traffic counts (`(config id, kind, count)`, summed over a
 /// range) for the configs given with their networks; other kinds and configs are ignored.
 pub fn from_counts<'a>(
@@ -180,11 +204,15 @@ pub fn from_counts<'a>(
     configs: &[(i64, Network)],
 ) -> Vec<ConfigQuality> {
     use std::collections::BTreeMap;
-    let mut per: BTreeMap<i64, BTreeMap<String, KeyCounts>> = BTreeMap::new();
+    let mut queued: BTreeMap<i64, CountsByName> = BTreeMap::new();
+    let mut delivered: BTreeMap<i64, CountsByName> = BTreeMap::new();
     for (config_id, kind, count) in counts {
-        let Some((what, name)) = kind.strip_prefix(COUNT_PREFIX).and_then(|rest| rest.split_once(':')) else {
-            continue;
+        let Some(rest) = kind.strip_prefix(COUNT_PREFIX) else { continue };
+        let (per, rest) = match rest.strip_prefix(DELIVERED) {
+            Some(rest) => (&mut delivered, rest),
+            None => (&mut queued, rest),
         };
+        let Some((what, name)) = rest.split_once(':') else { continue };
         let key = MatchKey::parse(what);
         if what != "conversions" && key.is_none() {
             continue;
@@ -198,24 +226,27 @@ pub fn from_counts<'a>(
     configs
         .iter()
         .map(|&(config_id, network)| {
-            let names = per.remove(&config_id).unwrap_or_default();
-            let mut all = KeyCounts::default();
-            for counts in names.values() {
-                all.conversions += counts.conversions;
-                for (key, n) in &counts.with_key {
-                    *all.with_key.entry(*key).or_default() += n;
-                }
-            }
-            let by_name = names
-                .iter()
-                .map(|(name, counts)| NamedQuality {
-                    name: name.clone(),
-                    quality: quality(network, &plural(name), counts),
-                })
-                .collect();
-            ConfigQuality { config_id, network, overall: quality(network, "conversions", &all), by_name }
+            let (overall, by_name) = scored(network, queued.remove(&config_id).unwrap_or_default());
+            let (delivered, delivered_by_name) = scored(network, delivered.remove(&config_id).unwrap_or_default());
+            ConfigQuality { config_id, network, overall, by_name, delivered, delivered_by_name }
         })
         .collect()
+}
+
+/// One config's quality over all its names, and per name.
+fn scored(network: Network, names: CountsByName) -> (Quality, Vec<NamedQuality>) {
+    let mut all = KeyCounts::default();
+    for counts in names.values() {
+        all.conversions += counts.conversions;
+        for (key, n) in &counts.with_key {
+            *all.with_key.entry(*key).or_default() += n;
+        }
+    }
+    let by_name = names
+        .iter()
+        .map(|(name, counts)| NamedQuality { name: name.clone(), quality: quality(network, &plural(name), counts) })
+        .collect();
+    (quality(network, "conversions", &all), by_name)
 }
 
 /// "purchase" → "purchase events" for the fix's sentence (goal keys and event names alike).
@@ -277,7 +308,7 @@ mod tests {
         both.insert(Email);
         let mut rows: Vec<(i64, String, u64)> = Vec::new();
         let mut add = |config: i64, keys: KeySet, name: &str| {
-            for kind in count_kinds(keys, name) {
+            for kind in count_kinds(keys, name, Stage::Queued) {
                 rows.push((config, kind, 1));
             }
         };
@@ -300,6 +331,30 @@ mod tests {
         // Purchases: click 3/4, email 3/4 → (3 + 1.5) / 10; launches: (4 + 2) / 10.
         assert_eq!(names, [("game_launch", 1, Some(6.0)), ("purchase", 4, Some(4.5))]);
         assert_eq!((got[1].overall.conversions, got[1].overall.score), (0, None), "no traffic, no score");
+        assert_eq!((tiktok.delivered.conversions, tiktok.delivered.score), (0, None), "nothing delivered yet");
+    }
+
+    #[test]
+    fn delivered_counts_are_read_apart_from_queued_ones() {
+        let mut click = KeySet::default();
+        click.insert(MatchKey::ClickId);
+        let mut rows: Vec<(i64, String, u64)> = Vec::new();
+        rows.extend(count_kinds(click, "purchase", Stage::Queued).map(|k| (1, k, 4)));
+        rows.extend(count_kinds(KeySet::default(), "purchase", Stage::Queued).map(|k| (1, k, 6)));
+        // Of the 10 queued, the 4 with a click id were accepted, and 1 without.
+        rows.extend(count_kinds(click, "purchase", Stage::Delivered).map(|k| (1, k, 4)));
+        rows.extend(count_kinds(KeySet::default(), "purchase", Stage::Delivered).map(|k| (1, k, 1)));
+        // An event named like the stage marker is still an event name.
+        rows.extend(count_kinds(click, "delivered", Stage::Queued).map(|k| (1, k, 2)));
+        let got = from_counts(rows.iter().map(|(c, k, n)| (*c, k.as_str(), *n)), &[(1, Network::Reddit)]);
+        let q = &got[0];
+        assert_eq!(q.overall.conversions, 12);
+        assert_eq!(q.overall.keys[0].share, 0.5, "6 of 12 queued carry a click id");
+        assert_eq!(q.delivered.conversions, 5);
+        assert_eq!(q.delivered.keys[0].share, 0.8, "4 of 5 delivered carry a click id");
+        assert_eq!(q.delivered.score, Some(3.2), "Reddit: click 4 of 10 × 0.8");
+        let names: Vec<&str> = q.delivered_by_name.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["purchase"]);
     }
 
     #[test]

@@ -428,17 +428,22 @@ fn test_send_shows_under_the_test_code_and_is_never_queued_or_logged() {
 
 /// `quality` scores what was queued, from crafted events with known keys: TikTok weighs click id
 /// 4, email 2, phone 2, external id 1, IP + user agent 1 (docs/CONTRACT.md); a re-sent event
-/// and an event the config does not take count for nothing.
+/// and an event the config does not take count for nothing. After delivery it scores what the
+/// network accepted: the event too old to send is not among them.
 #[test]
-fn quality_scores_the_keys_of_queued_conversions() {
+fn quality_scores_the_keys_of_queued_then_delivered_conversions() {
     let sandbox = sandbox_process();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let run = |args: &[&str]| run_on(&data, args);
     let config_id: i64 = connect_tiktok(&data, &sandbox.1, "CQUAL000001").parse().unwrap();
+    let now = chrono::Utc::now();
     let event = |id: &str, name: &str, consent: &str, extra: &str| {
+        // q4 happened 60 days ago: queued, then failed as too old for TikTok (28 days).
+        let days = if id == "q4" { 60 } else { 0 };
+        let at = (now - chrono::Duration::days(days) - chrono::Duration::minutes(1)).to_rfc3339();
         format!(
-            r#"{{"event_id": "{id}", "name": "{name}", "occurred_at": "2026-12-01T10:00:00Z", "player_id": "p-{id}",
+            r#"{{"event_id": "{id}", "name": "{name}", "occurred_at": "{at}", "player_id": "p-{id}",
                 "consent": "{consent}"{extra}}}"#
         )
         .replace('\n', " ")
@@ -462,7 +467,12 @@ fn quality_scores_the_keys_of_queued_conversions() {
     ];
     let file = dir.path().join("quality.ndjson");
     std::fs::write(&file, lines.join("\n")).unwrap();
-    // The demo game's Reddit and X sandbox configs take some of them too.
+    // The demo game's Reddit (2) and X (3) configs send to the app's sandbox, not running here:
+    // switched off, they queue nothing and delivery can finish.
+    for other in ["2", "3"] {
+        assert_ne!(other, config_id.to_string());
+        assert!(run(&["disable", "--config", other]).status.success());
+    }
     assert_eq!(stdout_json(&run(&["import", file.to_str().unwrap()]))["events"], 5);
     std::fs::write(&file, &lines[0]).unwrap();
     assert_eq!(stdout_json(&run(&["import", file.to_str().unwrap()]))["enqueued"], 0, "q1 again: a duplicate");
@@ -489,6 +499,19 @@ fn quality_scores_the_keys_of_queued_conversions() {
     let by_name = tiktok["by_name"].as_array().unwrap();
     assert_eq!(by_name.len(), 1, "only purchases were queued: {by_name:?}");
     assert_eq!((&by_name[0]["name"], &by_name[0]["quality"]["score"]), (&Value::from("purchase"), &Value::from(6.0)));
+    assert_eq!(tiktok["delivered"]["conversions"], 0, "nothing delivered yet");
+
+    run(&["serve", "--until-idle"]);
+    let qualities = stdout_json(&run(&["quality", "--since", "1h"]));
+    let tiktok = qualities.as_array().unwrap().iter().find(|q| q["config_id"] == config_id).expect("the config");
+    assert_eq!(tiktok["overall"]["score"], 6.0, "what was queued stays");
+    let delivered = &tiktok["delivered"];
+    // q1–q3 accepted: click 3/3, email 1/3, phone 0, external id 2/3, IP + UA 1/3:
+    // (4 + 2/3 + 2/3 + 1/3) / 10 = 0.567.
+    assert_eq!(delivered["conversions"], 3, "{delivered}");
+    assert_eq!(delivered["score"], 5.7);
+    assert_eq!(delivered["fix"], "100 % of conversions carry no phone number: send the phone number (with its country code) for players at full consent");
+    assert_eq!(tiktok["delivered_by_name"][0]["name"], "purchase");
 
     let refused = run(&["quality", "--game", "77"]);
     assert_eq!(refused.status.code(), Some(1));

@@ -12,6 +12,7 @@ use super::send::{exchange, Exchange};
 use crate::freshness;
 use crate::model::{ConversionEvent, DeliveryStatus, Network};
 use crate::networks::{self, ItemOutcome, PreparedEvent, Request};
+use crate::quality::{self, KeySet};
 use crate::store::{
     Leased, NewLogEntry, Offline, Pause, RequestRecord, Retry, Settlement, StoreError, StoredConfig, TrafficCount,
 };
@@ -170,9 +171,10 @@ impl ConfigTurn {
         let mut erased = store.erased_among(&players).await?;
 
         // Decide per conversion: send, drop (erased), or fail without sending.
-        // `rows[i]` is the queue row of `prepared[i]`.
+        // `rows[i]` is the queue row of `prepared[i]`, `matched[i]` its match keys and name.
         let mut rows: Vec<&Leased> = Vec::with_capacity(leased.len());
         let mut prepared: Vec<PreparedEvent> = Vec::with_capacity(leased.len());
+        let mut matched: Vec<(KeySet, String)> = Vec::with_capacity(leased.len());
         for row in leased {
             if erased.contains(&row.player_id) {
                 s.remove.push(row.id);
@@ -197,6 +199,7 @@ impl ConfigTurn {
                 Ok(p) => {
                     rows.push(row);
                     prepared.push(p);
+                    matched.push(match_keys(&stored.config, &event, &row.goal_key));
                 }
                 Err(skip) => self.fail_unsent(&mut s, stored, row, format!("not sent: {}", skip.message)),
             }
@@ -285,6 +288,9 @@ impl ConfigTurn {
                     ItemOutcome::Success => {
                         s.done.push(row.id);
                         s.traffic.push(delivery_count(stored, freshness::fresh_kind(at - row.occurred_at)));
+                        let (keys, name) = &matched[index];
+                        let kinds = quality::count_kinds(*keys, name, quality::Stage::Delivered);
+                        s.traffic.extend(kinds.map(|kind| delivery_count(stored, kind)));
                         entry.status = DeliveryStatus::Success;
                         self.report.success += 1;
                     }
@@ -407,6 +413,15 @@ impl ConfigTurn {
 }
 
 /// One hourly count of a config's deliveries (source `delivery`: no event source's).
+/// The match keys a queued conversion carries and the name its counts go under (its X goal, else
+/// its event name). A national phone number was already read in the game's country when the
+/// event was accepted, so no default country is needed here.
+fn match_keys(config: &crate::model::PostbackConfig, event: &ConversionEvent, goal_key: &str) -> (KeySet, String) {
+    let keys = networks::Matchability::new(None).keys(config, event);
+    let name = if goal_key.is_empty() { &event.name } else { goal_key };
+    (keys, name.to_owned())
+}
+
 fn delivery_count(stored: &StoredConfig, kind: String) -> TrafficCount {
     TrafficCount { game_id: stored.game_id, source: "delivery".into(), config_id: stored.id, kind, count: 1 }
 }

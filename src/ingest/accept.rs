@@ -86,7 +86,7 @@ fn match_key_counts(
             continue;
         }
         let name = if c.goal_key.is_empty() { event.name.as_str() } else { c.goal_key.as_str() };
-        for kind in quality::count_kinds(c.keys, name) {
+        for kind in quality::count_kinds(c.keys, name, quality::Stage::Queued) {
             *counts.entry((c.config_id, kind)).or_default() += 1;
         }
     }

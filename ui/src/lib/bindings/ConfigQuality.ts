@@ -4,6 +4,15 @@ import type { Network } from "./Network";
 import type { Quality } from "./Quality";
 
 /**
- * Match quality of one config, over all its conversions and per goal (X) or event name.
+ * Match quality of one config, over all its conversions and per goal (X) or event name: of
+ * what was queued (before sending) and of what the network accepted (after).
  */
-export type ConfigQuality = { config_id: number, network: Network, overall: Quality, by_name: Array<NamedQuality>, };
+export type ConfigQuality = { config_id: number, network: Network, 
+/**
+ * Queued conversions.
+ */
+overall: Quality, by_name: Array<NamedQuality>, 
+/**
+ * Conversions the network accepted.
+ */
+delivered: Quality, delivered_by_name: Array<NamedQuality>, };
