@@ -19,8 +19,8 @@ const OVER: &str = "over";
 
 /// The traffic-count kind of one conversion accepted `delay_ms` after its event.
 pub fn fresh_kind(delay_ms: i64) -> String {
-    let secs_ceiling = delay_ms.max(0) / 1000;
-    match BOUNDS_SECS.iter().find(|&&bound| secs_ceiling < bound) {
+    let secs = delay_ms.max(0) / 1000;
+    match BOUNDS_SECS.iter().find(|&&bound| secs < bound) {
         Some(bound) => format!("{FRESH}{bound}"),
         None => format!("{FRESH}{OVER}"),
     }

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod connect;
+pub mod deadline;
 pub mod delivery;
 pub mod freshness;
 mod http_errors;

@@ -241,3 +241,50 @@ on_both_engines! {
         writer.await.unwrap();
     }
 }
+
+on_both_engines! {
+    /// The waiting conversions' ages, as the acceptance-window warning reads them: the oldest
+    /// event time and how many happened before a cutoff; in-flight rows wait too, delivered ones
+    /// and other configs' do not.
+    async fn queued_age_reads_the_oldest_waiting_conversion_and_those_before_a_cutoff(store: Store) {
+        const DAY: i64 = 86_400_000;
+        let (game, config) = tiktok_config(&store).await;
+        let reddit = PostbackConfig::from_json(&json!({"network": "reddit", "pixel_id": "a2_abc",
+            "trigger_events": ["purchase"], "base_url": "http://127.0.0.1:9"}))
+        .unwrap();
+        let other = store.create_config(game, &reddit, Some("ref2")).await.unwrap();
+        let at = |days_ago: i64, id: &str| {
+            let when = chrono::DateTime::from_timestamp_millis(NOW - days_ago * DAY).unwrap().to_rfc3339();
+            ConversionEvent::from_json(&json!({"event_id": id, "name": "purchase", "occurred_at": when,
+                "player_id": "p", "consent": "full"}))
+            .unwrap()
+        };
+        let events = [at(10, "e1"), at(5, "e2"), at(2, "e3"), at(0, "e4")];
+        let mut items: Vec<NewDelivery> = events.iter().map(|e| NewDelivery::new(config, e)).collect();
+        let older = at(20, "r1");
+        items.push(NewDelivery::new(other, &older));
+        store.enqueue(&items, NOW).await.unwrap();
+
+        let age = store.queued_age(config, NOW - 3 * DAY).await.unwrap();
+        assert_eq!((age.oldest_occurred_ms, age.before_cutoff), (Some(NOW - 10 * DAY), 2));
+        assert_eq!(store.queued_age(config, NOW - 30 * DAY).await.unwrap().before_cutoff, 0);
+
+        // In flight still waits; once e1 is delivered, e2 is the oldest.
+        let leased = store.claim(config, "t1", NOW, 60_000, 10).await.unwrap();
+        assert_eq!(store.queued_age(config, NOW - 3 * DAY).await.unwrap().before_cutoff, 2);
+        let e1 = leased.iter().find(|l| l.event_id == "e1").unwrap().id;
+        store
+            .settle(postback::store::Settlement {
+                lease_token: "t1".into(),
+                at: NOW + 1,
+                done: vec![e1],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let age = store.queued_age(config, NOW - 3 * DAY).await.unwrap();
+        assert_eq!((age.oldest_occurred_ms, age.before_cutoff), (Some(NOW - 5 * DAY), 1));
+        let age = store.queued_age(other, NOW - 3 * DAY).await.unwrap();
+        assert_eq!((age.oldest_occurred_ms, age.before_cutoff), (Some(NOW - 20 * DAY), 1));
+    }
+}

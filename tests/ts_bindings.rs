@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use postback::connect::{Saved, TokenIntegrationInput, Validation, XAuthMethod};
+use postback::deadline::QueueDeadline;
 use postback::freshness::Freshness;
 use postback::ingest::demo::DemoStats;
 use postback::ingest::server::IngestStatus;
@@ -122,6 +123,7 @@ fn typescript_bindings_are_fresh() {
         check::<KeyShare>(&cfg, update),
         check::<MatchKey>(&cfg, update),
         check::<Freshness>(&cfg, update),
+        check::<QueueDeadline>(&cfg, update),
         check::<EventCheck>(&cfg, update),
         check::<ConfigCheck>(&cfg, update),
         check::<EventProblem>(&cfg, update),

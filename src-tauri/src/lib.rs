@@ -42,6 +42,7 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::log::log_diagnostics,
         commands::log::match_quality,
         commands::log::freshness,
+        commands::log::queue_deadlines,
         commands::log::replay_log_rows,
         commands::log::replay_filtered,
         commands::log::alert_threshold,

@@ -1,10 +1,12 @@
 //! Live updates: every batch of log rows the dispatcher writes goes to the window as a
 //! `log-appended` event (no re-query of the page), and worth-knowing changes become desktop
 //! notifications: a config failing on credentials, the last hour's success rate below the
-//! user's threshold.
+//! user's threshold, queued conversions whose acceptance window closes within 24 h.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
+use postback::deadline::DeadlineAlerts;
 use postback::delivery::now_ms;
 use postback::store::Store;
 use postback::watch::alerts::{Alert, AlertState};
@@ -12,18 +14,48 @@ use postback::watch::Watch;
 use tauri::{Emitter, Runtime};
 use tauri_plugin_notification::NotificationExt;
 
-/// The task that forwards the open workspace's log; a switch replaces it.
+/// How often queued conversions are checked against their acceptance windows (they close
+/// over days; the warning comes 24 h ahead).
+const DEADLINE_CHECK: Duration = Duration::from_secs(10 * 60);
+
+/// The tasks that follow the open workspace (its log, its queue's deadlines); a switch
+/// replaces them.
 #[derive(Default)]
-pub struct LiveLog(std::sync::Mutex<Option<tauri::async_runtime::JoinHandle<()>>>);
+pub struct LiveLog(std::sync::Mutex<Vec<tauri::async_runtime::JoinHandle<()>>>);
 
 impl LiveLog {
-    /// Forwards `store`'s log from now on (and no longer the previous workspace's).
+    /// Follows `store` from now on (and no longer the previous workspace).
     pub fn follow<R: Runtime>(&self, app: &tauri::AppHandle<R>, store: Store) {
-        let task = forward_log(app, store);
-        if let Some(old) = self.0.lock().unwrap_or_else(|p| p.into_inner()).replace(task) {
-            old.abort();
+        let tasks = vec![forward_log(app, store.clone()), watch_deadlines(app, store)];
+        let old = std::mem::replace(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()), tasks);
+        for task in old {
+            task.abort();
         }
     }
+}
+
+/// Every [`DEADLINE_CHECK`], each game's configs: a notification when queued conversions newly
+/// reach the last 24 h of their network's acceptance window.
+fn watch_deadlines<R: Runtime>(app: &tauri::AppHandle<R>, store: Store) -> tauri::async_runtime::JoinHandle<()> {
+    let app = app.clone();
+    let watch = Watch::new(store.clone());
+    tauri::async_runtime::spawn(async move {
+        let mut alerts = DeadlineAlerts::default();
+        loop {
+            for game in store.games().await.unwrap_or_default() {
+                let Ok(deadlines) = watch.deadlines(game.id, now_ms()).await else { continue };
+                for d in alerts.evaluate(&deadlines) {
+                    let network = d.network.display_name();
+                    let title = format!("{network}: queued conversions about to expire");
+                    let body = format!("{}: {}", game.name, d.warning.as_deref().unwrap_or_default());
+                    if let Err(e) = app.notification().builder().title(title).body(body).show() {
+                        tracing::warn!(error = %e, "a desktop notification could not be shown");
+                    }
+                }
+            }
+            tokio::time::sleep(DEADLINE_CHECK).await;
+        }
+    })
 }
 
 fn forward_log<R: Runtime>(app: &tauri::AppHandle<R>, store: Store) -> tauri::async_runtime::JoinHandle<()> {

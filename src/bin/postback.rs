@@ -82,6 +82,8 @@ enum Command {
     Quality(cli::QualityArgs),
     /// Delays from event to acceptance per config over a range (p50, p95) and expired conversions, as JSON
     Freshness(cli::QualityArgs),
+    /// Queued conversions against each network's acceptance window: when the oldest closes, how many close within 24 h, as JSON
+    Deadlines(cli::QualityArgs),
     /// Send synthetic players' events through the ingest API at a steady rate
     Demo(cli::DemoArgs),
     /// Games: list, create, rename, delete, use, default-country
@@ -162,6 +164,7 @@ fn main() -> ExitCode {
         Command::Log(args) => with_runtime(cli::log(workspace, args)),
         Command::Quality(args) => with_runtime(reported(cli::quality(workspace, args))),
         Command::Freshness(args) => with_runtime(reported(cli::freshness(workspace, args))),
+        Command::Deadlines(args) => with_runtime(reported(cli::deadlines(workspace, args))),
         Command::Demo(args) => with_runtime(reported(cli::demo(workspace, args))),
         Command::Games(command) => with_runtime(cli::games(workspace, command)),
         Command::Goals(args) => with_runtime(cli::goals(workspace, args)),

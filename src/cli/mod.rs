@@ -17,7 +17,7 @@ mod tester;
 mod workspace;
 pub use connect::{connect_command, disconnect, validate_command, ConnectArgs, ValidateArgs};
 pub use log::{log, LogArgs, LogFormat};
-pub use quality::{freshness, quality, QualityArgs};
+pub use quality::{deadlines, freshness, quality, QualityArgs};
 pub use setup::{games, goals, map_tag, set_enabled, set_triggers, GamesCommand, GoalsArgs, MapTagArgs};
 pub use span::parse_span;
 pub use team::{workspace_command, WorkspaceCommand};

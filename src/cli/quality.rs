@@ -1,8 +1,9 @@
 //! `postback quality [--game ID] [--since 24h]`: each config's match quality over the range,
 //! from what was queued: per match key the share of conversions carrying it, a 0–10 score and
 //! the one fix that raises it most (docs/CONTRACT.md, "Match quality"). `postback freshness`:
-//! each config's delays from event to acceptance (p50, p95) and its expired conversions. JSON
-//! on stdout.
+//! each config's delays from event to acceptance (p50, p95) and its expired conversions.
+//! `postback deadlines`: each config's queued conversions against the network's acceptance
+//! window (`--since` is not used). JSON on stdout.
 
 use super::{open, parse_span, CliResult, Workspace};
 use crate::delivery::now_ms;
@@ -29,6 +30,14 @@ pub async fn quality(workspace: &Workspace, args: QualityArgs) -> CliResult {
 pub async fn freshness(workspace: &Workspace, args: QualityArgs) -> CliResult {
     print_range(workspace, &args, |watch, game, since, until| async move {
         serde_json::to_value(watch.freshness(game, since, until).await.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+pub async fn deadlines(workspace: &Workspace, args: QualityArgs) -> CliResult {
+    print_range(workspace, &args, |watch, game, _, now| async move {
+        serde_json::to_value(watch.deadlines(game, now - 1).await.map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())
     })
     .await

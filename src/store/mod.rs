@@ -761,6 +761,15 @@ impl Store {
         }
     }
 
+    /// A config's waiting conversions by event time: the oldest, and how many happened before
+    /// `cutoff_ms` (epoch ms). From an index, whatever the backlog.
+    pub async fn queued_age(&self, config_id: i64, cutoff_ms: i64) -> Result<QueuedAge, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(engine) => engine.queued_age(config_id, cutoff_ms).await,
+            Engine::Postgres(engine) => engine.queued_age(config_id, cutoff_ms).await,
+        }
+    }
+
     /// The earliest time a waiting row of an active config may run: its backoff time (not before
     /// its config's network is probed again), or the end of a lease (perhaps of a dispatcher
     /// that died). `None`: nothing waits. Index lookups only, per config.

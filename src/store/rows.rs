@@ -258,6 +258,14 @@ pub struct StoredRequest {
 }
 
 /// One counter to add to an hour.
+/// A config's waiting conversions by age: the oldest one's event time and how many happened
+/// before a cutoff.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueuedAge {
+    pub oldest_occurred_ms: Option<i64>,
+    pub before_cutoff: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrafficCount {
     pub game_id: i64,

@@ -137,6 +137,22 @@ impl Watch {
         Ok(crate::freshness::from_counts(counts, &configs))
     }
 
+    /// Each of a game's configs' waiting conversions against the network's acceptance window:
+    /// when the oldest closes, how many close within 24 h, and the warning. Index reads only.
+    pub async fn deadlines(
+        &self,
+        game_id: i64,
+        now_ms: i64,
+    ) -> Result<Vec<crate::deadline::QueueDeadline>, WatchError> {
+        let mut deadlines = Vec::new();
+        for stored in self.store.configs(game_id).await? {
+            let network = stored.config.network();
+            let age = self.store.queued_age(stored.id, crate::deadline::cutoff(network, now_ms)).await?;
+            deadlines.push(crate::deadline::deadline(stored.id, network, age, now_ms));
+        }
+        Ok(deadlines)
+    }
+
     /// Attempts of the last hour of one config (alerts).
     pub async fn last_hour(&self, config_id: i64, now_ms: i64) -> Result<LogTotals, WatchError> {
         let filter =

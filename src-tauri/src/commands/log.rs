@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use postback::deadline::QueueDeadline;
 use postback::delivery::now_ms;
 use postback::freshness::Freshness;
 use postback::model::{ApiError, LogDetail, LogEntry, LogFilter, LogSummary};
@@ -62,6 +63,13 @@ pub async fn freshness(
     until_ms: Option<i64>,
 ) -> Result<Vec<Freshness>, ApiError> {
     Ok(state.now().watch.freshness(game_id, since_ms, until_ms.unwrap_or(now_ms() + 1)).await?)
+}
+
+/// Each of a game's configs' queued conversions against the network's acceptance window (the
+/// card warns when some close within 24 h).
+#[tauri::command]
+pub async fn queue_deadlines(state: State<'_, AppState>, game_id: i64) -> Result<Vec<QueueDeadline>, ApiError> {
+    Ok(state.now().watch.deadlines(game_id, now_ms()).await?)
 }
 
 /// Re-queues the selected rows' conversions (failed or given up) under their own event ids.

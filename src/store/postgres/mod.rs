@@ -199,6 +199,20 @@ impl PgStore {
         self.players.key(player_id)
     }
 
+    pub async fn queued_age(&self, config_id: i64, cutoff_ms: i64) -> Result<super::QueuedAge, StoreError> {
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT (SELECT MIN(occurred_at) FROM queue WHERE config_id = $1 AND state = 'ready'),
+                    (SELECT COUNT(*) FROM queue WHERE config_id = $1 AND state = 'ready' AND occurred_at < $2)",
+        )
+        .bind(config_id)
+        .bind(cutoff_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        let before: i64 = row.get(1);
+        Ok(super::QueuedAge { oldest_occurred_ms: row.get(0), before_cutoff: u64::try_from(before).unwrap_or(0) })
+    }
+
     /// Conversions of a config still waiting to be delivered (ready or in flight).
     pub async fn pending_count(&self, config_id: i64) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue WHERE config_id = $1 AND state = 'ready'")

@@ -8,6 +8,7 @@ import type { ConfigSummary } from './bindings/ConfigSummary';
 import type { EngineState } from './bindings/EngineState';
 import type { EventCheck } from './bindings/EventCheck';
 import type { Freshness } from './bindings/Freshness';
+import type { QueueDeadline } from './bindings/QueueDeadline';
 import type { Game } from './bindings/Game';
 import type { GameUsage } from './bindings/GameUsage';
 import type { Goal } from './bindings/Goal';
@@ -122,6 +123,9 @@ export const backend = {
   /** Per config: delays from event to acceptance (p50, p95) and the conversions that went too old. */
   freshness: (gameId: number, sinceMs: number, untilMs: number | null = null) =>
     call<Freshness[]>('freshness', { gameId, sinceMs, untilMs }),
+  /** Per config: when the oldest queued conversion's acceptance window closes, how many close
+   *  within 24 h, and the warning. */
+  queueDeadlines: (gameId: number) => call<QueueDeadline[]>('queue_deadlines', { gameId }),
   /** Re-queues the selected rows (failed / given up) under their own event ids; how many. */
   replayLogRows: (ids: number[]) => call<number>('replay_log_rows', { ids }),
   /** Re-queues every failed / given-up conversion the filter shows; how many. */
