@@ -1,7 +1,7 @@
 //! Delivery log viewer figures on this machine: bytes per delivered event after real
 //! deliveries to the sandbox; on a 5,000,000-row log, the first filtered page as the window's
 //! command produces it (query + JSON serialisation), the 30-day chart query, and a CSV export
-//! of 1,000,000 rows (time and RSS). `cargo bench --bench watch` (`BENCH_SCALE=0.1` quick;
+//! of 1,000,000 rows (time and RSS); match quality, freshness and queued deadlines. `cargo bench --bench watch` (`BENCH_SCALE=0.1` quick;
 //! `-- --database URL` on PostgreSQL, common/mod.rs).
 
 use std::sync::atomic::AtomicBool;
@@ -168,6 +168,23 @@ async fn main() {
         println!("30-day {name} per config (from hourly counts): p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms");
     }
 
+    // Queued conversions against their acceptance windows: a backlog waiting for weeks (a
+    // network offline), its event times spread over 30 days, read from the waiting rows' index.
+    let backlog = scale(300_000, 1000);
+    fill_backlog(&store, &[config_id], backlog, now).await;
+    let mut times = Vec::new();
+    let mut closing = 0;
+    for _ in 0..40 {
+        let started = Instant::now();
+        let deadlines = watch.deadlines(game.id, now_ms()).await.expect("deadlines");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        closing = deadlines.iter().map(|d| d.closing).sum();
+    }
+    let (p50, p95, max) = percentiles(times);
+    println!(
+        "queued deadlines per config ({backlog} waiting, {closing} closing within 24 h): p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms"
+    );
+
     // CSV export of ~1 M rows (the newest 6 days of 30), sampling RSS as it goes.
     let target = scale(1_000_000, 1000);
     let span = (30 * DAY) as f64 * target as f64 / rows as f64;
@@ -189,6 +206,30 @@ async fn main() {
         written as f64 / seconds
     );
     store.close().await;
+}
+
+/// `n` conversions waiting for each config, their events spread evenly over the last 30 days.
+async fn fill_backlog(store: &postback::store::Store, configs: &[i64], n: u64, now_ms: i64) {
+    use postback::store::NewDelivery;
+    let started = Instant::now();
+    let mut players = Players::new(11);
+    let now = chrono::DateTime::from_timestamp_millis(now_ms).expect("now");
+    let step = 30 * DAY / n as i64;
+    for chunk in (0..n).collect::<Vec<u64>>().chunks(5000) {
+        let events: Vec<ConversionEvent> = chunk
+            .iter()
+            .map(|&i| {
+                let at = now - chrono::Duration::milliseconds(i as i64 * step);
+                let mut doc = players.next_event(at);
+                doc["event_id"] = serde_json::Value::from(format!("backlog-{i}"));
+                ConversionEvent::from_json(&doc).expect("demo event")
+            })
+            .collect();
+        let items: Vec<NewDelivery> =
+            events.iter().flat_map(|e| configs.iter().map(move |&c| NewDelivery::new(c, e))).collect();
+        store.enqueue(&items, now_ms).await.expect("enqueue");
+    }
+    println!("backlog: {n} events × {} configs queued in {:.1} s", configs.len(), started.elapsed().as_secs_f64());
 }
 
 /// Every hour of 30 days: for three configs, the match-key counts of two event names and a

@@ -72,7 +72,7 @@ macro_rules! traffic {
                     $byte_order,
                     " >= $2 AND kind",
                     $byte_order,
-                    " < $3 AND hour >= $4 AND hour < $5 GROUP BY config_id, kind"
+                    " < $3 AND hour >= $4 AND hour < $5 GROUP BY kind, config_id"
                 ))
                 .bind(game_id)
                 .bind(prefix)
