@@ -152,6 +152,8 @@ async fn main() {
     // Match quality and freshness over the same 30 days: read from the hourly counts that such a
     // log's traffic leaves (three configs, two event names, every key and delay bucket, each hour).
     fill_hourly_counts(&store, game.id, now).await;
+    // As autovacuum would after such a write (PostgreSQL; nothing on SQLite).
+    store.refresh_statistics().await.expect("statistics");
     let watch = postback::watch::Watch::new(store.clone());
     for name in ["match quality", "freshness"] {
         let mut times = Vec::new();

@@ -36,8 +36,8 @@ pub async fn freshness(workspace: &Workspace, args: QualityArgs) -> CliResult {
 }
 
 pub async fn deadlines(workspace: &Workspace, args: QualityArgs) -> CliResult {
-    print_range(workspace, &args, |watch, game, _, now| async move {
-        serde_json::to_value(watch.deadlines(game, now - 1).await.map_err(|e| e.to_string())?)
+    print_range(workspace, &args, |watch, game, _, _| async move {
+        serde_json::to_value(watch.deadlines(game, now_ms()).await.map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())
     })
     .await

@@ -412,7 +412,6 @@ impl ConfigTurn {
     }
 }
 
-/// One hourly count of a config's deliveries (source `delivery`: no event source's).
 /// The match keys a queued conversion carries and the name its counts go under (its X goal, else
 /// its event name). A national phone number was already read in the game's country when the
 /// event was accepted, so no default country is needed here.
@@ -422,6 +421,7 @@ fn match_keys(config: &crate::model::PostbackConfig, event: &ConversionEvent, go
     (keys, name.to_owned())
 }
 
+/// One hourly count of a config's deliveries (source `delivery`: no event source's).
 fn delivery_count(stored: &StoredConfig, kind: String) -> TrafficCount {
     TrafficCount { game_id: stored.game_id, source: "delivery".into(), config_id: stored.id, kind, count: 1 }
 }

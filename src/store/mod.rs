@@ -879,6 +879,15 @@ impl Store {
         }
     }
 
+    /// The steady state after a bulk write (a benchmark's fill, a large import): on PostgreSQL
+    /// what autovacuum does in its own time (VACUUM, ANALYZE); nothing on SQLite.
+    pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(()),
+            Engine::Postgres(engine) => engine.refresh_statistics().await,
+        }
+    }
+
     /// One family of a game's counters (kinds starting with `prefix`, e.g. `fresh:`) summed over
     /// `[since, until)` per config and kind: `(config id, kind, count)`.
     pub async fn traffic_family(

@@ -99,6 +99,18 @@ test('the demo: live log, a revoked TikTok token shows on its card, rotating it 
   await until(browser, async () => /\d+\.\d \/ 10/.test(await textOf(browser, `${card('tiktok')} [data-testid="quality"]`)), 20000,
     "the TikTok card's match quality");
   assert.match(await textOf(browser, `${card('tiktok')} [data-testid="quality-fix"]`), /\d+ % of conversions carry no \w+/);
+  // How soon the networks accepted them.
+  await until(browser, async () => await browser.$(`${card('tiktok')} [data-testid="freshness"]`).isExisting(), 20000, 'freshness');
+  assert.match(await textOf(browser, `${card('tiktok')} [data-testid="freshness"]`), /^half within ≤ \d+ (s|min), 95 % within ≤ \d+ (s|min)$/);
+  // After delivery too, and per event: launches and purchases apart.
+  await until(browser, async () => await browser.$(`${card('tiktok')} [data-testid="quality-accepted"]`).isExisting(), 20000,
+    'the score of what TikTok accepted');
+  await until(browser, async () => await browser.$(`${card('tiktok')} [data-testid="quality-by-name"]`).isExisting(), 20000,
+    'both event names');
+  await browser.$(`${card('tiktok')} [data-testid="quality-by-name"] summary`).click();
+  const byName = await textOf(browser, `${card('tiktok')} [data-testid="quality-by-name"]`);
+  assert.match(byName, /game_launch: \d+\.\d \/ 10 of \d+ queued/);
+  assert.match(byName, /purchase: \d+\.\d \/ 10 of \d+ queued/);
   await screenshot(browser, 'integrations-demo');
 
   // The delivery log fills while it is open: no reload.

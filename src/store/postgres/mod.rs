@@ -213,6 +213,12 @@ impl PgStore {
         Ok(super::QueuedAge { oldest_occurred_ms: row.get(0), before_cutoff: u64::try_from(before).unwrap_or(0) })
     }
 
+    pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        // VACUUM too: it marks the pages all-visible, so index-only scans read no table rows.
+        sqlx::query("VACUUM (ANALYZE)").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Conversions of a config still waiting to be delivered (ready or in flight).
     pub async fn pending_count(&self, config_id: i64) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue WHERE config_id = $1 AND state = 'ready'")

@@ -67,12 +67,17 @@ macro_rules! traffic {
                 since_ms: i64,
                 until_ms: i64,
             ) -> Result<Vec<(i64, String, u64)>, StoreError> {
+                // Grouped in the index's order (byte order too): the sums stream without a sort.
                 let rows: Vec<(i64, String, i64)> = sqlx::query_as(concat!(
-                    "SELECT config_id, kind, CAST(SUM(count) AS BIGINT) FROM traffic WHERE game_id = $1 AND kind",
+                    "SELECT config_id, kind",
+                    $byte_order,
+                    ", CAST(SUM(count) AS BIGINT) FROM traffic WHERE game_id = $1 AND kind",
                     $byte_order,
                     " >= $2 AND kind",
                     $byte_order,
-                    " < $3 AND hour >= $4 AND hour < $5 GROUP BY kind, config_id"
+                    " < $3 AND hour >= $4 AND hour < $5 GROUP BY kind",
+                    $byte_order,
+                    ", config_id"
                 ))
                 .bind(game_id)
                 .bind(prefix)
