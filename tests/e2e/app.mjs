@@ -1,7 +1,7 @@
 // Drives the real app window: tauri-driver (WebKitWebDriver underneath) on loopback, a
 // WebdriverIO session per app launch, and the helpers the end-to-end tests share.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -55,11 +55,24 @@ export async function launch(env) {
     browser,
     started,
     async close() {
-      // Closing occasionally drops the connection with WebKitWebDriver: not a test failure.
+      // Closing occasionally drops the connection with WebKitWebDriver: not a test failure, but
+      // then the app may outlive its driver and, holding the single-instance lock, keep every
+      // later launch from starting. It is stopped here, whatever happened.
       await browser.deleteSession().catch(() => {});
       driver.kill();
+      await stopLeftoverApp();
     },
   };
+}
+
+/** Stops an instance of the app under test still running (TERM, then KILL after 5 s). */
+async function stopLeftoverApp() {
+  const pattern = `^${application}( |$)`;
+  const running = () => spawnSync('pgrep', ['-f', pattern]).status === 0;
+  if (!running()) return;
+  spawnSync('pkill', ['-TERM', '-f', pattern]);
+  for (let waited = 0; waited < 5000 && running(); waited += 100) await sleep(100);
+  if (running()) spawnSync('pkill', ['-KILL', '-f', pattern]);
 }
 
 /** The card of one network on the Integrations page. */

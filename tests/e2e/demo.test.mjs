@@ -99,6 +99,16 @@ test('the demo: live log, a revoked TikTok token shows on its card, rotating it 
   await until(browser, async () => /\d+\.\d \/ 10/.test(await textOf(browser, `${card('tiktok')} [data-testid="quality"]`)), 20000,
     "the TikTok card's match quality");
   assert.match(await textOf(browser, `${card('tiktok')} [data-testid="quality-fix"]`), /\d+ % of conversions carry no \w+/);
+
+  // The delivery log fills while it is open: no reload.
+  await openPage('log', 'Delivery log');
+  const rows = async () => (await browser.$$('[data-testid="log-table"] .row[data-status="success"]')).length;
+  await until(browser, async () => (await rows()) >= 1, 20000, 'the first delivered rows');
+  const first = await rows();
+  await until(browser, async () => (await rows()) > first, 20000, 'more rows, live');
+
+  // Back on the cards once deliveries are under way.
+  await openPage('integrations', 'Integrations');
   // How soon the networks accepted them.
   await until(browser, async () => await browser.$(`${card('tiktok')} [data-testid="freshness"]`).isExisting(), 20000, 'freshness');
   assert.match(await textOf(browser, `${card('tiktok')} [data-testid="freshness"]`), /^half within ≤ \d+ (s|min), 95 % within ≤ \d+ (s|min)$/);
@@ -112,13 +122,6 @@ test('the demo: live log, a revoked TikTok token shows on its card, rotating it 
   assert.match(byName, /game_launch: \d+\.\d \/ 10 of \d+ queued/);
   assert.match(byName, /purchase: \d+\.\d \/ 10 of \d+ queued/);
   await screenshot(browser, 'integrations-demo');
-
-  // The delivery log fills while it is open: no reload.
-  await openPage('log', 'Delivery log');
-  const rows = async () => (await browser.$$('[data-testid="log-table"] .row[data-status="success"]')).length;
-  await until(browser, async () => (await rows()) >= 1, 20000, 'the first delivered rows');
-  const first = await rows();
-  await until(browser, async () => (await rows()) > first, 20000, 'more rows, live');
 
   // Revoke TikTok's token in the sandbox: its answers become 401.
   await openPage('sandbox', 'Sandbox');
